@@ -1,0 +1,63 @@
+# Madina: `make run` brings the city up, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+PROTOS := $(shell find proto -name '*.proto')
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: install run test test-unit test-integration proto proto-check lint bench system-deps clean help
+.DEFAULT_GOAL := help
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed madina_proto/.generated ## create .venv from the lock files and generate contracts
+
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet uv==$(UV_VERSION)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements.lock requirements-dev.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	@touch $@
+
+madina_proto/.generated: $(VENV)/.installed $(PROTOS) tools/gen_proto.py
+	$(PY) tools/gen_proto.py > /dev/null
+	@touch $@
+
+proto: $(VENV)/.installed ## regenerate protobuf and gRPC code
+	$(PY) tools/gen_proto.py > /dev/null
+	@touch madina_proto/.generated
+
+proto-check: install ## fail if generated code is stale; buf lint when buf is available
+	@rm -rf .make/proto-check && mkdir -p .make && $(PY) tools/gen_proto.py --out .make/proto-check > /dev/null
+	@diff -r -x __pycache__ -x .generated madina_proto .make/proto-check > /dev/null || \
+	  { echo "madina_proto is stale: did you forget to run 'make proto'?"; exit 1; }
+	@if npm install --no-audit --no-fund --silent >/dev/null 2>&1 && command -v buf >/dev/null; then \
+	  (cd proto && buf lint) && echo "buf lint: ok"; \
+	else echo "buf lint: skipped (npm could not install @bufbuild/buf)"; fi
+	@echo "proto-check: generated code is current"
+
+system-deps: ## Debian packages the browser tests need (headless chromium)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install ## ruff, and mypy on madina/ and services/
+	$(VENV)/bin/ruff check madina services tests bench tools
+	$(VENV)/bin/mypy madina services
+
+test: install system-deps proto-check ## every test: unit, integration, e2e (Docker-only tests skip with a reason)
+	$(PY) -m pytest -ra --durations=15
+
+test-unit: install ## unit tests only
+	$(PY) -m pytest -q tests/unit
+
+run: install ## the whole city on this machine: broker, services, simulator, dashboard
+	$(PY) -m madina up
+
+bench: install ## benchmarks under bench/ (results in bench/results/)
+	$(PY) -m bench
+
+clean: ## remove local state (data/) and build leftovers
+	rm -rf data .make .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from madina.cli import main
+
+sys.exit(main())

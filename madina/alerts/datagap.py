@@ -1,0 +1,153 @@
+"""Data-gap alerts: a source that stops reporting is itself an alert.
+
+A silent sensor looks exactly like clean air to threshold rules, so silence longer than
+``expected_interval * gap_factor`` (or an explicit ``max_silence``) raises rule ``data-gap``
+through the same episode machine as any other rule, and the next observation clears it.
+
+Silence is only measurable against a clock. Domain code has no wall clock, so
+:func:`check_silence` takes ``now`` from the caller; pass an event-time watermark (for example
+the newest event time seen across the city) rather than ``datetime.now()`` if the outcome must
+be identical on replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from madina.alerts.episode import EpisodePolicy, EpisodeState, Evaluation, step
+from madina.alerts.model import AlertTransition, Severity
+from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+
+DATA_GAP_RULE_ID = "data-gap"
+
+# Clearing is immediate (the data is back) and repeating "still silent" adds nothing.
+_GAP_EPISODE_POLICY = EpisodePolicy(clear_after=timedelta(0), update_interval=None)
+
+
+@dataclass(frozen=True)
+class DataGapPolicy:
+    """How long a source may stay silent before it is reported."""
+
+    expected_interval: timedelta
+    gap_factor: float = 3.0
+    max_silence: timedelta | None = None
+    """Overrides ``expected_interval * gap_factor`` when set."""
+    severity: Severity = Severity.WARNING
+
+    def __post_init__(self) -> None:
+        if self.expected_interval <= timedelta(0):
+            raise ValueError("expected_interval must be positive")
+        if self.gap_factor <= 0:
+            raise ValueError("gap_factor must be positive")
+        if self.max_silence is not None and self.max_silence <= timedelta(0):
+            raise ValueError("max_silence must be positive")
+
+    @property
+    def silence_limit(self) -> timedelta:
+        """Longest silence tolerated without an alert."""
+        if self.max_silence is not None:
+            return self.max_silence
+        return self.expected_interval * self.gap_factor
+
+
+@dataclass(frozen=True)
+class DataGapState:
+    """Last observation time of one source plus its ``data-gap`` episode."""
+
+    episode: EpisodeState
+    last_observation_time: datetime | None = None
+
+    @classmethod
+    def new(cls, domain: str, source_id: str) -> DataGapState:
+        return cls(episode=EpisodeState(domain=domain, source_id=source_id, rule_id=DATA_GAP_RULE_ID))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episode": self.episode.to_dict(),
+            "last_observation_time": time_to_text(self.last_observation_time),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataGapState:
+        return cls(
+            episode=EpisodeState.from_dict(data["episode"]),
+            last_observation_time=time_from_text(data.get("last_observation_time")),
+        )
+
+
+def record_observation(
+    state: DataGapState, observe_time: datetime, metadata: Mapping[str, str] | None = None
+) -> tuple[DataGapState, AlertTransition | None]:
+    """Note that the source reported at ``observe_time``; clears an open gap if this is new data.
+
+    Only an observation newer than the last one counts as the source coming back: a straggler
+    from before the gap proves nothing about the present.
+    """
+    observe_time = require_utc(observe_time, "observe_time")
+    previous = state.last_observation_time
+    if previous is not None and observe_time <= previous:
+        return state, None
+    state = replace(state, last_observation_time=observe_time)
+    if not state.episode.active or previous is None:
+        return state, None
+    # The gap was raised at a check time that may be later than this (delayed) observation;
+    # clearing at that check time keeps the episode's event times monotonic.
+    last_seen = state.episode.last_event_time or observe_time
+    clear_time = max(observe_time, last_seen)
+    silence = observe_time - previous
+    evaluation = Evaluation(
+        event_time=clear_time,
+        severity=None,
+        observed_value=silence.total_seconds(),
+        below_clear_level=True,
+        message=f"{state.episode.source_id} reporting again after {_format_span(silence)} of silence",
+        metadata=metadata or {},
+    )
+    episode, transition = step(state.episode, evaluation, _GAP_EPISODE_POLICY)
+    return replace(state, episode=episode), transition
+
+
+def check_silence(
+    state: DataGapState,
+    now: datetime,
+    policy: DataGapPolicy,
+    metadata: Mapping[str, str] | None = None,
+) -> tuple[DataGapState, AlertTransition | None]:
+    """Raise ``data-gap`` if the source has been silent longer than the policy allows at ``now``.
+
+    A source never heard from is not checked: there is no baseline to be late against.
+    """
+    now = require_utc(now, "now")
+    if state.last_observation_time is None:
+        return state, None
+    silence = now - state.last_observation_time
+    limit = policy.silence_limit
+    if silence <= limit:
+        return state, None
+    evaluation = Evaluation(
+        event_time=now,
+        severity=policy.severity,
+        observed_value=silence.total_seconds(),
+        threshold=limit.total_seconds(),
+        message=(
+            f"no data from {state.episode.source_id} for {_format_span(silence)} "
+            f"(limit {_format_span(limit)})"
+        ),
+        metadata=metadata or {},
+    )
+    episode, transition = step(state.episode, evaluation, _GAP_EPISODE_POLICY)
+    return replace(state, episode=episode), transition
+
+
+def _format_span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    hours, remainder = divmod(seconds, 3600)
+    minutes, seconds = divmod(remainder, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"

@@ -1,0 +1,127 @@
+"""The ``madina`` command (also ``python -m madina``).
+
+    madina topics                 list every registered topic
+    madina broker [...]           run the embedded Kafka-protocol broker
+    madina service NAME           run one component of a domain (see `madina service --list`)
+    madina simulate [...]         stream realistic city data into the services
+    madina up                     the whole city on this machine: broker, services, simulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from madina import __version__
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from madina.domains import all_topics
+
+    rows = [("TOPIC", "KEY", "MESSAGE", "PARTITIONS", "CLEANUP", "RETENTION")]
+    for spec in all_topics():
+        for each in (spec, spec.dead_letter):
+            rows.append((
+                each.name, each.key, each.message_type.DESCRIPTOR.full_name,
+                str(each.partitions or "default"), each.cleanup_policy, f"{each.retention_ms // 86_400_000}d",
+            ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from madina.broker import serve
+
+    return serve(
+        host=args.host, port=args.port, data_dir=args.data_dir, memory=args.memory,
+        default_partitions=args.default_partitions, auto_create=args.auto_create,
+    )
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    from madina.domains import component, discover
+
+    if args.list or not args.name:
+        for domain in discover():
+            for each in domain.components:
+                print(f"{each.name:28} {each.description}")
+        return 0
+    try:
+        entry = component(args.name)
+    except KeyError as error:
+        print(f"madina service: {error.args[0]}", file=sys.stderr)
+        return 2
+    return entry.load()()
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from madina.simulation import run_simulation
+
+    return run_simulation(
+        city=args.city, rate=args.rate, duration_s=args.duration, seed=args.seed,
+        speedup=args.speedup, domains=args.domain,
+    )
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from madina.supervisor import run_city
+
+    return run_city(city=args.city, rate=args.rate, simulate=not args.no_simulator)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="madina", description="Madina smart-city platform.")
+    parser.add_argument("--version", action="version", version=f"madina {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    topics = commands.add_parser("topics", help="list the topic registry")
+    topics.set_defaults(func=_cmd_topics)
+
+    broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=9092, help="0 picks a free port (printed)")
+    storage = broker.add_mutually_exclusive_group()
+    storage.add_argument("--data-dir", help="keep segments, offsets and metadata here (durable)")
+    storage.add_argument("--memory", action="store_true", help="keep nothing on disk")
+    broker.add_argument("--default-partitions", type=int, default=1)
+    broker.add_argument("--auto-create", action=argparse.BooleanOptionalAction, default=True,
+                        help="create unknown topics on metadata requests that allow it")
+    broker.set_defaults(func=_cmd_broker)
+
+    service = commands.add_parser("service", help="run one domain component")
+    service.add_argument("name", nargs="?", help="component name, e.g. environment-api")
+    service.add_argument("--list", action="store_true", help="list components")
+    service.set_defaults(func=_cmd_service)
+
+    simulate = commands.add_parser("simulate", help="stream realistic city data")
+    simulate.add_argument("--city", choices=["berkane", "casablanca"], default="casablanca")
+    simulate.add_argument("--rate", type=float, default=20.0, help="observations per second, all domains")
+    simulate.add_argument("--duration", type=float, default=0, help="seconds to run; 0 runs until stopped")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--speedup", type=float, default=60.0,
+                          help="simulated seconds per real second (a diurnal day in 24 minutes at 60)")
+    simulate.add_argument("--domain", action="append", help="only these domains (repeatable)")
+    simulate.set_defaults(func=_cmd_simulate)
+
+    up = commands.add_parser("up", help="run the whole city locally")
+    up.add_argument("--city", choices=["berkane", "casablanca"], default="casablanca")
+    up.add_argument("--rate", type=float, default=20.0)
+    up.add_argument("--no-simulator", action="store_true")
+    up.set_defaults(func=_cmd_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""How domain services plug into the shared core.
+
+Each domain package (``services/<domain>/plugin.py``) exposes a :class:`Domain` through the
+``madina.domains`` entry-point group in pyproject.toml. The CLI, ``madina up``, ``madina topics``
+and the simulator discover domains there, so adding mobility, energy or waste touches no shared
+code. Nothing here imports a domain's runtime code: components name their entry point as a
+dotted path that is imported only when the component runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from madina.bus.topics import TopicSpec
+
+ENTRY_POINT_GROUP = "madina.domains"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of a domain, run by ``madina service NAME``."""
+
+    name: str
+    entry_point: str  # "package.module:function", called with no arguments, returns an exit code
+    description: str
+    # Where `madina up` waits for readiness and what it prints; {port} is not expanded here,
+    # components read their own settings. A URL of None means "running is ready enough".
+    health_url: Callable[[], str | None] = field(default=lambda: None)
+    urls: Callable[[], dict[str, str]] = field(default=dict)
+
+    def load(self) -> Callable[[], int]:
+        module_name, _, attribute = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a domain brings: its topics, its processes and its simulator."""
+
+    name: str
+    topics: Sequence[TopicSpec]
+    components: Sequence[Component]
+    simulator: str | None = None  # "module:factory" returning a madina.simulation.Generator
+    start_order: int = 50  # consumers of other domains' topics (operations) start after producers
+
+
+def discover() -> list[Domain]:
+    """Every installed domain, in start order."""
+    domains = [entry.load() for entry in entry_points(group=ENTRY_POINT_GROUP)]
+    return sorted(domains, key=lambda domain: (domain.start_order, domain.name))
+
+
+def component(name: str) -> Component:
+    for domain in discover():
+        for candidate in domain.components:
+            if candidate.name == name:
+                return candidate
+    known = ", ".join(c.name for d in discover() for c in d.components)
+    raise KeyError(f"unknown service {name!r}; known: {known or 'none installed'}")
+
+
+def all_topics() -> list[TopicSpec]:
+    """The shared registry plus every domain's topics, registered on the way."""
+    from madina.bus.topics import REGISTRY
+
+    for domain in discover():
+        for spec in domain.topics:
+            REGISTRY.register(spec)
+    return list(REGISTRY)

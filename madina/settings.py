@@ -1,0 +1,79 @@
+"""One settings base for every Madina process.
+
+Values come from the environment (prefix ``MADINA_``), then an optional ``.env`` file, then
+defaults. Secrets are never defaults: they come from the environment or from files named by it.
+A service extends :class:`MadinaSettings` with its own fields and loads it with
+:func:`load_settings`, which turns validation errors into one message naming the variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MADINA_"
+EMBEDDED_BROKER_HOST = "127.0.0.1"
+EMBEDDED_BROKER_PORT = 9092
+
+
+class MadinaSettings(BaseSettings):
+    """Settings every process shares."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of Apache Kafka; unset means the embedded broker.",
+    )
+    database_url: str = Field(
+        default="sqlite:///./data/madina.db", description="SQLAlchemy URL of the operations store."
+    )
+    data_dir: Path = Field(default=Path("data"), description="Where local state lives.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    embedded_broker_port: int = Field(default=EMBEDDED_BROKER_PORT, ge=1, le=65535)
+    topic_partitions: int = Field(
+        default=4, ge=1, le=256, description="Partitions of every topic Madina creates."
+    )
+    topic_replication_factor: int = Field(default=1, ge=1, le=16)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Where Kafka clients connect: the configured cluster, or the embedded broker."""
+        return self.kafka_bootstrap or f"{EMBEDDED_BROKER_HOST}:{self.embedded_broker_port}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+
+class SettingsError(SystemExit):
+    """Start-up stops with this when configuration is invalid; its message names the variables."""
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
+    """Build settings, turning pydantic's error into one readable line per bad variable."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_settings_error(settings_class, error)) from None
+
+
+def describe_settings_error(settings_class: type[BaseSettings], error: ValidationError) -> str:
+    prefix = settings_class.model_config.get("env_prefix", "")
+    lines = [f"invalid configuration ({settings_class.__name__}):"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "?"
+        variable = f"{prefix}{field}".upper()
+        value = problem.get("input")
+        shown = "" if problem["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"  {variable}: {problem['msg']}{shown}")
+    return "\n".join(lines)
