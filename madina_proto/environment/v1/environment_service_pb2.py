@@ -22,48 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
-from madina_proto.alerts.v1 import alerts_pb2 as madina_dot_alerts_dot_v1_dot_alerts__pb2
-from madina_proto.common.v1 import common_pb2 as madina_dot_common_dot_v1_dot_common__pb2
 from madina_proto.environment.v1 import observations_pb2 as madina_dot_environment_dot_v1_dot_observations__pb2
+from madina_proto.environment.v1 import station_pb2 as madina_dot_environment_dot_v1_dot_station__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/madina/environment/v1/environment_service.proto\x12\x15madina.environment.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1dmadina/common/v1/common.proto\x1a(madina/environment/v1/observations.proto\"\x8b\x02\n\x07Station\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".madina.environment.v1.StationKind\x12,\n\x08\x64istrict\x18\x04 \x01(\x0b\x32\x1a.madina.common.v1.District\x12,\n\x08location\x18\x05 \x01(\x0b\x32\x1a.madina.common.v1.GeoPoint\x12\x12\n\nmeasurands\x18\x06 \x03(\t\x12\x34\n\x11\x65xpected_interval\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"u\n\x0bRollingMean\x12\x11\n\tmeasurand\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmean_value\x18\x03 \x01(\x01\x12\x14\n\x0csample_count\x18\x04 \x01(\x05\"\xa8\x03\n\rStationStatus\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.madina.environment.v1.Station\x12\x35\n\x11last_observe_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12M\n\rlatest_values\x18\x03 \x03(\x0b\x32\x36.madina.environment.v1.StationStatus.LatestValuesEntry\x12\x39\n\rrolling_means\x18\x04 \x03(\x0b\x32\".madina.environment.v1.RollingMean\x12;\n\x03\x61qi\x18\x05 \x01(\x0b\x32..madina.environment.v1.AirQualityIndexComputed\x12\x33\n\ractive_alerts\x18\x06 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x1a\x33\n\x11LatestValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xea\x01\n\x1aPublishObservationsRequest\x12@\n\x0b\x61ir_quality\x18\x01 \x01(\x0b\x32).madina.environment.v1.AirQualityObservedH\x00\x12\x44\n\rwater_quality\x18\x02 \x01(\x0b\x32+.madina.environment.v1.WaterQualityObservedH\x00\x12\x35\n\x05noise\x18\x03 \x01(\x0b\x32$.madina.environment.v1.NoiseObservedH\x00\x42\r\n\x0bobservation\"5\n\x1bPublishObservationsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"X\n\x13ListStationsRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x30\n\x04kind\x18\x02 \x01(\x0e\x32\".madina.environment.v1.StationKind\"H\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.madina.environment.v1.Station\"-\n\x17GetStationStatusRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"P\n\x18GetStationStatusResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\")\n\x13WatchStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"}\n\x14WatchStationResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*q\n\x0bStationKind\x12\x1c\n\x18STATION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10STATION_KIND_AIR\x10\x01\x12\x16\n\x12STATION_KIND_WATER\x10\x02\x12\x16\n\x12STATION_KIND_NOISE\x10\x03\x32\xdd\x03\n\x12\x45nvironmentService\x12~\n\x13PublishObservations\x12\x31.madina.environment.v1.PublishObservationsRequest\x1a\x32.madina.environment.v1.PublishObservationsResponse(\x01\x12g\n\x0cListStations\x12*.madina.environment.v1.ListStationsRequest\x1a+.madina.environment.v1.ListStationsResponse\x12s\n\x10GetStationStatus\x12..madina.environment.v1.GetStationStatusRequest\x1a/.madina.environment.v1.GetStationStatusResponse\x12i\n\x0cWatchStation\x12*.madina.environment.v1.WatchStationRequest\x1a+.madina.environment.v1.WatchStationResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/madina/environment/v1/environment_service.proto\x12\x15madina.environment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(madina/environment/v1/observations.proto\x1a#madina/environment/v1/station.proto\"\xea\x01\n\x1aPublishObservationsRequest\x12@\n\x0b\x61ir_quality\x18\x01 \x01(\x0b\x32).madina.environment.v1.AirQualityObservedH\x00\x12\x44\n\rwater_quality\x18\x02 \x01(\x0b\x32+.madina.environment.v1.WaterQualityObservedH\x00\x12\x35\n\x05noise\x18\x03 \x01(\x0b\x32$.madina.environment.v1.NoiseObservedH\x00\x42\r\n\x0bobservation\"5\n\x1bPublishObservationsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"X\n\x13ListStationsRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x30\n\x04kind\x18\x02 \x01(\x0e\x32\".madina.environment.v1.StationKind\"H\n\x14ListStationsResponse\x12\x30\n\x08stations\x18\x01 \x03(\x0b\x32\x1e.madina.environment.v1.Station\"-\n\x17GetStationStatusRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"P\n\x18GetStationStatusResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\")\n\x13WatchStationRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\"}\n\x14WatchStationResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\x12/\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdd\x03\n\x12\x45nvironmentService\x12~\n\x13PublishObservations\x12\x31.madina.environment.v1.PublishObservationsRequest\x1a\x32.madina.environment.v1.PublishObservationsResponse(\x01\x12g\n\x0cListStations\x12*.madina.environment.v1.ListStationsRequest\x1a+.madina.environment.v1.ListStationsResponse\x12s\n\x10GetStationStatus\x12..madina.environment.v1.GetStationStatusRequest\x1a/.madina.environment.v1.GetStationStatusResponse\x12i\n\x0cWatchStation\x12*.madina.environment.v1.WatchStationRequest\x1a+.madina.environment.v1.WatchStationResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'madina.environment.v1.environment_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._loaded_options = None
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_options = b'8\001'
-  _globals['_STATIONKIND']._serialized_start=1814
-  _globals['_STATIONKIND']._serialized_end=1927
-  _globals['_STATION']._serialized_start=244
-  _globals['_STATION']._serialized_end=511
-  _globals['_ROLLINGMEAN']._serialized_start=513
-  _globals['_ROLLINGMEAN']._serialized_end=630
-  _globals['_STATIONSTATUS']._serialized_start=633
-  _globals['_STATIONSTATUS']._serialized_end=1057
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_start=1006
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_end=1057
-  _globals['_PUBLISHOBSERVATIONSREQUEST']._serialized_start=1060
-  _globals['_PUBLISHOBSERVATIONSREQUEST']._serialized_end=1294
-  _globals['_PUBLISHOBSERVATIONSRESPONSE']._serialized_start=1296
-  _globals['_PUBLISHOBSERVATIONSRESPONSE']._serialized_end=1349
-  _globals['_LISTSTATIONSREQUEST']._serialized_start=1351
-  _globals['_LISTSTATIONSREQUEST']._serialized_end=1439
-  _globals['_LISTSTATIONSRESPONSE']._serialized_start=1441
-  _globals['_LISTSTATIONSRESPONSE']._serialized_end=1513
-  _globals['_GETSTATIONSTATUSREQUEST']._serialized_start=1515
-  _globals['_GETSTATIONSTATUSREQUEST']._serialized_end=1560
-  _globals['_GETSTATIONSTATUSRESPONSE']._serialized_start=1562
-  _globals['_GETSTATIONSTATUSRESPONSE']._serialized_end=1642
-  _globals['_WATCHSTATIONREQUEST']._serialized_start=1644
-  _globals['_WATCHSTATIONREQUEST']._serialized_end=1685
-  _globals['_WATCHSTATIONRESPONSE']._serialized_start=1687
-  _globals['_WATCHSTATIONRESPONSE']._serialized_end=1812
-  _globals['_ENVIRONMENTSERVICE']._serialized_start=1930
-  _globals['_ENVIRONMENTSERVICE']._serialized_end=2407
+  _globals['_PUBLISHOBSERVATIONSREQUEST']._serialized_start=187
+  _globals['_PUBLISHOBSERVATIONSREQUEST']._serialized_end=421
+  _globals['_PUBLISHOBSERVATIONSRESPONSE']._serialized_start=423
+  _globals['_PUBLISHOBSERVATIONSRESPONSE']._serialized_end=476
+  _globals['_LISTSTATIONSREQUEST']._serialized_start=478
+  _globals['_LISTSTATIONSREQUEST']._serialized_end=566
+  _globals['_LISTSTATIONSRESPONSE']._serialized_start=568
+  _globals['_LISTSTATIONSRESPONSE']._serialized_end=640
+  _globals['_GETSTATIONSTATUSREQUEST']._serialized_start=642
+  _globals['_GETSTATIONSTATUSREQUEST']._serialized_end=687
+  _globals['_GETSTATIONSTATUSRESPONSE']._serialized_start=689
+  _globals['_GETSTATIONSTATUSRESPONSE']._serialized_end=769
+  _globals['_WATCHSTATIONREQUEST']._serialized_start=771
+  _globals['_WATCHSTATIONREQUEST']._serialized_end=812
+  _globals['_WATCHSTATIONRESPONSE']._serialized_start=814
+  _globals['_WATCHSTATIONRESPONSE']._serialized_end=939
+  _globals['_ENVIRONMENTSERVICE']._serialized_start=942
+  _globals['_ENVIRONMENTSERVICE']._serialized_end=1419
 # @@protoc_insertion_point(module_scope)

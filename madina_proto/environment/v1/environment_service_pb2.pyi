@@ -5,14 +5,11 @@ The environment service's gRPC API for partner sensor networks and dashboards.""
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
-from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
-from madina_proto.alerts.v1 import alerts_pb2 as _alerts_pb2
-from madina_proto.common.v1 import common_pb2 as _common_pb2
 from madina_proto.environment.v1 import observations_pb2 as _observations_pb2
+from madina_proto.environment.v1 import station_pb2 as _station_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -23,198 +20,6 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class _StationKind:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _StationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StationKind.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    STATION_KIND_UNSPECIFIED: _StationKind.ValueType  # 0
-    """Not set."""
-    STATION_KIND_AIR: _StationKind.ValueType  # 1
-    """Air quality."""
-    STATION_KIND_WATER: _StationKind.ValueType  # 2
-    """Water quality."""
-    STATION_KIND_NOISE: _StationKind.ValueType  # 3
-    """Noise."""
-
-class StationKind(_StationKind, metaclass=_StationKindEnumTypeWrapper):
-    """What a station measures."""
-
-STATION_KIND_UNSPECIFIED: StationKind.ValueType  # 0
-"""Not set."""
-STATION_KIND_AIR: StationKind.ValueType  # 1
-"""Air quality."""
-STATION_KIND_WATER: StationKind.ValueType  # 2
-"""Water quality."""
-STATION_KIND_NOISE: StationKind.ValueType  # 3
-"""Noise."""
-Global___StationKind: _TypeAlias = StationKind  # noqa: Y015
-
-@_typing.final
-class Station(_message.Message):
-    """A monitoring station."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    STATION_ID_FIELD_NUMBER: _builtins.int
-    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
-    KIND_FIELD_NUMBER: _builtins.int
-    DISTRICT_FIELD_NUMBER: _builtins.int
-    LOCATION_FIELD_NUMBER: _builtins.int
-    MEASURANDS_FIELD_NUMBER: _builtins.int
-    EXPECTED_INTERVAL_FIELD_NUMBER: _builtins.int
-    station_id: _builtins.str
-    """Station identifier, e.g. "cas-air-ain-sebaa"."""
-    display_name: _builtins.str
-    """Human-readable name."""
-    kind: Global___StationKind.ValueType
-    """What it measures."""
-    @_builtins.property
-    def district(self) -> _common_pb2.District:
-        """Where it is."""
-
-    @_builtins.property
-    def location(self) -> _common_pb2.GeoPoint:
-        """Its coordinates."""
-
-    @_builtins.property
-    def measurands(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Measurand names it reports, e.g. "pm25_ugm3"."""
-
-    @_builtins.property
-    def expected_interval(self) -> _duration_pb2.Duration:
-        """How often it is expected to report; longer silence raises a data-gap alert."""
-
-    def __init__(
-        self,
-        *,
-        station_id: _builtins.str = ...,
-        display_name: _builtins.str = ...,
-        kind: Global___StationKind.ValueType = ...,
-        district: _common_pb2.District | None = ...,
-        location: _common_pb2.GeoPoint | None = ...,
-        measurands: _abc.Iterable[_builtins.str] | None = ...,
-        expected_interval: _duration_pb2.Duration | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["district", b"district", "expected_interval", b"expected_interval", "location", b"location"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "district", b"district", "expected_interval", b"expected_interval", "kind", b"kind", "location", b"location", "measurands", b"measurands", "station_id", b"station_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Station: _TypeAlias = Station  # noqa: Y015
-
-@_typing.final
-class RollingMean(_message.Message):
-    """A rolling mean over one window."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MEASURAND_FIELD_NUMBER: _builtins.int
-    WINDOW_FIELD_NUMBER: _builtins.int
-    MEAN_VALUE_FIELD_NUMBER: _builtins.int
-    SAMPLE_COUNT_FIELD_NUMBER: _builtins.int
-    measurand: _builtins.str
-    """Measurand name, e.g. "pm25_ugm3"."""
-    mean_value: _builtins.float
-    """Mean over the window ending at the station's newest observation."""
-    sample_count: _builtins.int
-    """Number of samples in the window."""
-    @_builtins.property
-    def window(self) -> _duration_pb2.Duration:
-        """Window length."""
-
-    def __init__(
-        self,
-        *,
-        measurand: _builtins.str = ...,
-        window: _duration_pb2.Duration | None = ...,
-        mean_value: _builtins.float = ...,
-        sample_count: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mean_value", b"mean_value", "measurand", b"measurand", "sample_count", b"sample_count", "window", b"window"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___RollingMean: _TypeAlias = RollingMean  # noqa: Y015
-
-@_typing.final
-class StationStatus(_message.Message):
-    """The current state of one station."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class LatestValuesEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.float
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.float = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-    STATION_FIELD_NUMBER: _builtins.int
-    LAST_OBSERVE_TIME_FIELD_NUMBER: _builtins.int
-    LATEST_VALUES_FIELD_NUMBER: _builtins.int
-    ROLLING_MEANS_FIELD_NUMBER: _builtins.int
-    AQI_FIELD_NUMBER: _builtins.int
-    ACTIVE_ALERTS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def station(self) -> Global___Station:
-        """The station."""
-
-    @_builtins.property
-    def last_observe_time(self) -> _timestamp_pb2.Timestamp:
-        """Event time of its newest observation; unset if it never reported."""
-
-    @_builtins.property
-    def latest_values(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
-        """Newest value per measurand."""
-
-    @_builtins.property
-    def rolling_means(self) -> _containers.RepeatedCompositeFieldContainer[Global___RollingMean]:
-        """Rolling means over the windows the standards use."""
-
-    @_builtins.property
-    def aqi(self) -> _observations_pb2.AirQualityIndexComputed:
-        """Current AQI, for air stations that have one."""
-
-    @_builtins.property
-    def active_alerts(self) -> _containers.RepeatedCompositeFieldContainer[_alerts_pb2.AlertEvent]:
-        """Active alerts on the station."""
-
-    def __init__(
-        self,
-        *,
-        station: Global___Station | None = ...,
-        last_observe_time: _timestamp_pb2.Timestamp | None = ...,
-        latest_values: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
-        rolling_means: _abc.Iterable[Global___RollingMean] | None = ...,
-        aqi: _observations_pb2.AirQualityIndexComputed | None = ...,
-        active_alerts: _abc.Iterable[_alerts_pb2.AlertEvent] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aqi", b"aqi", "last_observe_time", b"last_observe_time", "station", b"station"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_alerts", b"active_alerts", "aqi", b"aqi", "last_observe_time", b"last_observe_time", "latest_values", b"latest_values", "rolling_means", b"rolling_means", "station", b"station"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___StationStatus: _TypeAlias = StationStatus  # noqa: Y015
 
 @_typing.final
 class PublishObservationsRequest(_message.Message):
@@ -286,13 +91,13 @@ class ListStationsRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     city_id: _builtins.str
     """Only stations in this city; empty means all."""
-    kind: Global___StationKind.ValueType
+    kind: _station_pb2.StationKind.ValueType
     """Only stations of this kind; unspecified means all."""
     def __init__(
         self,
         *,
         city_id: _builtins.str = ...,
-        kind: Global___StationKind.ValueType = ...,
+        kind: _station_pb2.StationKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -310,13 +115,13 @@ class ListStationsResponse(_message.Message):
 
     STATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def stations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Station]:
+    def stations(self) -> _containers.RepeatedCompositeFieldContainer[_station_pb2.Station]:
         """The stations."""
 
     def __init__(
         self,
         *,
-        stations: _abc.Iterable[Global___Station] | None = ...,
+        stations: _abc.Iterable[_station_pb2.Station] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -356,13 +161,13 @@ class GetStationStatusResponse(_message.Message):
 
     STATUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def status(self) -> Global___StationStatus:
+    def status(self) -> _station_pb2.StationStatus:
         """Its status."""
 
     def __init__(
         self,
         *,
-        status: Global___StationStatus | None = ...,
+        status: _station_pb2.StationStatus | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -403,7 +208,7 @@ class WatchStationResponse(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def status(self) -> Global___StationStatus:
+    def status(self) -> _station_pb2.StationStatus:
         """The station's status after the change."""
 
     @_builtins.property
@@ -413,7 +218,7 @@ class WatchStationResponse(_message.Message):
     def __init__(
         self,
         *,
-        status: Global___StationStatus | None = ...,
+        status: _station_pb2.StationStatus | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "update_time", b"update_time"]  # noqa: Y015
