@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MADINA_"
@@ -52,6 +52,31 @@ class MadinaSettings(BaseSettings):
         return not self.kafka_bootstrap
 
 
+class ServiceSettings(MadinaSettings):
+    """Settings of a process that serves HTTP or gRPC: credentials and TLS are required, never defaulted."""
+
+    credentials_file: Path = Field(
+        description="YAML/JSON file of principals (token SHA-256 and scopes); see madina.auth."
+    )
+    bind_host: str = Field(default="127.0.0.1", description="Interface HTTP and gRPC servers listen on.")
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_insecure: bool = Field(default=False, description="Serve gRPC without TLS (tests, sidecar TLS).")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _tls_or_explicitly_insecure(self) -> ServiceSettings:
+        if not self.grpc_insecure and not (self.grpc_tls_cert_file and self.grpc_tls_key_file):
+            raise ValueError(
+                "MADINA_GRPC_TLS_CERT_FILE and MADINA_GRPC_TLS_KEY_FILE are required "
+                "unless MADINA_GRPC_INSECURE=true"
+            )
+        for path in (self.credentials_file, self.grpc_tls_cert_file, self.grpc_tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"file {path} does not exist")
+        return self
+
+
 class SettingsError(SystemExit):
     """Start-up stops with this when configuration is invalid; its message names the variables."""
 
@@ -71,7 +96,10 @@ def describe_settings_error(settings_class: type[BaseSettings], error: Validatio
     prefix = settings_class.model_config.get("env_prefix", "")
     lines = [f"invalid configuration ({settings_class.__name__}):"]
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "?"
+        field = ".".join(str(part) for part in problem["loc"])
+        if not field:  # a check across several variables names them in its message
+            lines.append(f"  {problem['msg'].removeprefix('Value error, ')}")
+            continue
         variable = f"{prefix}{field}".upper()
         value = problem.get("input")
         shown = "" if problem["type"] == "missing" else f" (got {value!r})"

@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madina.broker import errors
-from madina.broker.records import BatchHeader, patch_base_offset, patch_leader_epoch, scan_valid_prefix
+from madina.broker.records import (
+    BATCH_HEADER_SIZE,
+    BatchHeader,
+    patch_base_offset,
+    patch_leader_epoch,
+    scan_valid_prefix,
+)
 
 logger = logging.getLogger("madina.broker")
 
@@ -115,15 +121,22 @@ class Segment:
         self.running_max_timestamps.append(self.max_timestamp)
         self.next_offset = base_offset + header.offset_count
 
-    def write(self, data) -> None:
+    def write(self, chunks: list) -> None:
+        """Append byte chunks in one go (one writev on disk, so no joined copy is needed)."""
+        size = sum(len(chunk) for chunk in chunks)
         if self.buffer is not None:
-            self.buffer += data
+            for chunk in chunks:
+                self.buffer += chunk
         else:
-            view = memoryview(data)
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
-        self.size += len(data)
+            if len(chunks) > 512:
+                # writev takes at most IOV_MAX (1024 on Linux) buffers.
+                chunks = [b"".join(chunks)]
+            written = os.writev(self.fd, chunks)
+            if written < size:
+                rest = memoryview(b"".join(chunks))[written:]
+                while rest:
+                    rest = rest[os.write(self.fd, rest):]
+        self.size += size
 
     def read(self, start: int, end: int) -> bytes:
         if self.buffer is not None:
@@ -170,7 +183,6 @@ class PartitionLog:
         self.producers: dict[int, ProducerState] = {}
         # Fetches parked on this partition; only they are woken when it grows.
         self.waiters: set = set()
-        self.dirty = False
 
     # ---- set-up -------------------------------------------------------------------------
     def open_empty(self) -> None:
@@ -271,22 +283,30 @@ class PartitionLog:
         state.last_sequence = header.last_sequence
         state.recent_batches.append((header.base_sequence, header.last_sequence, base_offset))
 
-    def append(self, records: bytearray, headers: list[BatchHeader]) -> int:
-        """Assign offsets to already validated batches, store them, return the first offset."""
+    def append(self, records: bytes, headers: list[BatchHeader]) -> int:
+        """Assign offsets to already validated batches, store them, return the first offset.
+
+        Only each batch's 61-byte header is copied and patched; the rest is written
+        straight from the request buffer.
+        """
         segment = self.segments[-1]
         segment_bytes = int(self.configs.get("segment.bytes", DEFAULT_TOPIC_CONFIGS["segment.bytes"]))
         if segment.size > 0 and segment.size + len(records) > segment_bytes:
             segment = self._add_segment(self.next_offset)
         first_offset = self.next_offset
         position = segment.size
+        view = memoryview(records)
+        chunks = []
         for header in headers:
-            patch_base_offset(records, header.position, self.next_offset)
-            patch_leader_epoch(records, header.position, 0)
+            patched = bytearray(view[header.position : header.position + BATCH_HEADER_SIZE])
+            patch_base_offset(patched, 0, self.next_offset)
+            patch_leader_epoch(patched, 0, 0)
+            chunks.append(patched)
+            chunks.append(view[header.position + BATCH_HEADER_SIZE : header.position + header.size])
             segment.index_batch(header, position + header.position, self.next_offset)
             self._remember_producer(header, self.next_offset)
             self.next_offset += header.offset_count
-        segment.write(records)
-        self.dirty = True
+        segment.write(chunks)
         return first_offset
 
     # ---- fetch --------------------------------------------------------------------------
@@ -448,6 +468,7 @@ class LogStore:
         self.data_dir = Path(data_dir) if data_dir else None
         self.topics: dict[str, Topic] = {}
         self._dirty: set[PartitionLog] = set()
+        self._dirty_fds: set[int] = set()
         self.highest_producer_id = -1
         self.syncer = SyncCoalescer(self)
 
@@ -542,9 +563,15 @@ class LogStore:
         if self.data_dir is not None:
             self._dirty.add(partition)
 
+    def mark_fd_dirty(self, fd: int) -> None:
+        if fd >= 0:
+            self._dirty_fds.add(fd)
+
     def take_dirty_fds(self) -> list[int]:
         fds = [fd for partition in self._dirty for fd in partition.dirty_fds()]
+        fds.extend(self._dirty_fds)
         self._dirty = set()
+        self._dirty_fds = set()
         return fds
 
     def enforce_retention(self) -> int:

@@ -1,78 +1,21 @@
-"""Per-agency bearer tokens with scopes, for partner gRPC APIs.
-
-Tokens never live in the repository. A credentials file (JSON or YAML, named by a setting) maps
-agency ids to the SHA-256 of their token and their scopes::
-
-    agencies:
-      casa-transport: {token_sha256: "9f86d0...", scopes: ["alerts:read", "alerts:ack"]}
+"""Per-agency bearer tokens with scopes for partner gRPC APIs (credentials model: madina.auth).
 
 Each RPC names the scope it needs; health checks and reflection need none. The authenticated
-agency id is put in the call's context (``agency_of(context)``) for audit trails.
+agency id is available to servicers through ``agency_of_current_call()`` for audit trails.
 """
 
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import hmac
-import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
+
+from madina.auth import Credentials
 
 _CURRENT_AGENCY: contextvars.ContextVar[str | None] = contextvars.ContextVar("madina_agency", default=None)
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Agency:
-    agency_id: str
-    token_sha256: str
-    scopes: frozenset[str]
-
-
-class AgencyCredentials:
-    """Looks an agency up by the token it presents, in constant time per entry."""
-
-    def __init__(self, agencies: Mapping[str, Agency]) -> None:
-        self._agencies = dict(agencies)
-
-    def authenticate(self, token: str) -> Agency | None:
-        digest = hash_token(token)
-        found = None
-        for agency in self._agencies.values():
-            if hmac.compare_digest(agency.token_sha256, digest):
-                found = agency
-        return found
-
-    def __len__(self) -> int:
-        return len(self._agencies)
-
-
-def parse_agency_credentials(document: Mapping[str, Any], origin: str = "credentials") -> AgencyCredentials:
-    agencies = {}
-    for agency_id, entry in (document.get("agencies") or {}).items():
-        try:
-            digest = entry.get("token_sha256") or hash_token(entry["token"])
-            scopes = frozenset(entry.get("scopes") or ())
-        except (AttributeError, KeyError, TypeError):
-            raise ValueError(f"{origin}: agency {agency_id!r} needs token_sha256 (or token) and scopes") from None
-        agencies[agency_id] = Agency(agency_id, digest, scopes)
-    return AgencyCredentials(agencies)
-
-
-def load_agency_credentials(path: Path) -> AgencyCredentials:
-    text = path.read_text()
-    document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    return parse_agency_credentials(document or {}, str(path))
 
 
 def agency_of_current_call() -> str | None:
@@ -83,7 +26,7 @@ def agency_of_current_call() -> str | None:
 class AgencyAuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls without a valid bearer token (UNAUTHENTICATED) or without the scope (PERMISSION_DENIED)."""
 
-    def __init__(self, credentials: AgencyCredentials, required_scopes: Mapping[str, str]) -> None:
+    def __init__(self, credentials: Credentials, required_scopes: Mapping[str, str]) -> None:
         # required_scopes: full method name ("/pkg.Service/Method") -> scope
         self._credentials = credentials
         self._required = dict(required_scopes)
@@ -106,9 +49,9 @@ class AgencyAuthInterceptor(grpc.aio.ServerInterceptor):
             return _deny(handler, grpc.StatusCode.PERMISSION_DENIED, f"no scope is defined for {method}")
         if scope not in agency.scopes:
             return _deny(
-                handler, grpc.StatusCode.PERMISSION_DENIED, f"agency {agency.agency_id} lacks scope {scope}"
+                handler, grpc.StatusCode.PERMISSION_DENIED, f"agency {agency.principal_id} lacks scope {scope}"
             )
-        return _with_agency(handler, agency.agency_id)
+        return _with_agency(handler, agency.principal_id)
 
 
 def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:

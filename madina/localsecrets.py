@@ -1,0 +1,56 @@
+"""Secrets for a one-machine run, made on first use and kept under ``data/secrets/`` (never in git).
+
+Deployments mount their own credentials file and certificates and point the settings at them;
+``madina up`` uses this module only for whatever those settings leave unset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from madina.auth import write_credentials
+from madina.settings import MadinaSettings
+
+# Who talks to a local city and what each may do. Scopes are "<area>:<verb>".
+LOCAL_PRINCIPALS: dict[str, list[str]] = {
+    "operator": ["alerts:read", "alerts:write", "alerts:ack", "environment:read"],
+    "viewer": ["alerts:read", "environment:read"],
+    "simulator": ["environment:publish"],
+    "partner-demo": ["alerts:read", "alerts:ack", "environment:read", "environment:publish"],
+}
+
+
+@dataclass(frozen=True)
+class LocalSecrets:
+    credentials_file: Path
+    tokens: dict[str, str]
+    tls_cert_file: Path
+    tls_key_file: Path
+
+
+def secrets_dir(settings: MadinaSettings) -> Path:
+    return settings.data_dir / "secrets"
+
+
+def ensure_local_secrets(settings: MadinaSettings) -> LocalSecrets:
+    from madina.grpc.tls import ensure_self_signed
+
+    directory = secrets_dir(settings)
+    credentials_file, tokens_file = directory / "credentials.yaml", directory / "tokens.yaml"
+    if credentials_file.exists() and tokens_file.exists():
+        tokens = yaml.safe_load(tokens_file.read_text()) or {}
+    else:
+        tokens = write_credentials(credentials_file, LOCAL_PRINCIPALS)
+        tokens_file.write_text(yaml.safe_dump(tokens))
+        tokens_file.chmod(0o600)
+    cert, key = ensure_self_signed(directory)
+    return LocalSecrets(credentials_file, tokens, cert, key)
+
+
+def simulator_token(settings: MadinaSettings) -> str:
+    """The simulator's device token: MADINA_SIMULATOR_TOKEN, else the local secrets."""
+    return os.environ.get("MADINA_SIMULATOR_TOKEN") or ensure_local_secrets(settings).tokens["simulator"]

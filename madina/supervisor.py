@@ -1,0 +1,237 @@
+"""`madina up`: the whole city on one machine, as separate processes under one supervisor.
+
+Order: local secrets -> the embedded broker (unless MADINA_KAFKA_BOOTSTRAP points at a cluster) ->
+every topic from the registry -> each domain's components, waiting on their health checks ->
+the simulator. Children that die are restarted with back-off. Ctrl-C or SIGTERM stops them in
+reverse order. Child logs (JSON) go to ``data/logs/<name>.log``; the console gets the URLs and
+status lines only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from madina.domains import Component, all_topics, discover
+from madina.localsecrets import ensure_local_secrets
+from madina.settings import MadinaSettings, load_settings
+
+READY_TIMEOUT_S = 90.0
+MAX_RESTARTS = 5
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    health_url: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log_file.close()
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _say(message: str) -> None:
+    print(f"madina up: {message}", flush=True)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def _wait_ready(child: Child, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited with {child.process.returncode if child.process else '?'}; "
+                               f"see {child.log_path}")
+        if child.health_url is None or _healthy(child.health_url):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"{child.name} not healthy within {timeout_s:.0f} s; see {child.log_path}")
+
+
+def _start_broker(settings: MadinaSettings, env: dict[str, str]) -> Child:
+    port = settings.embedded_broker_port
+    if _port_open("127.0.0.1", port):
+        raise SystemExit(
+            f"madina up: port {port} is already in use; stop what runs there or set MADINA_EMBEDDED_BROKER_PORT"
+        )
+    broker = Child(
+        name="broker",
+        argv=[sys.executable, "-m", "madina", "broker", "--port", str(port), "--data-dir",
+              str(settings.data_dir / "broker"), "--default-partitions", str(settings.topic_partitions),
+              "--no-auto-create"],
+        env=env, log_path=settings.data_dir / "logs" / "broker.log",
+    )
+    broker.start()
+    deadline = time.monotonic() + 30
+    while not _port_open("127.0.0.1", port):
+        if not broker.alive() or time.monotonic() > deadline:
+            raise SystemExit(f"madina up: the embedded broker did not start; see {broker.log_path}")
+        time.sleep(0.1)
+    return broker
+
+
+def _child_env(settings: MadinaSettings) -> dict[str, str]:
+    secrets = ensure_local_secrets(settings)
+    env = dict(os.environ)
+    env.setdefault("MADINA_CREDENTIALS_FILE", str(secrets.credentials_file.resolve()))
+    env.setdefault("MADINA_GRPC_TLS_CERT_FILE", str(secrets.tls_cert_file.resolve()))
+    env.setdefault("MADINA_GRPC_TLS_KEY_FILE", str(secrets.tls_key_file.resolve()))
+    env["MADINA_KAFKA_BOOTSTRAP"] = settings.bootstrap_servers
+    env["MADINA_SIMULATOR_TOKEN"] = secrets.tokens["simulator"]
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _component_child(component: Component, env: dict[str, str], logs: Path) -> Child:
+    # Components read their ports from settings; resolve URLs with the children's environment.
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        health_url, urls = component.health_url(), component.urls()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Child(
+        name=component.name, argv=[sys.executable, "-m", "madina", "service", component.name], env=env,
+        log_path=logs / f"{component.name}.log", health_url=health_url, urls=urls,
+    )
+
+
+async def _create_topics(settings: MadinaSettings) -> list[str]:
+    from madina.bus.admin import ensure_topics, wait_for_broker
+
+    await wait_for_broker(settings.bootstrap_servers, timeout_s=30)
+    return await ensure_topics(
+        settings.bootstrap_servers, all_topics(), default_partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+
+
+def run_city(*, city: str, rate: float, simulate: bool) -> int:
+    settings = load_settings(MadinaSettings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = _child_env(settings)
+    logs = settings.data_dir / "logs"
+    children: list[Child] = []
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        if settings.uses_embedded_broker:
+            children.append(_start_broker(settings, env))
+            _say(f"embedded broker on {settings.bootstrap_servers} (data in {settings.data_dir / 'broker'})")
+        else:
+            _say(f"using Kafka at {settings.bootstrap_servers}")
+        created = asyncio.run(_create_topics(settings))
+        _say(f"{len(created)} topics created" if created else "topics already exist")
+        for domain in discover():
+            for component in domain.components:
+                child = _component_child(component, env, logs)
+                child.start()
+                children.append(child)
+        for child in children:
+            if stopping:
+                break
+            _wait_ready(child)
+            _say(f"{child.name} ready")
+        if simulate and not stopping:
+            simulator = Child(
+                name="simulator",
+                argv=[sys.executable, "-m", "madina", "simulate", "--city", city, "--rate", str(rate)],
+                env=env, log_path=logs / "simulator.log",
+            )
+            simulator.start()
+            children.append(simulator)
+            _say(f"simulator streaming {city} at {rate:g} observations/s")
+        _print_urls(children, ensure_local_secrets(settings).tokens, logs)
+        while not stopping:
+            for child in children:
+                if not child.alive() and not stopping:
+                    _restart(child)
+            time.sleep(0.5)
+    except (RuntimeError, TimeoutError) as error:
+        _say(f"failed: {error}")
+        return 1
+    finally:
+        _say("stopping")
+        for child in reversed(children):
+            child.stop()
+        _say("stopped")
+    return 0
+
+
+def _restart(child: Child) -> None:
+    if child.restarts >= MAX_RESTARTS:
+        raise RuntimeError(f"{child.name} keeps exiting; see {child.log_path}")
+    child.restarts += 1
+    # Back off so a crash loop does not spin the machine.
+    time.sleep(min(30.0, 2.0 ** child.restarts))
+    _say(f"{child.name} exited ({child.process.returncode if child.process else '?'}); restart {child.restarts}")
+    child.start()
+
+
+def _print_urls(children: list[Child], tokens: dict[str, str], logs: Path) -> None:
+    lines = ["", "Madina is up. Open:"]
+    for child in children:
+        for label, url in child.urls.items():
+            lines.append(f"  {label:28} {url.replace('{operator_token}', tokens.get('operator', ''))}")
+    lines += [
+        "",
+        "Tokens for this machine (data/secrets/tokens.yaml):",
+        *(f"  {name:14} {token}" for name, token in sorted(tokens.items())),
+        f"Logs: {logs}/<process>.log    Stop: Ctrl-C",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
