@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from google.protobuf.message import Message
 
 from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.kpis.v1 import kpis_pb2
 
 DAY_MS = 24 * 3600 * 1000
 _NAME = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.v[0-9]+$")
@@ -99,5 +100,15 @@ ALERT_ACTIONS = REGISTRY.register(
         key="alert_id",
         description="Operator and partner commands on alerts (ack, assign, comment, resolve): the audit trail.",
         retention_ms=365 * DAY_MS,
+    )
+)
+KPIS = REGISTRY.register(
+    TopicSpec(
+        name="kpis.v1",
+        message_type=kpis_pb2.KpiObserved,
+        key="<kpi_id>/<scope_id>",
+        description="Latest indicator values from every domain for dashboards (AQI by district, late buses, ...).",
+        cleanup_policy="compact",
+        retention_ms=-1,
     )
 )
