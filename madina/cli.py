@@ -24,7 +24,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         for each in (spec, spec.dead_letter):
             rows.append((
                 each.name, each.key, each.message_type.DESCRIPTOR.full_name,
-                str(each.partitions or "default"), each.cleanup_policy, f"{each.retention_ms // 86_400_000}d",
+                str(each.partitions or "default"), each.cleanup_policy, "forever" if each.retention_ms < 0 else f"{each.retention_ms // 86_400_000}d",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

@@ -314,7 +314,6 @@ class GroupCoordinator:
         if not group.members:
             group.state = GroupState.EMPTY
             group.protocol_name = None
-            group.protocol_type = None
             group.leader_id = None
             logger.info("group %s: empty at generation %d", group.group_id, group.generation)
             return

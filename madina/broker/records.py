@@ -41,6 +41,7 @@ class BatchHeader(NamedTuple):
     position: int
     size: int  # whole batch, header included
     base_offset: int
+    batch_length: int
     leader_epoch: int
     magic: int
     crc: int

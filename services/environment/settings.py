@@ -16,7 +16,10 @@ class EnvironmentSettings(ServiceSettings):
     environment_processor_port: int = Field(
         default=8091, ge=0, le=65535, description="Stream processor's /healthz and /metrics."
     )
-    environment_air_profile: str = Field(default="who-2021", description="Threshold profile for air quality.")
+    environment_profiles: list[str] = Field(
+        default=["who-2021", "who-water-2022", "who-noise-2018"],
+        description="Threshold profiles in force (JSON list of 'name' or 'name@version'), e.g. swap in eu-2024-2881.",
+    )
     environment_extra_profile_files: list[Path] = Field(
         default_factory=list, description="Operator-added profile YAML files (JSON list of paths)."
     )

@@ -81,7 +81,9 @@ def test_continuous_breach_updates_at_most_once_per_update_interval():
 
 def test_update_requires_minimum_relative_change_when_configured():
     policy = EpisodePolicy(update_interval=timedelta(0), update_min_change=0.1)
-    _, transitions = run([breach(T0, 100.0), breach(minutes(1), 105.0), breach(minutes(2), 111.0)], policy=policy)
+    _, transitions = run(
+        [breach(T0, 100.0), breach(minutes(1), 105.0), breach(minutes(2), 111.0)], policy=policy
+    )
     assert [(t.state, t.observed_value) for t in transitions] == [
         (AlertState.RAISED, 100.0),
         (AlertState.UPDATED, 111.0),
@@ -205,7 +207,11 @@ def test_transition_round_trips_through_dict():
 
 
 def test_same_evaluations_give_identical_transitions():
-    evaluations = [breach(T0, 60.0), breach(minutes(16), 90.0, Severity.CRITICAL, 75.0), quiet(minutes(60), 1.0)]
+    evaluations = [
+        breach(T0, 60.0),
+        breach(minutes(16), 90.0, Severity.CRITICAL, 75.0),
+        quiet(minutes(60), 1.0),
+    ]
     assert run(evaluations)[1] == run(evaluations)[1]
 
 

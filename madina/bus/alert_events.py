@@ -1,0 +1,137 @@
+"""From a domain's AlertTransition to an AlertEvent on ``alerts.v1``, published exactly once.
+
+Processors are at-least-once: after a crash they replay from the last committed offset, and
+their deterministic alert logic re-creates the same transitions with the same
+``(alert_id, revision)``. :class:`AlertLedger` remembers which of those are already on the topic
+(it reads ``alerts.v1`` back on start-up and after each rebalance), so the replay publishes only
+what is missing: none lost, none doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from madina.alerts import AlertTransition
+from madina.bus.topics import ALERTS
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+def timestamp(moment: object) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)  # type: ignore[arg-type]
+    return stamp
+
+
+def to_alert_event(
+    transition: AlertTransition,
+    *,
+    category: str,
+    source_kind: str,
+    unit: str = "",
+    district: common_pb2.District | None = None,
+    location: common_pb2.GeoPoint | None = None,
+    standard_reference: str = "",
+    labels: Mapping[str, str] | None = None,
+) -> alerts_pb2.AlertEvent:
+    event = alerts_pb2.AlertEvent(
+        alert_id=transition.alert_id,
+        revision=transition.revision,
+        domain=transition.domain,
+        category=category,
+        rule_id=transition.rule_id,
+        source=common_pb2.EntityRef(domain=transition.domain, kind=source_kind, entity_id=transition.source_id),
+        severity=int(transition.severity),  # type: ignore[arg-type]
+        state=int(transition.state),  # type: ignore[arg-type]
+        observed_value=transition.observed_value,
+        threshold_value=transition.threshold,
+        unit=unit,
+        raise_time=timestamp(transition.raise_time),
+        event_time=timestamp(transition.event_time),
+        message=transition.message,
+        standard_reference=standard_reference,
+        labels=dict(labels or {}),
+    )
+    if transition.clear_time is not None:
+        event.clear_time.CopyFrom(timestamp(transition.clear_time))
+    if district is not None:
+        event.district.CopyFrom(district)
+    if location is not None:
+        event.location.CopyFrom(location)
+    return event
+
+
+class AlertLedger:
+    """The highest revision already on ``alerts.v1`` per alert id, for one domain."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self._revisions: dict[str, int] = {}
+
+    def already_published(self, alert_id: str, revision: int) -> bool:
+        return revision <= self._revisions.get(alert_id, 0)
+
+    def record(self, alert_id: str, revision: int) -> None:
+        if revision > self._revisions.get(alert_id, 0):
+            self._revisions[alert_id] = revision
+
+    def __len__(self) -> int:
+        return len(self._revisions)
+
+    async def load(self, bootstrap: str, timeout_s: float = 60.0) -> None:
+        """Read ``alerts.v1`` from the start to its current end and remember this domain's revisions."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(ALERTS.name)
+            if not partitions:
+                partitions = await _partitions(consumer)
+            if not partitions:
+                return
+            assignment = [TopicPartition(ALERTS.name, p) for p in sorted(partitions)]
+            consumer.assign(assignment)
+            await consumer.seek_to_beginning(*assignment)
+            end = await consumer.end_offsets(assignment)
+            remaining = {tp for tp in assignment if end[tp] > 0}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while remaining:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"could not read {ALERTS.name} to its end within {timeout_s} s")
+                batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._remember(record.value)
+                    if records and records[-1].offset + 1 >= end[tp]:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+        finally:
+            await consumer.stop()
+        log.info("alert ledger loaded", extra={"domain": self.domain, "alerts": len(self._revisions)})
+
+    def _remember(self, value: bytes | None) -> None:
+        if not value:
+            return
+        try:
+            event = alerts_pb2.AlertEvent.FromString(value)
+        except Exception:  # undecodable records are the consumers' DLQ business, not ours
+            return
+        if event.domain == self.domain:
+            self.record(event.alert_id, event.revision)
+
+
+async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    return consumer.partitions_for_topic(ALERTS.name) or set()

@@ -1,0 +1,107 @@
+"""``madina.environment.v1.EnvironmentService`` for partner sensor networks and dashboards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+
+from madina.bus.alert_events import timestamp
+from madina_proto.environment.v1 import environment_service_pb2 as pb
+from madina_proto.environment.v1 import environment_service_pb2_grpc as pb_grpc
+from madina_proto.environment.v1 import station_pb2
+from services.environment.api.publisher import ObservationRejected, check_observation, publish
+from services.environment.api.state import EnvironmentRuntime
+from services.environment.convert import PROTO_KIND, observation_from_pb, station_to_pb
+from services.environment.domain.measurands import Observation, StationKind
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
+REQUIRED_SCOPES = {
+    f"/{SERVICE_NAME}/PublishObservations": "environment:publish",
+    f"/{SERVICE_NAME}/ListStations": "environment:read",
+    f"/{SERVICE_NAME}/GetStationStatus": "environment:read",
+    f"/{SERVICE_NAME}/WatchStation": "environment:read",
+}
+_KIND_OF_FIELD = {"air_quality": StationKind.AIR, "water_quality": StationKind.WATER, "noise": StationKind.NOISE}
+PUBLISH_CHUNK = 500
+
+
+class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
+    def __init__(self, runtime: EnvironmentRuntime) -> None:
+        self.runtime = runtime
+
+    async def PublishObservations(  # noqa: N802 - gRPC method names are PascalCase
+        self, request_iterator: AsyncIterator[pb.PublishObservationsRequest], context: grpc.aio.ServicerContext
+    ) -> pb.PublishObservationsResponse:
+        pending: list[Observation] = []
+        accepted = 0
+        index = 0
+        async for request in request_iterator:
+            which = request.WhichOneof("observation")
+            if which is None:
+                await self._reject(context, pending, accepted, f"observations[{index}]: no observation set")
+            observation = observation_from_pb(getattr(request, which), _KIND_OF_FIELD[which])
+            try:
+                if not getattr(request, which).HasField("observe_time"):
+                    raise ObservationRejected(f"observations[{index}].observe_time: required")
+                check_observation(observation, self.runtime.stations, f"observations[{index}]", datetime.now(UTC))
+            except ObservationRejected as error:
+                await self._reject(context, pending, accepted, str(error))
+            pending.append(observation)
+            index += 1
+            if len(pending) >= PUBLISH_CHUNK:
+                accepted += await publish(self.runtime.producer, pending)
+                pending = []
+        if pending:
+            accepted += await publish(self.runtime.producer, pending)
+        return pb.PublishObservationsResponse(accepted_count=accepted)
+
+    async def _reject(
+        self, context: grpc.aio.ServicerContext, pending: list[Observation], accepted: int, reason: str
+    ) -> None:
+        # What came before the bad observation was valid: publish it rather than lose it.
+        if pending:
+            accepted += await publish(self.runtime.producer, pending)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{reason} ({accepted} accepted before it)")
+
+    async def ListStations(  # noqa: N802
+        self, request: pb.ListStationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListStationsResponse:
+        stations = [
+            station_to_pb(station)
+            for station in self.runtime.stations.values()
+            if request.city_id in ("", station.city)
+            and request.kind in (station_pb2.STATION_KIND_UNSPECIFIED, *(PROTO_KIND[k] for k in station.kinds))
+        ]
+        return pb.ListStationsResponse(stations=stations)
+
+    async def GetStationStatus(  # noqa: N802
+        self, request: pb.GetStationStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStationStatusResponse:
+        await self._require_station(request.station_id, context)
+        return pb.GetStationStatusResponse(status=self.runtime.status_of(request.station_id))
+
+    async def WatchStation(  # noqa: N802
+        self, request: pb.WatchStationRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchStationResponse]:
+        await self._require_station(request.station_id, context)
+        queue = self.runtime.watch(request.station_id)
+        try:
+            yield pb.WatchStationResponse(
+                status=self.runtime.status_of(request.station_id), update_time=timestamp(datetime.now(UTC))
+            )
+            while True:
+                status = await queue.get()
+                yield pb.WatchStationResponse(status=status, update_time=timestamp(datetime.now(UTC)))
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.runtime.unwatch(request.station_id, queue)
+
+    async def _require_station(self, station_id: str, context: grpc.aio.ServicerContext) -> None:
+        if not station_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "station_id: required")
+        if station_id not in self.runtime.stations:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"station_id: unknown station {station_id!r}")

@@ -1,0 +1,51 @@
+"""Validating and publishing observations, shared by HTTP and gRPC ingest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from madina.bus import EventProducer
+from services.environment.convert import batches_by_station
+from services.environment.domain.measurands import Observation, StationKind, validate_observation
+from services.environment.domain.stations import Station
+from services.environment.topics import AIR_QUALITY, NOISE, WATER_QUALITY
+
+TOPIC_OF = {StationKind.AIR: AIR_QUALITY, StationKind.WATER: WATER_QUALITY, StationKind.NOISE: NOISE}
+# Clocks of field devices drift; beyond this an observation from "the future" is a bug, not drift.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ObservationRejected(ValueError):
+    """Raised with a message naming the field, e.g. ``observations[3].pm25_ugm3: ...``."""
+
+
+def check_observation(
+    observation: Observation, stations: Mapping[str, Station], where: str = "", now: datetime | None = None
+) -> None:
+    prefix = f"{where}." if where else ""
+    station = stations.get(observation.station_id)
+    if station is None:
+        raise ObservationRejected(f"{prefix}station_id: unknown station {observation.station_id!r}")
+    if StationKind(observation.kind) not in station.kinds:
+        raise ObservationRejected(
+            f"{prefix}station_id: station {station.id} has no {StationKind(observation.kind).value} sensors"
+        )
+    problems = validate_observation(observation)
+    if problems:
+        raise ObservationRejected("; ".join(f"{prefix}{problem.removeprefix('values.')}" for problem in problems))
+    if observation.observe_time > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
+        raise ObservationRejected(f"{prefix}observe_time: {observation.observe_time.isoformat()} is in the future")
+
+
+async def publish(producer: EventProducer, observations: Sequence[Observation]) -> int:
+    """One record per (kind, station) batch; returns once every record is acknowledged (acks=all)."""
+    futures = []
+    for kind, station_id, batch in batches_by_station(observations):
+        newest = max(o.observe_time for o in observations if o.station_id == station_id)
+        futures.append(
+            await producer.send(TOPIC_OF[kind], station_id, batch, event_time_ms=int(newest.timestamp() * 1000))
+        )
+    await asyncio.gather(*futures)
+    return len(observations)

@@ -1,0 +1,112 @@
+"""What the environment API process holds: stations, a producer, and the live status of every station.
+
+Station status is computed by the stream processor and published on the compacted
+``environment.station-status.v1``; this process reads that topic from the start (no consumer
+group: every API replica needs every station) and keeps the latest per station in memory, so
+reads never touch Kafka and ``WatchStation`` streams changes as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf.json_format import MessageToDict
+
+from madina.auth import Credentials
+from madina.bus import EventProducer
+from madina.bus.codec import InvalidRecord, decode
+from madina_proto.environment.v1 import station_pb2
+from services.environment.convert import station_to_pb
+from services.environment.domain.stations import Station
+from services.environment.settings import EnvironmentSettings
+from services.environment.topics import STATION_STATUS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EnvironmentRuntime:
+    settings: EnvironmentSettings
+    stations: dict[str, Station]
+    credentials: Credentials
+    producer: EventProducer
+    statuses: dict[str, station_pb2.StationStatus] = field(default_factory=dict)
+    watchers: dict[str, set[asyncio.Queue[station_pb2.StationStatus]]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    producer_ready: bool = False
+
+    def status_of(self, station_id: str) -> station_pb2.StationStatus:
+        known = self.statuses.get(station_id)
+        if known is not None:
+            return known
+        return station_pb2.StationStatus(station=station_to_pb(self.stations[station_id]))
+
+    def station_json(self, station: Station) -> dict[str, Any]:
+        return MessageToDict(station_to_pb(station), preserving_proto_field_name=True)
+
+    def status_json(self, station_id: str) -> dict[str, Any]:
+        return MessageToDict(self.status_of(station_id), preserving_proto_field_name=True)
+
+    async def health(self) -> dict[str, Any]:
+        return {"producer": "ok" if self.producer_ready else "starting",
+                "status_feed": "ok" if self.status_feed_ready.is_set() else "starting"}
+
+    def watch(self, station_id: str) -> asyncio.Queue[station_pb2.StationStatus]:
+        queue: asyncio.Queue[station_pb2.StationStatus] = asyncio.Queue(maxsize=100)
+        self.watchers[station_id].add(queue)
+        return queue
+
+    def unwatch(self, station_id: str, queue: asyncio.Queue[station_pb2.StationStatus]) -> None:
+        self.watchers[station_id].discard(queue)
+
+    def _publish_status(self, status: station_pb2.StationStatus) -> None:
+        station_id = status.station.station_id
+        self.statuses[station_id] = status
+        for queue in list(self.watchers.get(station_id, ())):
+            if queue.full():  # a slow watcher gets the newest status, not a backlog
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(status)
+
+    async def follow_status_feed(self) -> None:
+        """Read the status topic forever; readiness is set once the backlog is read."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(STATION_STATUS.name)
+            while not partitions:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+                partitions = consumer.partitions_for_topic(STATION_STATUS.name)
+                if not partitions:
+                    await asyncio.sleep(1.0)
+            assignment = [TopicPartition(STATION_STATUS.name, p) for p in sorted(partitions)]
+            consumer.assign(assignment)
+            await consumer.seek_to_beginning(*assignment)
+            end = await consumer.end_offsets(assignment)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for records in batches.values():
+                    for record in records:
+                        try:
+                            event = decode(STATION_STATUS, record.value, record.headers)
+                        except InvalidRecord as error:
+                            log.warning("unreadable station status skipped", extra={"error": str(error)})
+                            continue
+                        self._publish_status(event.status)
+                if not self.status_feed_ready.is_set():
+                    positions = [await consumer.position(tp) for tp in assignment]
+                    if all(pos >= end[tp] for pos, tp in zip(positions, assignment, strict=True)):
+                        self.status_feed_ready.set()
+        finally:
+            await consumer.stop()

@@ -1,0 +1,410 @@
+"""The environment evaluator: one station's observations in, alerts and AQI out, purely.
+
+The stream processor keeps one :class:`StationState` per station in a changelogged table and
+calls :func:`apply_observations` once per Kafka record (a batch of observations from one
+station), writing the returned state back once. Nothing here touches Kafka, clocks or I/O.
+
+Per batch, observations are validated, sorted by event time (so the result does not depend on
+the order inside the record), folded into the rolling windows, and after each accepted one
+every applicable rule is evaluated at the station's newest event time and fed to its episode
+tracker. Evaluating per observation rather than per batch makes a batch of N give the same
+alerts as N batches of one, and keeps a peak inside a buffered upload from being skipped.
+
+Data gaps need a clock, so they are checked separately by :func:`check_data_gaps`, which the
+processor calls on a timer with a watermark; an observation arriving clears an open gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from madina.alerts import (
+    AlertTransition,
+    DataGapPolicy,
+    DataGapState,
+    EpisodeState,
+    Evaluation,
+    Severity,
+    check_silence,
+    force_clear,
+    record_observation,
+    step,
+)
+from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+from services.environment.domain import aqi as aqi_inputs
+from services.environment.domain.aqi import AqiResult, compute_aqi
+from services.environment.domain.durations import format_duration
+from services.environment.domain.measurands import (
+    MEASURANDS,
+    Observation,
+    StationKind,
+    format_value,
+    validate_observation,
+)
+from services.environment.domain.profiles import Comparison, Level, Rule
+from services.environment.domain.stations import Station
+from services.environment.domain.windows import (
+    DEFAULT_ALLOWED_LATENESS,
+    STANDARD_WINDOWS,
+    Averaging,
+    StationWindows,
+    WindowSpec,
+    averaging_for,
+)
+
+DOMAIN = "environment"
+
+CATEGORY_BY_KIND = {
+    StationKind.AIR: "air-quality",
+    StationKind.WATER: "water-quality",
+    StationKind.NOISE: "noise",
+}
+DATA_GAP_CATEGORY = "data-gap"
+# A withdrawn rule's measurand is no longer known, so its closing transition gets its own category.
+WITHDRAWN_RULE_CATEGORY = "rule-withdrawn"
+
+_HOUR = timedelta(hours=1)
+# Which window feeds which EPA AQI input.
+_AQI_WINDOWS: dict[str, WindowSpec] = {
+    aqi_inputs.PM25_24H: WindowSpec.of("pm25_ugm3", 24 * _HOUR),
+    aqi_inputs.PM10_24H: WindowSpec.of("pm10_ugm3", 24 * _HOUR),
+    aqi_inputs.O3_8H: WindowSpec.of("o3_ugm3", 8 * _HOUR),
+    aqi_inputs.O3_1H: WindowSpec.of("o3_ugm3", _HOUR),
+    aqi_inputs.NO2_1H: WindowSpec.of("no2_ugm3", _HOUR),
+    aqi_inputs.SO2_1H: WindowSpec.of("so2_ugm3", _HOUR),
+    aqi_inputs.SO2_24H: WindowSpec.of("so2_ugm3", 24 * _HOUR),
+    aqi_inputs.CO_8H: WindowSpec.of("co_mgm3", 8 * _HOUR),
+}
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """Deployment knobs that are not per-rule."""
+
+    allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
+    gap_factor: float = 3.0
+    data_gap_severity: Severity = Severity.WARNING
+
+
+class RejectCode:
+    """Stable reason codes for rejected observations, usable as metric labels."""
+
+    INVALID = "invalid"
+    WRONG_STATION = "wrong_station"
+    LATE = "late"
+
+
+class Rejection(NamedTuple):
+    """An observation the evaluator refused, why (``code``) and in words (``detail``)."""
+
+    observation: Observation
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """Episode of one rule at one station, plus when each level's condition began to hold.
+
+    ``condition_since`` is only kept for rules with ``sustained_for``; it maps a severity name
+    to the event time from which that level's condition has held at every evaluation.
+    """
+
+    episode: EpisodeState
+    condition_since: Mapping[str, datetime] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episode": self.episode.to_dict(),
+            "condition_since": {k: time_to_text(v) for k, v in sorted(self.condition_since.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleState:
+        since = {k: time_from_text(v) for k, v in data.get("condition_since", {}).items()}
+        return cls(
+            episode=EpisodeState.from_dict(data["episode"]),
+            condition_since={k: v for k, v in since.items() if v is not None},
+        )
+
+
+@dataclass(frozen=True)
+class StationState:
+    """Everything remembered about one station between records; JSON-safe via ``to_dict``."""
+
+    station_id: str
+    windows: StationWindows
+    rules: Mapping[str, RuleState]
+    data_gap: DataGapState
+    last_aqi: AqiResult | None = None
+
+    @classmethod
+    def new(cls, station_id: str) -> StationState:
+        return cls(
+            station_id=station_id,
+            windows=StationWindows(),
+            rules={},
+            data_gap=DataGapState.new(DOMAIN, station_id),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "station_id": self.station_id,
+            "windows": self.windows.to_dict(),
+            "rules": {rule_id: state.to_dict() for rule_id, state in self.rules.items()},
+            "data_gap": self.data_gap.to_dict(),
+            "last_aqi": self.last_aqi.to_dict() if self.last_aqi is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StationState:
+        last_aqi = data.get("last_aqi")
+        return cls(
+            station_id=data["station_id"],
+            windows=StationWindows.from_dict(data["windows"]),
+            rules={rule_id: RuleState.from_dict(raw) for rule_id, raw in data.get("rules", {}).items()},
+            data_gap=DataGapState.from_dict(data["data_gap"]),
+            last_aqi=AqiResult.from_dict(last_aqi) if last_aqi is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StationState) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class BatchResult(NamedTuple):
+    """What :func:`apply_observations` returns; unpacks as a 4-tuple."""
+
+    state: StationState
+    transitions: list[AlertTransition]
+    aqi: AqiResult | None
+    """AQI after this batch, or ``None`` if the batch brought no accepted air observation."""
+    rejected: list[Rejection]
+
+
+def applicable_rules(rules: Iterable[Rule], station: Station) -> tuple[Rule, ...]:
+    """The rules that read a measurand this station measures, in the given order."""
+    return tuple(rule for rule in rules if rule.measurand in station.measurands)
+
+
+def tracked_windows(rules: Iterable[Rule], station: Station) -> set[WindowSpec]:
+    """Windows a station needs: the standard averaging periods it measures plus its rules' windows."""
+    specs = {spec for spec in STANDARD_WINDOWS if spec.measurand in station.measurands}
+    specs.update(rule.window_spec for rule in rules if rule.window_spec is not None)
+    return specs
+
+
+def apply_observations(
+    state: StationState,
+    observations: Sequence[Observation],
+    rules: Sequence[Rule],
+    station: Station,
+    config: EvaluatorConfig = EvaluatorConfig(),
+) -> BatchResult:
+    """Fold a batch of one station's observations into ``state``; ``state`` itself is not changed.
+
+    ``rules`` are all selected rules (e.g. from ``select_rules``); those for measurands the station
+    does not measure are ignored. Invalid, foreign and too-late observations come back in
+    ``rejected``; an invalid observation is refused whole, since one implausible channel casts
+    doubt on the rest of the reading.
+    """
+    station_rules = applicable_rules(rules, station)
+    windows = state.windows.copy()
+    windows.track(tracked_windows(station_rules, station))
+    rule_states: dict[str, RuleState] = {
+        rule.id: state.rules.get(rule.id) or RuleState(EpisodeState(DOMAIN, station.id, rule.id))
+        for rule in station_rules
+    }
+    data_gap = state.data_gap
+    transitions: list[AlertTransition] = []
+    rejected: list[Rejection] = []
+    accepted_air = False
+
+    valid: list[Observation] = []
+    for observation in observations:
+        problems = validate_observation(observation)
+        if observation.station_id != station.id:
+            rejected.append(
+                Rejection(observation, RejectCode.WRONG_STATION, f"station_id: expected {station.id!r}")
+            )
+        elif problems:
+            rejected.append(Rejection(observation, RejectCode.INVALID, "; ".join(problems)))
+        elif StationKind(observation.kind) not in station.kinds:
+            detail = f"kind: station {station.id} has no {StationKind(observation.kind).value} sensors"
+            rejected.append(Rejection(observation, RejectCode.INVALID, detail))
+        else:
+            valid.append(observation)
+
+    for observation in sorted(valid, key=lambda o: require_utc(o.observe_time)):
+        moment = require_utc(observation.observe_time)
+        reason = windows.add(moment, observation.values, config.allowed_lateness)
+        if reason is not None:
+            rejected.append(Rejection(observation, RejectCode.LATE, reason))
+            continue
+        accepted_air = accepted_air or StationKind(observation.kind) is StationKind.AIR
+        data_gap, cleared = record_observation(data_gap, moment, _gap_metadata(station))
+        if cleared is not None:
+            transitions.append(cleared)
+        newest = windows.max_event_time
+        assert newest is not None
+        for rule in station_rules:
+            rule_states[rule.id], transition = _evaluate(rule, rule_states[rule.id], windows, newest, station)
+            if transition is not None:
+                transitions.append(transition)
+
+    transitions.extend(_retire_withdrawn_rules(state, rule_states, windows.max_event_time, station))
+
+    aqi = _station_aqi(windows) if accepted_air else None
+    new_state = StationState(
+        station_id=station.id,
+        windows=windows,
+        rules=rule_states,
+        data_gap=data_gap,
+        last_aqi=aqi if aqi is not None else state.last_aqi,
+    )
+    return BatchResult(new_state, transitions, aqi, rejected)
+
+
+def check_data_gaps(
+    state: StationState, now: datetime, station: Station, config: EvaluatorConfig = EvaluatorConfig()
+) -> tuple[StationState, AlertTransition | None]:
+    """Raise ``data-gap`` if the station has been silent too long at ``now`` (pass a watermark)."""
+    policy = DataGapPolicy(
+        expected_interval=station.reporting_interval,
+        gap_factor=config.gap_factor,
+        severity=config.data_gap_severity,
+    )
+    data_gap, transition = check_silence(state.data_gap, now, policy, _gap_metadata(station))
+    if transition is None:
+        return state, None
+    return replace(state, data_gap=data_gap), transition
+
+
+def _evaluate(
+    rule: Rule, rule_state: RuleState, windows: StationWindows, at: datetime, station: Station
+) -> tuple[RuleState, AlertTransition | None]:
+    value = _rule_value(rule, windows)
+    if value is None:
+        return rule_state, None
+    since = dict(rule_state.condition_since)
+    breached: Level | None = None
+    for level in rule.levels:
+        if not rule.holds(level, value):
+            since.pop(level.severity.name, None)
+            continue
+        if rule.sustained_for <= timedelta(0):
+            breached = level
+            continue
+        started = since.setdefault(level.severity.name, at)
+        if at - started >= rule.sustained_for:
+            breached = level
+    evaluation = Evaluation(
+        event_time=at,
+        severity=breached.severity if breached is not None else None,
+        observed_value=value,
+        threshold=rule.crossed_threshold(breached, value) if breached is not None else None,
+        below_clear_level=rule.is_clear(value),
+        message=_message(rule, value, breached),
+        metadata=_rule_metadata(rule, station),
+    )
+    episode, transition = step(rule_state.episode, evaluation, rule.episode_policy)
+    return RuleState(episode=episode, condition_since=since), transition
+
+
+def _rule_value(rule: Rule, windows: StationWindows) -> float | None:
+    """The value a rule judges, or ``None`` when there is no (or not enough) data to judge."""
+    spec = rule.window_spec
+    if spec is None:
+        latest = windows.latest(rule.measurand)
+        return latest[1] if latest is not None else None
+    mean = windows.mean(spec)
+    if mean is None or mean.coverage < rule.min_coverage:
+        return None
+    return mean.mean
+
+
+def _retire_withdrawn_rules(
+    previous: StationState,
+    rule_states: dict[str, RuleState],
+    newest: datetime | None,
+    station: Station,
+) -> list[AlertTransition]:
+    """Clear open episodes of rules no longer selected, so their alerts do not stay open forever."""
+    transitions: list[AlertTransition] = []
+    if newest is None:
+        return transitions
+    for rule_id, old in previous.rules.items():
+        if rule_id in rule_states or not old.episode.active:
+            continue
+        _, transition = force_clear(
+            old.episode,
+            newest,
+            old.episode.last_emitted_value or 0.0,
+            f"{rule_id} withdrawn from the active threshold profiles; alert closed",
+            {**station.metadata(), "category": WITHDRAWN_RULE_CATEGORY},
+        )
+        if transition is not None:
+            transitions.append(transition)
+    return transitions
+
+
+def _station_aqi(windows: StationWindows) -> AqiResult | None:
+    tracked = set(windows.specs)
+    means: dict[str, float] = {}
+    for key, spec in _AQI_WINDOWS.items():
+        if spec in tracked:
+            mean = windows.mean(spec)
+            if mean is not None:
+                means[key] = mean.mean
+    return compute_aqi(means)
+
+
+def _message(rule: Rule, value: float, breached: Level | None) -> str:
+    measurand = MEASURANDS[rule.measurand]
+    subject = f"{measurand.label} {_window_label(rule)}"
+    reading = format_value(rule.measurand, value)
+    if breached is None:
+        if rule.comparison is Comparison.OUTSIDE:
+            assert rule.clear_range is not None
+            low, high = rule.clear_range
+            return f"{subject} {reading} (clear range {low:g}-{high:g})"
+        assert rule.clear_level is not None
+        return f"{subject} {reading} (clear level {format_value(rule.measurand, rule.clear_level)})"
+    name = f" {breached.name}" if breached.name else ""
+    if rule.comparison is Comparison.ANY_POSITIVE:
+        return f"{subject} {reading} detected ({breached.name or 'any is too many'})"
+    if rule.comparison is Comparison.OUTSIDE:
+        assert breached.low is not None and breached.high is not None
+        return f"{subject} {reading} outside{name} ({breached.low:g}-{breached.high:g})"
+    assert breached.threshold is not None
+    word = "below" if rule.comparison is Comparison.BELOW else "above"
+    sustained = f" for {format_duration(rule.sustained_for)}" if rule.sustained_for > timedelta(0) else ""
+    limit = format_value(rule.measurand, breached.threshold)
+    return f"{subject} {reading} {word}{name} ({limit}){sustained}"
+
+
+def _window_label(rule: Rule) -> str:
+    if rule.window_spec is None:
+        return "sample"
+    kind = "energetic mean" if averaging_for(rule.measurand) is Averaging.ENERGETIC else "mean"
+    return f"{format_duration(rule.window)} {kind}"
+
+
+def _rule_metadata(rule: Rule, station: Station) -> dict[str, str]:
+    measurand = MEASURANDS[rule.measurand]
+    return {
+        **station.metadata(),
+        "category": CATEGORY_BY_KIND[measurand.kind],
+        "measurand": rule.measurand,
+        "unit": measurand.unit,
+        "window": format_duration(rule.window),
+        "standard_reference": rule.source.text(),
+    }
+
+
+def _gap_metadata(station: Station) -> dict[str, str]:
+    return {**station.metadata(), "category": DATA_GAP_CATEGORY, "unit": "s"}

@@ -1,0 +1,1 @@
+"""The environment stream processor (faust-streaming): rolling means, AQI and threshold alerts."""

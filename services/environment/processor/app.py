@@ -1,0 +1,189 @@
+"""``madina service environment-processor``: the faust worker behind environment alerts.
+
+One agent reads the three observation topics and the station clock ticks (all keyed and
+partitioned by station), keeps each station's state in a changelogged faust Table written once
+per record, and publishes alert transitions, AQI, KPIs and station status. faust's per-record
+cost is paid once per *batch* of observations, which is what lets one worker keep up with
+thousands of observations per second (see bench/environment).
+
+Delivery: faust is at-least-once. A record is re-applied only if the stored state does not
+already contain it (offset guard), and an alert transition already on ``alerts.v1`` is not
+published again (AlertLedger), so a kill -9 anywhere yields each alert revision exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from madina.bus.alert_events import AlertLedger, timestamp
+from madina.bus.codec import HEADER_CONTENT_TYPE, InvalidRecord, decode, encode, standard_headers
+from madina.bus.producer import HEADER_DLQ_OFFSET, HEADER_DLQ_PARTITION, HEADER_DLQ_REASON, HEADER_DLQ_TOPIC
+from madina.bus.topics import ALERTS, TopicSpec
+from madina.observability.metrics import BUS_METRICS, metrics_response
+from madina_proto.environment.v1 import station_pb2
+from services.environment.convert import observation_to_pb
+from services.environment.domain.evaluator import EvaluatorConfig
+from services.environment.domain.profiles import load_profiles, select_rules
+from services.environment.domain.stations import Station, load_stations
+from services.environment.processor.station_stream import Outputs, StoredState, apply_batch, apply_tick
+from services.environment.settings import EnvironmentSettings
+from services.environment.topics import OBSERVATION_TOPICS, PROCESSOR_INPUTS, STATION_TICKS
+
+log = logging.getLogger(__name__)
+SOURCE = "environment-processor"
+APP_ID = "madina-environment-processor"
+
+
+def create_app(settings: EnvironmentSettings) -> faust.App:
+    stations: dict[str, Station] = {s.id: s for s in load_stations(settings.environment_stations_file)}
+    profiles = load_profiles(settings.environment_extra_profile_files)
+    rules = select_rules(profiles, settings.environment_profiles)
+    config = EvaluatorConfig()
+    specs: dict[str, TopicSpec] = {spec.name: spec for spec in PROCESSOR_INPUTS}
+    ledger = AlertLedger("environment")
+    ledger_lock = asyncio.Lock()
+
+    app = faust.App(
+        APP_ID,
+        broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        # Topics come from the registry (madina.bus.ensure_topics), never from auto-creation.
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+        web_enabled=True,
+        web_bind=settings.bind_host,
+        web_port=settings.environment_processor_port,
+        web_in_thread=False,
+    )
+    source = app.topic(*specs, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+    table = app.Table(
+        "station-state", default=None, partitions=settings.topic_partitions, key_type=str,
+        value_serializer="json",
+    )
+    sinks = {}
+
+    def sink(spec: TopicSpec) -> faust.TopicT:
+        if spec.name not in sinks:
+            sinks[spec.name] = app.topic(spec.name, key_serializer="raw", value_serializer="raw")
+        return sinks[spec.name]
+
+    async def dead_letter(spec: TopicSpec, message: Any, reason: str, value: bytes | None = None) -> None:
+        headers = [(k, v) for k, v in (message.headers or []) if not k.startswith("madina-dlq-")]
+        headers += [(HEADER_DLQ_REASON, reason.encode()[:2000]), (HEADER_DLQ_TOPIC, spec.name.encode()),
+                    (HEADER_DLQ_PARTITION, str(message.partition).encode()),
+                    (HEADER_DLQ_OFFSET, str(message.offset).encode())]
+        BUS_METRICS.dead_lettered.labels(spec.name, reason.split(":", 1)[0][:60]).inc()
+        log.warning("record dead-lettered", extra={"topic": spec.name, "offset": message.offset, "reason": reason})
+        await (await sink(spec.dead_letter).send(
+            key=message.key, value=message.value if value is None else value, headers=headers))
+
+    async def publish(outputs: Outputs, spec: TopicSpec, message: Any) -> None:
+        pending = []
+        for event in outputs.alerts:
+            async with ledger_lock:
+                if ledger.already_published(event.alert_id, event.revision):
+                    continue
+                ledger.record(event.alert_id, event.revision)
+            pending.append(await sink(ALERTS).send(
+                key=event.alert_id.encode(), value=encode(event),
+                headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds()))))
+        for out_spec, key, out in outputs.records:
+            pending.append(await sink(out_spec).send(
+                key=key.encode(), value=encode(out), headers=standard_headers(out_spec, SOURCE)))
+        for rejection in outputs.rejected:
+            single = observation_to_pb(rejection.observation)
+            batch = spec.message_type(station_id=rejection.observation.station_id, observations=[single])
+            await dead_letter(spec, message, f"{rejection.code}: {rejection.detail}", batch.SerializeToString())
+        # Alerts must be on the topic before the state that remembers them is written.
+        for future in pending:
+            await future
+
+    @app.agent(source)
+    async def process(stream: faust.StreamT) -> None:
+        async with ledger_lock:
+            await ledger.load(settings.bootstrap_servers)
+        async for event in stream.events():
+            message = event.message
+            spec = specs[message.topic]
+            BUS_METRICS.consumed.labels(spec.name).inc()
+            try:
+                decoded = decode(spec, message.value, message.headers)
+                station_id = decoded.station_id
+                if not station_id or (message.key is not None and message.key.decode("utf-8", "replace") != station_id):
+                    raise InvalidRecord(f"key {message.key!r} does not match station_id {station_id!r}")
+                station = stations.get(station_id)
+                if station is None:
+                    raise InvalidRecord(f"station_id: unknown station {station_id!r}")
+            except InvalidRecord as error:
+                await dead_letter(spec, message, str(error))
+                continue
+            stored = StoredState.from_dict(table.get(station_id), station_id)
+            if stored.already_applied(message.topic, message.partition, message.offset):
+                continue
+            if spec is STATION_TICKS:
+                outputs = apply_tick(stored, decoded, station, config)
+            else:
+                outputs = apply_batch(stored, decoded, station, rules, config)
+            await publish(outputs, spec, message)
+            stored.mark_applied(message.topic, message.partition, message.offset)
+            table[station_id] = stored.to_dict()
+
+    @app.timer(interval=settings.environment_tick_interval_s, on_leader=True)
+    async def tick_stations() -> None:
+        now = timestamp(datetime.now(UTC))
+        ticks = sink(STATION_TICKS)
+        for station_id in stations:
+            tick = station_pb2.StationClockTick(station_id=station_id, tick_time=now)
+            await ticks.send(key=station_id.encode(), value=encode(tick),
+                             headers=standard_headers(STATION_TICKS, SOURCE))
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ready = app.rebalancing is False and process.started if hasattr(process, "started") else True
+            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(ledger)},
+                             status=200 if ready else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body, content_type = metrics_response()
+            return self.bytes(body, content_type=content_type.split(";")[0])
+
+    return app
+
+
+def main() -> int:
+    from madina.observability import configure_logging
+    from madina.settings import load_settings
+
+    settings = load_settings(EnvironmentSettings)
+    configure_logging(SOURCE, settings.log_level, settings.log_format)
+    asyncio.run(_ensure_topics(settings))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+async def _ensure_topics(settings: EnvironmentSettings) -> None:
+    from madina.bus import ensure_topics
+    from services.environment.topics import ALL
+
+    await ensure_topics(settings.bootstrap_servers, ALL, default_partitions=settings.topic_partitions,
+                        replication_factor=settings.topic_replication_factor)
+
+
+__all__ = ["OBSERVATION_TOPICS", "create_app", "main"]

@@ -1,0 +1,168 @@
+"""Per-record work of the processor, free of faust so it can be driven by any consumer loop.
+
+One input record is one station's batch of observations (or a clock tick). The pure evaluator
+turns the station's state and the batch into a new state, alert transitions and an AQI; this
+module maps them to the records the processor must publish and to the state it must store, and
+guards against re-applying a record the stored state already contains (a crash between the state
+write and the offset commit replays such records).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from madina.alerts import AlertState
+from madina.bus.alert_events import timestamp
+from madina.bus.topics import ALERTS, KPIS, TopicSpec
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+from madina_proto.kpis.v1 import kpis_pb2
+from madina_proto.environment.v1 import station_pb2
+from services.environment.convert import aqi_event, alert_event, district_of, observations_from_batch, status_message
+from services.environment.domain.evaluator import (
+    EvaluatorConfig,
+    Rejection,
+    StationState,
+    apply_observations,
+    check_data_gaps,
+)
+from services.environment.domain.profiles import Rule
+from services.environment.domain.stations import Station
+from services.environment.topics import AQI, STATION_STATUS
+
+AQI_BAND_LEVEL = {
+    "Good": 0, "Moderate": 1, "Unhealthy for Sensitive Groups": 2, "Unhealthy": 3, "Very Unhealthy": 4,
+    "Hazardous": 5,
+}
+
+
+@dataclass
+class Outputs:
+    """What one input record asks the processor to publish, in this order."""
+
+    alerts: list[alerts_pb2.AlertEvent] = field(default_factory=list)
+    records: list[tuple[TopicSpec, str, Message]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class StoredState:
+    """The table value: evaluator state plus what the processor itself needs to remember."""
+
+    evaluator: StationState
+    applied_offsets: dict[str, int]
+    active_alerts: dict[str, str]  # alert_id -> base64 AlertEvent, for station status
+    last_aqi_value: int | None
+
+    @classmethod
+    def new(cls, station_id: str) -> StoredState:
+        return cls(StationState.new(station_id), {}, {}, None)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, station_id: str) -> StoredState:
+        if not data:
+            return cls.new(station_id)
+        return cls(
+            StationState.from_dict(data["evaluator"]),
+            dict(data.get("applied_offsets", {})),
+            dict(data.get("active_alerts", {})),
+            data.get("last_aqi_value"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evaluator": self.evaluator.to_dict(),
+            "applied_offsets": self.applied_offsets,
+            "active_alerts": self.active_alerts,
+            "last_aqi_value": self.last_aqi_value,
+        }
+
+    def already_applied(self, topic: str, partition: int, offset: int) -> bool:
+        return offset <= self.applied_offsets.get(f"{topic}:{partition}", -1)
+
+    def mark_applied(self, topic: str, partition: int, offset: int) -> None:
+        self.applied_offsets[f"{topic}:{partition}"] = offset
+
+
+def apply_batch(
+    stored: StoredState, batch: Message, station: Station, rules: Sequence[Rule], config: EvaluatorConfig
+) -> Outputs:
+    """Fold one batch record into ``stored`` (mutated) and say what to publish."""
+    result = apply_observations(stored.evaluator, observations_from_batch(batch), rules, station, config)
+    stored.evaluator = result.state
+    outputs = Outputs(rejected=list(result.rejected))
+    _collect_alerts(stored, result.transitions, station, outputs)
+    if result.aqi is not None and result.aqi.aqi != stored.last_aqi_value:
+        stored.last_aqi_value = result.aqi.aqi
+        newest = result.state.windows.max_event_time or datetime.now(UTC)
+        computed = aqi_event(result.aqi, station, newest)
+        outputs.records.append((AQI, station.id, computed))
+        outputs.records.append((KPIS, f"aqi/{station.id}", _aqi_kpi(computed, station)))
+    if len(result.rejected) < len(batch.observations):  # type: ignore[attr-defined]
+        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station)))
+    return outputs
+
+
+def apply_tick(stored: StoredState, tick: station_pb2.StationClockTick, station: Station, config: EvaluatorConfig) -> Outputs:
+    now = tick.tick_time.ToDatetime(tzinfo=UTC)
+    stored.evaluator, transition = check_data_gaps(stored.evaluator, now, station, config)
+    outputs = Outputs()
+    if transition is not None:
+        _collect_alerts(stored, [transition], station, outputs)
+        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station)))
+    return outputs
+
+
+def _collect_alerts(stored: StoredState, transitions: Sequence[Any], station: Station, outputs: Outputs) -> None:
+    for transition in transitions:
+        event = alert_event(transition, station)
+        outputs.alerts.append(event)
+        if transition.state is AlertState.CLEARED:
+            stored.active_alerts.pop(event.alert_id, None)
+        else:
+            stored.active_alerts[event.alert_id] = base64.b64encode(event.SerializeToString()).decode()
+
+
+def status_event(stored: StoredState, station: Station) -> station_pb2.StationStatusChanged:
+    windows = stored.evaluator.windows
+    latest = {m: v for m in station.measurands if (found := windows.latest(m)) is not None for _, v in [found]}
+    means = []
+    for spec in sorted(windows.specs, key=lambda s: (s.measurand, s.window)):
+        mean = windows.mean(spec)
+        if mean is not None:
+            means.append((spec.measurand, spec.window, mean.mean, mean.sample_count))
+    last_aqi = stored.evaluator.last_aqi
+    newest = windows.max_event_time
+    active = [alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in stored.active_alerts.values()]
+    status = status_message(
+        station,
+        last_observe_time=newest,
+        latest_values=latest,
+        rolling_means=means,
+        aqi=aqi_event(last_aqi, station, newest) if last_aqi is not None and newest is not None else None,
+        active_alerts=active,
+    )
+    return station_pb2.StationStatusChanged(status=status)
+
+
+def _aqi_kpi(computed: Any, station: Station) -> kpis_pb2.KpiObserved:
+    return kpis_pb2.KpiObserved(
+        domain="environment",
+        kpi_id="aqi",
+        display_name="Air Quality Index (US EPA)",
+        district=district_of(station),
+        entity=common_pb2.EntityRef(domain="environment", kind="station", entity_id=station.id),
+        value=float(computed.aqi),
+        band=computed.category,
+        band_level=AQI_BAND_LEVEL.get(computed.category, 0),
+        observe_time=timestamp(computed.compute_time.ToDatetime(tzinfo=UTC)),
+    )
+
+
+ALERT_TOPIC = ALERTS

@@ -1,0 +1,176 @@
+"""Silences, as in Alertmanager: mute matching alerts for a time window without losing them.
+
+A silence is a set of matchers, all of which must hold, plus a window ``[starts_at, ends_at)``,
+an author and a reason. A silenced alert is still stored, listed and recorded; it is only
+flagged, so nothing is lost if the silence was too broad.
+
+Matchers follow Alertmanager's semantics so operators can reuse what they know:
+
+* operators ``=``, ``!=``, ``=~``, ``!~``; regular expressions are fully anchored
+  (``district=~"ain-.*"`` does not match ``"x-ain-sebaa"``);
+* a name that is neither a field nor a label reads as the empty string, so ``team!="roads"``
+  matches alerts without a ``team`` label and ``team=""`` selects exactly those;
+* severity is matched by lower-case name (``severity=~"major|critical"``).
+
+Names are the fields in :data:`FIELD_NAMES` and otherwise labels; fields win over a label of the
+same name, which stays reachable as ``labels.<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from madina.alerts.timeutil import require_utc
+from services.operations.domain.model import AlertView
+
+
+class MatchOp(StrEnum):
+    """How a matcher compares a value."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+_FIELDS: dict[str, Callable[[AlertView], str]] = {
+    "alert_id": lambda alert: alert.alert_id,
+    "domain": lambda alert: alert.latest.domain,
+    "category": lambda alert: alert.latest.category,
+    "rule_id": lambda alert: alert.latest.rule_id,
+    "source_domain": lambda alert: alert.latest.source.domain,
+    "source_kind": lambda alert: alert.latest.source.kind,
+    "source_id": lambda alert: alert.latest.source.entity_id,
+    "city": lambda alert: alert.latest.district.city_id,
+    "district": lambda alert: alert.latest.district.district_id,
+    "severity": lambda alert: alert.severity.name.lower(),
+    "group_key": lambda alert: alert.group_key,
+}
+FIELD_NAMES = frozenset(_FIELDS)
+_LABEL_PREFIX = "labels."
+# Longest operators first, so "=~" is not read as "=" followed by a value starting with "~".
+_MATCHER_TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One condition of a silence, e.g. ``Matcher("district", MatchOp.REGEX, "ain-.*")``."""
+
+    name: str
+    op: MatchOp
+    value: str
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a matcher needs a name")
+        object.__setattr__(self, "op", MatchOp(self.op))
+        if self.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
+            try:
+                object.__setattr__(self, "_pattern", re.compile(self.value))
+            except re.error as error:
+                raise ValueError(f"invalid regular expression {self.value!r}: {error}") from None
+
+    @classmethod
+    def parse(cls, text: str) -> Matcher:
+        """Read Alertmanager's text form: ``name=value``, ``name=~"regex"``; quotes are optional."""
+        found = _MATCHER_TEXT.match(text)
+        if found is None:
+            raise ValueError(f"not a matcher: {text!r} (expected name, one of = != =~ !~, value)")
+        name, op, value = found.groups()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return cls(name, MatchOp(op), value)
+
+    def matches(self, alert: AlertView) -> bool:
+        actual = field_value(alert, self.name)
+        match self.op:
+            case MatchOp.EQUAL:
+                return actual == self.value
+            case MatchOp.NOT_EQUAL:
+                return actual != self.value
+            case MatchOp.REGEX:
+                assert self._pattern is not None
+                return self._pattern.fullmatch(actual) is not None
+            case MatchOp.NOT_REGEX:
+                assert self._pattern is not None
+                return self._pattern.fullmatch(actual) is None
+        raise AssertionError(f"unhandled operator {self.op!r}")
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.name}{self.op}"{escaped}"'
+
+
+def field_value(alert: AlertView, name: str) -> str:
+    """What a matcher called ``name`` sees on ``alert``; absent names read as ``""``."""
+    getter = _FIELDS.get(name)
+    if getter is not None:
+        return getter(alert)
+    if name.startswith(_LABEL_PREFIX):
+        name = name[len(_LABEL_PREFIX) :]
+    return alert.latest.labels.get(name, "")
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mutes every alert all ``matchers`` match while ``starts_at <= now < ends_at``."""
+
+    silence_id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matchers", tuple(self.matchers))
+        if not self.matchers:
+            # Alertmanager refuses these too: an empty silence would mute the whole city.
+            raise ValueError("a silence needs at least one matcher")
+        object.__setattr__(self, "starts_at", require_utc(self.starts_at, "starts_at"))
+        object.__setattr__(self, "ends_at", require_utc(self.ends_at, "ends_at"))
+        if self.ends_at < self.starts_at:
+            raise ValueError("a silence must not end before it starts")
+        if not self.created_by.strip():
+            raise ValueError("a silence needs its author (created_by)")
+        if not self.comment.strip():
+            raise ValueError("a silence needs a comment saying why")
+
+    def is_active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def state(self, at: datetime) -> str:
+        """``"pending"``, ``"active"`` or ``"expired"`` at ``at``, as Alertmanager names them."""
+        if at < self.starts_at:
+            return "pending"
+        return "active" if at < self.ends_at else "expired"
+
+    def matches(self, alert: AlertView, at: datetime) -> bool:
+        return self.is_active(at) and all(matcher.matches(alert) for matcher in self.matchers)
+
+    def expired(self, at: datetime) -> Silence:
+        """This silence ended at ``at`` (a pending one never starts); unchanged if already over."""
+        if self.ends_at <= at:
+            return self
+        return replace(self, starts_at=min(self.starts_at, at), ends_at=at)
+
+
+def is_silenced(alert: AlertView, silences: Iterable[Silence], at: datetime) -> bool:
+    return any(silence.matches(alert, at) for silence in silences)
+
+
+def with_silences(alert: AlertView, silences: Iterable[Silence], at: datetime) -> AlertView:
+    """``alert`` with ``silenced`` evaluated against ``silences`` at ``at``."""
+    silenced = is_silenced(alert, silences, at)
+    return alert if alert.silenced == silenced else replace(alert, silenced=silenced)
+
+
+def silenced_by(alert: AlertView, silences: Iterable[Silence], at: datetime) -> list[Silence]:
+    """The silences muting ``alert`` at ``at``, for "why is this silenced?" answers."""
+    return [silence for silence in silences if silence.matches(alert, at)]

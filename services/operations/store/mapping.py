@@ -1,0 +1,195 @@
+"""Mapping between the ``madina.alerts.v1`` contracts and the operations domain objects.
+
+This is the only module of the operations center that knows protobuf, so the domain stays
+free of generated code. Inbound, :func:`record_from_message` validates: a message that breaks
+the contract raises :class:`InvalidRecord` (a ``ValueError``), which the consumer sends to the
+dead-letter topic. Outbound, :func:`alert_to_message` and :func:`change_to_message` build what
+gRPC and the REST/SSE layer serve.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from madina_proto.alerts.v1 import alerts_pb2
+from services.operations.domain.model import (
+    ActionType,
+    AlertAction,
+    AlertEvent,
+    AlertState,
+    AlertView,
+    Change,
+    District,
+    GeoPoint,
+    Severity,
+    SourceRef,
+)
+
+Record = AlertEvent | AlertAction
+"""A domain record the store applies."""
+Message = alerts_pb2.AlertEvent | alerts_pb2.AlertAction
+"""A wire record as consumed from ``alerts.v1`` / ``alerts.actions.v1``."""
+
+
+EnumMember = TypeVar("EnumMember", bound=IntEnum)
+
+
+class InvalidRecord(ValueError):
+    """A message that breaks the alerts contract; it cannot be applied and should be dead-lettered."""
+
+
+def record_from_message(record: Message | Record) -> Record:
+    """The domain form of a consumed message; domain records pass through unchanged."""
+    if isinstance(record, AlertEvent | AlertAction):
+        return record
+    if isinstance(record, alerts_pb2.AlertEvent):
+        return event_from_message(record)
+    if isinstance(record, alerts_pb2.AlertAction):
+        return action_from_message(record)
+    raise InvalidRecord(f"not an alert event or action: {type(record).__name__}")
+
+
+def event_from_message(message: alerts_pb2.AlertEvent) -> AlertEvent:
+    event_time = _optional_time(message.event_time, message.HasField("event_time"))
+    raise_time = _optional_time(message.raise_time, message.HasField("raise_time"))
+    # A producer that forgot one of the two still gave us the moment the transition happened.
+    event_time = event_time or raise_time
+    raise_time = raise_time or event_time
+    if event_time is None or raise_time is None:
+        raise InvalidRecord(f"alert {message.alert_id!r} rev {message.revision} has no event or raise time")
+    try:
+        return AlertEvent(
+            alert_id=message.alert_id,
+            revision=message.revision,
+            domain=message.domain,
+            category=message.category,
+            rule_id=message.rule_id,
+            source=SourceRef(
+                domain=message.source.domain, kind=message.source.kind, entity_id=message.source.entity_id
+            ),
+            severity=_member(Severity, message.severity, "severity"),
+            state=_member(AlertState, message.state, "state"),
+            observed_value=message.observed_value,
+            threshold_value=message.threshold_value,
+            unit=message.unit,
+            raise_time=raise_time,
+            clear_time=_optional_time(message.clear_time, message.HasField("clear_time")),
+            event_time=event_time,
+            message=message.message,
+            district=District(
+                city_id=message.district.city_id,
+                district_id=message.district.district_id,
+                display_name=message.district.display_name,
+            ),
+            location=(
+                GeoPoint(message.location.latitude_deg, message.location.longitude_deg)
+                if message.HasField("location")
+                else None
+            ),
+            standard_reference=message.standard_reference,
+            labels=dict(message.labels),
+        )
+    except ValueError as error:
+        raise InvalidRecord(f"invalid alert event {message.alert_id!r}: {error}") from error
+
+
+def action_from_message(message: alerts_pb2.AlertAction) -> AlertAction:
+    action_time = _optional_time(message.action_time, message.HasField("action_time"))
+    if action_time is None:
+        raise InvalidRecord(f"action {message.action_id!r} has no action_time")
+    try:
+        return AlertAction(
+            action_id=message.action_id,
+            alert_id=message.alert_id,
+            action_type=_member(ActionType, message.action_type, "action type"),
+            actor=message.actor,
+            assignee=message.assignee,
+            text=message.text,
+            action_time=action_time,
+        )
+    except ValueError as error:
+        raise InvalidRecord(f"invalid alert action {message.action_id!r}: {error}") from error
+
+
+def event_to_message(event: AlertEvent) -> alerts_pb2.AlertEvent:
+    message = alerts_pb2.AlertEvent(
+        alert_id=event.alert_id,
+        revision=event.revision,
+        domain=event.domain,
+        category=event.category,
+        rule_id=event.rule_id,
+        severity=alerts_pb2.Severity.ValueType(event.severity),
+        state=alerts_pb2.AlertState.ValueType(event.state),
+        observed_value=event.observed_value,
+        threshold_value=event.threshold_value,
+        unit=event.unit,
+        message=event.message,
+        standard_reference=event.standard_reference,
+        labels=dict(event.labels),
+    )
+    message.source.domain = event.source.domain
+    message.source.kind = event.source.kind
+    message.source.entity_id = event.source.entity_id
+    message.district.city_id = event.district.city_id
+    message.district.district_id = event.district.district_id
+    message.district.display_name = event.district.display_name
+    if event.location is not None:
+        message.location.latitude_deg = event.location.latitude_deg
+        message.location.longitude_deg = event.location.longitude_deg
+    _set_time(message.raise_time, event.raise_time)
+    _set_time(message.clear_time, event.clear_time)
+    _set_time(message.event_time, event.event_time)
+    return message
+
+
+def action_to_message(action: AlertAction) -> alerts_pb2.AlertAction:
+    message = alerts_pb2.AlertAction(
+        action_id=action.action_id,
+        alert_id=action.alert_id,
+        action_type=alerts_pb2.AlertActionType.ValueType(action.action_type),
+        actor=action.actor,
+        assignee=action.assignee,
+        text=action.text,
+    )
+    _set_time(message.action_time, action.action_time)
+    return message
+
+
+def alert_to_message(alert: AlertView) -> alerts_pb2.Alert:
+    message = alerts_pb2.Alert(
+        status=alerts_pb2.AlertStatus.ValueType(alert.status),
+        acknowledged_by=alert.acknowledged_by,
+        assignee=alert.assignee,
+        silenced=alert.silenced,
+        group_key=alert.group_key,
+    )
+    message.latest.CopyFrom(event_to_message(alert.latest))
+    _set_time(message.acknowledge_time, alert.acknowledge_time)
+    return message
+
+
+def change_to_message(change: Change) -> alerts_pb2.AlertChange:
+    message = alerts_pb2.AlertChange(cursor=change.cursor, cause=change.cause)
+    message.alert.CopyFrom(alert_to_message(change.alert))
+    return message
+
+
+def _member(enum: type[EnumMember], value: int, what: str) -> EnumMember:
+    try:
+        return enum(value)
+    except ValueError:
+        # Zero is the contract's *_UNSPECIFIED, never valid on a published record.
+        raise ValueError(f"{what} {value} is not one of {[int(member) for member in enum]}") from None
+
+
+def _optional_time(timestamp: Timestamp, present: bool) -> datetime | None:
+    return timestamp.ToDatetime(tzinfo=UTC) if present else None
+
+
+def _set_time(target: Timestamp, moment: datetime | None) -> None:
+    if moment is not None:
+        target.FromDatetime(moment)

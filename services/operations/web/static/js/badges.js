@@ -1,0 +1,16 @@
+// Severity and status badges, shared by the board, the drawer, the map tooltip and the panels.
+
+import { h } from "./dom.js";
+import { SEVERITY_LABEL, STATUS_LABEL } from "./model.js";
+
+export function severityBadge(severity) {
+  return h("span", { class: `sev-badge sev-${severity}`, "data-severity": severity },
+    SEVERITY_LABEL[severity] || severity || "—");
+}
+
+export function statusBadge(status) {
+  const kind = String(status || "").replace("_", "-");
+  return h("span", { class: `status-badge st-${kind}`, "data-status-badge": status },
+    h("i", { class: "status-dot", "aria-hidden": "true" }),
+    STATUS_LABEL[status] || status || "—");
+}
