@@ -88,33 +88,39 @@ def _runtime(request: Request) -> EnvironmentRuntime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
+# Module level: FastAPI resolves (string) annotations against module globals.
+PUBLISHER = require_scope("environment:publish")
+READER = require_scope("environment:read")
+
+
+def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
+    async def ingest(
+        request: Request,
+        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
+        principal: Annotated[Principal, Depends(PUBLISHER)],
+    ) -> Accepted:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
+        try:
+            observations = _parse(kind, body, runtime.settings.environment_max_batch_observations)
+            now = datetime.now(UTC)
+            batched = isinstance(body, dict) and "observations" in body
+            for index, observation in enumerate(observations):
+                check_observation(observation, runtime.stations, f"observations[{index}]" if batched else "", now)
+        except ObservationRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"invalid observation: {error}") from None
+        return Accepted(accepted=await publish(runtime.producer, observations))
+
+    return ingest
+
+
 def ingest_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["ingest"])
-    publisher = require_scope("environment:publish")
-
     for kind in StationKind:
         model = MODELS[kind]
-
-        async def ingest(
-            request: Request,
-            runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
-            principal: Annotated[Principal, Depends(publisher)],
-            _kind: StationKind = kind,
-        ) -> Accepted:
-            try:
-                body = await request.json()
-            except ValueError:
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
-            try:
-                observations = _parse(_kind, body, runtime.settings.environment_max_batch_observations)
-                now = datetime.now(UTC)
-                for index, observation in enumerate(observations):
-                    where = f"observations[{index}]" if len(observations) > 1 or "observations" in body else ""
-                    check_observation(observation, runtime.stations, where, now)
-            except ObservationRejected as error:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"invalid observation: {error}") from None
-            return Accepted(accepted=await publish(runtime.producer, observations))
-
+        ingest = _ingest_endpoint(kind)
         router.add_api_route(
             f"/{PATHS[kind]}",
             ingest,
@@ -136,11 +142,10 @@ def ingest_router() -> APIRouter:
 
 def read_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["stations"])
-    reader = require_scope("environment:read")
 
     @router.get("/stations", summary="Stations and their metadata")
     async def stations(
-        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)], _: Annotated[Principal, Depends(reader)],
+        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)], _: Annotated[Principal, Depends(READER)],
         city: str | None = None,
     ) -> dict[str, Any]:
         return {"stations": [runtime.station_json(s) for s in runtime.stations.values() if city in (None, s.city)]}
@@ -148,7 +153,7 @@ def read_router() -> APIRouter:
     @router.get("/stations/{station_id}/status", summary="Latest values, rolling means, AQI and active alerts")
     async def station_status(
         station_id: str, runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
-        _: Annotated[Principal, Depends(reader)],
+        _: Annotated[Principal, Depends(READER)],
     ) -> dict[str, Any]:
         if station_id not in runtime.stations:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown station {station_id!r}")

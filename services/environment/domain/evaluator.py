@@ -272,7 +272,11 @@ def apply_observations(
 def check_data_gaps(
     state: StationState, now: datetime, station: Station, config: EvaluatorConfig = EvaluatorConfig()
 ) -> tuple[StationState, AlertTransition | None]:
-    """Raise ``data-gap`` if the station has been silent too long at ``now`` (pass a watermark)."""
+    """Raise ``data-gap`` if the station has been silent too long at ``now`` (pass a watermark).
+
+    Returns the very same state object when nothing was raised, so a caller ticking every few
+    seconds can skip the table write.
+    """
     policy = DataGapPolicy(
         expected_interval=station.reporting_interval,
         gap_factor=config.gap_factor,

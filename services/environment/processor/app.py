@@ -68,10 +68,8 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
         web_in_thread=False,
     )
     source = app.topic(*specs, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
-    table = app.Table(
-        "station-state", default=None, partitions=settings.topic_partitions, key_type=str,
-        value_serializer="json",
-    )
+    # Keys and values use the app's default JSON serializer: state is plain dicts by design.
+    table = app.Table("station-state", default=None, partitions=settings.topic_partitions)
     sinks = {}
 
     def sink(spec: TopicSpec) -> faust.TopicT:

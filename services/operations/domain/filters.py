@@ -7,7 +7,7 @@ with the same filter agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
@@ -20,13 +20,16 @@ ActivityFilter = Literal["active", "cleared", "any"]
 
 @dataclass(frozen=True)
 class AlertFilter:
-    """Unset (empty, ``None``, ``"any"``) fields match everything; set fields must all match."""
+    """Unset (empty, ``None``, ``"any"``) fields match everything; set fields must all match.
+
+    ``domains`` and ``district_ids`` match any of their values and are kept as tuples.
+    """
 
     state: ActivityFilter = "any"
     status: AlertStatus | None = None
-    domains: tuple[str, ...] = ()
+    domains: Sequence[str] = ()
     min_severity: Severity | None = None
-    district_ids: tuple[str, ...] = ()
+    district_ids: Sequence[str] = ()
     since: datetime | None = None
     """Only alerts changed at or after this time."""
 

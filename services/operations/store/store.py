@@ -37,7 +37,20 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 
 from services.operations.domain.filters import AlertFilter
 from services.operations.domain.grouping import GroupSummary, summarize_groups
@@ -229,7 +242,7 @@ class AlertStore:
         """Correlated groups, worst first; only groups with an active alert unless ``include_cleared``."""
         query = select(alerts.c.document)
         if not include_cleared:
-            query = query.where(alerts.c.active.is_(True))
+            query = query.where(alerts.c.active == true())
         with self._engine.connect() as connection:
             documents = connection.execute(query).scalars().all()
         return summarize_groups(view_from_document(document) for document in documents)
@@ -563,9 +576,9 @@ def _with_silences(change: Change, active_silences: Sequence[Silence], now: date
 
 def _filtered(query: Select[Any], alert_filter: AlertFilter) -> Select[Any]:
     if alert_filter.state == "active":
-        query = query.where(alerts.c.active.is_(True))
+        query = query.where(alerts.c.active == true())
     elif alert_filter.state == "cleared":
-        query = query.where(alerts.c.active.is_(False))
+        query = query.where(alerts.c.active == false())
     if alert_filter.status is not None:
         query = query.where(alerts.c.status == alert_filter.status.name)
     if alert_filter.domains:

@@ -64,7 +64,11 @@ def test_actions_breaking_the_contract_are_invalid():
     with pytest.raises(InvalidRecord):
         record_from_message(untimed)
     with pytest.raises(InvalidRecord):
-        record_from_message(alerts_pb2.AlertAction(action_id="x", alert_id="y", action_type=0))
+        record_from_message(
+            alerts_pb2.AlertAction(
+                action_id="x", alert_id="y", action_type=alerts_pb2.AlertActionType.ValueType(0)
+            )
+        )
 
 
 def test_change_carries_status_acknowledgement_and_cursor():

@@ -1,0 +1,188 @@
+// The city map, drawn as SVG from /api/v1/geo district outlines. No tiles: an equirectangular
+// projection (longitude scaled by cos(latitude)) fitted to the city's bounding box, in the
+// container's own pixels so markers and labels keep their size at any panel width.
+
+import { severityBadge, statusBadge } from "./badges.js";
+import { clear, h, s } from "./dom.js";
+import { relativeTime, value } from "./format.js";
+import { isAcknowledged, severityRank, worse } from "./model.js";
+
+const PADDING = 18;
+
+export function createMap({ container, tooltip, onSelect }) {
+  let city = null;
+  let alerts = [];
+  let selectedId = null;
+  let size = { width: 0, height: 0 };
+
+  new ResizeObserver(() => {
+    const { clientWidth: width, clientHeight: height } = container;
+    if (width !== size.width || height !== size.height) {
+      size = { width, height };
+      render();
+    }
+  }).observe(container);
+
+  function projection() {
+    const points = city.districts.flatMap((d) => d.polygon);
+    const lats = points.map((p) => p[0]);
+    const lons = points.map((p) => p[1]);
+    const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+    const kx = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+    const spanX = Math.max((maxLon - minLon) * kx, 1e-9);
+    const spanY = Math.max(maxLat - minLat, 1e-9);
+    const scale = Math.min((size.width - 2 * PADDING) / spanX, (size.height - 2 * PADDING) / spanY);
+    const offsetX = (size.width - spanX * scale) / 2;
+    const offsetY = (size.height - spanY * scale) / 2;
+    return ([lat, lon]) => [offsetX + (lon - minLon) * kx * scale, offsetY + (maxLat - lat) * scale];
+  }
+
+  function render() {
+    clear(container);
+    hideTooltip();
+    if (!city || !size.width || !size.height) return;
+    if (!city.districts.length) {
+      container.append(h("div", { class: "empty" }, "No districts defined for this city."));
+      return;
+    }
+    const project = projection();
+    const inCity = alerts.filter((a) => !a.district || a.district.city_id === city.id);
+    const byDistrict = new Map();
+    for (const alert of inCity) {
+      if (!alert.district) continue;
+      const entry = byDistrict.get(alert.district.district_id) || { worst: null, count: 0, unacked: 0 };
+      entry.worst = worse(entry.worst, alert.severity);
+      entry.count += 1;
+      if (!isAcknowledged(alert)) entry.unacked += 1;
+      byDistrict.set(alert.district.district_id, entry);
+    }
+
+    const svg = s("svg", {
+      class: "map-svg", width: size.width, height: size.height,
+      viewBox: `0 0 ${size.width} ${size.height}`, role: "presentation",
+    });
+    svg.append(s("defs", {},
+      s("pattern", { id: "map-grid", width: 24, height: 24, patternUnits: "userSpaceOnUse" },
+        s("path", { d: "M24 0H0V24", fill: "none", class: "map-grid-line" }))));
+    svg.append(s("rect", { x: 0, y: 0, width: size.width, height: size.height, fill: "url(#map-grid)" }));
+
+    const districts = s("g", { class: "districts" });
+    const labels = s("g", { class: "district-labels" });
+    for (const district of city.districts) {
+      const stats = byDistrict.get(district.id);
+      const points = district.polygon.map((p) => project(p).map((n) => n.toFixed(1)).join(",")).join(" ");
+      const poly = s("polygon", {
+        points, class: ["district", stats ? `fill-${stats.worst}` : "fill-none"],
+        "data-district-id": district.id,
+      });
+      poly.addEventListener("mousemove", (event) => showTooltip(event, districtTip(district, stats)));
+      poly.addEventListener("mouseleave", hideTooltip);
+      districts.append(poly);
+      const [cx, cy] = project(district.center);
+      labels.append(s("text", { x: cx, y: cy - (stats ? 4 : 0), class: "district-label", "text-anchor": "middle" }, shortName(district.name)));
+      if (stats) {
+        labels.append(s("text", { x: cx, y: cy + 9, class: `district-count txt-${stats.worst}`, "text-anchor": "middle" },
+          `${stats.count} alert${stats.count > 1 ? "s" : ""}`));
+      }
+    }
+    svg.append(districts, labels);
+
+    const markers = s("g", { class: "markers" });
+    const located = inCity.filter((a) => a.location && Number.isFinite(Number(a.location.lat)));
+    // Worst drawn last so it sits on top where markers overlap.
+    located.sort((a, b) => severityRank(a.severity) - severityRank(b.severity));
+    const stacks = new Map();
+    for (const alert of located) {
+      let [x, y] = project([Number(alert.location.lat), Number(alert.location.lon)]);
+      const key = `${Math.round(x / 6)}:${Math.round(y / 6)}`;
+      const n = stacks.get(key) || 0;
+      stacks.set(key, n + 1);
+      if (n) {
+        const angle = n * 2.4;
+        x += Math.cos(angle) * 7 * Math.sqrt(n);
+        y += Math.sin(angle) * 7 * Math.sqrt(n);
+      }
+      const urgent = !isAcknowledged(alert) && severityRank(alert.severity) >= severityRank("major");
+      const g = s("g", {
+        class: ["marker", `mk-${alert.severity}`, selectedId === alert.alert_id ? "is-selected" : "", urgent ? "is-urgent" : ""],
+        transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
+        "data-marker-alert-id": alert.alert_id, tabindex: "0", role: "button",
+        "aria-label": `${alert.severity} alert: ${alert.message || alert.rule_id}`,
+      },
+      urgent ? s("circle", { class: "marker-pulse", r: 7 }) : null,
+      s("circle", { class: "marker-dot", r: selectedId === alert.alert_id ? 7.5 : 6 }));
+      g.addEventListener("mousemove", (event) => showTooltip(event, alertTip(alert)));
+      g.addEventListener("mouseleave", hideTooltip);
+      g.addEventListener("click", () => onSelect(alert.alert_id));
+      g.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          onSelect(alert.alert_id);
+        }
+      });
+      markers.append(g);
+    }
+    svg.append(markers);
+    container.append(svg);
+  }
+
+  function shortName(name) {
+    // "Casa-Port / Ancienne Médina" reads as "Casa-Port" at map scale; the tooltip has the rest.
+    return name.split(" / ")[0];
+  }
+
+  function districtTip(district, stats) {
+    return [
+      h("div", { class: "tip-title" }, district.name),
+      stats
+        ? h("div", { class: "tip-row" }, severityBadge(stats.worst),
+          ` ${stats.count} active · ${stats.unacked} unacked`)
+        : h("div", { class: "tip-row muted" }, "No active alerts"),
+    ];
+  }
+
+  function alertTip(alert) {
+    const source = alert.source || {};
+    return [
+      h("div", { class: "tip-row" }, severityBadge(alert.severity), " ", statusBadge(alert.status)),
+      h("div", { class: "tip-title" }, alert.message || alert.rule_id),
+      h("div", { class: "tip-row mono" }, `${source.kind || ""} ${source.entity_id || ""}`.trim()),
+      h("div", { class: "tip-row" },
+        `${value(alert.observed_value)} ${alert.unit || ""} (limit ${value(alert.threshold_value)}) · ${relativeTime(alert.raise_time)}`),
+    ];
+  }
+
+  function showTooltip(event, content) {
+    tooltip.replaceChildren(...content);
+    tooltip.hidden = false;
+    const pad = 14;
+    const { innerWidth, innerHeight } = window;
+    const rect = tooltip.getBoundingClientRect();
+    let left = event.clientX + pad;
+    let top = event.clientY + pad;
+    if (left + rect.width > innerWidth - 8) left = event.clientX - rect.width - pad;
+    if (top + rect.height > innerHeight - 8) top = event.clientY - rect.height - pad;
+    tooltip.style.left = `${Math.max(8, left)}px`;
+    tooltip.style.top = `${Math.max(8, top)}px`;
+  }
+
+  function hideTooltip() {
+    tooltip.hidden = true;
+  }
+
+  return {
+    setCity(next) {
+      city = next;
+      render();
+    },
+    /** Active alerts to draw; the caller applies the board's non-state filters. */
+    setAlerts(next) {
+      alerts = next;
+      render();
+    },
+    select(id) {
+      selectedId = id;
+      render();
+    },
+  };
+}
