@@ -194,6 +194,11 @@ class Connection(asyncio.Protocol):
                     return
                 if not isinstance(answer, asyncio.Future):
                     answer = encode_response(spec, version, correlation_id, answer)
+        except TypeError as error:
+            # The decoder reads a -1 length as null even where the schema forbids null;
+            # handlers then trip over it. That is a malformed request, not a broker bug.
+            self.close("malformed %s v%d request: %s", spec.name, version, error)
+            return
         except Exception:
             logger.exception("%s v%d from %s failed", spec.name, version, self.peer)
             self.close("internal error while handling %s", spec.name)

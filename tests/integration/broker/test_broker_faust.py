@@ -52,7 +52,7 @@ def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootst
         for number in range(RECORDS):
             producer.produce(topic, f'"value-{number}"'.encode(), key=f'"key-{number % 3}"'.encode())
         assert producer.flush(10) == 0
-        wait_for(lambda: sum(line.startswith("processed ") for line in lines) >= RECORDS, 60,
+        wait_for(lambda: sum("] processed " in line or line.startswith("processed ") for line in lines) >= RECORDS, 60,
                  "records not processed")
         assert any("count=7" in line for line in lines)  # key-0 seen 7 times, counted in the Table
 

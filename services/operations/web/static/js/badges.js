@@ -8,9 +8,10 @@ export function severityBadge(severity) {
     SEVERITY_LABEL[severity] || severity || "—");
 }
 
-export function statusBadge(status) {
+/** `label` overrides the text (the board shows a short one); the colour always follows status. */
+export function statusBadge(status, label = null) {
   const kind = String(status || "").replace("_", "-");
   return h("span", { class: `status-badge st-${kind}`, "data-status-badge": status },
     h("i", { class: "status-dot", "aria-hidden": "true" }),
-    STATUS_LABEL[status] || status || "—");
+    label || STATUS_LABEL[status] || status || "—");
 }

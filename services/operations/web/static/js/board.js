@@ -4,10 +4,10 @@
 
 import { ACTION_KINDS, actionEnabled, actionLabel } from "./actions.js";
 import { severityBadge, statusBadge } from "./badges.js";
-import { h } from "./dom.js";
-import { absoluteTime, relativeTime, shortTime, titleCase, value } from "./format.js";
+import { fill, h } from "./dom.js";
+import { absoluteTime, duration, relativeTime, shortTime, titleCase, value } from "./format.js";
 import { icon } from "./icons.js";
-import { compareAlerts, isAcknowledged, matchesFilters } from "./model.js";
+import { STATUS_LABEL, compareAlerts, isAcknowledged, matchesFilters } from "./model.js";
 
 const ACTION_ICON = { ack: "check", assign: "user", comment: "comment", resolve: "resolve" };
 
@@ -87,7 +87,7 @@ export function createBoard({ store, actions, getView, onSelect }) {
     board.setAttribute("aria-busy", loading ? "true" : "false");
     empty.hidden = list.length > 0;
     if (!list.length) {
-      empty.replaceChildren(loading
+      fill(empty, loading
         ? h("span", { class: "spinner", "aria-hidden": "true" })
         : icon("check", "empty-icon"),
       h("div", { class: "empty-text" }, loading ? "Loading alerts…" : emptyText(filters)));
@@ -127,9 +127,9 @@ export function createBoard({ store, actions, getView, onSelect }) {
     ].filter(Boolean).join(" ");
     tr.setAttribute("aria-selected", String(selectedId === alert.alert_id));
     const hadFocus = tr.contains(document.activeElement) && document.activeElement !== tr;
-    tr.replaceChildren(
+    fill(tr,
       h("td", { class: "c-sev" }, severityBadge(alert.severity)),
-      h("td", { class: "c-status" }, statusBadge(alert.status)),
+      statusCell(alert),
       alertCell(alert),
       districtCell(alert),
       valueCell(alert),
@@ -160,6 +160,15 @@ export function createBoard({ store, actions, getView, onSelect }) {
           icon("layers"), alert.group_key) : null));
   }
 
+  // Two facts, two lines: whether it is still happening, and whether someone has seen it.
+  function statusCell(alert) {
+    const acked = isAcknowledged(alert);
+    return h("td", { class: "c-status", title: STATUS_LABEL[alert.status] || alert.status },
+      h("div", { class: "cell-main" }, statusBadge(alert.status, alert.active ? "Active" : "Cleared")),
+      h("div", { class: ["cell-sub", acked ? "" : "unacked"] },
+        acked ? `ack ${alert.acknowledged_by || ""}`.trim() : "unacknowledged"));
+  }
+
   function districtCell(alert) {
     const d = alert.district;
     return h("td", { class: "c-district" },
@@ -187,8 +196,8 @@ export function createBoard({ store, actions, getView, onSelect }) {
     return h("td", { class: "c-assignee" },
       alert.assignee ? h("div", { class: "cell-main", title: alert.assignee }, alert.assignee)
         : h("div", { class: "cell-main muted" }, "Unassigned"),
-      alert.acknowledged_by ? h("div", { class: "cell-sub", title: `Acknowledged ${absoluteTime(alert.acknowledge_time)}` },
-        `ack ${alert.acknowledged_by}`) : null);
+      alert.acknowledge_time ? h("div", { class: "cell-sub", title: `Acknowledged ${absoluteTime(alert.acknowledge_time)}` },
+        `ack after ${duration(alert.time_to_acknowledge_s)}`) : null);
   }
 
   function actionButtons(alert, pendingKinds) {

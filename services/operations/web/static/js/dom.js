@@ -62,3 +62,9 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/** Replace an element's children; arrays are flattened and null/false children skipped, as in h(). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}

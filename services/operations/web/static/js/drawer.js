@@ -4,7 +4,7 @@
 
 import { ACTION_KINDS, actionEnabled, actionLabel } from "./actions.js";
 import { severityBadge, statusBadge } from "./badges.js";
-import { debounce, h } from "./dom.js";
+import { debounce, fill, h } from "./dom.js";
 import { absoluteTime, duration, relativeTime, titleCase, value } from "./format.js";
 import { icon } from "./icons.js";
 
@@ -60,17 +60,17 @@ export function createDrawer({ api, store, actions, onClose, onSilenceSimilar })
     if (!alertId) return;
     drawer.dataset.drawerAlertId = alertId;
     if (!alert) {
-      badges.replaceChildren();
+      fill(badges);
       title.textContent = historyState === "missing" ? "Alert not found" : "Loading…";
-      actionBar.replaceChildren();
-      body.replaceChildren(historyState === "loading" ? h("div", { class: "spinner" }) : null);
+      fill(actionBar);
+      fill(body, historyState === "loading" ? h("div", { class: "spinner" }) : null);
       return;
     }
     drawer.dataset.status = alert.status;
-    badges.replaceChildren(severityBadge(alert.severity), statusBadge(alert.status),
+    fill(badges, severityBadge(alert.severity), statusBadge(alert.status),
       alert.silenced ? h("span", { class: "flag flag--silenced" }, icon("mute"), "Silenced") : null);
     title.textContent = alert.message || alert.rule_id;
-    actionBar.replaceChildren(
+    fill(actionBar,
       ...ACTION_KINDS.map((kind) => h("button", {
         type: "button", class: ["btn", "btn--sm", kind === "ack" ? "btn--primary" : "btn--secondary"],
         "data-drawer-action": kind, disabled: !actionEnabled(kind, alert) || actions.isPending(alertId, kind),
@@ -78,7 +78,7 @@ export function createDrawer({ api, store, actions, onClose, onSilenceSimilar })
       h("button", { type: "button", class: "btn btn--sm btn--ghost", "data-drawer-action": "silence",
         title: "Create a silence for this rule in this district" }, icon("mute"), "Silence similar…"),
     );
-    body.replaceChildren(facts(alert), comments(alert), history());
+    fill(body, facts(alert), comments(alert), history());
   }
 
   function facts(alert) {

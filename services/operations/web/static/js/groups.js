@@ -2,17 +2,17 @@
 // Clicking a group narrows the board to it.
 
 import { severityBadge } from "./badges.js";
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { titleCase } from "./format.js";
 import { icon } from "./icons.js";
 
 export function renderGroups(container, groups, { districtName, activeKey, onPick }) {
   const list = [...(groups || [])].sort((a, b) => Number(b.active_count > 0) - Number(a.active_count > 0));
   if (!list.length) {
-    container.replaceChildren(h("div", { class: "empty empty--small" }, "No correlated alerts."));
+    fill(container, h("div", { class: "empty empty--small" }, "No correlated alerts."));
     return;
   }
-  container.replaceChildren(h("ul", { class: "group-list" }, list.map((group) => {
+  fill(container, h("ul", { class: "group-list" }, list.map((group) => {
     const size = (group.alert_ids || []).length;
     const item = h("li", {
       class: ["group-row", group.active_count ? "" : "is-quiet", group.group_key === activeKey ? "is-active" : ""],

@@ -1,7 +1,7 @@
 // The KPI strip (alert counts per domain) and the indicator tiles (domain KPIs), rendered from
 // /api/v1/kpis. Nothing here knows a domain by name: a new domain's KPIs appear as they arrive.
 
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { absoluteTime, duration, relativeTime, titleCase, value } from "./format.js";
 import { SEVERITIES, SEVERITY_LABEL } from "./model.js";
 
@@ -21,7 +21,7 @@ export function renderKpiStrip(container, kpis) {
   }
   const median = alerts.median_time_to_acknowledge_s;
 
-  container.replaceChildren(
+  fill(container,
     h("div", { class: "kpi kpi--summary", "data-kpi": "active" },
       h("div", { class: "kpi-label" }, "Active alerts"),
       h("div", { class: "kpi-value" }, String(total.active)),
@@ -35,9 +35,9 @@ export function renderKpiStrip(container, kpis) {
       h("div", { class: "kpi-value" }, median === null || median === undefined ? "—" : duration(median)),
       h("div", { class: "kpi-sub" }, "acknowledged alerts")),
     h("div", { class: "kpi-divider", "aria-hidden": "true" }),
-    domains.length
+    ...(domains.length
       ? domains.map((domain) => domainCard(domain, byDomain[domain] || {}))
-      : h("div", { class: "kpi kpi--empty" }, h("div", { class: "kpi-label" }, "Domains"), h("div", { class: "kpi-sub" }, "No alerts from any domain")),
+      : [h("div", { class: "kpi kpi--empty" }, h("div", { class: "kpi-label" }, "Domains"), h("div", { class: "kpi-sub" }, "No alerts from any domain"))]),
   );
 }
 
@@ -69,7 +69,7 @@ export function renderIndicators(container, kpis, cityId) {
   const indicators = ((kpis && kpis.indicators) || [])
     .filter((i) => !i.district || !cityId || i.district.city_id === cityId);
   if (!indicators.length) {
-    container.replaceChildren(h("div", { class: "empty empty--small" }, "No indicators published yet."));
+    fill(container, h("div", { class: "empty empty--small" }, "No indicators published yet."));
     return;
   }
   const domains = new Map();
@@ -80,7 +80,7 @@ export function renderIndicators(container, kpis, cityId) {
     domains.set(indicator.domain, byName);
   }
   const now = Date.now();
-  container.replaceChildren(...[...domains.keys()].sort().map((domain) =>
+  fill(container, ...[...domains.keys()].sort().map((domain) =>
     h("section", { class: "ind-domain", "data-indicator-domain": domain },
       h("h3", { class: "section-title" }, titleCase(domain)),
       [...domains.get(domain).entries()].map(([name, items]) => {

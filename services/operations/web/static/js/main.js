@@ -6,7 +6,7 @@ import { createActions } from "./actions.js";
 import { createApi } from "./api.js";
 import { askForToken, storedToken, storeToken, takeTokenFromFragment } from "./auth.js";
 import { createBoard } from "./board.js";
-import { debounce, frameBatched, h } from "./dom.js";
+import { debounce, fill, frameBatched, h } from "./dom.js";
 import { createDrawer } from "./drawer.js";
 import { clockTime } from "./format.js";
 import { renderGroups } from "./groups.js";
@@ -114,7 +114,7 @@ function updateDomainOptions() {
   const wanted = ["", ...[...domains].filter(Boolean).sort()];
   const have = [...select.options].map((o) => o.value);
   if (wanted.join("\n") === have.join("\n")) return;
-  select.replaceChildren(...wanted.map((d) => h("option", { value: d }, d ? d[0].toUpperCase() + d.slice(1) : "All domains")));
+  fill(select, ...wanted.map((d) => h("option", { value: d }, d ? d[0].toUpperCase() + d.slice(1) : "All domains")));
   select.value = state.filters.domain;
 }
 
@@ -200,13 +200,13 @@ async function loadGeo() {
   const saved = localStorage.getItem(CITY_KEY);
   state.cityChosen = Boolean(saved && cities.some((c) => c.id === saved));
   const select = document.getElementById("city-select");
-  select.replaceChildren(...cities.map((c) => h("option", { value: c.id }, c.name)));
+  fill(select, ...cities.map((c) => h("option", { value: c.id }, c.name)));
   document.getElementById("city-select-wrap").hidden = cities.length < 2;
   setCity(state.cityChosen ? saved : cities[0]?.id);
 
   const districts = document.getElementById("filter-district");
   const option = (city, d) => h("option", { value: `${city.id}/${d.id}` }, d.name);
-  districts.replaceChildren(h("option", { value: "" }, "All districts"),
+  fill(districts, h("option", { value: "" }, "All districts"),
     ...(cities.length === 1
       ? cities[0].districts.map((d) => option(cities[0], d))
       : cities.map((city) => h("optgroup", { label: city.name }, city.districts.map((d) => option(city, d))))));

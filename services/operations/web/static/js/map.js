@@ -3,11 +3,11 @@
 // container's own pixels so markers and labels keep their size at any panel width.
 
 import { severityBadge, statusBadge } from "./badges.js";
-import { clear, h, s } from "./dom.js";
+import { clear, fill, h, s } from "./dom.js";
 import { relativeTime, value } from "./format.js";
 import { isAcknowledged, severityRank, worse } from "./model.js";
 
-const PADDING = 18;
+const PADDING = 24;
 
 export function createMap({ container, tooltip, onSelect }) {
   let city = null;
@@ -78,12 +78,13 @@ export function createMap({ container, tooltip, onSelect }) {
       poly.addEventListener("mousemove", (event) => showTooltip(event, districtTip(district, stats)));
       poly.addEventListener("mouseleave", hideTooltip);
       districts.append(poly);
-      const [cx, cy] = project(district.center);
-      labels.append(s("text", { x: cx, y: cy - (stats ? 4 : 0), class: "district-label", "text-anchor": "middle" }, shortName(district.name)));
-      if (stats) {
-        labels.append(s("text", { x: cx, y: cy + 9, class: `district-count txt-${stats.worst}`, "text-anchor": "middle" },
-          `${stats.count} alert${stats.count > 1 ? "s" : ""}`));
-      }
+      // Labels sit under the outline, so they never hide the markers inside it.
+      const projected = district.polygon.map(project);
+      const bottom = Math.max(...projected.map((p) => p[1]));
+      const [cx] = project(district.center);
+      labels.append(s("text", { x: cx.toFixed(1), y: (bottom + 12).toFixed(1), class: "district-label", "text-anchor": "middle" },
+        shortName(district.name),
+        stats ? s("tspan", { class: `district-count txt-${stats.worst}`, dx: 5 }, String(stats.count)) : null));
     }
     svg.append(districts, labels);
 
@@ -153,7 +154,7 @@ export function createMap({ container, tooltip, onSelect }) {
   }
 
   function showTooltip(event, content) {
-    tooltip.replaceChildren(...content);
+    fill(tooltip, ...content);
     tooltip.hidden = false;
     const pad = 14;
     const { innerWidth, innerHeight } = window;

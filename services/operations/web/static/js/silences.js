@@ -1,6 +1,6 @@
 // Silences (Alertmanager-style matchers with a time window): the list, the create form and expiry.
 
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { absoluteTime, relativeTime } from "./format.js";
 import { FORBIDDEN_MESSAGE } from "./actions.js";
 import { toast } from "./toast.js";
@@ -87,10 +87,10 @@ export function createSilences({ api, onChange }) {
     countEl.textContent = active.length ? String(active.length) : "";
     const ordered = [...silences].sort((a, b) => Number(b.active) - Number(a.active) || Date.parse(a.ends_at) - Date.parse(b.ends_at));
     if (!ordered.length) {
-      listEl.replaceChildren(h("div", { class: "empty empty--small" }, "No silences."));
+      fill(listEl, h("div", { class: "empty empty--small" }, "No silences."));
       return;
     }
-    listEl.replaceChildren(...ordered.map((silence) => {
+    fill(listEl, ...ordered.map((silence) => {
       const pending = Date.parse(silence.starts_at) > Date.now();
       const expire = h("button", {
         type: "button", class: "btn btn--ghost btn--sm", "data-silence-action": "delete",

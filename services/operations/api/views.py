@@ -1,0 +1,143 @@
+"""The REST/SSE JSON shapes of alerts, history, silences and groups (RFC 3339 UTC, lower-case enums).
+
+The dashboard and partners read exactly these shapes, so they are built by hand here rather than
+derived from the protobuf messages: the JSON contract can then evolve apart from the wire one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from services.operations.domain import (
+    EVENT_CAUSE,
+    AlertView,
+    Change,
+    GroupSummary,
+    Silence,
+    summarize_groups,
+)
+from services.operations.domain.model import District
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def district_json(district: District) -> dict[str, str] | None:
+    if not district.district_id and not district.city_id:
+        return None
+    return {"city_id": district.city_id, "district_id": district.district_id, "display_name": district.display_name}
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def alert_json(alert: AlertView) -> dict[str, Any]:
+    event = alert.latest
+    return {
+        "alert_id": alert.alert_id,
+        "revision": alert.revision,
+        "domain": event.domain,
+        "category": event.category,
+        "rule_id": event.rule_id,
+        "source": {"domain": event.source.domain, "kind": event.source.kind, "entity_id": event.source.entity_id},
+        "severity": event.severity.name.lower(),
+        "state": event.state.name.lower(),
+        "status": alert.status.name.lower(),
+        "active": alert.active,
+        "observed_value": event.observed_value,
+        "threshold_value": event.threshold_value,
+        "unit": event.unit,
+        "raise_time": rfc3339(alert.raise_time),
+        "clear_time": rfc3339(alert.clear_time),
+        "event_time": rfc3339(event.event_time),
+        "message": event.message,
+        "district": district_json(event.district),
+        "location": None if event.location is None
+        else {"lat": event.location.latitude_deg, "lon": event.location.longitude_deg},
+        "standard_reference": event.standard_reference,
+        "labels": dict(event.labels),
+        "acknowledged_by": alert.acknowledged_by or None,
+        "acknowledge_time": rfc3339(alert.acknowledge_time),
+        "assignee": alert.assignee or None,
+        "silenced": alert.silenced,
+        "group_key": alert.group_key,
+        "time_to_acknowledge_s": _seconds(alert.time_to_acknowledge),
+        "time_to_clear_s": _seconds(alert.time_to_clear),
+        "comments": [{"actor": c.actor, "text": c.text, "time": rfc3339(c.time)} for c in alert.comments],
+    }
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """One SSE ``alert`` event's data."""
+    return {"cursor": change.cursor, "cause": change.cause, "alert": alert_json(change.alert)}
+
+
+_ACTION_VERBS = {"acknowledge": "acknowledged", "assign": "assigned", "comment": "commented", "resolve": "resolved"}
+
+
+def history_json(change: Change) -> dict[str, Any]:
+    """One entry of an alert's history: what happened, in a line, and its particulars."""
+    if change.cause == EVENT_CAUSE or change.action is None:
+        event = change.alert.latest
+        unit = f" {event.unit}" if event.unit else ""
+        summary = (f"{event.state.name.lower()} at {event.severity.name.lower()}: "
+                   f"{event.observed_value:g}{unit} (threshold {event.threshold_value:g}{unit})")
+        return {
+            "seq": change.seq, "kind": "event", "time": rfc3339(change.occurred_time), "summary": summary,
+            "detail": {"revision": event.revision, "state": event.state.name.lower(),
+                       "severity": event.severity.name.lower(), "observed_value": event.observed_value,
+                       "threshold_value": event.threshold_value, "unit": event.unit, "message": event.message},
+        }
+    action = change.action
+    verb = _ACTION_VERBS.get(change.cause, change.cause)
+    summary = f"{verb} by {action.actor}"
+    if action.assignee:
+        summary += f" to {action.assignee}"
+    if action.text:
+        summary += f": {action.text}"
+    return {
+        "seq": change.seq, "kind": "action", "time": rfc3339(change.occurred_time), "summary": summary,
+        "detail": {"action_id": action.action_id, "action_type": change.cause, "actor": action.actor,
+                   "assignee": action.assignee or None, "text": action.text or None},
+    }
+
+
+def silence_json(silence: Silence, now: datetime) -> dict[str, Any]:
+    return {
+        "silence_id": silence.silence_id,
+        "matchers": [{"name": m.name, "op": str(m.op), "value": m.value} for m in silence.matchers],
+        "starts_at": rfc3339(silence.starts_at),
+        "ends_at": rfc3339(silence.ends_at),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+        "active": silence.is_active(now),
+    }
+
+
+def groups_json(active_alerts: Iterable[AlertView]) -> list[dict[str, Any]]:
+    """Groups of active alerts, worst first, with their members (newest change first)."""
+    members: dict[str, list[AlertView]] = {}
+    alerts = list(active_alerts)
+    for alert in alerts:
+        members.setdefault(alert.group_key, []).append(alert)
+    return [_group_json(summary, members[summary.group_key]) for summary in summarize_groups(alerts)]
+
+
+def _group_json(summary: GroupSummary, members: list[AlertView]) -> dict[str, Any]:
+    districts = {alert.latest.district.district_id for alert in members}
+    return {
+        "group_key": summary.group_key,
+        "domain": summary.domain,
+        "rule_id": summary.rule_id,
+        # A circuit may cross districts; then the group has no single district.
+        "district_id": next(iter(districts)) or None if len(districts) == 1 else None,
+        "active_count": summary.active_count,
+        "max_severity": None if summary.max_active_severity is None else summary.max_active_severity.name.lower(),
+        "alert_ids": [alert.alert_id for alert in members],
+    }
