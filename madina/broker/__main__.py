@@ -1,7 +1,7 @@
 """Command line for the embedded broker, the same flags as ``madina broker``.
 
-    python -m madina.broker --port 0 --memory
-    python -m madina.broker --host 127.0.0.1 --port 9092 --data-dir data/broker --default-partitions 4
+python -m madina.broker --port 0 --memory
+python -m madina.broker --host 127.0.0.1 --port 9092 --data-dir data/broker --default-partitions 4
 """
 
 from __future__ import annotations
@@ -20,20 +20,39 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument("--data-dir", help="directory for segments, topics and committed offsets")
     storage.add_argument("--memory", action="store_true", help="keep nothing on disk")
     parser.add_argument("--default-partitions", type=int, default=1, help="partitions of auto-created topics")
-    parser.add_argument("--auto-create", action=argparse.BooleanOptionalAction, default=True,
-                        help="create unknown topics when clients ask for their metadata")
-    parser.add_argument("--fsync", choices=("acks-all", "always", "never"), default="acks-all",
-                        help="when to fsync before answering a produce (default: acks=all only)")
-    parser.add_argument("--max-frame-bytes", type=int, default=100 * 1024 * 1024,
-                        help="close connections that send larger requests")
+    parser.add_argument(
+        "--auto-create",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create unknown topics when clients ask for their metadata",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=("acks-all", "always", "never"),
+        default="acks-all",
+        help="when to fsync before answering a produce (default: acks=all only)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=100 * 1024 * 1024,
+        help="close connections that send larger requests",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return serve(host=args.host, port=args.port, data_dir=args.data_dir, memory=args.memory,
-                 default_partitions=args.default_partitions, auto_create=args.auto_create, fsync=args.fsync,
-                 max_frame_bytes=args.max_frame_bytes)
+    return serve(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        memory=args.memory,
+        default_partitions=args.default_partitions,
+        auto_create=args.auto_create,
+        fsync=args.fsync,
+        max_frame_bytes=args.max_frame_bytes,
+    )
 
 
 if __name__ == "__main__":

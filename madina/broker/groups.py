@@ -149,7 +149,8 @@ class OffsetStore:
                     del committed[key]
             return
         self.offsets.setdefault(group, {})[(entry["t"], entry["p"])] = CommittedOffset(
-            entry["o"], entry.get("m"), entry.get("e", -1))
+            entry["o"], entry.get("m"), entry.get("e", -1)
+        )
 
     def _rewrite(self) -> None:
         assert self.path is not None
@@ -157,8 +158,19 @@ class OffsetStore:
         with open(temporary, "w") as handle:
             for group, committed in self.offsets.items():
                 for (topic, partition), value in committed.items():
-                    handle.write(json.dumps({"g": group, "t": topic, "p": partition, "o": value.offset,
-                                             "m": value.metadata, "e": value.leader_epoch}) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "g": group,
+                                "t": topic,
+                                "p": partition,
+                                "o": value.offset,
+                                "m": value.metadata,
+                                "e": value.leader_epoch,
+                            }
+                        )
+                        + "\n"
+                    )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
@@ -169,14 +181,18 @@ class OffsetStore:
         data = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries).encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
 
     def commit(self, group_id: str, offsets: list[tuple[str, int, int, str | None, int]]) -> None:
         committed = self.offsets.setdefault(group_id, {})
         for topic, partition, offset, metadata, leader_epoch in offsets:
             committed[(topic, partition)] = CommittedOffset(offset, metadata, leader_epoch)
-        self._persist([{"g": group_id, "t": topic, "p": partition, "o": offset, "m": metadata, "e": epoch}
-                       for topic, partition, offset, metadata, epoch in offsets])
+        self._persist(
+            [
+                {"g": group_id, "t": topic, "p": partition, "o": offset, "m": metadata, "e": epoch}
+                for topic, partition, offset, metadata, epoch in offsets
+            ]
+        )
 
     def delete_group(self, group_id: str) -> None:
         self.offsets.pop(group_id, None)
@@ -197,8 +213,12 @@ class OffsetStore:
 class GroupCoordinator:
     """All consumer groups of this single-node cluster (node 0 coordinates every group)."""
 
-    def __init__(self, offsets: OffsetStore, min_session_timeout_ms: int = 1000,
-                 max_session_timeout_ms: int = 3_600_000):
+    def __init__(
+        self,
+        offsets: OffsetStore,
+        min_session_timeout_ms: int = 1000,
+        max_session_timeout_ms: int = 3_600_000,
+    ):
         self.groups: dict[str, Group] = {}
         self.offsets = offsets
         self.min_session_timeout_ms = min_session_timeout_ms
@@ -211,17 +231,31 @@ class GroupCoordinator:
         return asyncio.get_running_loop()
 
     # ---- JoinGroup ----------------------------------------------------------------------
-    def join(self, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
-             client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
-             protocols: list[tuple[str, bytes]], require_known_member_id: bool) -> JoinResult | asyncio.Future:
+    def join(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        client_id: str,
+        client_host: str,
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        protocol_type: str,
+        protocols: list[tuple[str, bytes]],
+        require_known_member_id: bool,
+    ) -> JoinResult | asyncio.Future:
         if not group_id:
             return JoinResult(errors.INVALID_GROUP_ID, member_id)
         if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
             return JoinResult(errors.INVALID_SESSION_TIMEOUT, member_id)
         group = self.groups.setdefault(group_id, Group(group_id))
-        if not protocols or (group.members and (
+        if not protocols or (
+            group.members
+            and (
                 protocol_type != group.protocol_type
-                or not self._common_protocols(group, [name for name, _ in protocols]))):
+                or not self._common_protocols(group, [name for name, _ in protocols])
+            )
+        ):
             return JoinResult(errors.INCONSISTENT_GROUP_PROTOCOL, member_id)
         rebalance_timeout_ms = rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms
 
@@ -230,7 +264,8 @@ class GroupCoordinator:
             if require_known_member_id:
                 # KIP-394: hand out the id first, count the member once it comes back with it.
                 group.pending_member_timers[member_id] = self._loop.call_later(
-                    session_timeout_ms / 1000, self._expire_pending_member, group, member_id)
+                    session_timeout_ms / 1000, self._expire_pending_member, group, member_id
+                )
                 return JoinResult(errors.MEMBER_ID_REQUIRED, member_id)
         elif member_id in group.pending_member_timers:
             group.pending_member_timers.pop(member_id).cancel()
@@ -239,8 +274,15 @@ class GroupCoordinator:
 
         member = group.members.get(member_id)
         if member is None:
-            member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
-                            rebalance_timeout_ms, protocols)
+            member = Member(
+                member_id,
+                group_instance_id,
+                client_id,
+                client_host,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                protocols,
+            )
             group.members[member_id] = member
             if group.protocol_type is None:
                 group.protocol_type = protocol_type
@@ -250,8 +292,9 @@ class GroupCoordinator:
             member.protocols = protocols
             member.session_timeout_ms = session_timeout_ms
             member.rebalance_timeout_ms = rebalance_timeout_ms
-            if unchanged and group.state is GroupState.COMPLETING_REBALANCE or (
-                    unchanged and group.state is GroupState.STABLE and member_id != group.leader_id):
+            if (unchanged and group.state is GroupState.COMPLETING_REBALANCE) or (
+                unchanged and group.state is GroupState.STABLE and member_id != group.leader_id
+            ):
                 # A follower rejoining without changes just gets the current generation back.
                 self._touch(group, member)
                 return self._join_result(group, member)
@@ -295,8 +338,11 @@ class GroupCoordinator:
         if group.state is not GroupState.PREPARING_REBALANCE:
             return
         for member in [member for member in group.members.values() if not member.awaiting_join]:
-            logger.info("group %s: member %s did not rejoin within the rebalance timeout", group.group_id,
-                        member.member_id)
+            logger.info(
+                "group %s: member %s did not rejoin within the rebalance timeout",
+                group.group_id,
+                member.member_id,
+            )
             self._remove_member(group, member)
         self._complete_join(group)
 
@@ -321,8 +367,14 @@ class GroupCoordinator:
         if group.leader_id not in group.members:
             group.leader_id = next(iter(group.members))
         group.state = GroupState.COMPLETING_REBALANCE
-        logger.info("group %s: generation %d with %d members, protocol %s, leader %s", group.group_id,
-                    group.generation, len(group.members), group.protocol_name, group.leader_id)
+        logger.info(
+            "group %s: generation %d with %d members, protocol %s, leader %s",
+            group.group_id,
+            group.generation,
+            len(group.members),
+            group.protocol_name,
+            group.leader_id,
+        )
         for member in group.members.values():
             member.assignment = b""
             future = member.join_future
@@ -333,21 +385,33 @@ class GroupCoordinator:
 
     def _select_protocol(self, group: Group) -> str | None:
         candidates = self._common_protocols(group)
-        votes = Counter(next(name for name, _ in member.protocols if name in candidates)
-                        for member in group.members.values())
+        votes = Counter(
+            next(name for name, _ in member.protocols if name in candidates)
+            for member in group.members.values()
+        )
         return max(candidates, key=lambda name: votes.get(name, 0)) if candidates else None
 
     def _join_result(self, group: Group, member: Member) -> JoinResult:
         members = []
         if member.member_id == group.leader_id:
-            members = [(other.member_id, other.group_instance_id, other.metadata_for(group.protocol_name))
-                       for other in group.members.values()]
-        return JoinResult(errors.NONE, member.member_id, group.generation, group.protocol_type,
-                          group.protocol_name, group.leader_id or "", members)
+            members = [
+                (other.member_id, other.group_instance_id, other.metadata_for(group.protocol_name))
+                for other in group.members.values()
+            ]
+        return JoinResult(
+            errors.NONE,
+            member.member_id,
+            group.generation,
+            group.protocol_type,
+            group.protocol_name,
+            group.leader_id or "",
+            members,
+        )
 
     # ---- SyncGroup / Heartbeat / LeaveGroup ---------------------------------------------
-    def sync(self, group_id: str, generation: int, member_id: str,
-             assignments: dict[str, bytes]) -> SyncResult | asyncio.Future:
+    def sync(
+        self, group_id: str, generation: int, member_id: str, assignments: dict[str, bytes]
+    ) -> SyncResult | asyncio.Future:
         group = self.groups.get(group_id)
         member = group.members.get(member_id) if group else None
         if group is None or member is None:
@@ -370,8 +434,9 @@ class GroupCoordinator:
             logger.info("group %s: generation %d stable", group_id, group.generation)
             for other in group.members.values():
                 if other.sync_future is not None and not other.sync_future.done():
-                    other.sync_future.set_result(SyncResult(errors.NONE, other.assignment, group.protocol_type,
-                                                            group.protocol_name))
+                    other.sync_future.set_result(
+                        SyncResult(errors.NONE, other.assignment, group.protocol_type, group.protocol_name)
+                    )
                 other.sync_future = None
         return future
 
@@ -387,15 +452,23 @@ class GroupCoordinator:
             return errors.REBALANCE_IN_PROGRESS
         return errors.NONE
 
-    def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> list[tuple[str, str | None, int]]:
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> list[tuple[str, str | None, int]]:
         group = self.groups.get(group_id)
         results = []
         removed = False
         for member_id, group_instance_id in members:
             member = group.members.get(member_id) if group else None
             if member is None and group is not None and group_instance_id is not None:
-                member = next((candidate for candidate in group.members.values()
-                               if candidate.group_instance_id == group_instance_id), None)
+                member = next(
+                    (
+                        candidate
+                        for candidate in group.members.values()
+                        if candidate.group_instance_id == group_instance_id
+                    ),
+                    None,
+                )
             if group is not None and member_id in group.pending_member_timers:
                 group.pending_member_timers.pop(member_id).cancel()
                 results.append((member_id, group_instance_id, errors.NONE))
@@ -421,8 +494,10 @@ class GroupCoordinator:
         if member.expiry_timer is not None:
             member.expiry_timer.cancel()
             member.expiry_timer = None
-        for future, result in ((member.join_future, JoinResult(errors.UNKNOWN_MEMBER_ID, member.member_id)),
-                               (member.sync_future, SyncResult(errors.UNKNOWN_MEMBER_ID))):
+        for future, result in (
+            (member.join_future, JoinResult(errors.UNKNOWN_MEMBER_ID, member.member_id)),
+            (member.sync_future, SyncResult(errors.UNKNOWN_MEMBER_ID)),
+        ):
             if future is not None and not future.done():
                 future.set_result(result)
         if group.leader_id == member.member_id:
@@ -432,7 +507,8 @@ class GroupCoordinator:
         member.deadline = time.monotonic() + member.session_timeout_ms / 1000
         if member.expiry_timer is None:
             member.expiry_timer = self._loop.call_at(
-                self._loop.time() + member.session_timeout_ms / 1000, self._check_expiry, group, member)
+                self._loop.time() + member.session_timeout_ms / 1000, self._check_expiry, group, member
+            )
 
     def _check_expiry(self, group: Group, member: Member) -> None:
         member.expiry_timer = None
@@ -442,8 +518,12 @@ class GroupCoordinator:
         if remaining > 0:
             member.expiry_timer = self._loop.call_later(remaining, self._check_expiry, group, member)
             return
-        logger.info("group %s: member %s expired after %d ms without a heartbeat", group.group_id,
-                    member.member_id, member.session_timeout_ms)
+        logger.info(
+            "group %s: member %s expired after %d ms without a heartbeat",
+            group.group_id,
+            member.member_id,
+            member.session_timeout_ms,
+        )
         self._remove_member(group, member)
         self._after_membership_loss(group, f"member {member.member_id} session expired")
 
@@ -452,8 +532,13 @@ class GroupCoordinator:
             self._maybe_complete_join(group)
 
     # ---- offsets ------------------------------------------------------------------------
-    def commit_offsets(self, group_id: str, generation: int, member_id: str,
-                       offsets: list[tuple[str, int, int, str | None, int]]) -> int:
+    def commit_offsets(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        offsets: list[tuple[str, int, int, str | None, int]],
+    ) -> int:
         if not group_id:
             return errors.INVALID_GROUP_ID
         group = self.groups.setdefault(group_id, Group(group_id))
@@ -473,8 +558,9 @@ class GroupCoordinator:
         self.offsets.commit(group_id, offsets)
         return errors.NONE
 
-    def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
-                      ) -> list[tuple[str, int, CommittedOffset | None]]:
+    def fetch_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]] | None
+    ) -> list[tuple[str, int, CommittedOffset | None]]:
         committed = self.offsets.offsets.get(group_id, {})
         if partitions is None:
             return [(topic, partition, value) for (topic, partition), value in sorted(committed.items())]

@@ -40,7 +40,7 @@ from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import InitProducerIdResponse, ProduceResponse
 
 from madina.broker import errors
-from madina.broker.groups import GroupCoordinator, GroupState, JoinResult, SyncResult
+from madina.broker.groups import GroupCoordinator, JoinResult, SyncResult
 from madina.broker.log import (
     DEFAULT_TOPIC_CONFIGS,
     INTEGER_TOPIC_CONFIGS,
@@ -117,8 +117,10 @@ def _chain(source: asyncio.Future, build: Callable[[], object]) -> asyncio.Futur
             return
         if done.cancelled():
             result.cancel()
-        elif done.exception() is not None:
-            result.set_exception(done.exception())
+            return
+        failure = done.exception()
+        if failure is not None:
+            result.set_exception(failure)
         else:
             result.set_result(build())
 
@@ -133,7 +135,9 @@ class FetchWaiter:
     fetches that could use it; the wake-up is coalesced to one check per loop turn.
     """
 
-    def __init__(self, partitions: list[tuple[PartitionLog, int]], min_bytes: int, build: Callable[[], object]):
+    def __init__(
+        self, partitions: list[tuple[PartitionLog, int]], min_bytes: int, build: Callable[[], object]
+    ):
         self.loop = asyncio.get_running_loop()
         self.partitions = partitions
         self.min_bytes = min_bytes
@@ -185,11 +189,25 @@ class Handlers:
         self.coordinator = coordinator
         self.next_producer_id = store.highest_producer_id + 1
         self.by_key: dict[int, Callable] = {
-            0: self.produce, 1: self.fetch, 2: self.list_offsets, 3: self.metadata, 8: self.offset_commit,
-            9: self.offset_fetch, 10: self.find_coordinator, 11: self.join_group, 12: self.heartbeat,
-            13: self.leave_group, 14: self.sync_group, 15: self.describe_groups, 16: self.list_groups,
-            19: self.create_topics, 20: self.delete_topics, 22: self.init_producer_id,
-            32: self.describe_configs, 37: self.create_partitions, 42: self.delete_groups,
+            0: self.produce,
+            1: self.fetch,
+            2: self.list_offsets,
+            3: self.metadata,
+            8: self.offset_commit,
+            9: self.offset_fetch,
+            10: self.find_coordinator,
+            11: self.join_group,
+            12: self.heartbeat,
+            13: self.leave_group,
+            14: self.sync_group,
+            15: self.describe_groups,
+            16: self.list_groups,
+            19: self.create_topics,
+            20: self.delete_topics,
+            22: self.init_producer_id,
+            32: self.describe_configs,
+            37: self.create_partitions,
+            42: self.delete_groups,
         }
 
     def _wait_durable(self, required: bool) -> asyncio.Future | None:
@@ -207,10 +225,17 @@ class Handlers:
             for partition_data in topic_data.partition_data:
                 error, base_offset, log_start = self._produce_partition(topic_data.name, partition_data, acks)
                 appended = appended or (error == errors.NONE and base_offset >= 0)
-                results.append(_ProducePartition(index=partition_data.index, error_code=error,
-                                                 base_offset=base_offset, log_append_time_ms=-1,
-                                                 log_start_offset=log_start, record_errors=[],
-                                                 error_message=None))
+                results.append(
+                    _ProducePartition(
+                        index=partition_data.index,
+                        error_code=error,
+                        base_offset=base_offset,
+                        log_append_time_ms=-1,
+                        log_start_offset=log_start,
+                        record_errors=[],
+                        error_message=None,
+                    )
+                )
             topics.append(_ProduceTopic(name=topic_data.name, partition_responses=results))
         if acks == 0:
             return None
@@ -234,7 +259,9 @@ class Handlers:
         except CorruptBatchError as error:
             logger.warning("produce to %s-%d rejected: %s", topic, partition_data.index, error)
             return errors.CORRUPT_MESSAGE, -1, partition.log_start_offset
-        max_batch = int(partition.configs.get("max.message.bytes", DEFAULT_TOPIC_CONFIGS["max.message.bytes"]))
+        max_batch = int(
+            partition.configs.get("max.message.bytes", DEFAULT_TOPIC_CONFIGS["max.message.bytes"])
+        )
         for header in headers:
             if header.size > max_batch:
                 return errors.MESSAGE_TOO_LARGE, -1, partition.log_start_offset
@@ -243,9 +270,9 @@ class Handlers:
                 return errors.CORRUPT_MESSAGE, -1, partition.log_start_offset
         if headers[0].producer_id >= 0:
             for header in headers:
-                error, duplicate_of = partition.check_producer(header)
-                if error != errors.NONE:
-                    return error, -1, partition.log_start_offset
+                sequence_error, duplicate_of = partition.check_producer(header)
+                if sequence_error != errors.NONE:
+                    return sequence_error, -1, partition.log_start_offset
                 if duplicate_of is not None:
                     # A retried batch that was already stored: answer as the first time.
                     return errors.NONE, duplicate_of, partition.log_start_offset
@@ -262,11 +289,14 @@ class Handlers:
         if version >= 7 and request.session_id != 0:
             # We never hand out fetch sessions (KIP-227), so a client can only get here
             # with a stale id; this error makes it fall back to full fetches.
-            return FetchResponse(throttle_time_ms=0, error_code=FETCH_SESSION_ID_NOT_FOUND, session_id=0,
-                                 responses=[])
+            return FetchResponse(
+                throttle_time_ms=0, error_code=FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[]
+            )
         max_bytes = request.max_bytes if version >= 3 and request.max_bytes > 0 else 0x7FFFFFFF
-        wanted = [(topic.topic, [(p.partition, p.fetch_offset, p.partition_max_bytes) for p in topic.partitions])
-                  for topic in request.topics]
+        wanted = [
+            (topic.topic, [(p.partition, p.fetch_offset, p.partition_max_bytes) for p in topic.partitions])
+            for topic in request.topics
+        ]
 
         def build():
             return self._build_fetch(wanted, max_bytes)
@@ -293,10 +323,18 @@ class Handlers:
             for index, offset, partition_max_bytes in partitions:
                 partition = self.store.partition(topic, index)
                 if partition is None:
-                    results.append(_FetchPartition(partition_index=index, error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
-                                                   high_watermark=-1, last_stable_offset=-1, log_start_offset=-1,
-                                                   aborted_transactions=None, preferred_read_replica=-1,
-                                                   records=b""))
+                    results.append(
+                        _FetchPartition(
+                            partition_index=index,
+                            error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
+                            high_watermark=-1,
+                            last_stable_offset=-1,
+                            log_start_offset=-1,
+                            aborted_transactions=None,
+                            preferred_read_replica=-1,
+                            records=b"",
+                        )
+                    )
                     continue
                 high_watermark = partition.next_offset
                 error = errors.NONE
@@ -308,11 +346,18 @@ class Handlers:
                     if records:
                         first_data = False
                         remaining -= len(records)
-                results.append(_FetchPartition(partition_index=index, error_code=error,
-                                               high_watermark=high_watermark, last_stable_offset=high_watermark,
-                                               log_start_offset=partition.log_start_offset,
-                                               aborted_transactions=None, preferred_read_replica=-1,
-                                               records=records))
+                results.append(
+                    _FetchPartition(
+                        partition_index=index,
+                        error_code=error,
+                        high_watermark=high_watermark,
+                        last_stable_offset=high_watermark,
+                        log_start_offset=partition.log_start_offset,
+                        aborted_transactions=None,
+                        preferred_read_replica=-1,
+                        records=records,
+                    )
+                )
             topics.append(_FetchTopic(topic=topic, partitions=results))
         return FetchResponse(throttle_time_ms=0, error_code=errors.NONE, session_id=0, responses=topics)
 
@@ -336,8 +381,15 @@ class Handlers:
                     found = partition.offset_for_timestamp(wanted.timestamp)
                     if found is not None:
                         offset, timestamp = found
-                results.append(_ListOffsetsPartition(partition_index=wanted.partition_index, error_code=error,
-                                                     timestamp=timestamp, offset=offset, leader_epoch=0))
+                results.append(
+                    _ListOffsetsPartition(
+                        partition_index=wanted.partition_index,
+                        error_code=error,
+                        timestamp=timestamp,
+                        offset=offset,
+                        leader_epoch=0,
+                    )
+                )
             topics.append(_ListOffsetsTopic(name=topic.name, partitions=results))
         return ListOffsetsResponse(throttle_time_ms=0, topics=topics)
 
@@ -362,52 +414,110 @@ class Handlers:
             if topic is None:
                 problem = topic_name_problem(name)
                 if problem is not None:
-                    topics.append(_MetadataTopic(error_code=errors.INVALID_TOPIC_EXCEPTION, name=name,
-                                                 topic_id=ZERO_UUID, is_internal=False, partitions=[]))
+                    topics.append(
+                        _MetadataTopic(
+                            error_code=errors.INVALID_TOPIC_EXCEPTION,
+                            name=name,
+                            topic_id=ZERO_UUID,
+                            is_internal=False,
+                            partitions=[],
+                        )
+                    )
                     continue
                 if allow_auto_create and self.settings.auto_create:
                     topic = self.store.create_topic(name, self.settings.default_partitions, {})
                 else:
-                    topics.append(_MetadataTopic(error_code=errors.UNKNOWN_TOPIC_OR_PARTITION, name=name,
-                                                 topic_id=ZERO_UUID, is_internal=False, partitions=[]))
+                    topics.append(
+                        _MetadataTopic(
+                            error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
+                            name=name,
+                            topic_id=ZERO_UUID,
+                            is_internal=False,
+                            partitions=[],
+                        )
+                    )
                     continue
-            partitions = [_MetadataPartition(error_code=errors.NONE, partition_index=partition.index,
-                                             leader_id=NODE_ID, leader_epoch=0, replica_nodes=[NODE_ID],
-                                             isr_nodes=[NODE_ID], offline_replicas=[])
-                          for partition in topic.partitions]
-            topics.append(_MetadataTopic(error_code=errors.NONE, name=topic.name, topic_id=topic.topic_id,
-                                         is_internal=False, partitions=partitions))
-        broker = _Metadata.MetadataResponseBroker(node_id=NODE_ID, host=self.settings.advertised_host,
-                                                  port=self.settings.advertised_port, rack=None)
-        return MetadataResponse(throttle_time_ms=0, brokers=[broker], cluster_id=self.settings.cluster_id,
-                                controller_id=NODE_ID, topics=topics)
+            partitions = [
+                _MetadataPartition(
+                    error_code=errors.NONE,
+                    partition_index=partition.index,
+                    leader_id=NODE_ID,
+                    leader_epoch=0,
+                    replica_nodes=[NODE_ID],
+                    isr_nodes=[NODE_ID],
+                    offline_replicas=[],
+                )
+                for partition in topic.partitions
+            ]
+            topics.append(
+                _MetadataTopic(
+                    error_code=errors.NONE,
+                    name=topic.name,
+                    topic_id=topic.topic_id,
+                    is_internal=False,
+                    partitions=partitions,
+                )
+            )
+        broker = _Metadata.MetadataResponseBroker(
+            node_id=NODE_ID, host=self.settings.advertised_host, port=self.settings.advertised_port, rack=None
+        )
+        return MetadataResponse(
+            throttle_time_ms=0,
+            brokers=[broker],
+            cluster_id=self.settings.cluster_id,
+            controller_id=NODE_ID,
+            topics=topics,
+        )
 
     # ---- groups -------------------------------------------------------------------------
     def find_coordinator(self, request, ctx: RequestContext):
-        return FindCoordinatorResponse(throttle_time_ms=0, error_code=errors.NONE, error_message=None,
-                                       node_id=NODE_ID, host=self.settings.advertised_host,
-                                       port=self.settings.advertised_port)
+        return FindCoordinatorResponse(
+            throttle_time_ms=0,
+            error_code=errors.NONE,
+            error_message=None,
+            node_id=NODE_ID,
+            host=self.settings.advertised_host,
+            port=self.settings.advertised_port,
+        )
 
     def join_group(self, request, ctx: RequestContext):
         version = ctx.version
         protocols = [(protocol.name, bytes(protocol.metadata)) for protocol in request.protocols]
         rebalance_timeout = request.rebalance_timeout_ms if version >= 1 else request.session_timeout_ms
         result = self.coordinator.join(
-            request.group_id, request.member_id, request.group_instance_id if version >= 5 else None,
-            ctx.client_id, ctx.client_host, request.session_timeout_ms, rebalance_timeout,
-            request.protocol_type, protocols, require_known_member_id=version >= 4)
+            request.group_id,
+            request.member_id,
+            request.group_instance_id if version >= 5 else None,
+            ctx.client_id,
+            ctx.client_host,
+            request.session_timeout_ms,
+            rebalance_timeout,
+            request.protocol_type,
+            protocols,
+            require_known_member_id=version >= 4,
+        )
 
         def encode(joined: JoinResult):
             protocol_name = joined.protocol_name
             if protocol_name is None and version < 7:
                 protocol_name = ""
-            members = [JoinGroupResponse.JoinGroupResponseMember(member_id=member_id, group_instance_id=instance,
-                                                                 metadata=metadata)
-                       for member_id, instance, metadata in joined.members]
-            return JoinGroupResponse(throttle_time_ms=0, error_code=joined.error, generation_id=joined.generation,
-                                     protocol_type=joined.protocol_type, protocol_name=protocol_name,
-                                     leader=joined.leader, skip_assignment=False, member_id=joined.member_id,
-                                     members=members)
+            members = [
+                JoinGroupResponse.JoinGroupResponseMember(
+                    member_id=member_id, group_instance_id=instance, metadata=metadata
+                )
+                for member_id, instance, metadata in joined.members
+            ]
+            return JoinGroupResponse(
+                throttle_time_ms=0,
+                error_code=joined.error,
+                generation_id=joined.generation,
+                protocol_type=joined.protocol_type,
+                protocol_name=protocol_name,
+                leader=joined.leader,
+                skip_assignment=False,
+                member_id=joined.member_id,
+                members=members,
+            )
 
         if isinstance(result, asyncio.Future):
             return _chain(result, lambda: encode(result.result()))
@@ -415,11 +525,18 @@ class Handlers:
 
     def sync_group(self, request, ctx: RequestContext):
         assignments = {entry.member_id: bytes(entry.assignment) for entry in request.assignments}
-        result = self.coordinator.sync(request.group_id, request.generation_id, request.member_id, assignments)
+        result = self.coordinator.sync(
+            request.group_id, request.generation_id, request.member_id, assignments
+        )
 
         def encode(synced: SyncResult):
-            return SyncGroupResponse(throttle_time_ms=0, error_code=synced.error, protocol_type=synced.protocol_type,
-                                     protocol_name=synced.protocol_name, assignment=synced.assignment)
+            return SyncGroupResponse(
+                throttle_time_ms=0,
+                error_code=synced.error,
+                protocol_type=synced.protocol_type,
+                protocol_name=synced.protocol_name,
+                assignment=synced.assignment,
+            )
 
         if isinstance(result, asyncio.Future):
             return _chain(result, lambda: encode(result.result()))
@@ -433,10 +550,15 @@ class Handlers:
         if ctx.version < 3:
             results = self.coordinator.leave(request.group_id, [(request.member_id, None)])
             return LeaveGroupResponse(throttle_time_ms=0, error_code=results[0][2])
-        results = self.coordinator.leave(request.group_id,
-                                         [(member.member_id, member.group_instance_id) for member in request.members])
-        members = [LeaveGroupResponse.MemberResponse(member_id=member_id, group_instance_id=instance, error_code=error)
-                   for member_id, instance, error in results]
+        results = self.coordinator.leave(
+            request.group_id, [(member.member_id, member.group_instance_id) for member in request.members]
+        )
+        members = [
+            LeaveGroupResponse.MemberResponse(
+                member_id=member_id, group_instance_id=instance, error_code=error
+            )
+            for member_id, instance, error in results
+        ]
         return LeaveGroupResponse(throttle_time_ms=0, error_code=errors.NONE, members=members)
 
     def offset_commit(self, request, ctx: RequestContext):
@@ -451,14 +573,31 @@ class Handlers:
                     unknown.add((topic.name, partition.partition_index))
                     continue
                 leader_epoch = partition.committed_leader_epoch if version >= 6 else -1
-                offsets.append((topic.name, partition.partition_index, partition.committed_offset,
-                                partition.committed_metadata, leader_epoch))
+                offsets.append(
+                    (
+                        topic.name,
+                        partition.partition_index,
+                        partition.committed_offset,
+                        partition.committed_metadata,
+                        leader_epoch,
+                    )
+                )
         error = self.coordinator.commit_offsets(request.group_id, generation, member_id, offsets)
-        topics = [_CommitTopic(name=topic.name, partitions=[
-            _CommitPartition(partition_index=partition.partition_index,
-                             error_code=errors.UNKNOWN_TOPIC_OR_PARTITION
-                             if (topic.name, partition.partition_index) in unknown else error)
-            for partition in topic.partitions]) for topic in request.topics]
+        topics = [
+            _CommitTopic(
+                name=topic.name,
+                partitions=[
+                    _CommitPartition(
+                        partition_index=partition.partition_index,
+                        error_code=errors.UNKNOWN_TOPIC_OR_PARTITION
+                        if (topic.name, partition.partition_index) in unknown
+                        else error,
+                    )
+                    for partition in topic.partitions
+                ],
+            )
+            for topic in request.topics
+        ]
         response = OffsetCommitResponse(throttle_time_ms=0, topics=topics)
         durable = None
         if error == errors.NONE and offsets and self.store.durable:
@@ -472,10 +611,15 @@ class Handlers:
             wanted = [(topic.name, index) for topic in request.topics for index in topic.partition_indexes]
         grouped: dict[str, list] = {}
         for topic, index, committed in self.coordinator.fetch_offsets(request.group_id, wanted):
-            grouped.setdefault(topic, []).append(_OffsetFetchPartition(
-                partition_index=index, committed_offset=committed.offset if committed else -1,
-                committed_leader_epoch=committed.leader_epoch if committed else -1,
-                metadata=(committed.metadata if committed else "") or "", error_code=errors.NONE))
+            grouped.setdefault(topic, []).append(
+                _OffsetFetchPartition(
+                    partition_index=index,
+                    committed_offset=committed.offset if committed else -1,
+                    committed_leader_epoch=committed.leader_epoch if committed else -1,
+                    metadata=(committed.metadata if committed else "") or "",
+                    error_code=errors.NONE,
+                )
+            )
         topics = [_OffsetFetchTopic(name=name, partitions=partitions) for name, partitions in grouped.items()]
         return OffsetFetchResponse(throttle_time_ms=0, topics=topics, error_code=errors.NONE)
 
@@ -484,32 +628,61 @@ class Handlers:
         for group_id in request.groups:
             group = self.coordinator.describe(group_id)
             if group is None:
-                described.append(_DescribedGroup(error_code=errors.NONE, group_id=group_id, group_state="Dead",
-                                                 protocol_type="", protocol_data="", members=[]))
+                described.append(
+                    _DescribedGroup(
+                        error_code=errors.NONE,
+                        group_id=group_id,
+                        group_state="Dead",
+                        protocol_type="",
+                        protocol_data="",
+                        members=[],
+                    )
+                )
                 continue
-            members = [_DescribedMember(member_id=member.member_id, group_instance_id=member.group_instance_id,
-                                        client_id=member.client_id, client_host=member.client_host,
-                                        member_metadata=member.metadata_for(group.protocol_name),
-                                        member_assignment=member.assignment)
-                       for member in group.members.values()]
-            described.append(_DescribedGroup(error_code=errors.NONE, group_id=group_id,
-                                             group_state=group.state.value,
-                                             protocol_type=group.protocol_type or "",
-                                             protocol_data=group.protocol_name or "", members=members))
+            members = [
+                _DescribedMember(
+                    member_id=member.member_id,
+                    group_instance_id=member.group_instance_id,
+                    client_id=member.client_id,
+                    client_host=member.client_host,
+                    member_metadata=member.metadata_for(group.protocol_name),
+                    member_assignment=member.assignment,
+                )
+                for member in group.members.values()
+            ]
+            described.append(
+                _DescribedGroup(
+                    error_code=errors.NONE,
+                    group_id=group_id,
+                    group_state=group.state.value,
+                    protocol_type=group.protocol_type or "",
+                    protocol_data=group.protocol_name or "",
+                    members=members,
+                )
+            )
         return DescribeGroupsResponse(throttle_time_ms=0, groups=described)
 
     def list_groups(self, request, ctx: RequestContext):
         states = {state.lower() for state in (request.states_filter or [])} if ctx.version >= 4 else set()
-        listed = [ListGroupsResponse.ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type or "",
-                                                 group_state=group.state.value, group_type="classic")
-                  for group in self.coordinator.groups.values()
-                  if not states or group.state.value.lower() in states]
+        listed = [
+            ListGroupsResponse.ListedGroup(
+                group_id=group.group_id,
+                protocol_type=group.protocol_type or "",
+                group_state=group.state.value,
+                group_type="classic",
+            )
+            for group in self.coordinator.groups.values()
+            if not states or group.state.value.lower() in states
+        ]
         return ListGroupsResponse(throttle_time_ms=0, error_code=errors.NONE, groups=listed)
 
     def delete_groups(self, request, ctx: RequestContext):
-        results = [DeleteGroupsResponse.DeletableGroupResult(group_id=group_id,
-                                                             error_code=self.coordinator.delete_group(group_id))
-                   for group_id in request.groups_names]
+        results = [
+            DeleteGroupsResponse.DeletableGroupResult(
+                group_id=group_id, error_code=self.coordinator.delete_group(group_id)
+            )
+            for group_id in request.groups_names
+        ]
         return DeleteGroupsResponse(throttle_time_ms=0, results=results)
 
     # ---- producers ----------------------------------------------------------------------
@@ -523,8 +696,9 @@ class Handlers:
         else:
             producer_id, epoch = self.next_producer_id, 0
             self.next_producer_id += 1
-        return InitProducerIdResponse(throttle_time_ms=0, error_code=errors.NONE, producer_id=producer_id,
-                                      producer_epoch=epoch)
+        return InitProducerIdResponse(
+            throttle_time_ms=0, error_code=errors.NONE, producer_id=producer_id, producer_epoch=epoch
+        )
 
     # ---- topics admin -------------------------------------------------------------------
     def create_topics(self, request, ctx: RequestContext):
@@ -543,10 +717,15 @@ class Handlers:
             elif wanted.name in self.store.topics:
                 error, message = errors.TOPIC_ALREADY_EXISTS, f"topic {wanted.name!r} already exists"
             elif count < 1:
-                error, message = errors.INVALID_PARTITIONS, f"number of partitions must be at least 1, got {count}"
+                error, message = (
+                    errors.INVALID_PARTITIONS,
+                    f"number of partitions must be at least 1, got {count}",
+                )
             elif wanted.replication_factor not in (-1, 1) and not wanted.assignments:
-                error, message = (errors.INVALID_REPLICATION_FACTOR,
-                                  f"replication factor {wanted.replication_factor} exceeds the 1 broker available")
+                error, message = (
+                    errors.INVALID_REPLICATION_FACTOR,
+                    f"replication factor {wanted.replication_factor} exceeds the 1 broker available",
+                )
             elif validate_topic_configs(configs):
                 error, message = errors.INVALID_CONFIG, validate_topic_configs(configs)
             topic_id = ZERO_UUID
@@ -556,14 +735,27 @@ class Handlers:
             result_configs = None
             if version >= 5 and error == errors.NONE:
                 effective = {**DEFAULT_TOPIC_CONFIGS, **{k: v for k, v in configs.items() if v is not None}}
-                result_configs = [_CreatedTopicConfig(name=key, value=value, read_only=False,
-                                                      config_source=DYNAMIC_TOPIC_CONFIG if key in configs
-                                                      else DEFAULT_CONFIG, is_sensitive=False)
-                                  for key, value in sorted(effective.items())]
-            results.append(_CreatedTopic(name=wanted.name, topic_id=topic_id, error_code=error, error_message=message,
-                                         num_partitions=count if error == errors.NONE else -1,
-                                         replication_factor=1 if error == errors.NONE else -1,
-                                         configs=result_configs))
+                result_configs = [
+                    _CreatedTopicConfig(
+                        name=key,
+                        value=value,
+                        read_only=False,
+                        config_source=DYNAMIC_TOPIC_CONFIG if key in configs else DEFAULT_CONFIG,
+                        is_sensitive=False,
+                    )
+                    for key, value in sorted(effective.items())
+                ]
+            results.append(
+                _CreatedTopic(
+                    name=wanted.name,
+                    topic_id=topic_id,
+                    error_code=error,
+                    error_message=message,
+                    num_partitions=count if error == errors.NONE else -1,
+                    replication_factor=1 if error == errors.NONE else -1,
+                    configs=result_configs,
+                )
+            )
         return CreateTopicsResponse(throttle_time_ms=0, topics=results)
 
     def delete_topics(self, request, ctx: RequestContext):
@@ -583,8 +775,14 @@ class Handlers:
             topic = self.store.topics.get(name) if name is not None else None
             if topic is None:
                 error = errors.UNKNOWN_TOPIC_ID if name is None else errors.UNKNOWN_TOPIC_OR_PARTITION
-                results.append(DeleteTopicsResponse.DeletableTopicResult(
-                    name=name, topic_id=topic_id or ZERO_UUID, error_code=error, error_message="unknown topic"))
+                results.append(
+                    DeleteTopicsResponse.DeletableTopicResult(
+                        name=name,
+                        topic_id=topic_id or ZERO_UUID,
+                        error_code=error,
+                        error_message="unknown topic",
+                    )
+                )
                 continue
             real_id = topic.topic_id
             for partition in topic.partitions:
@@ -592,8 +790,11 @@ class Handlers:
                     waiter.wake()
             self.store.delete_topic(name)
             self.coordinator.offsets.forget_topic(name)
-            results.append(DeleteTopicsResponse.DeletableTopicResult(name=name, topic_id=real_id,
-                                                                     error_code=errors.NONE, error_message=None))
+            results.append(
+                DeleteTopicsResponse.DeletableTopicResult(
+                    name=name, topic_id=real_id, error_code=errors.NONE, error_message=None
+                )
+            )
         return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
     def create_partitions(self, request, ctx: RequestContext):
@@ -604,48 +805,79 @@ class Handlers:
             if topic is None:
                 error, message = errors.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"
             elif wanted.count <= len(topic.partitions):
-                error, message = (errors.INVALID_PARTITIONS,
-                                  f"topic has {len(topic.partitions)} partitions; {wanted.count} is not more")
+                error, message = (
+                    errors.INVALID_PARTITIONS,
+                    f"topic has {len(topic.partitions)} partitions; {wanted.count} is not more",
+                )
             elif not request.validate_only:
                 self.store.add_partitions(wanted.name, wanted.count)
-            results.append(CreatePartitionsResponse.CreatePartitionsTopicResult(name=wanted.name, error_code=error,
-                                                                              error_message=message))
+            results.append(
+                CreatePartitionsResponse.CreatePartitionsTopicResult(
+                    name=wanted.name, error_code=error, error_message=message
+                )
+            )
         return CreatePartitionsResponse(throttle_time_ms=0, results=results)
 
     def describe_configs(self, request, ctx: RequestContext):
-        version = ctx.version
         results = []
         for resource in request.resources:
             keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
             if resource.resource_type == RESOURCE_TOPIC:
                 topic = self.store.topics.get(resource.resource_name)
                 if topic is None:
-                    results.append(_ConfigResult(error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
-                                                 error_message="unknown topic", resource_type=resource.resource_type,
-                                                 resource_name=resource.resource_name, configs=[]))
+                    results.append(
+                        _ConfigResult(
+                            error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
+                            error_message="unknown topic",
+                            resource_type=resource.resource_type,
+                            resource_name=resource.resource_name,
+                            configs=[],
+                        )
+                    )
                     continue
-                values = {key: (value, key not in topic.configs)
-                          for key, value in {**DEFAULT_TOPIC_CONFIGS, **topic.configs}.items()}
+                values = {
+                    key: (value, key not in topic.configs)
+                    for key, value in {**DEFAULT_TOPIC_CONFIGS, **topic.configs}.items()
+                }
                 set_source = DYNAMIC_TOPIC_CONFIG
             elif resource.resource_type == RESOURCE_BROKER:
                 values = {key: (value, True) for key, value in self._broker_configs().items()}
                 set_source = STATIC_BROKER_CONFIG
             else:
-                results.append(_ConfigResult(error_code=errors.INVALID_REQUEST,
-                                             error_message=f"resource type {resource.resource_type} not supported",
-                                             resource_type=resource.resource_type,
-                                             resource_name=resource.resource_name, configs=[]))
+                results.append(
+                    _ConfigResult(
+                        error_code=errors.INVALID_REQUEST,
+                        error_message=f"resource type {resource.resource_type} not supported",
+                        resource_type=resource.resource_type,
+                        resource_name=resource.resource_name,
+                        configs=[],
+                    )
+                )
                 continue
-            entries = [_ConfigEntry(name=key, value=value, read_only=False,
-                                    config_source=DEFAULT_CONFIG if is_default else set_source,
-                                    is_default=is_default, is_sensitive=False, synonyms=[],
-                                    config_type=CONFIG_TYPE_LONG if key in INTEGER_TOPIC_CONFIGS
-                                    else CONFIG_TYPE_STRING, documentation=None)
-                       for key, (value, is_default) in sorted(values.items()) if keys is None or key in keys]
-            results.append(_ConfigResult(error_code=errors.NONE, error_message=None,
-                                         resource_type=resource.resource_type, resource_name=resource.resource_name,
-                                         configs=entries))
-        del version
+            entries = [
+                _ConfigEntry(
+                    name=key,
+                    value=value,
+                    read_only=False,
+                    config_source=DEFAULT_CONFIG if is_default else set_source,
+                    is_default=is_default,
+                    is_sensitive=False,
+                    synonyms=[],
+                    config_type=CONFIG_TYPE_LONG if key in INTEGER_TOPIC_CONFIGS else CONFIG_TYPE_STRING,
+                    documentation=None,
+                )
+                for key, (value, is_default) in sorted(values.items())
+                if keys is None or key in keys
+            ]
+            results.append(
+                _ConfigResult(
+                    error_code=errors.NONE,
+                    error_message=None,
+                    resource_type=resource.resource_type,
+                    resource_name=resource.resource_name,
+                    configs=entries,
+                )
+            )
         return DescribeConfigsResponse(throttle_time_ms=0, results=results)
 
     def _broker_configs(self) -> dict[str, str]:
@@ -657,7 +889,3 @@ class Handlers:
             "log.segment.bytes": DEFAULT_TOPIC_CONFIGS["segment.bytes"],
             "message.max.bytes": DEFAULT_TOPIC_CONFIGS["max.message.bytes"],
         }
-
-
-def group_state_names() -> list[str]:
-    return [state.value for state in GroupState]

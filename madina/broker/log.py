@@ -59,8 +59,13 @@ DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
     "min.insync.replicas": "1",
     "compression.type": "producer",
 }
-INTEGER_TOPIC_CONFIGS = {"retention.ms", "retention.bytes", "segment.bytes", "max.message.bytes",
-                         "min.insync.replicas"}
+INTEGER_TOPIC_CONFIGS = {
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "max.message.bytes",
+    "min.insync.replicas",
+}
 # Remembered per producer so a retried batch is recognised; Kafka keeps the same five.
 PRODUCER_BATCHES_REMEMBERED = 5
 
@@ -78,17 +83,27 @@ def validate_topic_configs(configs: dict[str, str | None]) -> str | None:
                 int(value)
             except ValueError:
                 return f"config {key} must be an integer, got {value!r}"
-        if key == "cleanup.policy" and value is not None:
-            if not set(value.replace(" ", "").split(",")) <= {"delete", "compact"}:
-                return f"cleanup.policy must be delete and/or compact, got {value!r}"
+        policies = set((value or "").replace(" ", "").split(","))
+        if key == "cleanup.policy" and value is not None and not policies <= {"delete", "compact"}:
+            return f"cleanup.policy must be delete and/or compact, got {value!r}"
     return None
 
 
 class Segment:
     """One file (or bytearray) of consecutive batches, with a per-batch index."""
 
-    __slots__ = ("base_offset", "batch_offsets", "batch_positions", "buffer", "fd", "max_timestamp",
-                 "next_offset", "path", "running_max_timestamps", "size")
+    __slots__ = (
+        "base_offset",
+        "batch_offsets",
+        "batch_positions",
+        "buffer",
+        "fd",
+        "max_timestamp",
+        "next_offset",
+        "path",
+        "running_max_timestamps",
+        "size",
+    )
 
     def __init__(self, base_offset: int, path: Path | None = None):
         self.base_offset = base_offset
@@ -135,7 +150,7 @@ class Segment:
             if written < size:
                 rest = memoryview(b"".join(chunks))[written:]
                 while rest:
-                    rest = rest[os.write(self.fd, rest):]
+                    rest = rest[os.write(self.fd, rest) :]
         self.size += size
 
     def read(self, start: int, end: int) -> bytes:
@@ -199,8 +214,14 @@ class PartitionLog:
         for number, path in enumerate(paths):
             base_offset = int(path.stem)
             if expected is not None and base_offset != expected:
-                logger.warning("partition %s-%d: segment %s starts at %d, expected %d; dropping it and later ones",
-                               self.topic, self.index, path.name, base_offset, expected)
+                logger.warning(
+                    "partition %s-%d: segment %s starts at %d, expected %d; dropping it and later ones",
+                    self.topic,
+                    self.index,
+                    path.name,
+                    base_offset,
+                    expected,
+                )
                 self._drop_files(paths[number:])
                 break
             is_last = number == len(paths) - 1
@@ -211,8 +232,15 @@ class PartitionLog:
             self.segment_bases.append(base_offset)
             expected = segment.next_offset
             if problem is not None:
-                logger.warning("partition %s-%d: truncating %s at byte %d of %d (%s)",
-                               self.topic, self.index, path.name, valid_end, segment.size, problem)
+                logger.warning(
+                    "partition %s-%d: truncating %s at byte %d of %d (%s)",
+                    self.topic,
+                    self.index,
+                    path.name,
+                    valid_end,
+                    segment.size,
+                    problem,
+                )
                 os.ftruncate(segment.fd, valid_end)
                 os.fsync(segment.fd)
                 segment.size = valid_end
@@ -234,8 +262,9 @@ class PartitionLog:
 
     def _drop_files(self, paths: Iterable[Path]) -> None:
         for path in paths:
-            logger.warning("partition %s-%d: removing segment %s after a corrupt one", self.topic, self.index,
-                           path.name)
+            logger.warning(
+                "partition %s-%d: removing segment %s after a corrupt one", self.topic, self.index, path.name
+            )
             path.unlink(missing_ok=True)
 
     def _add_segment(self, base_offset: int) -> Segment:
@@ -296,7 +325,7 @@ class PartitionLog:
         first_offset = self.next_offset
         position = segment.size
         view = memoryview(records)
-        chunks = []
+        chunks: list = []
         for header in headers:
             patched = bytearray(view[header.position : header.position + BATCH_HEADER_SIZE])
             patch_base_offset(patched, 0, self.next_offset)
@@ -383,7 +412,11 @@ class PartitionLog:
         # The active (last) segment is never deleted, so the log end offset survives.
         while len(self.segments) > 1:
             oldest = self.segments[0]
-            too_old = retention_ms >= 0 and oldest.max_timestamp >= 0 and oldest.max_timestamp < now_ms - retention_ms
+            too_old = (
+                retention_ms >= 0
+                and oldest.max_timestamp >= 0
+                and oldest.max_timestamp < now_ms - retention_ms
+            )
             too_big = retention_bytes >= 0 and total_size - oldest.size >= retention_bytes
             if not (too_old or too_big):
                 break
@@ -435,6 +468,7 @@ class SyncCoalescer:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         done, self._next = self._next, None
+        assert done is not None
         fds = self._store.take_dirty_fds()
         self._running = loop.run_in_executor(None, _fsync_all, fds)
         self._running.add_done_callback(lambda finished: self._finished(loop, finished, done))
@@ -498,8 +532,13 @@ class LogStore:
                     self.highest_producer_id = max(self.highest_producer_id, *partition.producers)
                 topic.partitions.append(partition)
             self.topics[name] = topic
-        logger.info("recovered %d topics, %d batches from %s in %.2fs", len(self.topics), batches,
-                    self.data_dir, time.monotonic() - started)
+        logger.info(
+            "recovered %d topics, %d batches from %s in %.2fs",
+            len(self.topics),
+            batches,
+            self.data_dir,
+            time.monotonic() - started,
+        )
 
     def _partition_dir(self, topic: str, index: int) -> Path | None:
         if self.data_dir is None:
@@ -548,7 +587,9 @@ class LogStore:
             partition.close()
             self._dirty.discard(partition)
             if partition.directory is not None and partition.directory.exists():
-                doomed = partition.directory.with_name(partition.directory.name + "." + uuid.uuid4().hex + DELETED_SUFFIX)
+                doomed = partition.directory.with_name(
+                    partition.directory.name + "." + uuid.uuid4().hex + DELETED_SUFFIX
+                )
                 partition.directory.rename(doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
         logger.info("deleted topic %s", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from kafka.protocol.admin import (
     CreatePartitionsRequest,
@@ -55,7 +56,12 @@ from kafka.protocol.metadata import (
     MetadataRequest,
     MetadataResponse,
 )
-from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse
+from kafka.protocol.producer import (
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ProduceRequest,
+    ProduceResponse,
+)
 
 API_VERSIONS_KEY = 18
 PRODUCE_KEY = 0
@@ -74,8 +80,8 @@ class MalformedRequest(ValueError):
 class ApiSpec:
     key: int
     name: str
-    request_class: type
-    response_class: type
+    request_class: Any
+    response_class: Any
     min_version: int
     max_version: int
 
@@ -89,35 +95,39 @@ class ApiSpec:
 
 
 def _spec(request_class, response_class, min_version: int, max_version: int) -> ApiSpec:
-    return ApiSpec(request_class.API_KEY, request_class.name, request_class, response_class, min_version,
-                   max_version)
+    return ApiSpec(
+        request_class.API_KEY, request_class.name, request_class, response_class, min_version, max_version
+    )
 
 
 # The versions advertised in ApiVersions. Each is implemented end to end; raising a maximum
 # means checking what the newer version adds (topic ids in Fetch 13+, batched coordinator
 # keys in FindCoordinator 4+, the KIP-848 protocol in OffsetCommit 9+ ...).
-SUPPORTED_APIS: dict[int, ApiSpec] = {spec.key: spec for spec in (
-    _spec(ProduceRequest, ProduceResponse, 3, 9),
-    _spec(FetchRequest, FetchResponse, 4, 12),
-    _spec(ListOffsetsRequest, ListOffsetsResponse, 1, 8),
-    _spec(MetadataRequest, MetadataResponse, 0, 12),
-    _spec(OffsetCommitRequest, OffsetCommitResponse, 0, 8),
-    _spec(OffsetFetchRequest, OffsetFetchResponse, 1, 7),
-    _spec(FindCoordinatorRequest, FindCoordinatorResponse, 0, 3),
-    _spec(JoinGroupRequest, JoinGroupResponse, 0, 7),
-    _spec(HeartbeatRequest, HeartbeatResponse, 0, 4),
-    _spec(LeaveGroupRequest, LeaveGroupResponse, 0, 5),
-    _spec(SyncGroupRequest, SyncGroupResponse, 0, 5),
-    _spec(DescribeGroupsRequest, DescribeGroupsResponse, 0, 5),
-    _spec(ListGroupsRequest, ListGroupsResponse, 0, 4),
-    _spec(ApiVersionsRequest, ApiVersionsResponse, 0, 4),
-    _spec(CreateTopicsRequest, CreateTopicsResponse, 0, 7),
-    _spec(DeleteTopicsRequest, DeleteTopicsResponse, 0, 6),
-    _spec(DescribeConfigsRequest, DescribeConfigsResponse, 0, 4),
-    _spec(CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
-    _spec(InitProducerIdRequest, InitProducerIdResponse, 0, 4),
-    _spec(DeleteGroupsRequest, DeleteGroupsResponse, 0, 2),
-)}
+SUPPORTED_APIS: dict[int, ApiSpec] = {
+    spec.key: spec
+    for spec in (
+        _spec(ProduceRequest, ProduceResponse, 3, 9),
+        _spec(FetchRequest, FetchResponse, 4, 12),
+        _spec(ListOffsetsRequest, ListOffsetsResponse, 1, 8),
+        _spec(MetadataRequest, MetadataResponse, 0, 12),
+        _spec(OffsetCommitRequest, OffsetCommitResponse, 0, 8),
+        _spec(OffsetFetchRequest, OffsetFetchResponse, 1, 7),
+        _spec(FindCoordinatorRequest, FindCoordinatorResponse, 0, 3),
+        _spec(JoinGroupRequest, JoinGroupResponse, 0, 7),
+        _spec(HeartbeatRequest, HeartbeatResponse, 0, 4),
+        _spec(LeaveGroupRequest, LeaveGroupResponse, 0, 5),
+        _spec(SyncGroupRequest, SyncGroupResponse, 0, 5),
+        _spec(DescribeGroupsRequest, DescribeGroupsResponse, 0, 5),
+        _spec(ListGroupsRequest, ListGroupsResponse, 0, 4),
+        _spec(ApiVersionsRequest, ApiVersionsResponse, 0, 4),
+        _spec(CreateTopicsRequest, CreateTopicsResponse, 0, 7),
+        _spec(DeleteTopicsRequest, DeleteTopicsResponse, 0, 6),
+        _spec(DescribeConfigsRequest, DescribeConfigsResponse, 0, 4),
+        _spec(CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
+        _spec(InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+        _spec(DeleteGroupsRequest, DeleteGroupsResponse, 0, 2),
+    )
+}
 
 
 @dataclass(slots=True)
@@ -129,14 +139,14 @@ class RequestHeader:
     body_offset: int
 
 
-def peek_header(frame: bytes) -> tuple[int, int, int]:
+def peek_header(frame: bytes | bytearray) -> tuple[int, int, int]:
     """``(api key, api version, correlation id)``, readable even for APIs we do not know."""
     if len(frame) < _FIXED_HEADER.size:
         raise MalformedRequest(f"frame of {len(frame)} bytes is shorter than a request header")
     return _FIXED_HEADER.unpack_from(frame, 0)
 
 
-def _read_unsigned_varint(frame: bytes, position: int) -> tuple[int, int]:
+def _read_unsigned_varint(frame: bytes | bytearray, position: int) -> tuple[int, int]:
     value = 0
     shift = 0
     while True:
@@ -152,7 +162,7 @@ def _read_unsigned_varint(frame: bytes, position: int) -> tuple[int, int]:
             raise MalformedRequest("varint too long in request header")
 
 
-def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
+def parse_header(frame: bytes | bytearray, flexible: bool) -> RequestHeader:
     """Request header v1 (v2 when ``flexible``: the same plus tagged fields)."""
     api_key, api_version, correlation_id = peek_header(frame)
     if len(frame) < 10:
@@ -178,7 +188,7 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
     return RequestHeader(api_key, api_version, correlation_id, client_id, position)
 
 
-def decode_body(spec: ApiSpec, header: RequestHeader, frame: bytes):
+def decode_body(spec: ApiSpec, header: RequestHeader, frame: bytes | bytearray):
     return spec.request_class.decode(memoryview(frame)[header.body_offset :], version=header.api_version)
 
 
@@ -197,8 +207,11 @@ def encode_response(spec: ApiSpec, version: int, correlation_id: int, response) 
 
 def api_versions_body(error_code: int, version: int) -> bytes:
     """The ApiVersions answer; on UNSUPPORTED_VERSION it is a v0 body, as KIP-511 requires."""
-    keys = [ApiVersionsResponse.ApiVersion(api_key=spec.key, min_version=spec.min_version,
-                                           max_version=spec.max_version)
-            for spec in sorted(SUPPORTED_APIS.values(), key=lambda spec: spec.key)]
+    keys = [
+        ApiVersionsResponse.ApiVersion(
+            api_key=spec.key, min_version=spec.min_version, max_version=spec.max_version
+        )
+        for spec in sorted(SUPPORTED_APIS.values(), key=lambda spec: spec.key)
+    ]
     response = ApiVersionsResponse(error_code=error_code, api_keys=keys, throttle_time_ms=0)
     return response.encode(version=version)

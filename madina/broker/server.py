@@ -49,6 +49,7 @@ logger = logging.getLogger("madina.broker")
 _FRAME_SIZE = struct.Struct(">i")
 # Stop reading from a client with this many answers queued; resume when it catches up.
 MAX_QUEUED_RESPONSES = 1000
+STAGING_BYTES = 256 * 1024
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 
 
@@ -88,13 +89,22 @@ class _PendingResponse:
     answer: object  # encoded bytes, or a future of a response object
 
 
-class Connection(asyncio.Protocol):
-    """One client connection: frames in, answers out in request order."""
+class Connection(asyncio.BufferedProtocol):
+    """One client connection: frames in, answers out in request order.
+
+    Bytes are received straight into our buffers (``BufferedProtocol``): small frames into
+    a reusable staging area, and a frame too big for it into a bytearray of exactly its
+    size, so a 1 MiB produce request is not copied around while it arrives.
+    """
 
     def __init__(self, broker: Broker):
         self.broker = broker
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.staging = bytearray(STAGING_BYTES)
+        self.staged_start = 0
+        self.staged_end = 0
+        self.large_frame: bytearray | None = None
+        self.large_filled = 0
         self.pending: deque[_PendingResponse] = deque()
         self.peer = "?"
         self.client_host = ""
@@ -137,7 +147,7 @@ class Connection(asyncio.Protocol):
         elif not should_pause and self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
-            self.data_received(b"")
+            self._handle_staged_frames()
 
     def close(self, reason: str, *args) -> None:
         if not self.closed:
@@ -146,26 +156,51 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        position = 0
-        end = len(buffer)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.large_frame is not None:
+            return memoryview(self.large_frame)[self.large_filled :]
+        if len(self.staging) - self.staged_end < STAGING_BYTES // 4:
+            # Move the unparsed tail to the front to make room.
+            pending = self.staged_end - self.staged_start
+            self.staging[:pending] = self.staging[self.staged_start : self.staged_end]
+            self.staged_start, self.staged_end = 0, pending
+        return memoryview(self.staging)[self.staged_end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.large_frame is not None:
+            self.large_filled += nbytes
+            if self.large_filled == len(self.large_frame):
+                frame, self.large_frame = self.large_frame, None
+                self._handle(frame)
+            return
+        self.staged_end += nbytes
+        self._handle_staged_frames()
+
+    def _handle_staged_frames(self) -> None:
+        staging = self.staging
         max_frame = self.broker.config.max_frame_bytes
-        while end - position >= 4 and not self.closed and not self.reading_paused:
-            (size,) = _FRAME_SIZE.unpack_from(buffer, position)
+        while self.staged_end - self.staged_start >= 4 and not self.closed and not self.reading_paused:
+            start = self.staged_start
+            (size,) = _FRAME_SIZE.unpack_from(staging, start)
             if size < 8 or size > max_frame:
                 self.close("frame size %d outside 8..%d bytes", size, max_frame)
                 return
-            if end - position - 4 < size:
-                break
-            frame = bytes(buffer[position + 4 : position + 4 + size])
-            position += 4 + size
-            self._handle(frame)
-        if position:
-            del buffer[:position]
+            available = self.staged_end - start - 4
+            if available >= size:
+                frame = bytes(staging[start + 4 : start + 4 + size])
+                self.staged_start = start + 4 + size
+                self._handle(frame)
+                continue
+            if size > STAGING_BYTES // 2:
+                self.large_frame = bytearray(size)
+                self.large_frame[:available] = staging[start + 4 : self.staged_end]
+                self.large_filled = available
+                self.staged_start = self.staged_end = 0
+            break
+        if self.staged_start == self.staged_end:
+            self.staged_start = self.staged_end = 0
 
-    def _handle(self, frame: bytes) -> None:
+    def _handle(self, frame: bytes | bytearray) -> None:
         try:
             api_key, version, correlation_id = peek_header(frame)
         except MalformedRequest as error:
@@ -187,7 +222,9 @@ class Connection(asyncio.Protocol):
         context = RequestContext(header.client_id or "", self.client_host, version)
         try:
             if api_key == API_VERSIONS_KEY:
-                answer: object = frame_response(correlation_id, False, api_versions_body(errors.NONE, version))
+                answer: object = frame_response(
+                    correlation_id, False, api_versions_body(errors.NONE, version)
+                )
             else:
                 answer = self.broker.handlers.by_key[api_key](request, context)
                 if answer is None:
@@ -210,16 +247,29 @@ class Connection(asyncio.Protocol):
             # KIP-511: answer with UNSUPPORTED_VERSION and a v0 body listing what we support,
             # so the client can retry with a version we know.
             body = api_versions_body(errors.UNSUPPORTED_VERSION, 0)
-            self._enqueue(_PendingResponse(spec, 0, correlation_id, frame_response(correlation_id, False, body)))
+            self._enqueue(
+                _PendingResponse(spec, 0, correlation_id, frame_response(correlation_id, False, body))
+            )
             return
-        logger.warning("%s v%d from %s is not supported (%d..%d)", spec.name, version, self.peer,
-                       spec.min_version, spec.max_version)
+        logger.warning(
+            "%s v%d from %s is not supported (%d..%d)",
+            spec.name,
+            version,
+            self.peer,
+            spec.min_version,
+            spec.max_version,
+        )
         response_class = spec.response_class
         error_field = response_class._struct.fields.get("error_code")
-        if version <= response_class.max_version and error_field is not None and error_field.for_version_q(version):
+        if (
+            version <= response_class.max_version
+            and error_field is not None
+            and error_field.for_version_q(version)
+        ):
             try:
-                answer = encode_response(spec, version, correlation_id,
-                                         response_class(error_code=errors.UNSUPPORTED_VERSION))
+                answer = encode_response(
+                    spec, version, correlation_id, response_class(error_code=errors.UNSUPPORTED_VERSION)
+                )
                 self._enqueue(_PendingResponse(spec, version, correlation_id, answer))
                 return
             except Exception:  # no encodable error shape for this version: fall through
@@ -248,8 +298,14 @@ class Connection(asyncio.Protocol):
                     break
                 if answer.cancelled() or answer.exception() is not None:
                     error = None if answer.cancelled() else answer.exception()
-                    logger.error("%s v%d from %s failed: %r", head.spec.name, head.version, self.peer, error,
-                                 exc_info=error)
+                    logger.error(
+                        "%s v%d from %s failed: %r",
+                        head.spec.name,
+                        head.version,
+                        self.peer,
+                        error,
+                        exc_info=error,
+                    )
                     self.close("internal error while handling %s", head.spec.name)
                     return
                 try:
@@ -288,19 +344,33 @@ class Broker:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.load)
         await loop.run_in_executor(None, offsets.load)
-        self.coordinator = GroupCoordinator(offsets, config.min_session_timeout_ms, config.max_session_timeout_ms)
-        self.server = await loop.create_server(lambda: Connection(self), config.host, config.port,
-                                               reuse_address=True, backlog=256)
+        self.coordinator = GroupCoordinator(
+            offsets, config.min_session_timeout_ms, config.max_session_timeout_ms
+        )
+        self.server = await loop.create_server(
+            lambda: Connection(self), config.host, config.port, reuse_address=True, backlog=256
+        )
         socket_name = self.server.sockets[0].getsockname()
         self.port = socket_name[1]
-        advertised = config.advertised_host or (config.host if config.host not in WILDCARD_HOSTS else "127.0.0.1")
-        settings = HandlerSettings(advertised_host=advertised, advertised_port=self.port,
-                                   default_partitions=config.default_partitions, auto_create=config.auto_create,
-                                   cluster_id=_cluster_id(data_dir), fsync=config.fsync)
+        advertised = config.advertised_host or (
+            config.host if config.host not in WILDCARD_HOSTS else "127.0.0.1"
+        )
+        settings = HandlerSettings(
+            advertised_host=advertised,
+            advertised_port=self.port,
+            default_partitions=config.default_partitions,
+            auto_create=config.auto_create,
+            cluster_id=_cluster_id(data_dir),
+            fsync=config.fsync,
+        )
         self.handlers = Handlers(settings, self.store, self.coordinator)
         self._retention_task = asyncio.create_task(self._enforce_retention_periodically())
-        logger.info("broker listening on %s:%d (%s)", config.host, self.port,
-                    f"data in {data_dir}" if data_dir else "in memory")
+        logger.info(
+            "broker listening on %s:%d (%s)",
+            config.host,
+            self.port,
+            f"data in {data_dir}" if data_dir else "in memory",
+        )
 
     async def _enforce_retention_periodically(self) -> None:
         assert self.store is not None
@@ -368,13 +438,28 @@ async def _serve_until_signalled(config: BrokerConfig) -> None:
         await broker.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = 9092, data_dir: str | None = None, memory: bool = False,
-          default_partitions: int = 1, auto_create: bool = True, **options) -> int:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 9092,
+    data_dir: str | None = None,
+    memory: bool = False,
+    default_partitions: int = 1,
+    auto_create: bool = True,
+    **options,
+) -> int:
     """Run a broker until SIGTERM or SIGINT; print the listening address once; return 0."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = BrokerConfig(host=host, port=port, data_dir=data_dir, memory=memory,
-                          default_partitions=default_partitions, auto_create=auto_create, **options)
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    config = BrokerConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        memory=memory,
+        default_partitions=default_partitions,
+        auto_create=auto_create,
+        **options,
+    )
     asyncio.run(_serve_until_signalled(config))
     return 0

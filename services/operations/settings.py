@@ -10,10 +10,28 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from sqlalchemy.engine import make_url
 
-from madina.settings import ServiceSettings
+from madina.settings import MadinaSettings, ServiceSettings
 
 
-class OperationsSettings(ServiceSettings):
+class OperationsStoreSettings(MadinaSettings):
+    """What reaching the store needs (also used by the rebuild command, which serves nothing)."""
+
+    database_password_file: Path | None = Field(
+        default=None, description="File holding the database password, injected into MADINA_DATABASE_URL."
+    )
+
+    @model_validator(mode="after")
+    def _inject_database_password(self) -> OperationsStoreSettings:
+        if self.database_password_file is not None:
+            if not self.database_password_file.is_file():
+                raise ValueError(f"file {self.database_password_file} does not exist")
+            password = self.database_password_file.read_text(encoding="utf-8").strip()
+            url = make_url(self.database_url).set(password=password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
+
+
+class OperationsSettings(ServiceSettings, OperationsStoreSettings):
     operations_http_port: int = Field(default=8080, ge=0, le=65535)
     operations_grpc_port: int = Field(default=50055, ge=0, le=65535)
     operations_consumer_group: str = Field(default="madina-operations")
@@ -22,18 +40,6 @@ class OperationsSettings(ServiceSettings):
     )
     operations_sse_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
     operations_sse_queue_size: int = Field(
-        default=1000, ge=1, le=100_000, description="Changes buffered per SSE/gRPC watcher before it is dropped."
+        default=1000, ge=1, le=100_000,
+        description="Changes buffered per SSE or gRPC watcher; one that falls further behind is dropped.",
     )
-    database_password_file: Path | None = Field(
-        default=None, description="File holding the database password, injected into MADINA_DATABASE_URL."
-    )
-
-    @model_validator(mode="after")
-    def _inject_database_password(self) -> OperationsSettings:
-        if self.database_password_file is not None:
-            if not self.database_password_file.is_file():
-                raise ValueError(f"file {self.database_password_file} does not exist")
-            password = self.database_password_file.read_text(encoding="utf-8").strip()
-            url = make_url(self.database_url).set(password=password)
-            self.database_url = url.render_as_string(hide_password=False)
-        return self

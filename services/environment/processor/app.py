@@ -129,6 +129,9 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
                 continue
             stored = StoredState.from_dict(table.get(station_id), station_id)
             if stored.already_applied(message.topic, message.partition, message.offset):
+                log.info("record already in the stored state, skipped", extra={
+                    "topic": message.topic, "partition": message.partition, "offset": message.offset,
+                    "station_id": station_id})
                 continue
             if spec is STATION_TICKS:
                 outputs = apply_tick(stored, decoded, station, config)

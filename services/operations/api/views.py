@@ -30,7 +30,8 @@ def rfc3339(moment: datetime | None) -> str | None:
 def district_json(district: District) -> dict[str, str] | None:
     if not district.district_id and not district.city_id:
         return None
-    return {"city_id": district.city_id, "district_id": district.district_id, "display_name": district.display_name}
+    return {"city_id": district.city_id, "district_id": district.district_id,
+            "display_name": district.display_name}
 
 
 def _seconds(value: Any) -> float | None:
@@ -45,7 +46,8 @@ def alert_json(alert: AlertView) -> dict[str, Any]:
         "domain": event.domain,
         "category": event.category,
         "rule_id": event.rule_id,
-        "source": {"domain": event.source.domain, "kind": event.source.kind, "entity_id": event.source.entity_id},
+        "source": {"domain": event.source.domain, "kind": event.source.kind,
+                   "entity_id": event.source.entity_id},
         "severity": event.severity.name.lower(),
         "state": event.state.name.lower(),
         "status": alert.status.name.lower(),
@@ -78,7 +80,9 @@ def change_json(change: Change) -> dict[str, Any]:
     return {"cursor": change.cursor, "cause": change.cause, "alert": alert_json(change.alert)}
 
 
-_ACTION_VERBS = {"acknowledge": "acknowledged", "assign": "assigned", "comment": "commented", "resolve": "resolved"}
+_ACTION_VERBS = {
+    "acknowledge": "acknowledged", "assign": "assigned", "comment": "commented", "resolve": "resolved",
+}
 
 
 def history_json(change: Change) -> dict[str, Any]:
@@ -92,7 +96,8 @@ def history_json(change: Change) -> dict[str, Any]:
             "seq": change.seq, "kind": "event", "time": rfc3339(change.occurred_time), "summary": summary,
             "detail": {"revision": event.revision, "state": event.state.name.lower(),
                        "severity": event.severity.name.lower(), "observed_value": event.observed_value,
-                       "threshold_value": event.threshold_value, "unit": event.unit, "message": event.message},
+                       "threshold_value": event.threshold_value, "unit": event.unit,
+                       "message": event.message},
         }
     action = change.action
     verb = _ACTION_VERBS.get(change.cause, change.cause)
@@ -138,6 +143,7 @@ def _group_json(summary: GroupSummary, members: list[AlertView]) -> dict[str, An
         # A circuit may cross districts; then the group has no single district.
         "district_id": next(iter(districts)) or None if len(districts) == 1 else None,
         "active_count": summary.active_count,
-        "max_severity": None if summary.max_active_severity is None else summary.max_active_severity.name.lower(),
+        "max_severity": None if summary.max_active_severity is None
+        else summary.max_active_severity.name.lower(),
         "alert_ids": [alert.alert_id for alert in members],
     }

@@ -42,8 +42,9 @@ class BrokerSubprocess:
     def start(cls, *extra_args: str, timeout_s: float = 20.0) -> BrokerSubprocess:
         argv = [sys.executable, "-m", "madina.broker", "--port", "0", *extra_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                   cwd=REPO_ROOT)
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT
+        )
         stderr_lines: list[str] = []
         threading.Thread(target=_collect, args=(process.stderr, stderr_lines), daemon=True).start()
         assert process.stdout is not None
@@ -53,9 +54,11 @@ class BrokerSubprocess:
             if not line:
                 break
             if line.startswith(READY_PREFIX):
-                return cls(process, line[len(READY_PREFIX):].strip(), stderr_lines)
+                return cls(process, line[len(READY_PREFIX) :].strip(), stderr_lines)
         process.kill()
-        raise RuntimeError(f"broker not ready in {timeout_s}s (exit {process.poll()}): {''.join(stderr_lines)}")
+        raise RuntimeError(
+            f"broker not ready in {timeout_s}s (exit {process.poll()}): {''.join(stderr_lines)}"
+        )
 
     @property
     def alive(self) -> bool:
@@ -100,8 +103,6 @@ def _embedded_bootstrap() -> Iterator[str]:
     finally:
         code = broker.stop()
         assert code == 0, f"broker exited with {code}:\n{broker.log_text()[-4000:]}"
-
-
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,9 @@ app = faust.App(
     web_enabled=False,
     topic_partitions=PARTITIONS,
 )
-source = app.topic(os.environ.get("FAUST_TEST_TOPIC", "faust-source"), key_type=str, value_type=str,
-                   partitions=PARTITIONS)
+source = app.topic(
+    os.environ.get("FAUST_TEST_TOPIC", "faust-source"), key_type=str, value_type=str, partitions=PARTITIONS
+)
 counts = app.Table("counts", default=int, partitions=PARTITIONS)
 
 

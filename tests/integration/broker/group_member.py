@@ -37,8 +37,15 @@ async def run_aiokafka(bootstrap: str, topic: str, group: str) -> None:
     from aiokafka.structs import OffsetAndMetadata
 
     consumer = aiokafka.AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS, max_poll_records=1)
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        max_poll_records=1,
+    )
     await consumer.start()
     while True:
         message = await consumer.getone()
@@ -58,8 +65,15 @@ def run_kafka_python(bootstrap: str, topic: str, group: str) -> None:
     from kafka.structs import OffsetAndMetadata
 
     consumer = kafka.KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS, max_poll_records=1)
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        max_poll_records=1,
+    )
     for message in consumer:
         partition = kafka.TopicPartition(message.topic, message.partition)
         processing(message.partition, message.offset)
@@ -74,10 +88,16 @@ def run_kafka_python(bootstrap: str, topic: str, group: str) -> None:
 def run_confluent(bootstrap: str, topic: str, group: str) -> None:
     import confluent_kafka
 
-    consumer = confluent_kafka.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-        "auto.offset.reset": "earliest", "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS})
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        }
+    )
     consumer.subscribe([topic])
     while True:
         message = consumer.poll(0.2)

@@ -24,15 +24,25 @@ def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], **config
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **config})
     failures = []
     for index, value in enumerate(values):
-        producer.produce(topic, value, key=str(index % 7).encode(),
-                         on_delivery=lambda error, _msg: failures.append(error) if error else None)
+        producer.produce(
+            topic,
+            value,
+            key=str(index % 7).encode(),
+            on_delivery=lambda error, _msg: failures.append(error) if error else None,
+        )
     assert producer.flush(20) == 0
     assert not failures
 
 
 def _confluent_consume(bootstrap: str, topic: str, group: str, count: int, timeout_s: float = 20) -> list:
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     received = []
     deadline = time.monotonic() + timeout_s
@@ -53,14 +63,23 @@ async def test_aiokafka_round_trip_preserves_order_keys_and_headers(broker_boots
     producer = aiokafka.AIOKafkaProducer(bootstrap_servers=broker_bootstrap, linger_ms=5)
     await producer.start()
     try:
-        sent = [await producer.send(topic_name, f"value-{i}".encode(), key=b"same-key",
-                                    headers=[("index", str(i).encode())]) for i in range(RECORDS)]
+        sent = [
+            await producer.send(
+                topic_name, f"value-{i}".encode(), key=b"same-key", headers=[("index", str(i).encode())]
+            )
+            for i in range(RECORDS)
+        ]
         offsets = [metadata.offset for metadata in await asyncio.gather(*sent)]
     finally:
         await producer.stop()
     assert offsets == list(range(RECORDS))
-    consumer = aiokafka.AIOKafkaConsumer(topic_name, bootstrap_servers=broker_bootstrap, group_id=group_name,
-                                         auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = aiokafka.AIOKafkaConsumer(
+        topic_name,
+        bootstrap_servers=broker_bootstrap,
+        group_id=group_name,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     received = []
     try:
@@ -86,8 +105,14 @@ def test_kafka_python_round_trip_and_committed_offset(broker_bootstrap, topic_na
     producer.flush()
     assert [future.get(10).offset for future in futures] == list(range(RECORDS))
     producer.close()
-    consumer = kafka.KafkaConsumer(topic_name, bootstrap_servers=broker_bootstrap, group_id=group_name,
-                                   auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=10000)
+    consumer = kafka.KafkaConsumer(
+        topic_name,
+        bootstrap_servers=broker_bootstrap,
+        group_id=group_name,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10000,
+    )
     received = []
     for message in consumer:
         received.append(message)
@@ -109,8 +134,9 @@ def test_confluent_round_trip_with_idempotent_producer(broker_bootstrap, topic_n
 
 
 @pytest.mark.parametrize("compression", ["gzip", "lz4", "zstd", "snappy"])
-def test_compressed_batches_from_librdkafka_are_served_back_intact(broker_bootstrap, topic_name, group_name,
-                                                                   compression):
+def test_compressed_batches_from_librdkafka_are_served_back_intact(
+    broker_bootstrap, topic_name, group_name, compression
+):
     values = [f"compressed-{i}-{'x' * 50}".encode() for i in range(RECORDS)]
     _confluent_produce(broker_bootstrap, topic_name, values, **{"compression.type": compression})
     received = _confluent_consume(broker_bootstrap, topic_name, group_name, RECORDS)
@@ -153,9 +179,13 @@ def test_offsets_by_time_and_bounds_with_confluent(broker_bootstrap, topic_name)
     consumer = confluent_kafka.Consumer({"bootstrap.servers": broker_bootstrap, "group.id": "unused"})
     partition = confluent_kafka.TopicPartition(topic_name, 0)
     assert consumer.get_watermark_offsets(partition, timeout=10) == (0, 10)
-    found = consumer.offsets_for_times([confluent_kafka.TopicPartition(topic_name, 0, base + 4500)], timeout=10)
+    found = consumer.offsets_for_times(
+        [confluent_kafka.TopicPartition(topic_name, 0, base + 4500)], timeout=10
+    )
     assert found[0].offset == 5
-    beyond = consumer.offsets_for_times([confluent_kafka.TopicPartition(topic_name, 0, base + 10**7)], timeout=10)
+    beyond = consumer.offsets_for_times(
+        [confluent_kafka.TopicPartition(topic_name, 0, base + 10**7)], timeout=10
+    )
     assert beyond[0].offset == -1
     consumer.close()
 
@@ -171,12 +201,17 @@ async def test_aiokafka_admin_creates_lists_describes_and_deletes(broker_bootstr
         assert topic_name in await admin.list_topics()
         described = await admin.describe_topics([topic_name])
         assert len(described[0]["partitions"]) == 3
-        consumer = aiokafka.AIOKafkaConsumer(topic_name, bootstrap_servers=broker_bootstrap, group_id=group_name,
-                                             session_timeout_ms=6000, heartbeat_interval_ms=500)
+        consumer = aiokafka.AIOKafkaConsumer(
+            topic_name,
+            bootstrap_servers=broker_bootstrap,
+            group_id=group_name,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=500,
+        )
         await consumer.start()
         try:
             async with asyncio.timeout(20):
-                while not consumer.assignment():
+                while not consumer.assignment():  # noqa: ASYNC110 - aiokafka exposes no assignment event
                     await asyncio.sleep(0.05)
             assert (group_name, "consumer") in await admin.list_consumer_groups()
             groups = await admin.describe_consumer_groups([group_name])
@@ -193,14 +228,24 @@ async def test_aiokafka_admin_creates_lists_describes_and_deletes(broker_bootstr
 def test_kafka_python_admin_creates_configures_lists_and_deletes(broker_bootstrap, topic_name, group_name):
     admin = KafkaAdminClient(bootstrap_servers=broker_bootstrap)
     try:
-        admin.create_topics([KafkaNewTopic(topic_name, 2, 1, topic_configs={"cleanup.policy": "compact",
-                                                                              "segment.bytes": "1048576"})])
+        admin.create_topics(
+            [
+                KafkaNewTopic(
+                    topic_name, 2, 1, topic_configs={"cleanup.policy": "compact", "segment.bytes": "1048576"}
+                )
+            ]
+        )
         assert topic_name in admin.list_topics()
         configs = admin.describe_configs([KafkaConfigResource(ConfigResourceType.TOPIC, topic_name)])
         text = repr(configs)
         assert "cleanup.policy" in text and "compact" in text and "1048576" in text
-        consumer = kafka.KafkaConsumer(topic_name, bootstrap_servers=broker_bootstrap, group_id=group_name,
-                                       auto_offset_reset="earliest", consumer_timeout_ms=3000)
+        consumer = kafka.KafkaConsumer(
+            topic_name,
+            bootstrap_servers=broker_bootstrap,
+            group_id=group_name,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
         list(consumer)  # joins, gets an assignment, times out on the empty topic
         consumer.commit()
         consumer.close()
@@ -214,8 +259,9 @@ def test_kafka_python_admin_creates_configures_lists_and_deletes(broker_bootstra
 
 def test_confluent_admin_creates_lists_describes_and_deletes(broker_bootstrap, topic_name, group_name):
     admin = AdminClient({"bootstrap.servers": broker_bootstrap})
-    futures = admin.create_topics([NewTopic(topic_name, num_partitions=4, replication_factor=1,
-                                            config={"retention.bytes": "1000000"})])
+    futures = admin.create_topics(
+        [NewTopic(topic_name, num_partitions=4, replication_factor=1, config={"retention.bytes": "1000000"})]
+    )
     futures[topic_name].result(10)
     metadata = admin.list_topics(timeout=10)
     assert len(metadata.topics[topic_name].partitions) == 4

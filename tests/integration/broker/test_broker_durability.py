@@ -17,8 +17,9 @@ RECORDS = 3000
 
 
 def _produce(bootstrap: str, topic: str, count: int, start: int = 0, partitions: int = 1) -> list:
-    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                                         "batch.num.messages": 200})
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2, "batch.num.messages": 200}
+    )
     acked: list = []
 
     def delivered(error, message):
@@ -26,16 +27,18 @@ def _produce(bootstrap: str, topic: str, count: int, start: int = 0, partitions:
         acked.append((message.partition(), message.offset(), message.value()))
 
     for number in range(start, start + count):
-        producer.produce(topic, f"record-{number:06d}".encode(), partition=number % partitions,
-                         on_delivery=delivered)
+        producer.produce(
+            topic, f"record-{number:06d}".encode(), partition=number % partitions, on_delivery=delivered
+        )
         producer.poll(0)
     assert producer.flush(30) == 0
     return acked
 
 
 def _read_all(bootstrap: str, topic: str, partition: int, expected: int, timeout_s: float = 30) -> list:
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "reader",
-                                         "enable.auto.commit": False})
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False}
+    )
     consumer.assign([confluent_kafka.TopicPartition(topic, partition, confluent_kafka.OFFSET_BEGINNING)])
     received = []
     deadline = time.monotonic() + timeout_s
@@ -51,20 +54,27 @@ def _read_all(bootstrap: str, topic: str, partition: int, expected: int, timeout
 
 def _create_topic(bootstrap: str, topic: str, partitions: int, **config: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                                  config=config)])[topic].result(10)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)])[
+        topic
+    ].result(10)
 
 
-def test_acknowledged_records_and_group_offsets_survive_kill_9(own_broker_factory, tmp_path: Path, topic_name,
-                                                               group_name):
+def test_acknowledged_records_and_group_offsets_survive_kill_9(
+    own_broker_factory, tmp_path: Path, topic_name, group_name
+):
     data_dir = str(tmp_path / "data")
     broker = own_broker_factory("--data-dir", data_dir)
     _create_topic(broker.bootstrap, topic_name, 2, **{"retention.ms": "86400000"})
     acked = _produce(broker.bootstrap, topic_name, RECORDS, partitions=2)
     assert len(acked) == RECORDS
     committer = confluent_kafka.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group_name})
-    committer.commit(offsets=[confluent_kafka.TopicPartition(topic_name, 0, 1234, "state-a"),
-                              confluent_kafka.TopicPartition(topic_name, 1, 777)], asynchronous=False)
+    committer.commit(
+        offsets=[
+            confluent_kafka.TopicPartition(topic_name, 0, 1234, "state-a"),
+            confluent_kafka.TopicPartition(topic_name, 1, 777),
+        ],
+        asynchronous=False,
+    )
     committer.close()
     broker.kill()
 
@@ -73,13 +83,17 @@ def test_acknowledged_records_and_group_offsets_survive_kill_9(own_broker_factor
         expected = [(offset, value) for p, offset, value in sorted(acked) if p == partition]
         assert _read_all(restarted.bootstrap, topic_name, partition, len(expected)) == expected
     reader = confluent_kafka.Consumer({"bootstrap.servers": restarted.bootstrap, "group.id": group_name})
-    committed = reader.committed([confluent_kafka.TopicPartition(topic_name, 0),
-                                  confluent_kafka.TopicPartition(topic_name, 1)], timeout=10)
+    committed = reader.committed(
+        [confluent_kafka.TopicPartition(topic_name, 0), confluent_kafka.TopicPartition(topic_name, 1)],
+        timeout=10,
+    )
     reader.close()
     assert [(entry.partition, entry.offset) for entry in committed] == [(0, 1234), (1, 777)]
     assert committed[0].metadata == "state-a"
     admin = AdminClient({"bootstrap.servers": restarted.bootstrap})
-    resource = confluent_kafka.admin.ConfigResource(confluent_kafka.admin.ConfigResource.Type.TOPIC, topic_name)
+    resource = confluent_kafka.admin.ConfigResource(
+        confluent_kafka.admin.ConfigResource.Type.TOPIC, topic_name
+    )
     assert admin.describe_configs([resource])[resource].result(10)["retention.ms"].value == "86400000"
     more = _produce(restarted.bootstrap, topic_name, 10, start=RECORDS, partitions=2)
     assert min(offset for partition, offset, _ in more if partition == 0) == RECORDS // 2
@@ -90,8 +104,9 @@ def _last_segment(data_dir: Path, topic: str) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "partial-batch"])
-def test_torn_tail_is_truncated_at_start_and_the_good_prefix_served(own_broker_factory, tmp_path: Path,
-                                                                    topic_name, damage):
+def test_torn_tail_is_truncated_at_start_and_the_good_prefix_served(
+    own_broker_factory, tmp_path: Path, topic_name, damage
+):
     data_dir = tmp_path / "data"
     broker = own_broker_factory("--data-dir", str(data_dir))
     acked = _produce(broker.bootstrap, topic_name, 500)
@@ -115,7 +130,9 @@ def test_torn_tail_is_truncated_at_start_and_the_good_prefix_served(own_broker_f
     assert segment.stat().st_size > valid_end  # the new records went after the cut
 
 
-def test_clean_shutdown_on_sigterm_returns_zero_and_keeps_data(own_broker_factory, tmp_path: Path, topic_name):
+def test_clean_shutdown_on_sigterm_returns_zero_and_keeps_data(
+    own_broker_factory, tmp_path: Path, topic_name
+):
     data_dir = str(tmp_path / "data")
     broker = own_broker_factory("--data-dir", data_dir)
     acked = _produce(broker.bootstrap, topic_name, 100)

@@ -28,12 +28,32 @@ def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootst
     # request auto-creates it with the broker default and faust stops on PartitionsMismatch.
     admin = AdminClient({"bootstrap.servers": broker_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])[topic].result(10)
-    env = {**os.environ, "FAUST_TEST_BROKER": broker_bootstrap, "FAUST_TEST_APP_ID": app_id,
-           "FAUST_TEST_TOPIC": topic, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "FAUST_TEST_BROKER": broker_bootstrap,
+        "FAUST_TEST_APP_ID": app_id,
+        "FAUST_TEST_TOPIC": topic,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "tests.integration.broker.faust_app", "worker", "-l", "info",
-         "--without-web"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "faust",
+            "-A",
+            "tests.integration.broker.faust_app",
+            "worker",
+            "-l",
+            "info",
+            "--without-web",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True).start()
 
@@ -52,13 +72,21 @@ def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootst
         for number in range(RECORDS):
             producer.produce(topic, f'"value-{number}"'.encode(), key=f'"key-{number % 3}"'.encode())
         assert producer.flush(10) == 0
-        wait_for(lambda: sum("] processed " in line or line.startswith("processed ") for line in lines) >= RECORDS, 60,
-                 "records not processed")
+        wait_for(
+            lambda: sum("] processed " in line or line.startswith("processed ") for line in lines) >= RECORDS,
+            60,
+            "records not processed",
+        )
         assert any("count=7" in line for line in lines)  # key-0 seen 7 times, counted in the Table
 
         changelog = f"{app_id}-counts-changelog"
-        consumer = confluent_kafka.Consumer({"bootstrap.servers": broker_bootstrap, "group.id": f"{app_id}-check",
-                                             "auto.offset.reset": "earliest"})
+        consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": broker_bootstrap,
+                "group.id": f"{app_id}-check",
+                "auto.offset.reset": "earliest",
+            }
+        )
         consumer.subscribe([changelog])
         entries = []
         deadline = time.monotonic() + 30

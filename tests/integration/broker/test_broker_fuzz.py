@@ -35,8 +35,12 @@ def _send(bootstrap: str, payload: bytes, read: bool = True) -> bytes:
         return b"".join(chunks)
 
 
-def _request(api_key: int, version: int, correlation_id: int, body: bytes = b"", flexible: bool = False) -> bytes:
-    header = struct.pack(">hhih", api_key, version, correlation_id, 4) + b"fuzz" + (b"\x00" if flexible else b"")
+def _request(
+    api_key: int, version: int, correlation_id: int, body: bytes = b"", flexible: bool = False
+) -> bytes:
+    header = (
+        struct.pack(">hhih", api_key, version, correlation_id, 4) + b"fuzz" + (b"\x00" if flexible else b"")
+    )
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
@@ -73,8 +77,9 @@ def test_oversized_negative_and_truncated_frames_are_rejected(fuzz_broker):
     # A length promising more than is sent, then the client goes away mid-frame.
     _send(fuzz_broker.bootstrap, struct.pack(">i", 1000) + b"\x00\x03\x00\x05", read=False)
     # A valid header whose body is cut short.
-    metadata = MetadataRequest[5](topics=[MetadataRequest.MetadataRequestTopic(name="x" * 50)],
-                                  allow_auto_topic_creation=False)
+    metadata = MetadataRequest[5](
+        topics=[MetadataRequest.MetadataRequestTopic(name="x" * 50)], allow_auto_topic_creation=False
+    )
     metadata.with_header(correlation_id=9, client_id="fuzz")
     frame = bytes(metadata.encode(header=True, framed=False))[:-30]
     assert _send(fuzz_broker.bootstrap, struct.pack(">i", len(frame)) + frame) == b""
@@ -91,8 +96,11 @@ def test_random_bytes_never_take_the_broker_down(fuzz_broker, payload):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(api_key=st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42]),
-       version=st.integers(0, 12), body=st.binary(max_size=200))
+@given(
+    api_key=st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42]),
+    version=st.integers(0, 12),
+    body=st.binary(max_size=200),
+)
 def test_known_api_keys_with_random_bodies_never_take_the_broker_down(fuzz_broker, api_key, version, body):
     _send(fuzz_broker.bootstrap, _request(api_key, version, 1, body, flexible=version >= 9))
     assert fuzz_broker.alive

@@ -6,13 +6,13 @@ member's one in-flight record may have been committed without it living to say s
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import confluent_kafka
@@ -26,9 +26,13 @@ SESSION_TIMEOUT_S = 6
 
 class MemberProcess:
     def __init__(self, client: str, bootstrap: str, topic: str, group: str):
-        self.process = subprocess.Popen([sys.executable, str(MEMBER_SCRIPT), client, bootstrap, topic, group],
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            [sys.executable, str(MEMBER_SCRIPT), client, bootstrap, topic, group],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.records: list[tuple[int, int, float]] = []  # committed (partition, offset, when)
         self.in_flight: tuple[int, int] | None = None
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -54,10 +58,11 @@ class MemberProcess:
 class SteadyProducer(threading.Thread):
     """Writes one record per partition every 30 ms until stopped, remembering what was acked."""
 
-
     def __init__(self, bootstrap: str, topic: str):
         super().__init__(daemon=True)
-        self.producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"})
+        self.producer = confluent_kafka.Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"}
+        )
         self.topic = topic
         self.acked: set[tuple[int, int]] = set()
         self.halt = threading.Event()
@@ -70,8 +75,9 @@ class SteadyProducer(threading.Thread):
         sequence = 0
         while not self.halt.is_set():
             for partition in range(PARTITIONS):
-                self.producer.produce(self.topic, f"r{sequence}".encode(), partition=partition,
-                                      on_delivery=self._delivered)
+                self.producer.produce(
+                    self.topic, f"r{sequence}".encode(), partition=partition, on_delivery=self._delivered
+                )
                 sequence += 1
             self.producer.poll(0)
             time.sleep(0.03)
@@ -88,29 +94,50 @@ def _wait_until(condition, timeout_s: float, message: str) -> None:
 
 
 @pytest.mark.parametrize("client", ["aiokafka", "kafka-python", "confluent"])
-def test_killed_member_partitions_move_to_survivors_without_loss_or_duplicates(broker_bootstrap, topic_name,
-                                                                              group_name, client):
+def test_killed_member_partitions_move_to_survivors_without_loss_or_duplicates(
+    broker_bootstrap, topic_name, group_name, client
+):
     admin = AdminClient({"bootstrap.servers": broker_bootstrap})
-    admin.create_topics([NewTopic(topic_name, num_partitions=PARTITIONS, replication_factor=1)])[topic_name].result(10)
+    admin.create_topics([NewTopic(topic_name, num_partitions=PARTITIONS, replication_factor=1)])[
+        topic_name
+    ].result(10)
     members = [MemberProcess(client, broker_bootstrap, topic_name, group_name) for _ in range(3)]
     producer = SteadyProducer(broker_bootstrap, topic_name)
     producer.start()
     try:
         # Wait for a stable three-member group: every member is committing its own partition.
-        _wait_until(lambda: all(member.records for member in members) and all(
-            len({record[0] for record in member.records[-3:]}) == 1 for member in members), 45,
-            "three members never all consumed")
+        _wait_until(
+            lambda: (
+                all(member.records for member in members)
+                and all(len({record[0] for record in member.records[-3:]}) == 1 for member in members)
+            ),
+            45,
+            "three members never all consumed",
+        )
         owned_before = {member.records[-1][0] for member in members}
         assert owned_before == set(range(PARTITIONS))
         victim, survivors = members[0], members[1:]
         victim_partition = victim.records[-1][0]
         victim.process.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        _wait_until(lambda: any(record[0] == victim_partition and record[2] > killed_at
-                                for survivor in survivors for record in survivor.records),
-                    SESSION_TIMEOUT_S + 15, "the killed member's partition never moved to a survivor")
-        moved_after = min(record[2] for survivor in survivors for record in survivor.records
-                          if record[0] == victim_partition and record[2] > killed_at) - killed_at
+        _wait_until(
+            lambda: any(
+                record[0] == victim_partition and record[2] > killed_at
+                for survivor in survivors
+                for record in survivor.records
+            ),
+            SESSION_TIMEOUT_S + 15,
+            "the killed member's partition never moved to a survivor",
+        )
+        moved_after = (
+            min(
+                record[2]
+                for survivor in survivors
+                for record in survivor.records
+                if record[0] == victim_partition and record[2] > killed_at
+            )
+            - killed_at
+        )
         assert moved_after < SESSION_TIMEOUT_S + 6
         time.sleep(0.5)
     finally:
@@ -123,8 +150,11 @@ def test_killed_member_partitions_move_to_survivors_without_loss_or_duplicates(b
         def committed() -> list[tuple[int, int]]:
             return [(p, o) for member in members for p, o, _when in member.records]
 
-        _wait_until(lambda: set(committed()) | in_flight_at_kill >= expected, 30,
-                    "not every produced record was committed")
+        _wait_until(
+            lambda: set(committed()) | in_flight_at_kill >= expected,
+            30,
+            "not every produced record was committed",
+        )
         duplicates = [entry for entry, count in Counter(committed()).items() if count > 1]
         assert not duplicates, f"committed twice: {sorted(duplicates)[:10]}"
         assert set(committed()) | in_flight_at_kill == expected

@@ -59,9 +59,10 @@ def test_segments_roll_at_segment_bytes_and_reads_cross_them():
 def test_retention_by_size_deletes_whole_closed_segments_only():
     batch_size = len(build_batch(3))
     partition = memory_partition(segment_bytes=str(batch_size), retention_bytes=str(batch_size * 2))
+    now = int(time.time() * 1000)
     for _ in range(5):
-        append(partition, 3)
-    partition.enforce_retention(int(time.time() * 1000))
+        append(partition, 3, timestamp=now)
+    partition.enforce_retention(now)
     assert partition.log_start_offset == 9
     assert partition.next_offset == 15
 

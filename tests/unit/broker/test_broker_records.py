@@ -16,11 +16,22 @@ from madina.broker.records import (
 )
 
 
-def build_batch(count: int = 3, base_offset: int = 0, producer_id: int = -1, base_sequence: int = -1,
-                timestamp: int = 1_000) -> bytes:
-    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
-                                        producer_id=producer_id, producer_epoch=0 if producer_id >= 0 else -1,
-                                        base_sequence=base_sequence, batch_size=1 << 20)
+def build_batch(
+    count: int = 3,
+    base_offset: int = 0,
+    producer_id: int = -1,
+    base_sequence: int = -1,
+    timestamp: int = 1_000,
+) -> bytes:
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=producer_id,
+        producer_epoch=0 if producer_id >= 0 else -1,
+        base_sequence=base_sequence,
+        batch_size=1 << 20,
+    )
     for index in range(count):
         builder.append(index, timestamp=timestamp + index, key=None, value=f"v{index}".encode(), headers=[])
     batch = bytearray(builder.build())

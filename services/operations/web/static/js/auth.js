@@ -26,11 +26,18 @@ export function storeToken(token) {
 export function takeTokenFromFragment() {
   const hash = window.location.hash.replace(/^#/, "");
   if (!hash) return null;
-  const params = new URLSearchParams(hash);
-  const token = params.get("token");
-  if (token === null) return null;
-  params.delete("token");
-  const rest = params.toString();
+  // Split by hand: URLSearchParams would turn a base64 "+" in the token into a space.
+  const parts = hash.split("&");
+  const index = parts.findIndex((part) => part.startsWith("token="));
+  if (index < 0) return null;
+  let token;
+  try {
+    token = decodeURIComponent(parts[index].slice("token=".length));
+  } catch {
+    token = parts[index].slice("token=".length);
+  }
+  parts.splice(index, 1);
+  const rest = parts.join("&");
   const url = window.location.pathname + window.location.search + (rest ? `#${rest}` : "");
   window.history.replaceState(window.history.state, "", url);
   return token.trim() || null;

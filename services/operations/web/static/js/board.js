@@ -31,6 +31,9 @@ export function createBoard({ store, actions, getView, onSelect }) {
     }
     onSelect(tr.dataset.alertId);
   });
+  tbody.addEventListener("animationend", (event) => {
+    if (event.animationName === "row-flash") event.target.closest("tr")?.classList.remove("flash");
+  });
   tbody.addEventListener("keydown", (event) => {
     const tr = event.target.closest("tr[data-alert-id]");
     if (!tr || event.target !== tr) return;
@@ -102,7 +105,7 @@ export function createBoard({ store, actions, getView, onSelect }) {
 
   function upsertRow(alert) {
     const pendingKinds = ACTION_KINDS.filter((kind) => actions.isPending(alert.alert_id, kind));
-    const lingering = !alert.active && store.isLingering(alert.alert_id);
+    const lingering = !alert.active && getView().filters.state === "active" && store.isLingering(alert.alert_id);
     const signature = JSON.stringify([alert, pendingKinds, selectedId === alert.alert_id, lingering]);
     let row = rows.get(alert.alert_id);
     if (row && row.signature === signature) return row.tr;
@@ -149,9 +152,8 @@ export function createBoard({ store, actions, getView, onSelect }) {
         h("span", { class: "domain-chip" }, alert.domain),
         h("span", { class: "mono rule", title: "Rule" }, alert.rule_id),
         h("span", { class: "sep", "aria-hidden": "true" }, "·"),
-        h("span", { class: "source", title: `${source.domain || ""} ${source.kind || ""} ${source.entity_id || ""}`.trim() },
-          source.kind ? h("span", { class: "muted" }, `${source.kind} `) : null,
-          h("span", { class: "mono" }, source.entity_id || "—")),
+        h("span", { class: "source mono", title: `Source: ${source.domain || ""} ${source.kind || ""} ${source.entity_id || ""}`.trim() },
+          source.entity_id || "—"),
         alert.silenced ? h("span", { class: "flag flag--silenced", title: "Silenced: matched by an active silence" },
           icon("mute"), "Silenced") : null,
         comments ? h("span", { class: "flag", title: `${comments} comment${comments > 1 ? "s" : ""}` },
@@ -166,7 +168,7 @@ export function createBoard({ store, actions, getView, onSelect }) {
     return h("td", { class: "c-status", title: STATUS_LABEL[alert.status] || alert.status },
       h("div", { class: "cell-main" }, statusBadge(alert.status, alert.active ? "Active" : "Cleared")),
       h("div", { class: ["cell-sub", acked ? "" : "unacked"] },
-        acked ? `ack ${alert.acknowledged_by || ""}`.trim() : "unacknowledged"));
+        acked ? `ack ${alert.acknowledged_by || ""}`.trim() : "unacked"));
   }
 
   function districtCell(alert) {

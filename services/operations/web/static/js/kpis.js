@@ -6,6 +6,7 @@ import { absoluteTime, duration, relativeTime, titleCase, value } from "./format
 import { SEVERITIES, SEVERITY_LABEL } from "./model.js";
 
 const WORST_FIRST = [...SEVERITIES].reverse();
+const SEVERITY_SHORT = { critical: "crit", major: "maj", minor: "min", warning: "warn", info: "info" };
 const STALE_MS = 2 * 60 * 60 * 1000;
 
 export function renderKpiStrip(container, kpis) {
@@ -50,7 +51,8 @@ function domainCard(domain, d) {
       h("span", { class: ["kpi-unacked", d.unacknowledged ? "has-unacked" : ""] }, `${d.unacknowledged || 0} unacked`)),
     h("div", { class: "sev-counts" }, WORST_FIRST.filter((sev) => bySeverity[sev]).map((sev) =>
       h("span", { class: `sev-count sev-${sev}`, title: `${bySeverity[sev]} ${SEVERITY_LABEL[sev]}` },
-        String(bySeverity[sev]), h("span", { class: "sev-count-label" }, SEVERITY_LABEL[sev]))),
+        String(bySeverity[sev]), h("span", { class: "sev-count-label" }, SEVERITY_LABEL[sev]),
+        h("span", { class: "sev-count-short" }, SEVERITY_SHORT[sev]))),
     !d.active ? h("span", { class: "kpi-sub" }, "all clear") : null));
 }
 

@@ -53,7 +53,7 @@ const drawer = createDrawer({
     silences.prefill(alert);
   },
 });
-const map = createMap({ container: document.getElementById("city-map"), tooltip: document.getElementById("map-tooltip"), onSelect: (id) => selectAlert(id, { scroll: true }) });
+const map = createMap({ container: document.getElementById("city-map"), tooltip: document.getElementById("map-tooltip"), summary: document.getElementById("map-summary"), onSelect: (id) => selectAlert(id, { scroll: true }) });
 const silences = createSilences({ api, onChange: () => refreshAggregates() });
 const live = createLiveStream({
   getToken: () => state.token,

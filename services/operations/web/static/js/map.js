@@ -8,8 +8,10 @@ import { relativeTime, value } from "./format.js";
 import { isAcknowledged, severityRank, worse } from "./model.js";
 
 const PADDING = 24;
+const MARKER_GAP = 14; // px between marker centres: radius 6, a stroke and a hair of space
+const LEGEND_SPACE = 30; // the legend overlays the bottom-left corner
 
-export function createMap({ container, tooltip, onSelect }) {
+export function createMap({ container, tooltip, summary, onSelect }) {
   let city = null;
   let alerts = [];
   let selectedId = null;
@@ -31,15 +33,28 @@ export function createMap({ container, tooltip, onSelect }) {
     const kx = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
     const spanX = Math.max((maxLon - minLon) * kx, 1e-9);
     const spanY = Math.max(maxLat - minLat, 1e-9);
-    const scale = Math.min((size.width - 2 * PADDING) / spanX, (size.height - 2 * PADDING) / spanY);
+    const usableHeight = size.height - 2 * PADDING - LEGEND_SPACE;
+    const scale = Math.min((size.width - 2 * PADDING) / spanX, usableHeight / spanY);
     const offsetX = (size.width - spanX * scale) / 2;
-    const offsetY = (size.height - spanY * scale) / 2;
+    const offsetY = PADDING + (usableHeight - spanY * scale) / 2;
     return ([lat, lon]) => [offsetX + (lon - minLon) * kx * scale, offsetY + (maxLat - lat) * scale];
   }
 
+  let drawn = "";
+
+  /** What the picture depends on; an SSE update that only changes a value redraws nothing. */
+  function signature() {
+    return JSON.stringify([city && city.id, size, selectedId, alerts.map((a) =>
+      [a.alert_id, a.severity, a.status, a.location, a.district && a.district.district_id, a.message])]);
+  }
+
   function render() {
+    const next = signature();
+    if (next === drawn) return;
+    drawn = next;
     clear(container);
     hideTooltip();
+    summary.textContent = "";
     if (!city || !size.width || !size.height) return;
     if (!city.districts.length) {
       container.append(h("div", { class: "empty" }, "No districts defined for this city."));
@@ -89,20 +104,16 @@ export function createMap({ container, tooltip, onSelect }) {
     svg.append(districts, labels);
 
     const markers = s("g", { class: "markers" });
+    // Pulses live in their own layer: inside a marker, their animation would make the marker's
+    // box change every frame, which browsers' automation (and hit-testing) reads as "moving".
+    const pulses = s("g", { class: "pulses", "aria-hidden": "true" });
     const located = inCity.filter((a) => a.location && Number.isFinite(Number(a.location.lat)));
     // Worst drawn last so it sits on top where markers overlap.
     located.sort((a, b) => severityRank(a.severity) - severityRank(b.severity));
-    const stacks = new Map();
+    const placed = [];
     for (const alert of located) {
-      let [x, y] = project([Number(alert.location.lat), Number(alert.location.lon)]);
-      const key = `${Math.round(x / 6)}:${Math.round(y / 6)}`;
-      const n = stacks.get(key) || 0;
-      stacks.set(key, n + 1);
-      if (n) {
-        const angle = n * 2.4;
-        x += Math.cos(angle) * 7 * Math.sqrt(n);
-        y += Math.sin(angle) * 7 * Math.sqrt(n);
-      }
+      const [x, y] = place(project([Number(alert.location.lat), Number(alert.location.lon)]), placed);
+      placed.push([x, y]);
       const urgent = !isAcknowledged(alert) && severityRank(alert.severity) >= severityRank("major");
       const g = s("g", {
         class: ["marker", `mk-${alert.severity}`, selectedId === alert.alert_id ? "is-selected" : "", urgent ? "is-urgent" : ""],
@@ -110,7 +121,6 @@ export function createMap({ container, tooltip, onSelect }) {
         "data-marker-alert-id": alert.alert_id, tabindex: "0", role: "button",
         "aria-label": `${alert.severity} alert: ${alert.message || alert.rule_id}`,
       },
-      urgent ? s("circle", { class: "marker-pulse", r: 7 }) : null,
       s("circle", { class: "marker-dot", r: selectedId === alert.alert_id ? 7.5 : 6 }));
       g.addEventListener("mousemove", (event) => showTooltip(event, alertTip(alert)));
       g.addEventListener("mouseleave", hideTooltip);
@@ -122,9 +132,32 @@ export function createMap({ container, tooltip, onSelect }) {
         }
       });
       markers.append(g);
+      if (urgent) pulses.append(s("circle", { class: `marker-pulse mk-${alert.severity}`, cx: x.toFixed(1), cy: y.toFixed(1), r: 7 }));
     }
-    svg.append(markers);
+    svg.append(pulses, markers);
     container.append(svg);
+    const hit = byDistrict.size;
+    summary.textContent = inCity.length
+      ? `${inCity.length} active · ${hit} of ${city.districts.length} districts`
+      : "No active alerts";
+  }
+
+  /**
+   * Co-located sources (three sensors on one mast) would hide each other: a marker that would
+   * overlap one already placed moves to the nearest free spot on a ring around its position.
+   */
+  function place([x, y], placed) {
+    const free = ([px, py]) => placed.every(([qx, qy]) => Math.hypot(px - qx, py - qy) >= MARKER_GAP);
+    if (free([x, y])) return [x, y];
+    for (let ring = 1; ring <= 4; ring += 1) {
+      const slots = 6 * ring;
+      for (let i = 0; i < slots; i += 1) {
+        const angle = (2 * Math.PI * i) / slots - Math.PI / 2;
+        const candidate = [x + Math.cos(angle) * MARKER_GAP * ring, y + Math.sin(angle) * MARKER_GAP * ring];
+        if (free(candidate)) return candidate;
+      }
+    }
+    return [x, y];
   }
 
   function shortName(name) {

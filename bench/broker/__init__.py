@@ -1,0 +1,1 @@
+"""Benchmark of the embedded broker: ``python -m bench.broker [--quick]``."""

@@ -1,0 +1,1 @@
+"""Benchmarks of the operations center (``python -m bench.operations [--quick]``)."""

@@ -1,0 +1,7 @@
+"""Entry point for ``python -m bench.operations``."""
+
+import sys
+
+from bench.operations.run import main
+
+sys.exit(main())

@@ -1,0 +1,173 @@
+"""``madina service operations``: alert consumer, REST/SSE and dashboard (8080), AlertService gRPC
+(50055), in one asyncio process.
+
+Start-up migrates the store, creates the alert and KPI topics (and their dead-letter twins) if
+missing, then runs the consumer, the KPI reader, the store follower and both servers until
+SIGTERM. :class:`OperationsService` is the same thing as an object, for tests and benchmarks
+that run it inside their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from madina.auth import load_credentials
+from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
+from madina.grpc import AgencyAuthInterceptor, GrpcServer
+from madina.observability import configure_logging
+from madina.runtime import run_until_stopped
+from madina.settings import load_settings
+from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
+from services.operations.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, AlertServicer
+from services.operations.api.http import create_http_app
+from services.operations.api.hub import ChangeHub
+from services.operations.api.ingest import AlertIngest
+from services.operations.api.kpis import follow_kpis
+from services.operations.api.state import OperationsRuntime
+from services.operations.settings import OperationsSettings
+from services.operations.store import AlertStore, migrate
+
+log = logging.getLogger(__name__)
+
+TOPICS = (ALERTS, ALERT_ACTIONS, KPIS)
+
+
+def build_runtime(settings: OperationsSettings) -> OperationsRuntime:
+    store = AlertStore(settings.database_url)
+    producer = EventProducer(settings.bootstrap_servers, source="operations")
+    hub = ChangeHub(store, queue_size=settings.operations_sse_queue_size)
+    ingest = AlertIngest(settings.bootstrap_servers, store, hub, producer,
+                         group_id=settings.operations_consumer_group)
+    return OperationsRuntime(
+        settings=settings, store=store, credentials=load_credentials(settings.credentials_file),
+        producer=producer, hub=hub, ingest=ingest,
+    )
+
+
+def build_grpc_server(runtime: OperationsRuntime, port: int | None = None) -> GrpcServer:
+    settings = runtime.settings
+    return GrpcServer(
+        host=settings.bind_host,
+        port=settings.operations_grpc_port if port is None else port,
+        services=[(pb_grpc.add_AlertServiceServicer_to_server, AlertServicer(runtime), SERVICE_NAME)],
+        interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
+        tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
+        tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
+    )
+
+
+class OperationsService:
+    """The whole operations process; ``await start()``, then ``await stop()``."""
+
+    def __init__(self, settings: OperationsSettings) -> None:
+        self.settings = settings
+        self.runtime: OperationsRuntime | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._grpc: GrpcServer | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> OperationsRuntime:
+        settings = self.settings
+        await asyncio.to_thread(migrate, settings.database_url)
+        await ensure_topics(settings.bootstrap_servers, TOPICS, default_partitions=settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor)
+        runtime = self.runtime = build_runtime(settings)
+        await runtime.producer.start()
+        runtime.producer_ready = True
+        await runtime.hub.start()
+        self._tasks = [
+            asyncio.create_task(runtime.ingest.run(), name="operations-consumer"),
+            asyncio.create_task(
+                follow_kpis(settings.bootstrap_servers, runtime.kpis), name="operations-kpis"
+            ),
+            asyncio.create_task(runtime.hub.follow_store(), name="operations-store-follower"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(_log_crash)
+        self._grpc = build_grpc_server(runtime)
+        await self._grpc.start()
+        self._http = uvicorn.Server(uvicorn.Config(
+            create_http_app(runtime), host=settings.bind_host, port=settings.operations_http_port,
+            log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3,
+        ))
+        # uvicorn would install its own signal handlers; the process-wide runner owns them.
+        self._http.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+        self._http_task = asyncio.create_task(self._http.serve(), name="operations-http")
+        while not self._http.started:
+            if self._http_task.done():
+                await self._http_task  # raises what stopped it (e.g. port in use)
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.02)
+        return runtime
+
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP port (settings may say 0: any free port)."""
+        assert self._http is not None
+        return int(self._http.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def grpc_port(self) -> int:
+        assert self._grpc is not None
+        return int(self._grpc.port)
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Until the consumer joined its group and the KPI backlog is read."""
+        assert self.runtime is not None
+        await asyncio.wait_for(
+            asyncio.gather(self.runtime.ingest.ready.wait(), self.runtime.kpis.ready.wait()), timeout_s
+        )
+
+    async def serve_forever(self) -> None:
+        assert self._http_task is not None
+        waiting = [self._http_task, *self._tasks]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a crashed consumer stops the process, so the supervisor restarts it
+
+    async def stop(self) -> None:
+        runtime = self.runtime
+        if self._http is not None:
+            self._http.should_exit = True
+        if runtime is not None:
+            runtime.ingest.stop()
+        if self._grpc is not None:
+            await self._grpc.stop()
+        if self._http_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._http_task, 5)
+        consumer = self._tasks[0] if self._tasks else None
+        if consumer is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(consumer, 5)
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        if runtime is not None:
+            await runtime.producer.stop()
+            runtime.store.close()
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+
+async def serve(settings: OperationsSettings) -> None:
+    service = OperationsService(settings)
+    try:
+        await service.start()
+        await service.serve_forever()
+    finally:
+        await service.stop()
+
+
+def main() -> int:
+    settings = load_settings(OperationsSettings)
+    configure_logging("operations", settings.log_level, settings.log_format)
+    return run_until_stopped(lambda: serve(settings))
