@@ -33,12 +33,9 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from madina.broker import serve
+    from madina.broker.__main__ import run
 
-    return serve(
-        host=args.host, port=args.port, data_dir=args.data_dir, memory=args.memory,
-        default_partitions=args.default_partitions, auto_create=args.auto_create,
-    )
+    return run(args)
 
 
 def _cmd_service(args: argparse.Namespace) -> int:
@@ -81,14 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics.set_defaults(func=_cmd_topics)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
-    broker.add_argument("--host", default="127.0.0.1")
-    broker.add_argument("--port", type=int, default=9092, help="0 picks a free port (printed)")
-    storage = broker.add_mutually_exclusive_group()
-    storage.add_argument("--data-dir", help="keep segments, offsets and metadata here (durable)")
-    storage.add_argument("--memory", action="store_true", help="keep nothing on disk")
-    broker.add_argument("--default-partitions", type=int, default=1)
-    broker.add_argument("--auto-create", action=argparse.BooleanOptionalAction, default=True,
-                        help="create unknown topics on metadata requests that allow it")
+    from madina.broker.__main__ import add_arguments as add_broker_arguments
+
+    add_broker_arguments(broker)
     broker.set_defaults(func=_cmd_broker)
 
     service = commands.add_parser("service", help="run one domain component")

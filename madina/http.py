@@ -60,7 +60,7 @@ class _BodyTooLarge(Exception):
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(
         {"detail": f"request body is larger than the {limit} byte limit"},
-        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
     )
 
 

@@ -14,6 +14,12 @@ from madina.broker.server import serve
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m madina.broker", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The broker's flags, shared by ``python -m madina.broker`` and ``madina broker``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9092, help="port to listen on; 0 picks a free one")
     storage = parser.add_mutually_exclusive_group()
@@ -38,11 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=100 * 1024 * 1024,
         help="close connections that send larger requests",
     )
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     return serve(
         host=args.host,
         port=args.port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -80,8 +81,13 @@ def batches_by_station(observations: Iterable[Observation]) -> list[tuple[Statio
     ]
 
 
+@cache
+def _cities():  # type: ignore[no-untyped-def]
+    return load_cities()
+
+
 def district_of(station: Station) -> common_pb2.District:
-    city = load_cities()[station.city]
+    city = _cities()[station.city]
     return common_pb2.District(
         city_id=station.city, district_id=station.district, display_name=city.district(station.district).name
     )

@@ -77,7 +77,11 @@ class ServiceThread:
 
     def start(self, timeout_s: float = 60.0) -> OperationsService:
         self._thread.start()
-        self.call(self._start, timeout_s)
+        try:
+            self.call(self._start, timeout_s)
+        except BaseException:
+            self.stop()
+            raise
         return self.service
 
     async def _start(self) -> None:

@@ -32,7 +32,7 @@ def _observation_model(kind: StationKind) -> type[BaseModel]:
         measurand = MEASURANDS[name]
         fields[name] = (
             float | None,
-            Field(default=None, ge=measurand.minimum, le=measurand.maximum, allow_inf_nan=False,
+            Field(default=None, ge=measurand.minimum, le=measurand.maximum, allow_inf_nan=False, strict=True,
                   description=f"{measurand.label}, {measurand.unit or 'unitless'}"),
         )
     title = "".join(part.title() for part in PATHS[kind].split("-")) + "Observation"
@@ -110,7 +110,7 @@ def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
             for index, observation in enumerate(observations):
                 check_observation(observation, runtime.stations, f"observations[{index}]" if batched else "", now)
         except ObservationRejected as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"invalid observation: {error}") from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid observation: {error}") from None
         return Accepted(accepted=await publish(runtime.producer, observations))
 
     return ingest
@@ -175,4 +175,19 @@ def create_http_app(runtime: EnvironmentRuntime) -> FastAPI:
                    max_body_bytes=runtime.settings.max_body_bytes)
     app.include_router(ingest_router())
     app.include_router(read_router())
+    app.openapi = lambda: _openapi_with_observation_schemas(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_observation_schemas(app: FastAPI) -> dict[str, Any]:
+    # Ingest routes read their body themselves (to tell one observation from a batch), so FastAPI
+    # does not know the models their documented request bodies refer to; add them.
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in MODELS.values():
+            components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        app.openapi_schema = schema
+    return app.openapi_schema

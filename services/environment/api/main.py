@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import uvicorn
@@ -59,8 +60,8 @@ async def serve(settings: EnvironmentSettings) -> None:
         create_http_app(runtime), host=settings.bind_host, port=settings.environment_http_port,
         log_config=None, access_log=False, lifespan="off",
     ))
-    # uvicorn would install its own signal handlers; the process-wide runner owns them.
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn would capture SIGTERM/SIGINT while serving; the process-wide runner owns them.
+    http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     try:
         await http.serve()
     finally:

@@ -43,7 +43,9 @@ async def publish(producer: EventProducer, observations: Sequence[Observation]) 
     """One record per (kind, station) batch; returns once every record is acknowledged (acks=all)."""
     futures = []
     for kind, station_id, batch in batches_by_station(observations):
-        newest = max(o.observe_time for o in observations if o.station_id == station_id)
+        newest = max(
+            o.observe_time for o in observations if o.station_id == station_id and StationKind(o.kind) is kind
+        )
         futures.append(
             await producer.send(TOPIC_OF[kind], station_id, batch, event_time_ms=int(newest.timestamp() * 1000))
         )

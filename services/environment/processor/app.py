@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from madina.bus.codec import HEADER_CONTENT_TYPE, InvalidRecord, decode, encode,
 from madina.bus.producer import HEADER_DLQ_OFFSET, HEADER_DLQ_PARTITION, HEADER_DLQ_REASON, HEADER_DLQ_TOPIC
 from madina.bus.topics import ALERTS, TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response
+from madina.streams import create_stream_app
 from madina_proto.environment.v1 import station_pb2
 from services.environment.convert import observation_to_pb
 from services.environment.domain.evaluator import EvaluatorConfig
@@ -49,23 +51,8 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
     ledger = AlertLedger("environment")
     ledger_lock = asyncio.Lock()
 
-    app = faust.App(
-        APP_ID,
-        broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
-        store="memory://",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        # Topics come from the registry (madina.bus.ensure_topics), never from auto-creation.
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_linger_ms=5,
-        broker_commit_interval=1.0,
-        stream_buffer_maxsize=8192,
-        web_enabled=True,
-        web_bind=settings.bind_host,
-        web_port=settings.environment_processor_port,
-        web_in_thread=False,
+    app = create_stream_app(
+        APP_ID, settings, web_port=settings.environment_processor_port, web_host=settings.bind_host
     )
     source = app.topic(*specs, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
     # Keys and values use the app's default JSON serializer: state is plain dicts by design.
@@ -133,6 +120,10 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
                     "topic": message.topic, "partition": message.partition, "offset": message.offset,
                     "station_id": station_id})
                 continue
+            if os.environ.get("MADINA_DEBUG_TRACE"):
+                log.info("apply", extra={"topic": message.topic, "partition": message.partition,
+                                         "offset": message.offset, "station_id": station_id,
+                                         "prev": dict(stored.applied_offsets)})
             if spec is STATION_TICKS:
                 outputs = apply_tick(stored, decoded, station, config)
             else:

@@ -60,7 +60,7 @@ class ProcessorProcess:
             "MADINA_DATA_DIR": str(workdir / "data"),
             "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
             "MADINA_ENVIRONMENT_TICK_INTERVAL_S": str(tick_interval_s),
-            "MADINA_LOG_FORMAT": "console",
+            "MADINA_LOG_FORMAT": "json", "MADINA_DEBUG_TRACE": "1",
         }
         log_path = workdir / f"{name}.log"
         with log_path.open("ab") as log:
