@@ -31,7 +31,7 @@ class MadinaSettings(BaseSettings):
         description="host:port[,host:port] of Apache Kafka; unset means the embedded broker.",
     )
     database_url: str = Field(
-        default="sqlite:///./data/madina.db", description="SQLAlchemy URL of the operations store."
+        default="", description="SQLAlchemy URL of the operations store; unset: SQLite in MADINA_DATA_DIR."
     )
     data_dir: Path = Field(default=Path("data"), description="Where local state lives.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -41,6 +41,12 @@ class MadinaSettings(BaseSettings):
         default=4, ge=1, le=256, description="Partitions of every topic Madina creates."
     )
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _default_database_in_data_dir(self) -> MadinaSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'madina.db'}"
+        return self
 
     @property
     def bootstrap_servers(self) -> str:

@@ -42,9 +42,12 @@ def test_configured_bootstrap_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.bootstrap_servers == "kafka-1:9092,kafka-2:9092"
 
 
-def test_default_database_is_sqlite_under_data(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_is_sqlite_under_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MADINA_DATABASE_URL", raising=False)
-    assert load_settings(MadinaSettings).database_url.startswith("sqlite:///./data/")
+    monkeypatch.delenv("MADINA_DATA_DIR", raising=False)
+    assert load_settings(MadinaSettings).database_url == "sqlite:///data/madina.db"
+    monkeypatch.setenv("MADINA_DATA_DIR", "/var/lib/madina")
+    assert load_settings(MadinaSettings).database_url == "sqlite:////var/lib/madina/madina.db"
 
 
 def test_service_without_tls_stops_unless_explicitly_insecure(
