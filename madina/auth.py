@@ -73,7 +73,9 @@ def parse_credentials(document: Mapping[str, Any], origin: str = "credentials") 
             digest = entry.get("token_sha256") or hash_token(entry["token"])
             scopes = frozenset(entry.get("scopes") or ())
         except (AttributeError, KeyError, TypeError):
-            raise ValueError(f"{origin}: principal {principal_id!r} needs token_sha256 (or token) and scopes") from None
+            raise ValueError(
+                f"{origin}: principal {principal_id!r} needs token_sha256 (or token) and scopes"
+            ) from None
         principals[str(principal_id)] = Principal(str(principal_id), str(digest), scopes)
     return Credentials(principals)
 

@@ -1,10 +1,10 @@
 """The ``madina`` command (also ``python -m madina``).
 
-    madina topics                 list every registered topic
-    madina broker [...]           run the embedded Kafka-protocol broker
-    madina service NAME           run one component of a domain (see `madina service --list`)
-    madina simulate [...]         stream realistic city data into the services
-    madina up                     the whole city on this machine: broker, services, simulator
+madina topics                 list every registered topic
+madina broker [...]           run the embedded Kafka-protocol broker
+madina service NAME           run one component of a domain (see `madina service --list`)
+madina simulate [...]         stream realistic city data into the services
+madina up                     the whole city on this machine: broker, services, simulator
 """
 
 from __future__ import annotations
@@ -22,10 +22,16 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     rows = [("TOPIC", "KEY", "MESSAGE", "PARTITIONS", "CLEANUP", "RETENTION")]
     for spec in all_topics():
         for each in (spec, spec.dead_letter):
-            rows.append((
-                each.name, each.key, each.message_type.DESCRIPTOR.full_name,
-                str(each.partitions or "default"), each.cleanup_policy, "forever" if each.retention_ms < 0 else f"{each.retention_ms // 86_400_000}d",
-            ))
+            rows.append(
+                (
+                    each.name,
+                    each.key,
+                    each.message_type.DESCRIPTOR.full_name,
+                    str(each.partitions or "default"),
+                    each.cleanup_policy,
+                    "forever" if each.retention_ms < 0 else f"{each.retention_ms // 86_400_000}d",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -58,8 +64,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from madina.simulation import run_simulation
 
     return run_simulation(
-        city=args.city, rate=args.rate, duration_s=args.duration, seed=args.seed,
-        speedup=args.speedup, domains=args.domain,
+        city=args.city,
+        rate=args.rate,
+        duration_s=args.duration,
+        seed=args.seed,
+        speedup=args.speedup,
+        domains=args.domain,
     )
 
 
@@ -93,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=20.0, help="observations per second, all domains")
     simulate.add_argument("--duration", type=float, default=0, help="seconds to run; 0 runs until stopped")
     simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--speedup", type=float, default=60.0,
-                          help="simulated seconds per real second (a diurnal day in 24 minutes at 60)")
+    simulate.add_argument(
+        "--speedup",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second (a diurnal day in 24 minutes at 60)",
+    )
     simulate.add_argument("--domain", action="append", help="only these domains (repeatable)")
     simulate.set_defaults(func=_cmd_simulate)
 

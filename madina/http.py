@@ -74,11 +74,14 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         principal = store.authenticate(credentials.credentials) if credentials else None
         if principal is None:
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
+                status.HTTP_401_UNAUTHORIZED,
+                "missing or invalid bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not principal.allows(scope):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"token of {principal.principal_id} lacks scope {scope}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"token of {principal.principal_id} lacks scope {scope}"
+            )
         return principal
 
     return dependency

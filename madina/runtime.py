@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 async def wait_for_stop_signal() -> None:
@@ -20,7 +22,7 @@ async def wait_for_stop_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-def run_until_stopped(main: Callable[[], Awaitable[None]]) -> int:
+def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """Run ``main()`` until it returns or a stop signal arrives, then let it clean up."""
 
     async def runner() -> None:
@@ -29,10 +31,8 @@ def run_until_stopped(main: Callable[[], Awaitable[None]]) -> int:
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
             task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         stopper.cancel()
 
     asyncio.run(runner())

@@ -93,7 +93,7 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 def load_settings(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
     """Build settings, turning pydantic's error into one readable line per bad variable."""
     try:
-        return settings_class(**overrides)
+        return settings_class(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise SettingsError(describe_settings_error(settings_class, error)) from None
 

@@ -101,13 +101,18 @@ class _Progress:
             print(
                 f"simulate: {elapsed:6.0f} s  sent {self.sent} observations ({self.sent / elapsed:.1f}/s)  "
                 f"failed {self.failed}",
-                file=sys.stderr, flush=True,
+                file=sys.stderr,
+                flush=True,
             )
             self.last = now
 
 
 async def _deliver(
-    deliveries: Sequence[Delivery], generator: Generator, http: httpx.AsyncClient, producer: Any, progress: _Progress
+    deliveries: Sequence[Delivery],
+    generator: Generator,
+    http: httpx.AsyncClient,
+    producer: Any,
+    progress: _Progress,
 ) -> None:
     for delivery in deliveries:
         try:
@@ -126,13 +131,22 @@ async def _deliver(
 
 
 async def simulate(
-    *, city: str, rate: float, duration_s: float, seed: int, speedup: float, domains: Sequence[str] | None,
-    device_token: str, bootstrap: str | None = None,
+    *,
+    city: str,
+    rate: float,
+    duration_s: float,
+    seed: int,
+    speedup: float,
+    domains: Sequence[str] | None,
+    device_token: str,
+    bootstrap: str | None = None,
 ) -> int:
     master = random.Random(seed)
     context_started = datetime.now(UTC)
     generators = load_generators(
-        SimulationContext(city=city, rng=random.Random(master.random()), speedup=speedup, started_at=context_started),
+        SimulationContext(
+            city=city, rng=random.Random(master.random()), speedup=speedup, started_at=context_started
+        ),
         domains,
     )
     if not generators:
@@ -164,7 +178,9 @@ async def simulate(
                     budget = int(carry[index])
                     if budget:
                         carry[index] -= budget
-                        await _deliver(generator.next_deliveries(now, budget), generator, http, producer, progress)
+                        await _deliver(
+                            generator.next_deliveries(now, budget), generator, http, producer, progress
+                        )
                 progress.maybe_print()
                 next_tick += tick_s
                 await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
@@ -178,11 +194,10 @@ async def simulate(
 def run_simulation(
     *, city: str, rate: float, duration_s: float, seed: int, speedup: float, domains: Sequence[str] | None
 ) -> int:
+    from madina.localsecrets import simulator_token
     from madina.observability.logging import configure_logging
     from madina.runtime import run_until_stopped
     from madina.settings import MadinaSettings, load_settings
-
-    from madina.localsecrets import simulator_token
 
     settings = load_settings(MadinaSettings)
     configure_logging("simulator", settings.log_level, settings.log_format)
@@ -192,8 +207,14 @@ def run_simulation(
     async def main() -> None:
         nonlocal result
         result = await simulate(
-            city=city, rate=rate, duration_s=duration_s, seed=seed, speedup=speedup, domains=domains,
-            device_token=token, bootstrap=settings.bootstrap_servers,
+            city=city,
+            rate=rate,
+            duration_s=duration_s,
+            seed=seed,
+            speedup=speedup,
+            domains=domains,
+            device_token=token,
+            bootstrap=settings.bootstrap_servers,
         )
 
     run_until_stopped(main)

@@ -87,8 +87,10 @@ def _wait_ready(child: Child, timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not child.alive():
-            raise RuntimeError(f"{child.name} exited with {child.process.returncode if child.process else '?'}; "
-                               f"see {child.log_path}")
+            raise RuntimeError(
+                f"{child.name} exited with {child.process.returncode if child.process else '?'}; "
+                f"see {child.log_path}"
+            )
         if child.health_url is None or _healthy(child.health_url):
             return
         time.sleep(0.25)
@@ -103,10 +105,21 @@ def _start_broker(settings: MadinaSettings, env: dict[str, str]) -> Child:
         )
     broker = Child(
         name="broker",
-        argv=[sys.executable, "-m", "madina", "broker", "--port", str(port), "--data-dir",
-              str(settings.data_dir / "broker"), "--default-partitions", str(settings.topic_partitions),
-              "--no-auto-create"],
-        env=env, log_path=settings.data_dir / "logs" / "broker.log",
+        argv=[
+            sys.executable,
+            "-m",
+            "madina",
+            "broker",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(settings.data_dir / "broker"),
+            "--default-partitions",
+            str(settings.topic_partitions),
+            "--no-auto-create",
+        ],
+        env=env,
+        log_path=settings.data_dir / "logs" / "broker.log",
     )
     broker.start()
     deadline = time.monotonic() + 30
@@ -139,8 +152,12 @@ def _component_child(component: Component, env: dict[str, str], logs: Path) -> C
         os.environ.clear()
         os.environ.update(saved)
     return Child(
-        name=component.name, argv=[sys.executable, "-m", "madina", "service", component.name], env=env,
-        log_path=logs / f"{component.name}.log", health_url=health_url, urls=urls,
+        name=component.name,
+        argv=[sys.executable, "-m", "madina", "service", component.name],
+        env=env,
+        log_path=logs / f"{component.name}.log",
+        health_url=health_url,
+        urls=urls,
     )
 
 
@@ -149,7 +166,9 @@ async def _create_topics(settings: MadinaSettings) -> list[str]:
 
     await wait_for_broker(settings.bootstrap_servers, timeout_s=30)
     return await ensure_topics(
-        settings.bootstrap_servers, all_topics(), default_partitions=settings.topic_partitions,
+        settings.bootstrap_servers,
+        all_topics(),
+        default_partitions=settings.topic_partitions,
         replication_factor=settings.topic_replication_factor,
     )
 
@@ -190,7 +209,8 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
             simulator = Child(
                 name="simulator",
                 argv=[sys.executable, "-m", "madina", "simulate", "--city", city, "--rate", str(rate)],
-                env=env, log_path=logs / "simulator.log",
+                env=env,
+                log_path=logs / "simulator.log",
             )
             simulator.start()
             children.append(simulator)
@@ -217,8 +237,10 @@ def _restart(child: Child) -> None:
         raise RuntimeError(f"{child.name} keeps exiting; see {child.log_path}")
     child.restarts += 1
     # Back off so a crash loop does not spin the machine.
-    time.sleep(min(30.0, 2.0 ** child.restarts))
-    _say(f"{child.name} exited ({child.process.returncode if child.process else '?'}); restart {child.restarts}")
+    time.sleep(min(30.0, 2.0**child.restarts))
+    _say(
+        f"{child.name} exited ({child.process.returncode if child.process else '?'}); restart {child.restarts}"
+    )
     child.start()
 
 

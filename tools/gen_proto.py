@@ -44,8 +44,14 @@ def generate(out_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         include = str(Path(protoc.__file__).parent / "_proto")
         args = [
-            "protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={tmp}", f"--grpc_python_out={tmp}",
-            f"--mypy_out=quiet:{tmp}", f"--mypy_grpc_out=quiet:{tmp}", *protos,
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{include}",
+            f"--python_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            f"--mypy_out=quiet:{tmp}",
+            f"--mypy_grpc_out=quiet:{tmp}",
+            *protos,
         ]
         if protoc.main(args) != 0:
             sys.exit("protoc failed")
@@ -56,7 +62,9 @@ def generate(out_dir: Path) -> None:
         path.write_text(_rewrite_imports(path.read_text(), stub=path.suffix == ".pyi"))
     for directory in [out_dir, *sorted(p for p in out_dir.rglob("*") if p.is_dir())]:
         (directory / "__init__.py").touch()
-    (out_dir / "__init__.py").write_text('"""Generated protobuf and gRPC code. Do not edit: run `make proto`."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated protobuf and gRPC code. Do not edit: run `make proto`."""\n'
+    )
     (out_dir / "py.typed").touch()
 
 

@@ -7,7 +7,21 @@ from madina.bus.producer import EventProducer
 from madina.bus.topics import ALERT_ACTIONS, ALERTS, KPIS, REGISTRY, TopicRegistry, TopicSpec
 
 __all__ = [
-    "ALERTS", "ALERT_ACTIONS", "KPIS", "REGISTRY", "ConsumedEvent", "EventConsumer", "EventProducer", "InvalidRecord",
-    "ProtobufCodec", "TopicRegistry", "TopicSpec", "decode", "encode", "ensure_topics", "header",
-    "standard_headers", "wait_for_broker",
+    "ALERTS",
+    "ALERT_ACTIONS",
+    "KPIS",
+    "REGISTRY",
+    "ConsumedEvent",
+    "EventConsumer",
+    "EventProducer",
+    "InvalidRecord",
+    "ProtobufCodec",
+    "TopicRegistry",
+    "TopicSpec",
+    "decode",
+    "encode",
+    "ensure_topics",
+    "header",
+    "standard_headers",
+    "wait_for_broker",
 ]

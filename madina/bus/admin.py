@@ -25,7 +25,9 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> None:
             return
         except KafkaConnectionError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no Kafka broker answered on {bootstrap} within {timeout_s:.0f} s") from None
+                raise TimeoutError(
+                    f"no Kafka broker answered on {bootstrap} within {timeout_s:.0f} s"
+                ) from None
             await asyncio.sleep(0.2)
         finally:
             await admin.close()

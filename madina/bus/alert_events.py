@@ -47,7 +47,9 @@ def to_alert_event(
         domain=transition.domain,
         category=category,
         rule_id=transition.rule_id,
-        source=common_pb2.EntityRef(domain=transition.domain, kind=source_kind, entity_id=transition.source_id),
+        source=common_pb2.EntityRef(
+            domain=transition.domain, kind=source_kind, entity_id=transition.source_id
+        ),
         severity=int(transition.severity),  # type: ignore[arg-type]
         state=int(transition.state),  # type: ignore[arg-type]
         observed_value=transition.observed_value,
@@ -88,7 +90,9 @@ class AlertLedger:
     async def load(self, bootstrap: str, timeout_s: float = 60.0) -> None:
         """Read ``alerts.v1`` from the start to its current end and remember this domain's revisions."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
         await consumer.start()
@@ -133,5 +137,5 @@ class AlertLedger:
 
 
 async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(ALERTS.name) or set()

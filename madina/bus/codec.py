@@ -54,7 +54,10 @@ def standard_headers(spec: TopicSpec, source: str, event_time_ms: int | None = N
     """Event id, event time, producing service and content type, as bytes headers."""
     return [
         (HEADER_EVENT_ID, uuid.uuid4().hex.encode()),
-        (HEADER_EVENT_TIME, str(event_time_ms if event_time_ms is not None else int(time.time() * 1000)).encode()),
+        (
+            HEADER_EVENT_TIME,
+            str(event_time_ms if event_time_ms is not None else int(time.time() * 1000)).encode(),
+        ),
         (HEADER_SOURCE, source.encode()),
         (HEADER_CONTENT_TYPE, spec.content_type.encode()),
     ]

@@ -96,13 +96,20 @@ class EventConsumer:
                         self._validate(message)
                 except InvalidRecord as error:
                     await self._producer.send_dead_letter(
-                        spec, key=record.key, value=record.value, headers=record.headers,
-                        reason=str(error), partition=tp.partition, offset=record.offset,
+                        spec,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                        reason=str(error),
+                        partition=tp.partition,
+                        offset=record.offset,
                     )
                     continue
                 key = record.key.decode("utf-8", "replace") if record.key is not None else None
                 events.append(
-                    ConsumedEvent(spec, key, message, record.headers, tp.partition, record.offset, record.timestamp)
+                    ConsumedEvent(
+                        spec, key, message, record.headers, tp.partition, record.offset, record.timestamp
+                    )
                 )
         started = time.perf_counter()
         if events:

@@ -25,7 +25,9 @@ MAX_REASON_BYTES = 2000
 class EventProducer:
     """An idempotent, acks=all aiokafka producer that speaks the registry's topics."""
 
-    def __init__(self, bootstrap: str, source: str, *, linger_ms: int = 5, max_batch_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, bootstrap: str, source: str, *, linger_ms: int = 5, max_batch_bytes: int = 1 << 20
+    ) -> None:
         self.source = source
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -54,7 +56,9 @@ class EventProducer:
     ) -> asyncio.Future:
         """Queue one event; the returned future resolves to its RecordMetadata once acknowledged."""
         if not isinstance(message, spec.message_type):
-            raise TypeError(f"{spec.name} carries {spec.message_type.DESCRIPTOR.full_name}, not {type(message).__name__}")
+            raise TypeError(
+                f"{spec.name} carries {spec.message_type.DESCRIPTOR.full_name}, not {type(message).__name__}"
+            )
         BUS_METRICS.produced.labels(spec.name).inc()
         return await self._producer.send(
             spec.name,
@@ -64,7 +68,9 @@ class EventProducer:
             timestamp_ms=event_time_ms,
         )
 
-    async def send_and_wait(self, spec: TopicSpec, key: str, message: Message, **kwargs: int | None) -> object:
+    async def send_and_wait(
+        self, spec: TopicSpec, key: str, message: Message, **kwargs: int | None
+    ) -> object:
         return await (await self.send(spec, key, message, **kwargs))
 
     async def send_dead_letter(

@@ -51,7 +51,11 @@ class TopicSpec:
         )
 
     def topic_config(self) -> dict[str, str]:
-        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms), **self.extra_config}
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            **self.extra_config,
+        }
 
 
 class TopicRegistry:

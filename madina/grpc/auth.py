@@ -49,7 +49,9 @@ class AgencyAuthInterceptor(grpc.aio.ServerInterceptor):
             return _deny(handler, grpc.StatusCode.PERMISSION_DENIED, f"no scope is defined for {method}")
         if scope not in agency.scopes:
             return _deny(
-                handler, grpc.StatusCode.PERMISSION_DENIED, f"agency {agency.principal_id} lacks scope {scope}"
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agency {agency.principal_id} lacks scope {scope}",
             )
         return _with_agency(handler, agency.principal_id)
 
@@ -83,21 +85,22 @@ def _with_agency(handler: grpc.RpcMethodHandler, agency_id: str) -> grpc.RpcMeth
         if behaviour is None:
             return None
         if streaming_response:
+
             async def stream(request: Any, context: Any) -> Any:
                 _CURRENT_AGENCY.set(agency_id)
                 async for item in behaviour(request, context):
                     yield item
+
             return stream
 
         async def unary(request: Any, context: Any) -> Any:
             _CURRENT_AGENCY.set(agency_id)
             return await behaviour(request, context)
+
         return unary
 
     factory = _METHOD_HANDLER_FACTORY[(handler.request_streaming, handler.response_streaming)]
-    behaviour = (
-        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-    )
+    behaviour = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     return factory(
         bind(behaviour, handler.response_streaming),
         request_deserializer=handler.request_deserializer,

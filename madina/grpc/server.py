@@ -50,13 +50,18 @@ class GrpcServer:
         for add_to_server, servicer, _ in services:
             add_to_server(servicer, self._server)
         reflection.enable_server_reflection(
-            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
+            [
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self._server,
         )
         address = f"{host}:{port}"
         if tls_cert_file and tls_key_file:
-            credentials = grpc.ssl_server_credentials([(tls_key_file.read_bytes(), tls_cert_file.read_bytes())])
+            credentials = grpc.ssl_server_credentials(
+                [(tls_key_file.read_bytes(), tls_cert_file.read_bytes())]
+            )
             self.port = self._server.add_secure_port(address, credentials)
             self.secure = True
         else:
@@ -70,7 +75,11 @@ class GrpcServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "grpc server listening",
-            extra={"address": f"{self.host}:{self.port}", "tls": self.secure, "services": self._service_names},
+            extra={
+                "address": f"{self.host}:{self.port}",
+                "tls": self.secure,
+                "services": self._service_names,
+            },
         )
 
     async def stop(self, grace_s: float = 5.0) -> None:

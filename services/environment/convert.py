@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import cache
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -76,7 +76,11 @@ def batches_by_station(observations: Iterable[Observation]) -> list[tuple[Statio
     for observation in observations:
         grouped[(StationKind(observation.kind), observation.station_id)].append(observation)
     return [
-        (kind, station_id, BATCH_TYPE[kind](station_id=station_id, observations=[observation_to_pb(o) for o in items]))
+        (
+            kind,
+            station_id,
+            BATCH_TYPE[kind](station_id=station_id, observations=[observation_to_pb(o) for o in items]),
+        )
         for (kind, station_id), items in grouped.items()
     ]
 
@@ -129,7 +133,9 @@ def alert_event(transition: AlertTransition, station: Station) -> alerts_pb2.Ale
 _ALERT_LABELS = ("station_name", "measurand", "window")
 
 
-def aqi_event(result: AqiResult, station: Station, compute_time: datetime) -> observations_pb2.AirQualityIndexComputed:
+def aqi_event(
+    result: AqiResult, station: Station, compute_time: datetime
+) -> observations_pb2.AirQualityIndexComputed:
     return observations_pb2.AirQualityIndexComputed(
         station_id=station.id,
         compute_time=timestamp(compute_time),

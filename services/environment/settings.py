@@ -23,6 +23,8 @@ class EnvironmentSettings(ServiceSettings):
     environment_extra_profile_files: list[Path] = Field(
         default_factory=list, description="Operator-added profile YAML files (JSON list of paths)."
     )
-    environment_stations_file: Path | None = Field(default=None, description="Station seed; built-in if unset.")
+    environment_stations_file: Path | None = Field(
+        default=None, description="Station seed; built-in if unset."
+    )
     environment_max_batch_observations: int = Field(default=5000, ge=1, le=100_000)
     environment_tick_interval_s: float = Field(default=15.0, gt=0, le=3600)

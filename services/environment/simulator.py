@@ -29,8 +29,17 @@ from services.environment.domain.stations import Station, load_stations
 
 # Clean-day means at an urban background station; the diurnal cycle and district factor scale them.
 BASELINE = {
-    "pm25_ugm3": 12.0, "pm10_ugm3": 30.0, "no2_ugm3": 22.0, "o3_ugm3": 60.0, "so2_ugm3": 6.0, "co_mgm3": 0.5,
-    "ph": 7.4, "turbidity_ntu": 0.4, "nitrate_mgl": 12.0, "dissolved_oxygen_mgl": 8.5, "ecoli_cfu_100ml": 0.0,
+    "pm25_ugm3": 12.0,
+    "pm10_ugm3": 30.0,
+    "no2_ugm3": 22.0,
+    "o3_ugm3": 60.0,
+    "so2_ugm3": 6.0,
+    "co_mgm3": 0.5,
+    "ph": 7.4,
+    "turbidity_ntu": 0.4,
+    "nitrate_mgl": 12.0,
+    "dissolved_oxygen_mgl": 8.5,
+    "ecoli_cfu_100ml": 0.0,
     "laeq_db": 58.0,
 }
 INDUSTRIAL_WORDS = ("industri", "sebaa", "bernoussi")
@@ -79,7 +88,9 @@ class EnvironmentGenerator:
     def _pick(self, kind: StationKind, industrial: bool = False) -> Station | None:
         candidates = [s for s in self.stations if kind in s.kinds]
         if industrial:
-            dirty = [s for s in candidates if any(w in (s.district + s.name).lower() for w in INDUSTRIAL_WORDS)]
+            dirty = [
+                s for s in candidates if any(w in (s.district + s.name).lower() for w in INDUSTRIAL_WORDS)
+            ]
             candidates = dirty or candidates
         return candidates[0] if candidates else None
 
@@ -107,7 +118,9 @@ class EnvironmentGenerator:
             return station
         return None
 
-    def _observe(self, station: Station, kind: StationKind, now: datetime, elapsed: float) -> dict[str, object]:
+    def _observe(
+        self, station: Station, kind: StationKind, now: datetime, elapsed: float
+    ) -> dict[str, object]:
         simulated = self.context.simulated_time(now)
         hour = simulated.hour + simulated.minute / 60
         industrial = any(w in (station.district + station.name).lower() for w in INDUSTRIAL_WORDS)
@@ -162,5 +175,3 @@ def _episode_shape(elapsed: float) -> float:
 
 def create(context: SimulationContext) -> EnvironmentGenerator:
     return EnvironmentGenerator(context)
-
-

@@ -25,18 +25,34 @@ def _get(url: str, token: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in (
-        "EMBEDDED_BROKER_PORT", "ENVIRONMENT_HTTP_PORT", "ENVIRONMENT_GRPC_PORT", "ENVIRONMENT_PROCESSOR_PORT",
-        "OPERATIONS_HTTP_PORT", "OPERATIONS_GRPC_PORT",
-    )}
+    ports = {
+        name: free_port()
+        for name in (
+            "EMBEDDED_BROKER_PORT",
+            "ENVIRONMENT_HTTP_PORT",
+            "ENVIRONMENT_GRPC_PORT",
+            "ENVIRONMENT_PROCESSOR_PORT",
+            "OPERATIONS_HTTP_PORT",
+            "OPERATIONS_GRPC_PORT",
+        )
+    }
     env = {key: value for key, value in os.environ.items() if not key.startswith("MADINA_")}
     env.update({f"MADINA_{name}": str(port) for name, port in ports.items()})
-    env.update({"MADINA_DATA_DIR": str(tmp_path / "data"), "MADINA_TOPIC_PARTITIONS": "2",
-                "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "5"})
+    env.update(
+        {
+            "MADINA_DATA_DIR": str(tmp_path / "data"),
+            "MADINA_TOPIC_PARTITIONS": "2",
+            "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "5",
+        }
+    )
     console = (tmp_path / "console.log").open("w+")
     city = subprocess.Popen(
         [sys.executable, "-m", "madina", "up", "--city", "casablanca", "--rate", "40"],
-        cwd=tmp_path, env=env, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -58,12 +74,16 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
             if any(a["severity"] == "critical" for a in alerts) and len(alerts) >= 3:
                 break
             time.sleep(2)
-        assert any(a["rule_id"] == "who-water-2022/ecoli" and a["severity"] == "critical" for a in alerts), alerts
+        assert any(a["rule_id"] == "who-water-2022/ecoli" and a["severity"] == "critical" for a in alerts), (
+            alerts
+        )
         assert {a["domain"] for a in alerts} == {"environment"}
         kpis = _get(f"{operations}/api/v1/kpis", tokens["viewer"])
         assert any(k["kpi_id"] == "aqi" for k in kpis["indicators"])
         for port_name in ("ENVIRONMENT_HTTP_PORT", "ENVIRONMENT_PROCESSOR_PORT", "OPERATIONS_HTTP_PORT"):
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports[port_name]}/healthz", timeout=5) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{ports[port_name]}/healthz", timeout=5
+            ) as response:
                 assert response.status == 200
     finally:
         os.killpg(city.pid, signal.SIGINT)

@@ -22,13 +22,28 @@ class BrokerProcess:
 
     @classmethod
     def start(
-        cls, *, memory: bool = True, data_dir: Path | None = None, default_partitions: int = 1, port: int = 0,
+        cls,
+        *,
+        memory: bool = True,
+        data_dir: Path | None = None,
+        default_partitions: int = 1,
+        port: int = 0,
         timeout_s: float = 20.0,
     ) -> BrokerProcess:
-        argv = [sys.executable, "-m", "madina", "broker", "--port", str(port),
-                "--default-partitions", str(default_partitions)]
+        argv = [
+            sys.executable,
+            "-m",
+            "madina",
+            "broker",
+            "--port",
+            str(port),
+            "--default-partitions",
+            str(default_partitions),
+        ]
         argv += ["--data-dir", str(data_dir)] if data_dir is not None else ["--memory"]
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         deadline = time.monotonic() + timeout_s
         assert process.stdout is not None
         while time.monotonic() < deadline:
@@ -36,7 +51,7 @@ class BrokerProcess:
             if not line:
                 break
             if line.startswith(READY_LINE):
-                return cls(process, line[len(READY_LINE):].strip())
+                return cls(process, line[len(READY_LINE) :].strip())
         process.kill()
         raise RuntimeError(f"broker did not report readiness within {timeout_s} s (exit {process.poll()})")
 

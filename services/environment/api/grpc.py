@@ -24,7 +24,11 @@ REQUIRED_SCOPES = {
     f"/{SERVICE_NAME}/GetStationStatus": "environment:read",
     f"/{SERVICE_NAME}/WatchStation": "environment:read",
 }
-_KIND_OF_FIELD = {"air_quality": StationKind.AIR, "water_quality": StationKind.WATER, "noise": StationKind.NOISE}
+_KIND_OF_FIELD = {
+    "air_quality": StationKind.AIR,
+    "water_quality": StationKind.WATER,
+    "noise": StationKind.NOISE,
+}
 PUBLISH_CHUNK = 500
 
 
@@ -32,8 +36,10 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
     def __init__(self, runtime: EnvironmentRuntime) -> None:
         self.runtime = runtime
 
-    async def PublishObservations(  # noqa: N802 - gRPC method names are PascalCase
-        self, request_iterator: AsyncIterator[pb.PublishObservationsRequest], context: grpc.aio.ServicerContext
+    async def PublishObservations(
+        self,
+        request_iterator: AsyncIterator[pb.PublishObservationsRequest],
+        context: grpc.aio.ServicerContext,
     ) -> pb.PublishObservationsResponse:
         pending: list[Observation] = []
         accepted = 0
@@ -42,11 +48,14 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
             which = request.WhichOneof("observation")
             if which is None:
                 await self._reject(context, pending, accepted, f"observations[{index}]: no observation set")
+                return pb.PublishObservationsResponse()  # unreachable: _reject aborts the call
             observation = observation_from_pb(getattr(request, which), _KIND_OF_FIELD[which])
             try:
                 if not getattr(request, which).HasField("observe_time"):
                     raise ObservationRejected(f"observations[{index}].observe_time: required")
-                check_observation(observation, self.runtime.stations, f"observations[{index}]", datetime.now(UTC))
+                check_observation(
+                    observation, self.runtime.stations, f"observations[{index}]", datetime.now(UTC)
+                )
             except ObservationRejected as error:
                 await self._reject(context, pending, accepted, str(error))
             pending.append(observation)
@@ -66,24 +75,25 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
             accepted += await publish(self.runtime.producer, pending)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{reason} ({accepted} accepted before it)")
 
-    async def ListStations(  # noqa: N802
+    async def ListStations(
         self, request: pb.ListStationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListStationsResponse:
         stations = [
             station_to_pb(station)
             for station in self.runtime.stations.values()
             if request.city_id in ("", station.city)
-            and request.kind in (station_pb2.STATION_KIND_UNSPECIFIED, *(PROTO_KIND[k] for k in station.kinds))
+            and request.kind
+            in (station_pb2.STATION_KIND_UNSPECIFIED, *(PROTO_KIND[k] for k in station.kinds))
         ]
         return pb.ListStationsResponse(stations=stations)
 
-    async def GetStationStatus(  # noqa: N802
+    async def GetStationStatus(
         self, request: pb.GetStationStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStationStatusResponse:
         await self._require_station(request.station_id, context)
         return pb.GetStationStatusResponse(status=self.runtime.status_of(request.station_id))
 
-    async def WatchStation(  # noqa: N802
+    async def WatchStation(
         self, request: pb.WatchStationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchStationResponse]:
         await self._require_station(request.station_id, context)

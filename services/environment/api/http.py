@@ -32,8 +32,14 @@ def _observation_model(kind: StationKind) -> type[BaseModel]:
         measurand = MEASURANDS[name]
         fields[name] = (
             float | None,
-            Field(default=None, ge=measurand.minimum, le=measurand.maximum, allow_inf_nan=False, strict=True,
-                  description=f"{measurand.label}, {measurand.unit or 'unitless'}"),
+            Field(
+                default=None,
+                ge=measurand.minimum,
+                le=measurand.maximum,
+                allow_inf_nan=False,
+                strict=True,
+                description=f"{measurand.label}, {measurand.unit or 'unitless'}",
+            ),
         )
     title = "".join(part.title() for part in PATHS[kind].split("-")) + "Observation"
     return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
@@ -49,7 +55,9 @@ class Accepted(BaseModel):
 def _errors(error: ValidationError, prefix: str = "") -> str:
     parts = []
     for problem in error.errors():
-        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in problem["loc"]).replace(".[", "[")
+        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in problem["loc"]).replace(
+            ".[", "["
+        )
         parts.append(f"{prefix}{field}: {problem['msg']}")
     return "; ".join(parts)
 
@@ -73,13 +81,22 @@ def _parse(kind: StationKind, body: Any, max_batch: int) -> list[Observation]:
             parsed = model.model_validate(item)
         except ValidationError as error:
             raise ObservationRejected(_errors(error, f"{where}." if where else "")) from None
-        values = {name: value for name, value in parsed.model_dump(exclude={"station_id", "observe_time"}).items()
-                  if value is not None}
+        values = {
+            name: value
+            for name, value in parsed.model_dump(exclude={"station_id", "observe_time"}).items()
+            if value is not None
+        }
         if not values:
-            raise ObservationRejected(f"{where + '.' if where else ''}values: at least one measurand is required")
+            raise ObservationRejected(
+                f"{where + '.' if where else ''}values: at least one measurand is required"
+            )
         observations.append(
-            Observation(station_id=parsed.station_id, observe_time=parsed.observe_time.astimezone(UTC),  # type: ignore[attr-defined]
-                        kind=kind, values=values)
+            Observation(
+                station_id=parsed.station_id,  # type: ignore[attr-defined]
+                observe_time=parsed.observe_time.astimezone(UTC),  # type: ignore[attr-defined]
+                kind=kind,
+                values=values,
+            )
         )
     return observations
 
@@ -108,9 +125,13 @@ def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
             now = datetime.now(UTC)
             batched = isinstance(body, dict) and "observations" in body
             for index, observation in enumerate(observations):
-                check_observation(observation, runtime.stations, f"observations[{index}]" if batched else "", now)
+                check_observation(
+                    observation, runtime.stations, f"observations[{index}]" if batched else "", now
+                )
         except ObservationRejected as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid observation: {error}") from None
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid observation: {error}"
+            ) from None
         return Accepted(accepted=await publish(runtime.producer, observations))
 
     return ingest
@@ -128,14 +149,33 @@ def ingest_router() -> APIRouter:
             status_code=status.HTTP_202_ACCEPTED,
             response_model=Accepted,
             summary=f"Publish {kind.value} observations",
-            description=f"One `{model.__name__}` or `{{\"observations\": [...]}}`. Needs scope environment:publish.",
-            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [
-                    {"$ref": f"#/components/schemas/{model.__name__}"},
-                    {"type": "object", "required": ["observations"], "additionalProperties": False,
-                     "properties": {"observations": {"type": "array", "minItems": 1,
-                                                     "items": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
-                ]}}}}},
+            description=f'One `{model.__name__}` or `{{"observations": [...]}}`. Needs scope environment:publish.',
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": f"#/components/schemas/{model.__name__}"},
+                                    {
+                                        "type": "object",
+                                        "required": ["observations"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "observations": {
+                                                "type": "array",
+                                                "minItems": 1,
+                                                "items": {"$ref": f"#/components/schemas/{model.__name__}"},
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                }
+            },
         )
     return router
 
@@ -145,14 +185,20 @@ def read_router() -> APIRouter:
 
     @router.get("/stations", summary="Stations and their metadata")
     async def stations(
-        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)], _: Annotated[Principal, Depends(READER)],
+        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(READER)],
         city: str | None = None,
     ) -> dict[str, Any]:
-        return {"stations": [runtime.station_json(s) for s in runtime.stations.values() if city in (None, s.city)]}
+        return {
+            "stations": [runtime.station_json(s) for s in runtime.stations.values() if city in (None, s.city)]
+        }
 
-    @router.get("/stations/{station_id}/status", summary="Latest values, rolling means, AQI and active alerts")
+    @router.get(
+        "/stations/{station_id}/status", summary="Latest values, rolling means, AQI and active alerts"
+    )
     async def station_status(
-        station_id: str, runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
+        station_id: str,
+        runtime: Annotated[EnvironmentRuntime, Depends(_runtime)],
         _: Annotated[Principal, Depends(READER)],
     ) -> dict[str, Any]:
         if station_id not in runtime.stations:
@@ -171,8 +217,12 @@ def create_http_app(runtime: EnvironmentRuntime) -> FastAPI:
         description="Air, water and noise observations in; station status out.",
     )
     app.state.runtime = runtime
-    install_common(app, credentials=runtime.credentials, health_check=runtime.health,
-                   max_body_bytes=runtime.settings.max_body_bytes)
+    install_common(
+        app,
+        credentials=runtime.credentials,
+        health_check=runtime.health,
+        max_body_bytes=runtime.settings.max_body_bytes,
+    )
     app.include_router(ingest_router())
     app.include_router(read_router())
     app.openapi = lambda: _openapi_with_observation_schemas(app)  # type: ignore[method-assign]
@@ -185,7 +235,9 @@ def _openapi_with_observation_schemas(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in MODELS.values():
             components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")

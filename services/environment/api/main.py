@@ -40,7 +40,9 @@ def build_grpc_server(runtime: EnvironmentRuntime, port: int | None = None) -> G
     return GrpcServer(
         host=settings.bind_host,
         port=settings.environment_grpc_port if port is None else port,
-        services=[(pb_grpc.add_EnvironmentServiceServicer_to_server, EnvironmentServicer(runtime), SERVICE_NAME)],
+        services=[
+            (pb_grpc.add_EnvironmentServiceServicer_to_server, EnvironmentServicer(runtime), SERVICE_NAME)
+        ],
         interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
         tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
         tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
@@ -49,19 +51,29 @@ def build_grpc_server(runtime: EnvironmentRuntime, port: int | None = None) -> G
 
 async def serve(settings: EnvironmentSettings) -> None:
     runtime = build_runtime(settings)
-    await ensure_topics(settings.bootstrap_servers, ALL, default_partitions=settings.topic_partitions,
-                        replication_factor=settings.topic_replication_factor)
+    await ensure_topics(
+        settings.bootstrap_servers,
+        ALL,
+        default_partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
     await runtime.producer.start()
     runtime.producer_ready = True
     feed = asyncio.create_task(runtime.follow_status_feed())
     grpc_server = build_grpc_server(runtime)
     await grpc_server.start()
-    http = uvicorn.Server(uvicorn.Config(
-        create_http_app(runtime), host=settings.bind_host, port=settings.environment_http_port,
-        log_config=None, access_log=False, lifespan="off",
-    ))
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_http_app(runtime),
+            host=settings.bind_host,
+            port=settings.environment_http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
     # uvicorn would capture SIGTERM/SIGINT while serving; the process-wide runner owns them.
-    http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     try:
         await http.serve()
     finally:

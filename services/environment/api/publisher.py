@@ -34,9 +34,13 @@ def check_observation(
         )
     problems = validate_observation(observation)
     if problems:
-        raise ObservationRejected("; ".join(f"{prefix}{problem.removeprefix('values.')}" for problem in problems))
+        raise ObservationRejected(
+            "; ".join(f"{prefix}{problem.removeprefix('values.')}" for problem in problems)
+        )
     if observation.observe_time > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
-        raise ObservationRejected(f"{prefix}observe_time: {observation.observe_time.isoformat()} is in the future")
+        raise ObservationRejected(
+            f"{prefix}observe_time: {observation.observe_time.isoformat()} is in the future"
+        )
 
 
 async def publish(producer: EventProducer, observations: Sequence[Observation]) -> int:
@@ -47,7 +51,9 @@ async def publish(producer: EventProducer, observations: Sequence[Observation]) 
             o.observe_time for o in observations if o.station_id == station_id and StationKind(o.kind) is kind
         )
         futures.append(
-            await producer.send(TOPIC_OF[kind], station_id, batch, event_time_ms=int(newest.timestamp() * 1000))
+            await producer.send(
+                TOPIC_OF[kind], station_id, batch, event_time_ms=int(newest.timestamp() * 1000)
+            )
         )
     await asyncio.gather(*futures)
     return len(observations)

@@ -56,8 +56,10 @@ class EnvironmentRuntime:
         return MessageToDict(self.status_of(station_id), preserving_proto_field_name=True)
 
     async def health(self) -> dict[str, Any]:
-        return {"producer": "ok" if self.producer_ready else "starting",
-                "status_feed": "ok" if self.status_feed_ready.is_set() else "starting"}
+        return {
+            "producer": "ok" if self.producer_ready else "starting",
+            "status_feed": "ok" if self.status_feed_ready.is_set() else "starting",
+        }
 
     def watch(self, station_id: str) -> asyncio.Queue[station_pb2.StationStatus]:
         queue: asyncio.Queue[station_pb2.StationStatus] = asyncio.Queue(maxsize=100)
@@ -79,14 +81,15 @@ class EnvironmentRuntime:
     async def follow_status_feed(self) -> None:
         """Read the status topic forever; readiness is set once the backlog is read."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(STATION_STATUS.name)
             while not partitions:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+                await consumer._client.force_metadata_update()
                 partitions = consumer.partitions_for_topic(STATION_STATUS.name)
                 if not partitions:
                     await asyncio.sleep(1.0)

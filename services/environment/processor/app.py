@@ -23,7 +23,7 @@ import faust
 from faust.web import Request, Response, View
 
 from madina.bus.alert_events import AlertLedger, timestamp
-from madina.bus.codec import HEADER_CONTENT_TYPE, InvalidRecord, decode, encode, standard_headers
+from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
 from madina.bus.producer import HEADER_DLQ_OFFSET, HEADER_DLQ_PARTITION, HEADER_DLQ_REASON, HEADER_DLQ_TOPIC
 from madina.bus.topics import ALERTS, TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response

@@ -22,9 +22,15 @@ from madina.bus.alert_events import timestamp
 from madina.bus.topics import ALERTS, KPIS, TopicSpec
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
-from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.environment.v1 import station_pb2
-from services.environment.convert import aqi_event, alert_event, district_of, observations_from_batch, status_message
+from madina_proto.kpis.v1 import kpis_pb2
+from services.environment.convert import (
+    alert_event,
+    aqi_event,
+    district_of,
+    observations_from_batch,
+    status_message,
+)
 from services.environment.domain.evaluator import (
     EvaluatorConfig,
     Rejection,
@@ -37,7 +43,11 @@ from services.environment.domain.stations import Station
 from services.environment.topics import AQI, STATION_STATUS
 
 AQI_BAND_LEVEL = {
-    "Good": 0, "Moderate": 1, "Unhealthy for Sensitive Groups": 2, "Unhealthy": 3, "Very Unhealthy": 4,
+    "Good": 0,
+    "Moderate": 1,
+    "Unhealthy for Sensitive Groups": 2,
+    "Unhealthy": 3,
+    "Very Unhealthy": 4,
     "Hazardous": 5,
 }
 
@@ -109,7 +119,9 @@ def apply_batch(
     return outputs
 
 
-def apply_tick(stored: StoredState, tick: station_pb2.StationClockTick, station: Station, config: EvaluatorConfig) -> Outputs:
+def apply_tick(
+    stored: StoredState, tick: station_pb2.StationClockTick, station: Station, config: EvaluatorConfig
+) -> Outputs:
     now = tick.tick_time.ToDatetime(tzinfo=UTC)
     stored.evaluator, transition = check_data_gaps(stored.evaluator, now, station, config)
     outputs = Outputs()
@@ -119,7 +131,9 @@ def apply_tick(stored: StoredState, tick: station_pb2.StationClockTick, station:
     return outputs
 
 
-def _collect_alerts(stored: StoredState, transitions: Sequence[Any], station: Station, outputs: Outputs) -> None:
+def _collect_alerts(
+    stored: StoredState, transitions: Sequence[Any], station: Station, outputs: Outputs
+) -> None:
     for transition in transitions:
         event = alert_event(transition, station)
         outputs.alerts.append(event)
@@ -131,7 +145,9 @@ def _collect_alerts(stored: StoredState, transitions: Sequence[Any], station: St
 
 def status_event(stored: StoredState, station: Station) -> station_pb2.StationStatusChanged:
     windows = stored.evaluator.windows
-    latest = {m: v for m in station.measurands if (found := windows.latest(m)) is not None for _, v in [found]}
+    latest = {
+        m: v for m in station.measurands if (found := windows.latest(m)) is not None for _, v in [found]
+    }
     means = []
     for spec in sorted(windows.specs, key=lambda s: (s.measurand, s.window)):
         mean = windows.mean(spec)
@@ -139,7 +155,9 @@ def status_event(stored: StoredState, station: Station) -> station_pb2.StationSt
             means.append((spec.measurand, spec.window, mean.mean, mean.sample_count))
     last_aqi = stored.evaluator.last_aqi
     newest = windows.max_event_time
-    active = [alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in stored.active_alerts.values()]
+    active = [
+        alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in stored.active_alerts.values()
+    ]
     status = status_message(
         station,
         last_observe_time=newest,

@@ -14,15 +14,27 @@ from madina_proto.alerts.v1 import alerts_pb2
 
 
 def _spec(unique: str) -> TopicSpec:
-    return TopicSpec(name=f"test.bus-{unique}.v1", message_type=alerts_pb2.AlertEvent, key="alert_id",
-                     description="test topic", partitions=2)
+    return TopicSpec(
+        name=f"test.bus-{unique}.v1",
+        message_type=alerts_pb2.AlertEvent,
+        key="alert_id",
+        description="test topic",
+        partitions=2,
+    )
 
 
 def _event(n: int) -> alerts_pb2.AlertEvent:
     return alerts_pb2.AlertEvent(
-        alert_id=f"alert-{n}", revision=1, domain="test", rule_id="r", severity=alerts_pb2.SEVERITY_MINOR,
-        state=alerts_pb2.ALERT_STATE_RAISED, observed_value=n + 0.5, raise_time=Timestamp(seconds=1_700_000_000 + n),
-        message="é ünïcode ✓", labels={"n": str(n)},
+        alert_id=f"alert-{n}",
+        revision=1,
+        domain="test",
+        rule_id="r",
+        severity=alerts_pb2.SEVERITY_MINOR,
+        state=alerts_pb2.ALERT_STATE_RAISED,
+        observed_value=n + 0.5,
+        raise_time=Timestamp(seconds=1_700_000_000 + n),
+        message="é ünïcode ✓",
+        labels={"n": str(n)},
     )
 
 
@@ -35,8 +47,9 @@ async def test_event_produced_through_the_bus_is_consumed_intact(kafka_bootstrap
     async with EventProducer(kafka_bootstrap, source="bus-test") as producer:
         await producer.send_and_wait(spec, "alert-7", _event(7), event_time_ms=1_700_000_000_000)
 
-    consumer = AIOKafkaConsumer(spec.name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=f"g-{unique}")
+    consumer = AIOKafkaConsumer(
+        spec.name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=f"g-{unique}"
+    )
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), 20)
@@ -60,7 +73,9 @@ async def test_corrupt_record_lands_in_dlq_with_reason_and_next_good_record_is_p
     try:
         # Same key, so all three land on one partition in this order.
         await raw.send_and_wait(spec.name, _event(1).SerializeToString(), key=b"k")
-        await raw.send_and_wait(spec.name, b"\x0a\xff\xff not protobuf", key=b"k", headers=[("trace", b"t-1")])
+        await raw.send_and_wait(
+            spec.name, b"\x0a\xff\xff not protobuf", key=b"k", headers=[("trace", b"t-1")]
+        )
         await raw.send_and_wait(spec.name, _event(3).SerializeToString(), key=b"k")
     finally:
         await raw.stop()
@@ -74,7 +89,9 @@ async def test_corrupt_record_lands_in_dlq_with_reason_and_next_good_record_is_p
             done.set()
 
     async with EventProducer(kafka_bootstrap, source="bus-test") as producer:
-        consumer = EventConsumer(kafka_bootstrap, [spec], group_id=f"g-{unique}", handler=handle, producer=producer)
+        consumer = EventConsumer(
+            kafka_bootstrap, [spec], group_id=f"g-{unique}", handler=handle, producer=producer
+        )
         task = asyncio.create_task(consumer.run())
         try:
             await asyncio.wait_for(done.wait(), 30)
@@ -83,8 +100,12 @@ async def test_corrupt_record_lands_in_dlq_with_reason_and_next_good_record_is_p
             await task
     assert [event.alert_id for event in handled] == ["alert-1", "alert-3"]
 
-    dlq = AIOKafkaConsumer(spec.dead_letter.name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                           group_id=f"dlq-{unique}")
+    dlq = AIOKafkaConsumer(
+        spec.dead_letter.name,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-{unique}",
+    )
     await dlq.start()
     try:
         parked = await asyncio.wait_for(dlq.getone(), 20)

@@ -22,7 +22,7 @@ from madina.bus.topics import ALERTS, KPIS
 from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.convert import batches_by_station
 from services.environment.domain.measurands import Observation, StationKind
-from services.environment.topics import ALL, AIR_QUALITY, NOISE, WATER_QUALITY
+from services.environment.topics import AIR_QUALITY, ALL, NOISE, WATER_QUALITY
 from tests.support.processes import wait_for_http
 
 TOPIC_OF = {StationKind.AIR: AIR_QUALITY, StationKind.WATER: WATER_QUALITY, StationKind.NOISE: NOISE}
@@ -46,7 +46,9 @@ class ProcessorProcess:
     log_path: Path
 
     @classmethod
-    def start(cls, bootstrap: str, workdir: Path, *, tick_interval_s: float = 3600.0, name: str = "processor") -> ProcessorProcess:
+    def start(
+        cls, bootstrap: str, workdir: Path, *, tick_interval_s: float = 3600.0, name: str = "processor"
+    ) -> ProcessorProcess:
         credentials = workdir / "credentials.yaml"
         if not credentials.exists():
             write_credentials(credentials, {"nobody": []})
@@ -60,13 +62,18 @@ class ProcessorProcess:
             "MADINA_DATA_DIR": str(workdir / "data"),
             "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
             "MADINA_ENVIRONMENT_TICK_INTERVAL_S": str(tick_interval_s),
-            "MADINA_LOG_FORMAT": "json", "MADINA_DEBUG_TRACE": "1",
+            "MADINA_LOG_FORMAT": "json",
+            "MADINA_DEBUG_TRACE": "1",
         }
         log_path = workdir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "madina", "service", "environment-processor"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                start_new_session=True,
             )
         started = cls(process, port, log_path)
         try:
@@ -99,8 +106,12 @@ async def produce_observations(bootstrap: str, batches: Sequence[Sequence[Observ
         for observations in batches:
             for kind, station_id, batch in batches_by_station(observations):
                 spec = TOPIC_OF[kind]
-                await producer.send(spec.name, batch.SerializeToString(), key=station_id.encode(),
-                                    headers=standard_headers(spec, "test"))
+                await producer.send(
+                    spec.name,
+                    batch.SerializeToString(),
+                    key=station_id.encode(),
+                    headers=standard_headers(spec, "test"),
+                )
         await producer.flush()
     finally:
         await producer.stop()
@@ -117,12 +128,14 @@ async def produce_raw(bootstrap: str, topic: str, key: bytes, value: bytes) -> N
 
 async def read_all(bootstrap: str, topic: str, *, timeout_s: float = 3.0) -> list:  # type: ignore[type-arg]
     """Every record on ``topic`` right now, all partitions, from the beginning."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assignment:

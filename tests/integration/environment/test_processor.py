@@ -48,7 +48,10 @@ def broker() -> Iterator[str]:
 
 
 def _states(events: list[alerts_pb2.AlertEvent]) -> list[tuple[str, str, int]]:
-    return [(alerts_pb2.AlertState.Name(e.state), alerts_pb2.Severity.Name(e.severity), e.revision) for e in events]
+    return [
+        (alerts_pb2.AlertState.Name(e.state), alerts_pb2.Severity.Name(e.severity), e.revision)
+        for e in events
+    ]
 
 
 async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_new_episode(
@@ -57,21 +60,24 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
     await create_topics(broker)
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     script = [  # (minutes after t0, turbidity NTU)
-        (0, 0.5),      # fine
-        (10, 3.0),     # above 1 NTU: RAISED warning
-        (20, 7.5),     # above 5 NTU: ESCALATED major
-        (30, 4.0),     # still breaching, within the 15 min update interval: nothing
-        (40, 0.95),    # below the threshold but above the clear level (0.9): nothing
-        (50, 0.5),     # below the clear level: the 2 h hold starts
+        (0, 0.5),  # fine
+        (10, 3.0),  # above 1 NTU: RAISED warning
+        (20, 7.5),  # above 5 NTU: ESCALATED major
+        (30, 4.0),  # still breaching, within the 15 min update interval: nothing
+        (40, 0.95),  # below the threshold but above the clear level (0.9): nothing
+        (50, 0.5),  # below the clear level: the 2 h hold starts
         (110, 0.5),
-        (140, 0.5),    # held 1 h 30 min: not yet
-        (175, 0.5),    # held 2 h 05 min: CLEARED
-        (185, 2.0),    # a new breach after clearing: a new episode
+        (140, 0.5),  # held 1 h 30 min: not yet
+        (175, 0.5),  # held 2 h 05 min: CLEARED
+        (185, 2.0),  # a new breach after clearing: a new episode
     ]
-    await produce_observations(broker, [
-        [observation(WATER, t0 + timedelta(minutes=minutes), StationKind.WATER, turbidity_ntu=value)]
-        for minutes, value in script
-    ])
+    await produce_observations(
+        broker,
+        [
+            [observation(WATER, t0 + timedelta(minutes=minutes), StationKind.WATER, turbidity_ntu=value)]
+            for minutes, value in script
+        ],
+    )
     processor = ProcessorProcess.start(broker, tmp_path)
     try:
         events = await wait_for_alerts(broker, 4, timeout_s=60)
@@ -93,7 +99,9 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
     assert escalated.observed_value == 7.5 and escalated.threshold_value == 5.0 and escalated.unit == "NTU"
     assert cleared.clear_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(minutes=175)
     assert first.raise_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(minutes=10)
-    assert first.district.district_id and first.standard_reference.startswith("WHO Guidelines for Drinking-water")
+    assert first.district.district_id and first.standard_reference.startswith(
+        "WHO Guidelines for Drinking-water"
+    )
 
 
 async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still_raise_alerts(
@@ -102,11 +110,16 @@ async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still
     await create_topics(broker)
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     await produce_raw(broker, AIR_QUALITY.name, AIR.encode(), b"\x12\xff\xfe this is not protobuf")
-    await produce_observations(broker, [
-        [observation("cas-air-atlantis", now, StationKind.AIR, pm25_ugm3=10.0)],  # no such station
-        [observation(AIR, now, StationKind.AIR, pm25_ugm3=-5.0)],  # implausible: refused by the evaluator
-        [observation(WATER, now + timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)],  # breach
-    ])
+    await produce_observations(
+        broker,
+        [
+            [observation("cas-air-atlantis", now, StationKind.AIR, pm25_ugm3=10.0)],  # no such station
+            [observation(AIR, now, StationKind.AIR, pm25_ugm3=-5.0)],  # implausible: refused by the evaluator
+            [
+                observation(WATER, now + timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)
+            ],  # breach
+        ],
+    )
     processor = ProcessorProcess.start(broker, tmp_path)
     try:
         events = await wait_for_alerts(broker, 1, timeout_s=60)
@@ -141,11 +154,25 @@ def _episodic_stream(t0: datetime) -> list[list]:  # type: ignore[type-arg]
         at = t0 + timedelta(minutes=10 * step)
         high = (step // 18) % 2 == 0  # 3 h high, 3 h low
         for station_id in water:
-            records.append([observation(station_id, at, StationKind.WATER, turbidity_ntu=6.0 + step % 3 if high else 0.3)])
+            records.append(
+                [
+                    observation(
+                        station_id, at, StationKind.WATER, turbidity_ntu=6.0 + step % 3 if high else 0.3
+                    )
+                ]
+            )
         for station_id in noisy:
-            records.append([observation(station_id, at, StationKind.NOISE, laeq_db=74.0 if high else 50.0),
-                            observation(station_id, at + timedelta(minutes=5), StationKind.NOISE,
-                                        laeq_db=73.0 if high else 51.0)])
+            records.append(
+                [
+                    observation(station_id, at, StationKind.NOISE, laeq_db=74.0 if high else 50.0),
+                    observation(
+                        station_id,
+                        at + timedelta(minutes=5),
+                        StationKind.NOISE,
+                        laeq_db=73.0 if high else 51.0,
+                    ),
+                ]
+            )
     return records
 
 
@@ -173,9 +200,11 @@ async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exa
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     records = _episodic_stream(t0)
     expected = _expected_transitions(records)
-    assert sum(1 for (_, _, state) in expected if state == int(AlertState.CLEARED)) >= 6, "the stream must clear episodes"
+    assert sum(1 for (_, _, state) in expected if state == int(AlertState.CLEARED)) >= 6, (
+        "the stream must clear episodes"
+    )
 
-    chunks = [records[i:i + len(records) // 8 + 1] for i in range(0, len(records), len(records) // 8 + 1)]
+    chunks = [records[i : i + len(records) // 8 + 1] for i in range(0, len(records), len(records) // 8 + 1)]
     processor = ProcessorProcess.start(broker, tmp_path, name="first")
     for chunk in chunks[:4]:
         await produce_observations(broker, chunk)

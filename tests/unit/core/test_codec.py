@@ -2,8 +2,16 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from madina.bus.codec import (
-    HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TIME, HEADER_SOURCE, InvalidRecord, ProtobufCodec,
-    decode, encode, header, standard_headers,
+    HEADER_CONTENT_TYPE,
+    HEADER_EVENT_ID,
+    HEADER_EVENT_TIME,
+    HEADER_SOURCE,
+    InvalidRecord,
+    ProtobufCodec,
+    decode,
+    encode,
+    header,
+    standard_headers,
 )
 from madina.bus.topics import ALERT_ACTIONS, ALERTS
 from madina_proto.alerts.v1 import alerts_pb2
@@ -11,8 +19,14 @@ from madina_proto.alerts.v1 import alerts_pb2
 
 def _alert() -> alerts_pb2.AlertEvent:
     return alerts_pb2.AlertEvent(
-        alert_id="a1", revision=2, domain="energy", rule_id="lamp-dark", severity=alerts_pb2.SEVERITY_MAJOR,
-        state=alerts_pb2.ALERT_STATE_ESCALATED, observed_value=3.5, raise_time=Timestamp(seconds=1_700_000_000),
+        alert_id="a1",
+        revision=2,
+        domain="energy",
+        rule_id="lamp-dark",
+        severity=alerts_pb2.SEVERITY_MAJOR,
+        state=alerts_pb2.ALERT_STATE_ESCALATED,
+        observed_value=3.5,
+        raise_time=Timestamp(seconds=1_700_000_000),
         labels={"circuit": "C12"},
     )
 
@@ -42,7 +56,10 @@ def test_standard_headers_carry_id_time_source_and_full_proto_name() -> None:
     headers = standard_headers(ALERTS, "environment-processor", event_time_ms=1234)
     assert header(headers, HEADER_EVENT_TIME) == b"1234"
     assert header(headers, HEADER_SOURCE) == b"environment-processor"
-    assert header(headers, HEADER_CONTENT_TYPE) == b"application/x-protobuf; messageType=madina.alerts.v1.AlertEvent"
+    assert (
+        header(headers, HEADER_CONTENT_TYPE)
+        == b"application/x-protobuf; messageType=madina.alerts.v1.AlertEvent"
+    )
     other = standard_headers(ALERTS, "x")
     assert header(headers, HEADER_EVENT_ID) != header(other, HEADER_EVENT_ID)
 

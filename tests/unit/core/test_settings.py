@@ -65,10 +65,12 @@ def test_service_without_tls_stops_unless_explicitly_insecure(
     assert load_settings(ServiceSettings).grpc_insecure
 
 
-def test_service_with_missing_credentials_file_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_service_with_missing_credentials_file_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from madina.settings import ServiceSettings
 
     monkeypatch.setenv("MADINA_CREDENTIALS_FILE", str(tmp_path / "absent.yaml"))
     monkeypatch.setenv("MADINA_GRPC_INSECURE", "true")
-    with pytest.raises(SettingsError, match="absent.yaml"):
+    with pytest.raises(SettingsError, match=r"absent\.yaml"):
         load_settings(ServiceSettings)

@@ -38,7 +38,7 @@ def test_topic_config_reports_cleanup_and_retention() -> None:
 
 
 def test_unknown_topic_lookup_lists_the_registered_ones() -> None:
-    with pytest.raises(KeyError, match="alerts.v1"):
+    with pytest.raises(KeyError, match=r"alerts\.v1"):
         REGISTRY.get("nope.v1")
 
 

@@ -15,7 +15,9 @@ def test_compose_file_validates_against_the_compose_spec() -> None:
     assert checker, "check-jsonschema is installed from requirements-dev.lock"
     result = subprocess.run(
         [checker, "--builtin-schema", "vendor.compose-spec", str(DEPLOY / "compose.yaml")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -28,6 +30,8 @@ def test_every_madina_service_has_a_healthcheck_and_takes_secrets_from_files() -
         assert "healthcheck" in service, f"{name} has no healthcheck"
     env_text = (DEPLOY / "madina.env").read_text()
     assert "MADINA_KAFKA_BOOTSTRAP=kafka:9092" in env_text
-    assert "postgresql" in env_text and "PASSWORD" not in env_text.split("MADINA_DATABASE_URL")[1].split("\n")[0]
+    assert (
+        "postgresql" in env_text and "PASSWORD" not in env_text.split("MADINA_DATABASE_URL")[1].split("\n")[0]
+    )
     for secret in compose["secrets"].values():
         assert secret["file"].startswith("./secrets/")
