@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from madina.alerts import AlertTransition
+from madina.bus.reader import read_topic
 from madina.bus.topics import ALERTS
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
@@ -89,53 +89,12 @@ class AlertLedger:
 
     async def load(self, bootstrap: str, timeout_s: float = 60.0) -> None:
         """Read ``alerts.v1`` from the start to its current end and remember this domain's revisions."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+
+        def remember(key: str, event: alerts_pb2.AlertEvent | None) -> None:
+            if event is not None and event.domain == self.domain:
+                self.record(event.alert_id, event.revision)
+
+        await asyncio.wait_for(
+            read_topic(bootstrap, ALERTS, remember, follow=False, wait_for_topic=False), timeout_s
         )
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(ALERTS.name)
-            if not partitions:
-                partitions = await _partitions(consumer)
-            if not partitions:
-                return
-            assignment = [TopicPartition(ALERTS.name, p) for p in sorted(partitions)]
-            consumer.assign(assignment)
-            await consumer.seek_to_beginning(*assignment)
-            end = await consumer.end_offsets(assignment)
-            remaining = {tp for tp in assignment if end[tp] > 0}
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            while remaining:
-                if loop.time() > deadline:
-                    raise TimeoutError(f"could not read {ALERTS.name} to its end within {timeout_s} s")
-                batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self._remember(record.value)
-                    if records and records[-1].offset + 1 >= end[tp]:
-                        remaining.discard(tp)
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= end[tp]:
-                        remaining.discard(tp)
-        finally:
-            await consumer.stop()
         log.info("alert ledger loaded", extra={"domain": self.domain, "alerts": len(self._revisions)})
-
-    def _remember(self, value: bytes | None) -> None:
-        if not value:
-            return
-        try:
-            event = alerts_pb2.AlertEvent.FromString(value)
-        except Exception:  # undecodable records are the consumers' DLQ business, not ours
-            return
-        if event.domain == self.domain:
-            self.record(event.alert_id, event.revision)
-
-
-async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(ALERTS.name) or set()

@@ -15,12 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.json_format import MessageToDict
 
 from madina.auth import Credentials
 from madina.bus import EventProducer
-from madina.bus.codec import InvalidRecord, decode
+from madina.bus.reader import read_topic
 from madina_proto.environment.v1 import station_pb2
 from services.environment.convert import station_to_pb
 from services.environment.domain.stations import Station
@@ -80,36 +79,11 @@ class EnvironmentRuntime:
 
     async def follow_status_feed(self) -> None:
         """Read the status topic forever; readiness is set once the backlog is read."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+
+        def on_status(station_id: str, event: station_pb2.StationStatusChanged | None) -> None:
+            if event is not None:
+                self._publish_status(event.status)
+
+        await read_topic(
+            self.settings.bootstrap_servers, STATION_STATUS, on_status, caught_up=self.status_feed_ready
         )
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(STATION_STATUS.name)
-            while not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(STATION_STATUS.name)
-                if not partitions:
-                    await asyncio.sleep(1.0)
-            assignment = [TopicPartition(STATION_STATUS.name, p) for p in sorted(partitions)]
-            consumer.assign(assignment)
-            await consumer.seek_to_beginning(*assignment)
-            end = await consumer.end_offsets(assignment)
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for records in batches.values():
-                    for record in records:
-                        try:
-                            event = decode(STATION_STATUS, record.value, record.headers)
-                        except InvalidRecord as error:
-                            log.warning("unreadable station status skipped", extra={"error": str(error)})
-                            continue
-                        self._publish_status(event.status)
-                if not self.status_feed_ready.is_set():
-                    positions = [await consumer.position(tp) for tp in assignment]
-                    if all(pos >= end[tp] for pos, tp in zip(positions, assignment, strict=True)):
-                        self.status_feed_ready.set()
-        finally:
-            await consumer.stop()

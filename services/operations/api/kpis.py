@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from madina.bus import KPIS
-from madina.bus.codec import InvalidRecord, decode
+from madina.bus.reader import read_topic
 from madina_proto.kpis.v1 import kpis_pb2
 from services.operations.api.views import rfc3339
 
@@ -105,37 +103,11 @@ def _scope_key(kpi: kpis_pb2.KpiObserved) -> str:
 
 async def follow_kpis(bootstrap: str, board: KpiBoard) -> None:
     """Read ``kpis.v1`` from the beginning forever; ``board.ready`` is set once the backlog is read."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(KPIS.name)
-        while not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(KPIS.name)
-            if not partitions:
-                await asyncio.sleep(1.0)
-        assignment = [TopicPartition(KPIS.name, p) for p in sorted(partitions)]
-        consumer.assign(assignment)
-        await consumer.seek_to_beginning(*assignment)
-        end = await consumer.end_offsets(assignment)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    key = record.key.decode("utf-8", "replace") if record.key is not None else ""
-                    if record.value is None:  # a tombstone retires the indicator
-                        board.delete(key)
-                        continue
-                    try:
-                        board.put(key, decode(KPIS, record.value, record.headers))
-                    except InvalidRecord as error:
-                        # Every replica reads this topic: dead-lettering would park a bad record per replica.
-                        log.warning("unreadable KPI skipped", extra={"error": str(error), "key": key})
-            if not board.ready.is_set():
-                positions = [await consumer.position(tp) for tp in assignment]
-                if all(pos >= end[tp] for pos, tp in zip(positions, assignment, strict=True)):
-                    board.ready.set()
-    finally:
-        await consumer.stop()
+
+    def on_kpi(key: str, kpi: kpis_pb2.KpiObserved | None) -> None:
+        if kpi is None:  # a tombstone retires the indicator
+            board.delete(key)
+        else:
+            board.put(key, kpi)
+
+    await read_topic(bootstrap, KPIS, on_kpi, caught_up=board.ready)
