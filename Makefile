@@ -56,8 +56,8 @@ test-unit: install ## unit tests only
 run: install ## the whole city on this machine: broker, services, simulator, dashboard
 	$(PY) -m madina up
 
-bench: install ## benchmarks under bench/ (results in bench/results/)
-	$(PY) -m bench
+bench: install ## benchmarks under bench/ (results in bench/results/; BENCH_ARGS=--quick for a smoke run)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## remove local state (data/) and build leftovers
 	rm -rf data .make .pytest_cache .mypy_cache .ruff_cache

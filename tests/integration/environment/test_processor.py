@@ -231,3 +231,23 @@ async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exa
         f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
     )
     assert 0 < published_before_kill < total
+
+
+async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resumes(
+    broker: str, tmp_path: Path
+) -> None:
+    await create_topics(broker)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # The air station reports every 60 s; 20 minutes of silence is far beyond 3 missed reports.
+    await produce_observations(broker, [[observation(AIR, now - timedelta(minutes=20), StationKind.AIR, pm25_ugm3=5.0)]])
+    processor = ProcessorProcess.start(broker, tmp_path, tick_interval_s=1.0)
+    try:
+        raised = [e for e in await wait_for_alerts(broker, 1, timeout_s=60) if e.rule_id.endswith("data-gap")]
+        assert raised and raised[0].state == alerts_pb2.ALERT_STATE_RAISED
+        assert raised[0].source.entity_id == AIR and raised[0].category == "data-gap"
+        await produce_observations(broker, [[observation(AIR, datetime.now(UTC), StationKind.AIR, pm25_ugm3=5.0)]])
+        events = await wait_for_alerts(broker, 2, timeout_s=60)
+    finally:
+        processor.stop()
+    gap = [e for e in events if e.alert_id == raised[0].alert_id]
+    assert [alerts_pb2.AlertState.Name(e.state) for e in gap] == ["ALERT_STATE_RAISED", "ALERT_STATE_CLEARED"]
