@@ -53,19 +53,6 @@ from madina.broker.records import CorruptBatchError, crc_matches, parse_batches
 
 logger = logging.getLogger("madina.broker")
 
-import os as _os, time as _time, struct as _struct
-_TRACE = open(_os.environ["MADINA_BROKER_TRACE"], "a", buffering=1) if _os.environ.get("MADINA_BROKER_TRACE") else None
-def _trace(*parts):
-    if _TRACE is not None:
-        _TRACE.write(f"{_time.time():.4f} " + " ".join(str(p) for p in parts) + "\n")
-def _spans(records):
-    out = []; pos = 0
-    while pos + 61 <= len(records):
-        base, length = _struct.unpack_from(">qi", records, pos)
-        delta = _struct.unpack_from(">i", records, pos + 23)[0]
-        out.append((base, base + delta)); pos += length + 12
-    return out
-
 NODE_ID = 0
 ZERO_UUID = uuid.UUID(int=0)
 EARLIEST_TIMESTAMP = -2
@@ -311,14 +298,8 @@ class Handlers:
             for topic in request.topics
         ]
 
-        _fid = id(request)
-        _trace("FETCHREQ", _fid, ctx.client_id, ctx.client_host, "v", version, "maxw", request.max_wait_ms, "minb", request.min_bytes, "maxb", max_bytes,
-               [(t, [(i, o) for i, o, _ in ps]) for t, ps in wanted if not t.endswith("changelog") or True])
-
         def build():
-            _r = self._build_fetch(wanted, max_bytes)
-            _trace("FETCHRESP", _fid, ctx.client_id, [(t.topic, p.partition_index, p.error_code, p.high_watermark, _spans(p.records) if p.records else None) for t in _r.responses for p in t.partitions if p.records or p.error_code])
-            return _r
+            return self._build_fetch(wanted, max_bytes)
 
         watched: list[tuple[PartitionLog, int]] = []
         available = 0
@@ -602,7 +583,6 @@ class Handlers:
                     )
                 )
         error = self.coordinator.commit_offsets(request.group_id, generation, member_id, offsets)
-        _trace("COMMIT", request.group_id, generation, member_id, error, [(o[0], o[1], o[2]) for o in offsets])
         topics = [
             _CommitTopic(
                 name=topic.name,
@@ -641,7 +621,6 @@ class Handlers:
                 )
             )
         topics = [_OffsetFetchTopic(name=name, partitions=partitions) for name, partitions in grouped.items()]
-        _trace("OFFSETFETCH", request.group_id, [(n, p.partition_index, p.committed_offset) for n, ps in grouped.items() for p in ps])
         return OffsetFetchResponse(throttle_time_ms=0, topics=topics, error_code=errors.NONE)
 
     def describe_groups(self, request, ctx: RequestContext):

@@ -1,0 +1,185 @@
+"""Records that arrive while faust finishes table recovery are processed, not dropped.
+
+faust-streaming 0.15.3's ``Recovery.on_recovery_completed`` resumes the stream partitions,
+awaits ``consumer.perform_seek()`` and then calls ``app.flow_control.resume()``, which empties
+every stream queue although the flow was already running. Records fetched during the seek were
+lost: the processor's next record on a partition jumped 20-55 offsets ahead, and faust stopped
+committing that partition (faust-streaming/faust#596). It showed up as about one failure in four
+of the kill -9 test; here the seek is made slower so that the window is always wide open. See
+``madina.streams.KeepLiveEventsFlowControl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from madina.auth import write_credentials
+from madina.settings import MadinaSettings
+from madina.streams import create_stream_app
+from services.environment.processor.app import APP_ID
+from services.environment.topics import OBSERVATION_TOPICS
+from tests.integration.environment.processor_harness import (
+    PARTITIONS,
+    ProcessorProcess,
+    alert_events,
+    create_topics,
+    free_port,
+    produce_observations,
+    produce_raw,
+    wait_for_alerts,
+)
+from tests.integration.environment.test_processor import _episodic_stream, _expected_transitions
+from tests.support.processes import BrokerProcess, wait_for_http
+
+SEEK_DELAY_S = 2.0
+CHANGELOG = f"{APP_ID}-station-state-changelog"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# The real processor, with faust's post-recovery seek taking longer (it is otherwise ~0.1 s).
+# The delay comes after the seek, so that commits made meanwhile cannot move it.
+SLOW_SEEK_PROCESSOR = f"""
+import asyncio, sys
+from faust.transport.consumer import Consumer
+
+perform_seek = Consumer.perform_seek
+
+async def slow_perform_seek(self):
+    await perform_seek(self)
+    await asyncio.sleep({SEEK_DELAY_S})
+
+Consumer.perform_seek = slow_perform_seek
+from madina.cli import main
+sys.argv = ["madina", "service", "environment-processor"]
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    process = BrokerProcess.start(memory=True, default_partitions=2)
+    try:
+        yield process.bootstrap
+    finally:
+        process.stop()
+
+
+def _start_slow_seek_processor(bootstrap: str, workdir: Path) -> ProcessorProcess:
+    credentials = workdir / "credentials.yaml"
+    write_credentials(credentials, {"nobody": []})
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "MADINA_KAFKA_BOOTSTRAP": bootstrap,
+        "MADINA_CREDENTIALS_FILE": str(credentials),
+        "MADINA_GRPC_INSECURE": "true",
+        "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
+        "MADINA_DATA_DIR": str(workdir / "data"),
+        "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
+        "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "3600",
+        "MADINA_LOG_FORMAT": "json",
+        "MADINA_DEBUG_TRACE": "1",
+    }
+    log_path = workdir / "processor.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLOW_SEEK_PROCESSOR],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    started = ProcessorProcess(process, port, log_path)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
+    except Exception as error:
+        started.kill()
+        raise RuntimeError(f"{error}\n--- processor log ---\n{log_path.read_text()[-4000:]}") from error
+    return started
+
+
+def _offsets_seen(log_path: Path) -> dict[tuple[str, int], list[int]]:
+    """Offsets the agent applied or skipped as already applied, per input partition, in order."""
+    seen: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for line in log_path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") in ("apply", "record already in the stored state, skipped"):
+            seen[(entry["topic"], entry["partition"])].append(entry["offset"])
+    return seen
+
+
+async def _end_and_committed_offsets(bootstrap: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=APP_ID, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(spec.name, p) for spec in OBSERVATION_TOPICS for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        committed = {tp: await consumer.committed(tp) for tp in partitions}
+        return ends, committed
+    finally:
+        await consumer.stop()
+
+
+def test_resume_while_flowing_keeps_buffered_events_and_resume_after_suspend_clears_them() -> None:
+    async def scenario() -> None:
+        app = create_stream_app("flow-control-test", MadinaSettings(), web_port=free_port())
+        queue = app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+        flow = app.flow_control
+        flow.resume()
+        queue.put_nowait("fetched while flowing")
+        flow.resume()  # what faust's on_recovery_completed does after its seek
+        assert queue.qsize() == 1, "a resume of a running flow dropped a live event"
+        flow.suspend()
+        flow.resume()  # faust's own contract: what was buffered across a suspension is stale
+        assert queue.qsize() == 0
+
+    asyncio.run(scenario())
+
+
+async def test_records_fetched_during_the_post_recovery_seek_are_all_processed(broker: str, tmp_path: Path) -> None:
+    await create_topics(broker)
+    records = _episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
+    expected = _expected_transitions(records)
+    # All input is there before the worker starts, and nothing is committed; the table has some
+    # state to restore (as after a kill -9), so faust's fetcher runs during recovery.
+    await produce_observations(broker, records)
+    await produce_raw(broker, CHANGELOG, json.dumps("not-a-station").encode(), b"{}")
+
+    processor = _start_slow_seek_processor(broker, tmp_path)
+    try:
+        total = sum(expected.values())
+        await wait_for_alerts(broker, total, timeout_s=120)
+        await asyncio.sleep(3)  # a few commit intervals
+        events = await alert_events(broker)
+        ends, committed = await _end_and_committed_offsets(broker)
+    finally:
+        processor.stop()
+
+    seen = _offsets_seen(processor.log_path)
+    for tp, end in ends.items():
+        if end:
+            offsets = seen[(tp.topic, tp.partition)]
+            skipped = sorted(set(range(end)) - set(offsets))
+            assert not skipped, f"{tp.topic}-{tp.partition}: never delivered offsets {skipped[:3]}..{skipped[-3:]}"
+    assert {tp: committed[tp] for tp in ends if ends[tp]} == {tp: end for tp, end in ends.items() if end}, (
+        "faust stopped committing a partition"
+    )
+    published = Counter((e.alert_id, e.revision, e.state) for e in events)
+    assert published == expected, (
+        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
+    )
