@@ -42,5 +42,5 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Chatty client libraries log every reconnect and rebalance step at INFO.
-    for noisy in ("aiokafka", "kafka", "faust.transport", "mode"):
+    for noisy in ("aiokafka", "kafka", "faust.transport", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
