@@ -28,7 +28,6 @@ from madina.auth import Credentials, Principal
 from madina.geo import load_cities
 from madina.http import install_common, require_scope
 from services.operations.api.hub import Watch, WatcherTooSlow
-from services.operations.api.metrics import alert_kpis
 from services.operations.api.state import ActionOutcome, OperationsRuntime
 from services.operations.api.views import alert_json, change_json, groups_json, history_json, silence_json
 from services.operations.domain import (
@@ -355,7 +354,7 @@ def overview_router() -> APIRouter:
     @router.get("/kpis", summary="Alert counts per domain and every domain's latest indicators")
     async def kpis(runtime: Runtime, _: Annotated[Principal, Depends(READER)]) -> dict[str, Any]:
         return {
-            "alerts": await asyncio.to_thread(alert_kpis, runtime.store),
+            "alerts": await asyncio.to_thread(runtime.store.dashboard_counts),
             "indicators": runtime.kpis.indicators(),
         }
 
