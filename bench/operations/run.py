@@ -42,7 +42,7 @@ from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from services.operations.api.hub import ChangeHub
 from services.operations.api.ingest import AlertIngest
 from services.operations.store import AlertStore, migrate
-from tests.e2e.harness import alert_event, write_test_secrets
+from tests.support.operations import alert_event, write_test_secrets
 from tests.support.processes import BrokerProcess, wait_for_http
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "operations.json"

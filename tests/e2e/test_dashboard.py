@@ -22,7 +22,7 @@ import pytest
 from madina.bus import ALERTS, EventProducer
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
-from tests.e2e.harness import alert_event, new_id, write_test_secrets
+from tests.support.operations import alert_event, new_id, write_test_secrets
 from tests.support.processes import BrokerProcess, wait_for_http
 
 CHROMIUM = Path("/usr/bin/chromium")

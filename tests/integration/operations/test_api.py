@@ -16,7 +16,7 @@ from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.kpis.v1 import kpis_pb2
 from services.operations.settings import OperationsSettings
-from tests.e2e.harness import (
+from tests.support.operations import (
     RunningService,
     alert_event,
     eventually,

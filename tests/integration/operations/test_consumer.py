@@ -18,7 +18,7 @@ from madina_proto.alerts.v1 import alerts_pb2
 from services.operations.api.ingest import rebuild_store
 from services.operations.domain import AlertFilter
 from services.operations.store import AlertStore, migrate
-from tests.e2e.harness import (
+from tests.support.operations import (
     RunningService,
     alert_event,
     eventually,

@@ -12,7 +12,7 @@ import pytest
 from madina.bus import ALERTS, EventProducer
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
-from tests.e2e.harness import RunningService, alert_event, eventually, new_id, running_service
+from tests.support.operations import RunningService, alert_event, eventually, new_id, running_service
 from tests.support.processes import BrokerProcess
 
 

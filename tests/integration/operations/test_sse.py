@@ -16,7 +16,7 @@ from madina.bus import ALERTS, EventProducer
 from services.operations.api.hub import ChangeHub, WatcherTooSlow
 from services.operations.domain import AlertFilter, Change, open_alert
 from services.operations.store import AlertStore, event_from_message, migrate
-from tests.e2e.harness import RunningService, alert_event, eventually, new_id, running_service
+from tests.support.operations import RunningService, alert_event, eventually, new_id, running_service
 from tests.support.processes import BrokerProcess
 
 
