@@ -48,10 +48,7 @@ def broker() -> Iterator[str]:
 
 
 def _states(events: list[alerts_pb2.AlertEvent]) -> list[tuple[str, str, int]]:
-    return [
-        (alerts_pb2.AlertState.Name(e.state), alerts_pb2.Severity.Name(e.severity), e.revision)
-        for e in events
-    ]
+    return [(alerts_pb2.AlertState.Name(e.state), alerts_pb2.Severity.Name(e.severity), e.revision) for e in events]
 
 
 async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_new_episode(
@@ -99,9 +96,7 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
     assert escalated.observed_value == 7.5 and escalated.threshold_value == 5.0 and escalated.unit == "NTU"
     assert cleared.clear_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(minutes=175)
     assert first.raise_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(minutes=10)
-    assert first.district.district_id and first.standard_reference.startswith(
-        "WHO Guidelines for Drinking-water"
-    )
+    assert first.district.district_id and first.standard_reference.startswith("WHO Guidelines for Drinking-water")
 
 
 async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still_raise_alerts(
@@ -115,9 +110,7 @@ async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still
         [
             [observation("cas-air-atlantis", now, StationKind.AIR, pm25_ugm3=10.0)],  # no such station
             [observation(AIR, now, StationKind.AIR, pm25_ugm3=-5.0)],  # implausible: refused by the evaluator
-            [
-                observation(WATER, now + timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)
-            ],  # breach
+            [observation(WATER, now + timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)],  # breach
         ],
     )
     processor = ProcessorProcess.start(broker, tmp_path)
@@ -155,11 +148,7 @@ def _episodic_stream(t0: datetime) -> list[list]:  # type: ignore[type-arg]
         high = (step // 18) % 2 == 0  # 3 h high, 3 h low
         for station_id in water:
             records.append(
-                [
-                    observation(
-                        station_id, at, StationKind.WATER, turbidity_ntu=6.0 + step % 3 if high else 0.3
-                    )
-                ]
+                [observation(station_id, at, StationKind.WATER, turbidity_ntu=6.0 + step % 3 if high else 0.3)]
             )
         for station_id in noisy:
             records.append(
@@ -239,7 +228,9 @@ async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resu
     await create_topics(broker)
     now = datetime.now(UTC).replace(microsecond=0)
     # The air station reports every 60 s; 20 minutes of silence is far beyond 3 missed reports.
-    await produce_observations(broker, [[observation(AIR, now - timedelta(minutes=20), StationKind.AIR, pm25_ugm3=5.0)]])
+    await produce_observations(
+        broker, [[observation(AIR, now - timedelta(minutes=20), StationKind.AIR, pm25_ugm3=5.0)]]
+    )
     processor = ProcessorProcess.start(broker, tmp_path, tick_interval_s=1.0)
     try:
         raised = [e for e in await wait_for_alerts(broker, 1, timeout_s=60) if e.rule_id.endswith("data-gap")]
