@@ -57,7 +57,32 @@ def _cmd_service(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(f"madina service: {error.args[0]}", file=sys.stderr)
         return 2
+    problem = _embedded_broker_missing()
+    if problem:
+        print(f"madina service: {problem}", file=sys.stderr)
+        return 2
     return entry.load()()
+
+
+def _embedded_broker_missing() -> str | None:
+    """With MADINA_KAFKA_BOOTSTRAP unset a service uses the embedded broker; say so if none runs."""
+    import socket
+
+    from madina.settings import EMBEDDED_BROKER_HOST, MadinaSettings, load_settings
+
+    settings = load_settings(MadinaSettings)
+    if not settings.uses_embedded_broker:
+        return None
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((EMBEDDED_BROKER_HOST, settings.embedded_broker_port)) == 0:
+            return None
+    return (
+        f"MADINA_KAFKA_BOOTSTRAP is unset and no embedded broker answers on "
+        f"{EMBEDDED_BROKER_HOST}:{settings.embedded_broker_port}; start one with "
+        "`madina broker --data-dir data/broker` (or run everything with `madina up`), "
+        "or point MADINA_KAFKA_BOOTSTRAP at a Kafka cluster"
+    )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
