@@ -8,6 +8,7 @@ with ``Broker(BrokerConfig(...))``. Modules:
 - ``protocol``: request headers, the supported API versions, response framing;
 - ``handlers``: one handler per Kafka API;
 - ``log``: partition segments, their index, recovery and retention;
+- ``cleaner``: log compaction of ``cleanup.policy=compact`` topics;
 - ``groups``: the consumer group coordinator and committed offsets;
 - ``records``: the 61-byte record batch header.
 """

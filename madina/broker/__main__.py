@@ -39,6 +39,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when to fsync before answering a produce (default: acks=all only)",
     )
     parser.add_argument(
+        "--cleaner-interval-s",
+        type=float,
+        default=15.0,
+        help="how often compacted topics are checked for cleaning (default 15 s)",
+    )
+    parser.add_argument(
+        "--compact-segment-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="segment.bytes of compacted topics that do not set it (default 64 MiB)",
+    )
+    parser.add_argument(
+        "--compact-segment-ms",
+        type=int,
+        default=3_600_000,
+        help="segment.ms of compacted topics that do not set it (default 1 h)",
+    )
+    parser.add_argument(
         "--max-frame-bytes",
         type=int,
         default=100 * 1024 * 1024,
@@ -60,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         auto_create=args.auto_create,
         fsync=args.fsync,
         max_frame_bytes=args.max_frame_bytes,
+        cleaner_interval_s=args.cleaner_interval_s,
+        compact_segment_bytes=args.compact_segment_bytes,
+        compact_segment_ms=args.compact_segment_ms,
     )
 
 

@@ -835,9 +835,11 @@ class Handlers:
                         )
                     )
                     continue
+                defaults = dict(DEFAULT_TOPIC_CONFIGS)
+                if "compact" in topic.configs.get("cleanup.policy", ""):
+                    defaults.update(self.store.compact_defaults)
                 values = {
-                    key: (value, key not in topic.configs)
-                    for key, value in {**DEFAULT_TOPIC_CONFIGS, **topic.configs}.items()
+                    key: (value, key not in topic.configs) for key, value in {**defaults, **topic.configs}.items()
                 }
                 set_source = DYNAMIC_TOPIC_CONFIG
             elif resource.resource_type == RESOURCE_BROKER:

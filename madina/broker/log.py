@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from madina.broker import errors
+from madina.broker import cleaner, errors
 from madina.broker.records import (
     BATCH_HEADER_SIZE,
     BatchHeader,
@@ -54,6 +54,9 @@ DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
     "retention.ms": "604800000",
     "retention.bytes": "-1",
     "segment.bytes": "1073741824",
+    "segment.ms": "604800000",
+    "delete.retention.ms": "86400000",
+    "min.cleanable.dirty.ratio": "0.5",
     "max.message.bytes": "1048588",
     "message.timestamp.type": "CreateTime",
     "min.insync.replicas": "1",
@@ -63,6 +66,8 @@ INTEGER_TOPIC_CONFIGS = {
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
+    "segment.ms",
+    "delete.retention.ms",
     "max.message.bytes",
     "min.insync.replicas",
 }
@@ -83,6 +88,13 @@ def validate_topic_configs(configs: dict[str, str | None]) -> str | None:
                 int(value)
             except ValueError:
                 return f"config {key} must be an integer, got {value!r}"
+        if key == "min.cleanable.dirty.ratio" and value is not None:
+            try:
+                ratio = float(value)
+            except ValueError:
+                ratio = -1.0
+            if not 0 <= ratio <= 1:
+                return f"config {key} must be a number from 0 to 1, got {value!r}"
         policies = set((value or "").replace(" ", "").split(","))
         if key == "cleanup.policy" and value is not None and not policies <= {"delete", "compact"}:
             return f"cleanup.policy must be delete and/or compact, got {value!r}"
@@ -94,6 +106,7 @@ class Segment:
 
     __slots__ = (
         "base_offset",
+        "batch_ends",
         "batch_offsets",
         "batch_positions",
         "buffer",
@@ -101,6 +114,7 @@ class Segment:
         "max_timestamp",
         "next_offset",
         "path",
+        "roll_timestamp",
         "running_max_timestamps",
         "size",
     )
@@ -113,6 +127,11 @@ class Segment:
         self.max_timestamp = -1
         self.batch_offsets = array("q")
         self.batch_positions = array("q")
+        # Offset after each batch's last one: a compacted segment has gaps between batches.
+        self.batch_ends = array("q")
+        # Wall-clock ms that segment.ms counts from: the first append, or at recovery the
+        # first batch's timestamp (as Kafka does); -1 while empty.
+        self.roll_timestamp = -1
         # Running maximum, so that a bisect finds the first batch reaching a timestamp even
         # when producers send timestamps out of order.
         self.running_max_timestamps = array("q")
@@ -131,6 +150,7 @@ class Segment:
     def index_batch(self, header: BatchHeader, position: int, base_offset: int) -> None:
         self.batch_offsets.append(base_offset)
         self.batch_positions.append(position)
+        self.batch_ends.append(base_offset + header.offset_count)
         if header.max_timestamp > self.max_timestamp:
             self.max_timestamp = header.max_timestamp
         self.running_max_timestamps.append(self.max_timestamp)
@@ -160,7 +180,10 @@ class Segment:
 
     def locate(self, offset: int) -> int:
         """Index of the batch that holds ``offset`` (or the first one after it)."""
-        return max(bisect.bisect_right(self.batch_offsets, offset) - 1, 0)
+        number = max(bisect.bisect_right(self.batch_offsets, offset) - 1, 0)
+        if self.batch_ends[number] <= offset and number + 1 < len(self.batch_ends):
+            number += 1  # ``offset`` falls in a gap a compaction left
+        return number
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -187,11 +210,23 @@ class ProducerState:
 class PartitionLog:
     """The stored batches of one topic partition and the fetches waiting on it."""
 
-    def __init__(self, topic: str, index: int, directory: Path | None, configs: dict[str, str]):
+    def __init__(
+        self,
+        topic: str,
+        index: int,
+        directory: Path | None,
+        configs: dict[str, str],
+        compact_defaults: dict[str, str] | None = None,
+    ):
         self.topic = topic
         self.index = index
         self.directory = directory
         self.configs = configs
+        # Broker-level segment.bytes / segment.ms for compacted topics that set neither.
+        self.compact_defaults = compact_defaults or {}
+        # Offsets below this were cleaned by the last compaction; the rest is dirty.
+        self.clean_until = 0
+        self.deleted = False
         self.segments: list[Segment] = []
         self.segment_bases: list[int] = []
         self.next_offset = 0
@@ -205,15 +240,33 @@ class PartitionLog:
             self.directory.mkdir(parents=True, exist_ok=True)
         self._add_segment(0)
 
+    # ---- configuration ------------------------------------------------------------------
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.configs.get("cleanup.policy", "delete")
+
+    def config_int(self, key: str) -> int:
+        value = self.configs.get(key)
+        if value is None and self.compacted:
+            value = self.compact_defaults.get(key)
+        return int(value if value is not None else DEFAULT_TOPIC_CONFIGS[key])
+
+    def segment_limits(self) -> tuple[int, int]:
+        """``(segment.bytes, segment.ms)`` in effect."""
+        return self.config_int("segment.bytes"), self.config_int("segment.ms")
+
     def recover(self) -> None:
         """Rebuild the index from the segment files, cutting off a torn or corrupt tail."""
         assert self.directory is not None
         self.directory.mkdir(parents=True, exist_ok=True)
+        cleaner.recover_swaps(self.directory)
+        # Compaction leaves offset gaps inside and between closed segments.
+        gaps_allowed = self.compacted
         paths = sorted(self.directory.glob("*" + SEGMENT_SUFFIX))
         expected: int | None = None
         for number, path in enumerate(paths):
             base_offset = int(path.stem)
-            if expected is not None and base_offset != expected:
+            if expected is not None and (base_offset < expected if gaps_allowed else base_offset != expected):
                 logger.warning(
                     "partition %s-%d: segment %s starts at %d, expected %d; dropping it and later ones",
                     self.topic,
@@ -227,7 +280,9 @@ class PartitionLog:
             is_last = number == len(paths) - 1
             segment = Segment(base_offset, path)
             segment.next_offset = base_offset
-            problem, valid_end = self._index_existing(segment, verify_crc=is_last)
+            problem, valid_end = self._index_existing(
+                segment, verify_crc=is_last, allow_gaps=gaps_allowed and not is_last
+            )
             self.segments.append(segment)
             self.segment_bases.append(base_offset)
             expected = segment.next_offset
@@ -250,11 +305,17 @@ class PartitionLog:
             self._add_segment(0)
         self.next_offset = self.segments[-1].next_offset
 
-    def _index_existing(self, segment: Segment, verify_crc: bool) -> tuple[str | None, int]:
+    def _index_existing(
+        self, segment: Segment, verify_crc: bool, allow_gaps: bool = False
+    ) -> tuple[str | None, int]:
         if segment.size == 0:
             return None, 0
         with mmap.mmap(segment.fd, segment.size, access=mmap.ACCESS_READ) as mapped:
-            headers, valid_end, problem = scan_valid_prefix(mapped, segment.base_offset, check_crc=verify_crc)
+            headers, valid_end, problem = scan_valid_prefix(
+                mapped, segment.base_offset, check_crc=verify_crc, allow_gaps=allow_gaps
+            )
+        if headers:
+            segment.roll_timestamp = max(headers[0].max_timestamp, 0)
         for header in headers:
             segment.index_batch(header, header.position, header.base_offset)
             self._remember_producer(header, header.base_offset)
@@ -319,9 +380,14 @@ class PartitionLog:
         straight from the request buffer.
         """
         segment = self.segments[-1]
-        segment_bytes = int(self.configs.get("segment.bytes", DEFAULT_TOPIC_CONFIGS["segment.bytes"]))
-        if segment.size > 0 and segment.size + len(records) > segment_bytes:
+        segment_bytes, segment_ms = self.segment_limits()
+        now_ms = int(time.time() * 1000)
+        if segment.size > 0 and (
+            segment.size + len(records) > segment_bytes or now_ms - segment.roll_timestamp >= segment_ms
+        ):
             segment = self._add_segment(self.next_offset)
+        if segment.roll_timestamp < 0:
+            segment.roll_timestamp = now_ms
         first_offset = self.next_offset
         position = segment.size
         view = memoryview(records)
@@ -351,7 +417,8 @@ class PartitionLog:
         if segment_number < 0:
             return b""
         segment = self.segments[segment_number]
-        while offset >= segment.next_offset:
+        # Skip segments that end before ``offset``, and empty ones a compaction left.
+        while offset >= segment.next_offset or not segment.batch_count:
             segment_number += 1
             if segment_number >= len(self.segments):
                 return b""
@@ -379,7 +446,8 @@ class PartitionLog:
         total = 0
         for segment in reversed(self.segments):
             if segment.base_offset <= offset:
-                total += segment.size - segment.batch_positions[segment.locate(offset)]
+                if segment.batch_count and offset < segment.next_offset:
+                    total += segment.size - segment.batch_positions[segment.locate(offset)]
                 break
             total += segment.size
         return max(total, 1)
@@ -426,6 +494,58 @@ class PartitionLog:
             self.segment_bases.pop(0)
             deleted += 1
         return deleted
+
+    # ---- compaction ---------------------------------------------------------------------
+    def plan_cleaning(self, now_ms: int, force: bool = False) -> tuple | None:
+        """Arguments for ``cleaner.prepare`` when this partition is due for cleaning, else None.
+
+        Due means a compacted topic whose closed segments are at least
+        ``min.cleanable.dirty.ratio`` dirty (written since the last cleaning); ``force``
+        cleans any compacted topic with a closed segment (expiring tombstones too).
+        """
+        if not self.compacted or len(self.segments) < 2 or self.deleted:
+            return None
+        closed = self.segments[:-1]
+        total = sum(segment.size for segment in closed)
+        dirty = sum(segment.size for segment in closed if segment.next_offset > self.clean_until)
+        if not force:
+            ratio = float(
+                self.configs.get("min.cleanable.dirty.ratio", DEFAULT_TOPIC_CONFIGS["min.cleanable.dirty.ratio"])
+            )
+            if dirty == 0 or dirty < ratio * total:
+                return None
+        keep = {base for state in self.producers.values() for _, _, base in state.recent_batches}
+        return (self, closed, self.segments[-1].base_offset, self.clean_until, now_ms, keep)
+
+    def swap_cleaned(self, result: cleaner.CleanResult) -> None:
+        """Put cleaned segments in place of the ones they replace (on the event loop)."""
+        for group in result.groups:
+            if self.deleted:
+                group.segment.close()
+                continue
+            start = next((n for n, segment in enumerate(self.segments) if segment is group.replaced[0]), -1)
+            count = len(group.replaced)
+            in_place = self.segments[start : start + count]
+            if start < 0 or any(a is not b for a, b in zip(in_place, group.replaced, strict=True)):
+                        # Cannot happen while retention and cleaning take turns; keep serving the old ones.
+                logger.error("partition %s-%d: cleaned segments no longer in place", self.topic, self.index)
+                group.segment.close()
+                continue
+            self.segments[start : start + count] = [group.segment]
+            self.segment_bases[start : start + count] = [group.segment.base_offset]
+            for old in group.replaced:
+                old.close()
+        if not self.deleted:
+            self.clean_until = max(self.clean_until, result.clean_until)
+
+    def clean_now(self, now_ms: int | None = None, force: bool = True) -> cleaner.CleanResult | None:
+        """Clean synchronously on this thread (tests and tools)."""
+        plan = self.plan_cleaning(int(time.time() * 1000) if now_ms is None else now_ms, force)
+        if plan is None:
+            return None
+        result = cleaner.prepare(*plan)
+        self.swap_cleaned(result)
+        return result
 
     def dirty_fds(self) -> list[int]:
         return [segment.fd for segment in self.segments[-2:] if segment.fd >= 0]
@@ -498,8 +618,11 @@ def _fsync_all(fds: list[int]) -> None:
 class LogStore:
     """All topics and partitions, on disk under ``data_dir`` or in memory when it is None."""
 
-    def __init__(self, data_dir: str | None):
+    def __init__(self, data_dir: str | None, compact_defaults: dict[str, str] | None = None):
         self.data_dir = Path(data_dir) if data_dir else None
+        self.compact_defaults = compact_defaults or {}
+        # Retention and compaction take turns, so neither removes segments the other reads.
+        self.maintenance_lock = asyncio.Lock()
         self.topics: dict[str, Topic] = {}
         self._dirty: set[PartitionLog] = set()
         self._dirty_fds: set[int] = set()
@@ -525,7 +648,7 @@ class LogStore:
         for name, info in described.items():
             topic = Topic(name, uuid.UUID(info["topic_id"]), [], dict(info.get("configs", {})))
             for index in range(int(info["partitions"])):
-                partition = PartitionLog(name, index, self._partition_dir(name, index), topic.configs)
+                partition = self._new_partition(name, index, topic.configs)
                 partition.recover()
                 batches += sum(segment.batch_count for segment in partition.segments)
                 if partition.producers:
@@ -539,6 +662,9 @@ class LogStore:
             self.data_dir,
             time.monotonic() - started,
         )
+
+    def _new_partition(self, name: str, index: int, configs: dict[str, str]) -> PartitionLog:
+        return PartitionLog(name, index, self._partition_dir(name, index), configs, self.compact_defaults)
 
     def _partition_dir(self, topic: str, index: int) -> Path | None:
         if self.data_dir is None:
@@ -564,7 +690,7 @@ class LogStore:
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> Topic:
         topic = Topic(name, uuid.uuid4(), [], dict(configs))
         for index in range(partitions):
-            partition = PartitionLog(name, index, self._partition_dir(name, index), topic.configs)
+            partition = self._new_partition(name, index, topic.configs)
             partition.open_empty()
             topic.partitions.append(partition)
         self.topics[name] = topic
@@ -575,7 +701,7 @@ class LogStore:
     def add_partitions(self, name: str, count: int) -> None:
         topic = self.topics[name]
         for index in range(len(topic.partitions), count):
-            partition = PartitionLog(name, index, self._partition_dir(name, index), topic.configs)
+            partition = self._new_partition(name, index, topic.configs)
             partition.open_empty()
             topic.partitions.append(partition)
         self._save_topics()
@@ -584,6 +710,7 @@ class LogStore:
         topic = self.topics.pop(name)
         self._save_topics()
         for partition in topic.partitions:
+            partition.deleted = True
             partition.close()
             self._dirty.discard(partition)
             if partition.directory is not None and partition.directory.exists():
@@ -624,6 +751,43 @@ class LogStore:
         if deleted:
             logger.info("retention deleted %d segments", deleted)
         return deleted
+
+    async def run_cleaner(self, force: bool = False) -> int:
+        """Compact every partition that is due (all compacted ones with ``force``); return records removed.
+
+        The reading and rewriting happen in a worker thread, one partition at a time; only
+        the swap of segment objects runs on the event loop.
+        """
+        loop = asyncio.get_running_loop()
+        removed = 0
+        async with self.maintenance_lock:
+            for topic in list(self.topics.values()):
+                for partition in topic.partitions:
+                    plan = partition.plan_cleaning(int(time.time() * 1000), force)
+                    if plan is None:
+                        continue
+                    started = time.monotonic()
+                    try:
+                        result = await loop.run_in_executor(None, cleaner.prepare, *plan)
+                    except Exception:
+                        if partition.deleted:
+                            continue
+                        logger.exception("cleaning %s-%d failed", partition.topic, partition.index)
+                        continue
+                    partition.swap_cleaned(result)
+                    removed += result.records_removed
+                    if result.groups:
+                        logger.info(
+                            "cleaned %s-%d: %d records removed, %d -> %d bytes in %d segments, %.2fs",
+                            partition.topic,
+                            partition.index,
+                            result.records_removed,
+                            sum(group.bytes_before for group in result.groups),
+                            sum(group.bytes_after for group in result.groups),
+                            len(result.groups),
+                            time.monotonic() - started,
+                        )
+        return removed
 
     def flush_all(self) -> None:
         for topic in self.topics.values():

@@ -111,13 +111,16 @@ def patch_leader_epoch(buffer: bytearray, position: int, leader_epoch: int) -> N
     _LEADER_EPOCH.pack_into(buffer, position + 12, leader_epoch)
 
 
-def scan_valid_prefix(buffer, expected_base_offset: int | None = None, check_crc: bool = True):
+def scan_valid_prefix(
+    buffer, expected_base_offset: int | None = None, check_crc: bool = True, allow_gaps: bool = False
+):
     """Walk stored batches from the start; stop at the first torn or corrupt one.
 
     Returns ``(headers, valid_end, problem)`` where ``problem`` is None when the whole
     buffer is good. Used at start-up to find the tail that a crash left half-written.
     Offsets must continue where the previous batch ended, so stray bytes that happen to
-    look like a header are still caught.
+    look like a header are still caught; with ``allow_gaps`` (segments rewritten by the
+    compaction cleaner) they only have to increase.
     """
     headers: list[BatchHeader] = []
     position = 0
@@ -128,7 +131,9 @@ def scan_valid_prefix(buffer, expected_base_offset: int | None = None, check_crc
             header = read_header(buffer, position, end)
         except CorruptBatchError as error:
             return headers, position, str(error)
-        if next_offset is not None and header.base_offset != next_offset:
+        if next_offset is not None and (
+            header.base_offset < next_offset if allow_gaps else header.base_offset != next_offset
+        ):
             return headers, position, f"batch base offset {header.base_offset}, expected {next_offset}"
         if check_crc and not crc_matches(buffer, header):
             return headers, position, f"CRC mismatch in batch at offset {header.base_offset}"

@@ -69,6 +69,13 @@ class BrokerConfig:
     # "always": before every produce answer; "never": leave flushing to the OS.
     fsync: str = "acks-all"
     retention_check_interval_s: float = 60.0
+    # How often the compaction cleaner looks for compacted partitions due for cleaning.
+    cleaner_interval_s: float = 15.0
+    # segment.bytes / segment.ms for compacted topics that set neither (faust changelogs,
+    # Madina's compacted topics): segments must close before the cleaner can touch them,
+    # and Kafka's 1 GiB / 7 days would let a laptop's changelogs grow for days first.
+    compact_segment_bytes: int = 64 * 1024 * 1024
+    compact_segment_ms: int = 3_600_000
     min_session_timeout_ms: int = 1000
     max_session_timeout_ms: int = 3_600_000
 
@@ -77,6 +84,8 @@ class BrokerConfig:
             raise ValueError("choose either a data directory or memory mode, not both")
         if self.default_partitions < 1:
             raise ValueError("default_partitions must be at least 1")
+        if self.cleaner_interval_s <= 0:
+            raise ValueError("cleaner_interval_s must be positive")
         if self.fsync not in ("acks-all", "always", "never"):
             raise ValueError(f"fsync must be acks-all, always or never, not {self.fsync!r}")
 
@@ -333,13 +342,17 @@ class Broker:
         self.coordinator: GroupCoordinator | None = None
         self.handlers: Handlers
         self._retention_task: asyncio.Task | None = None
+        self._cleaner_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         config = self.config
         data_dir = None if config.memory else config.data_dir
         if data_dir is None and not config.memory:
             logger.warning("no data directory given: keeping all data in memory")
-        self.store = LogStore(data_dir)
+        self.store = LogStore(
+            data_dir,
+            {"segment.bytes": str(config.compact_segment_bytes), "segment.ms": str(config.compact_segment_ms)},
+        )
         offsets = OffsetStore(data_dir)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.load)
@@ -365,6 +378,7 @@ class Broker:
         )
         self.handlers = Handlers(settings, self.store, self.coordinator)
         self._retention_task = asyncio.create_task(self._enforce_retention_periodically())
+        self._cleaner_task = asyncio.create_task(self._clean_periodically())
         logger.info(
             "broker listening on %s:%d (%s)",
             config.host,
@@ -377,17 +391,32 @@ class Broker:
         while True:
             await asyncio.sleep(self.config.retention_check_interval_s)
             try:
-                self.store.enforce_retention()
+                async with self.store.maintenance_lock:
+                    self.store.enforce_retention()
             except Exception:
                 logger.exception("retention check failed")
+
+    async def _clean_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.cleaner_interval_s)
+            try:
+                await self.run_cleaner()
+            except Exception:
+                logger.exception("log cleaner failed")
+
+    async def run_cleaner(self, force: bool = False) -> int:
+        """Compact the compacted partitions that are due now (all of them with ``force``)."""
+        assert self.store is not None
+        return await self.store.run_cleaner(force)
 
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
+        for task in (self._retention_task, self._cleaner_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.close()
