@@ -63,6 +63,8 @@ class Record:
     headers: list[tuple[str, bytes]]
     observations: int
     event_keys: tuple[tuple[str, int], ...] = ()
+    alert_keys: tuple[tuple[str, int], ...] = ()
+    """The observations that raise or clear the turbidity alert (by construction of the cycle)."""
 
 
 def make_stations(count: int) -> list[BenchStation]:
@@ -128,16 +130,19 @@ class Workload:
         interval = AIR_INTERVAL if kind is StationKind.AIR else WATER_INTERVAL
         messages = []
         event_keys = []
+        alert_keys = []
         for index in range(first, first + batch_size):
             at = START + index * interval
             message = OBSERVED_TYPE[kind](station_id=station.id, **self._values(station, index))
             message.observe_time.FromDatetime(at)
             messages.append(message)
             event_keys.append((station.id, int(at.timestamp() * 1000)))
+            if kind is StationKind.WATER and _turns_alert(index):
+                alert_keys.append(event_keys[-1])
         batch = BATCH_TYPE[kind](station_id=station.id, observations=messages)
         spec = AIR_QUALITY if kind is StationKind.AIR else WATER_QUALITY
         return Record(spec.name, station.id.encode(), batch.SerializeToString(), standard_headers(spec, "bench"),
-                      batch_size, tuple(event_keys))
+                      batch_size, tuple(event_keys), tuple(alert_keys))
 
     def _values(self, station: BenchStation, index: int) -> dict[str, float]:
         jitter = self._rng.uniform
@@ -150,3 +155,9 @@ class Workload:
             "nitrate_mgl": round(jitter(10.0, 14.0), 1),
             "ecoli_cfu_100ml": 0.0,
         }
+
+
+def _turns_alert(index: int) -> bool:
+    """RAISED on the first high sample; CLEARED 2 h (24 samples of 5 min) after the first low one."""
+    phase = index % TURBIDITY_CYCLE
+    return phase == TURBIDITY_CYCLE - 2 or (phase == 24 and index >= TURBIDITY_CYCLE + 24)

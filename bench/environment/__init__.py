@@ -1,0 +1,2 @@
+"""Benchmark of the environment pipeline, faust processor beside a plain aiokafka loop:
+``python -m bench.environment [--quick]``."""
