@@ -85,8 +85,9 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
                 key=event.alert_id.encode(), value=encode(event),
                 headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds()))))
         for out_spec, key, out in outputs.records:
-            pending.append(await sink(out_spec).send(
-                key=key.encode(), value=encode(out), headers=standard_headers(out_spec, SOURCE)))
+            # Status, AQI and KPI records are snapshots: faust flushes them before it commits, and a
+            # replay re-sends them; nothing waits for their acknowledgement.
+            await sink(out_spec).send(key=key.encode(), value=encode(out), headers=standard_headers(out_spec, SOURCE))
         for rejection in outputs.rejected:
             single = observation_to_pb(rejection.observation)
             batch = spec.message_type(station_id=rejection.observation.station_id, observations=[single])
@@ -94,6 +95,18 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
         # Alerts must be on the topic before the state that remembers them is written.
         for future in pending:
             await future
+
+    # The table holds plain dicts (that is what its changelog carries); decoding one costs more than
+    # evaluating a batch, so the object behind the dict we last wrote is kept and reused while the
+    # table still holds that very dict. Recovery or a rebalance puts other dicts there: decode again.
+    decoded_states: dict[str, tuple[Any, StoredState]] = {}
+
+    def _stored_state(station_id: str) -> StoredState:
+        current = table.get(station_id)
+        cached = decoded_states.pop(station_id, None)
+        if cached is not None and current is not None and cached[0] is current:
+            return cached[1]
+        return StoredState.from_dict(current, station_id)
 
     @app.agent(source)
     async def process(stream: faust.StreamT) -> None:
@@ -114,7 +127,7 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
             except InvalidRecord as error:
                 await dead_letter(spec, message, str(error))
                 continue
-            stored = StoredState.from_dict(table.get(station_id), station_id)
+            stored = _stored_state(station_id)
             if stored.already_applied(message.topic, message.partition, message.offset):
                 log.info("record already in the stored state, skipped", extra={
                     "topic": message.topic, "partition": message.partition, "offset": message.offset,
@@ -130,7 +143,9 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
                 outputs = apply_batch(stored, decoded, station, rules, config)
             await publish(outputs, spec, message)
             stored.mark_applied(message.topic, message.partition, message.offset)
-            table[station_id] = stored.to_dict()
+            value = stored.to_dict()
+            table[station_id] = value
+            decoded_states[station_id] = (value, stored)
 
     @app.timer(interval=settings.environment_tick_interval_s, on_leader=True)
     async def tick_stations() -> None:

@@ -86,10 +86,12 @@ class StoredState:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        # Copies, never aliases: the table (and its lazily serialised changelog record) must not
+        # change when this object is updated for the next record.
         return {
             "evaluator": self.evaluator.to_dict(),
-            "applied_offsets": self.applied_offsets,
-            "active_alerts": self.active_alerts,
+            "applied_offsets": dict(self.applied_offsets),
+            "active_alerts": dict(self.active_alerts),
             "last_aqi_value": self.last_aqi_value,
         }
 
