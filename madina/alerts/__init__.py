@@ -18,7 +18,7 @@ from madina.alerts.datagap import (
     check_silence,
     record_observation,
 )
-from madina.alerts.episode import EpisodePolicy, EpisodeState, Evaluation, force_clear, step
+from madina.alerts.episode import EpisodePolicy, EpisodeState, Evaluation, force_clear, quiet_step, step, touch
 from madina.alerts.model import AlertState, AlertTransition, Severity, alert_id
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "alert_id",
     "check_silence",
     "force_clear",
+    "quiet_step",
     "record_observation",
     "step",
+    "touch",
 ]

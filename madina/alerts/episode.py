@@ -28,6 +28,13 @@ Design decisions, so they are not re-litigated:
   a timestamp).
 * **Revisions** count transitions within an episode from 1, so ``(alert_id, revision)`` is a
   dedupe key for anything downstream of a replay.
+
+Evaluators run :func:`step` for every rule after every sample, and almost every call emits
+nothing, so two cheaper entry points exist for hot loops; both give exactly what :func:`step`
+would. :func:`quiet_step` answers from the evaluation's fields alone (no :class:`Evaluation`,
+message or metadata built) and returns ``None`` only when :func:`step` must be called to emit;
+:func:`touch` stands for any run of quiet evaluations of an idle episode, which only move its
+event time, so a caller may skip them and touch once with the newest time.
 """
 
 from __future__ import annotations
@@ -71,7 +78,9 @@ class Evaluation:
     ``severity`` is the breached level, or ``None`` when the value is under every raise
     threshold; ``threshold`` is the threshold of that level. ``below_clear_level`` says whether
     the value is at or below the clear level (it is ignored when ``severity`` is set: a breach
-    always wins). ``message`` and ``metadata`` are copied onto any transition produced.
+    always wins). ``message`` and ``metadata`` are copied onto any transition produced; a caller
+    for whom they are costly can leave them empty and ``dataclasses.replace`` them onto the rare
+    transition afterwards, and ask :func:`quiet_step` first to skip building this at all.
     """
 
     event_time: datetime
@@ -151,17 +160,15 @@ def step(
 ) -> tuple[EpisodeState, AlertTransition | None]:
     """Advance ``state`` by one evaluation; return the new state and the transition, if any."""
     now = evaluation.event_time
-    if state.last_event_time is not None and now < state.last_event_time:
-        return state, None
-    state = replace(state, last_event_time=now)
-
+    quiet = quiet_step(
+        state, now, evaluation.severity, evaluation.observed_value, evaluation.below_clear_level, policy
+    )
+    if quiet is not None:
+        return quiet, None
     if not state.active:
-        if evaluation.severity is None:
-            return state, None
-        return _raise(state, evaluation)
-
+        return _raise(_moved(state, now, state.clear_hold_since), evaluation)
     if evaluation.severity is not None:
-        state = replace(state, clear_hold_since=None)
+        state = _moved(state, now, None)
         assert state.severity is not None
         if evaluation.severity > state.severity:
             return _emit(
@@ -171,17 +178,76 @@ def step(
                 severity=evaluation.severity,
                 threshold=evaluation.threshold,
             )
-        if _update_is_due(state, evaluation, policy):
-            return _emit(state, evaluation, AlertState.UPDATED)
-        return state, None
+        return _emit(state, evaluation, AlertState.UPDATED)
+    return _clear(_moved(state, now, state.clear_hold_since or now), evaluation)
 
-    if not evaluation.below_clear_level:
-        return replace(state, clear_hold_since=None), None
+
+def quiet_step(
+    state: EpisodeState,
+    event_time: datetime,
+    severity: Severity | None,
+    observed_value: float,
+    below_clear_level: bool,
+    policy: EpisodePolicy,
+) -> EpisodeState | None:
+    """The state :func:`step` reaches for an evaluation with these fields, or ``None`` if it would emit.
+
+    Nearly every evaluation emits nothing, and building its :class:`Evaluation` (with a message
+    and metadata) is most of the cost of stepping. A caller evaluating many rules per sample can
+    ask this first and only build the :class:`Evaluation` for :func:`step` when ``None`` comes
+    back. :func:`step` itself decides through this function, so the two cannot disagree.
+    """
+    now = require_utc(event_time, "event_time")
+    if state.last_event_time is not None and now < state.last_event_time:
+        return state
+    if state.alert_id is None:
+        return _moved(state, now, state.clear_hold_since) if severity is None else None
+    if severity is not None:
+        assert state.severity is not None
+        if severity > state.severity or _update_is_due(state, now, observed_value, policy):
+            return None
+        return _moved(state, now, None)
+    if not below_clear_level:
+        return _moved(state, now, None)
     hold_since = state.clear_hold_since or now
-    state = replace(state, clear_hold_since=hold_since)
     if now - hold_since >= policy.clear_after:
-        return _clear(state, evaluation)
-    return state, None
+        return None
+    return _moved(state, now, hold_since)
+
+
+def touch(state: EpisodeState, event_time: datetime) -> EpisodeState:
+    """What :func:`step` makes of an idle episode and an evaluation without a breach.
+
+    That is the common case by far (most rules are quiet most of the time), and it only moves
+    ``last_event_time`` forward. A caller evaluating many rules per observation may therefore
+    skip building the :class:`Evaluation` and calling :func:`step` while ``not state.active`` and
+    nothing is breached, and call this instead, once, with the newest time it skipped: the
+    result is the state that stepping through every skipped evaluation would have reached.
+    """
+    now = require_utc(event_time, "event_time")
+    if state.last_event_time is not None and now < state.last_event_time:
+        return state
+    if state.active:
+        raise ValueError("touch() is only for idle episodes; an active one needs step()")
+    return _moved(state, now, state.clear_hold_since)
+
+
+def _moved(state: EpisodeState, now: datetime, clear_hold_since: datetime | None) -> EpisodeState:
+    """``replace(state, last_event_time=now, clear_hold_since=clear_hold_since)``, minus its cost.
+
+    :func:`step` runs for every rule after every observation and nearly always changes only these
+    two fields. ``EpisodeState`` has no ``__post_init__``, so copying its fields directly gives
+    exactly what ``replace`` would, at a fraction of the cost of re-running the frozen
+    ``__init__``; ``state`` itself comes back when nothing changes at all.
+    """
+    if state.last_event_time == now and state.clear_hold_since == clear_hold_since:
+        return state
+    moved = object.__new__(EpisodeState)
+    fields = moved.__dict__
+    fields.update(state.__dict__)
+    fields["last_event_time"] = now
+    fields["clear_hold_since"] = clear_hold_since
+    return moved
 
 
 def force_clear(
@@ -276,12 +342,12 @@ def _emit(
     return next_state, transition
 
 
-def _update_is_due(state: EpisodeState, evaluation: Evaluation, policy: EpisodePolicy) -> bool:
+def _update_is_due(state: EpisodeState, now: datetime, observed_value: float, policy: EpisodePolicy) -> bool:
     if policy.update_interval is None or state.last_emit_time is None:
         return False
-    if evaluation.event_time - state.last_emit_time < policy.update_interval:
+    if now - state.last_emit_time < policy.update_interval:
         return False
-    return _relative_change(state.last_emitted_value, evaluation.observed_value) >= policy.update_min_change
+    return _relative_change(state.last_emitted_value, observed_value) >= policy.update_min_change
 
 
 def _relative_change(previous: float | None, current: float) -> float:

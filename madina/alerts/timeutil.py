@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 def require_utc(moment: datetime, field: str = "time") -> datetime:
     """Return ``moment`` converted to UTC; raise ``ValueError`` if it carries no zone."""
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{field} must be timezone-aware (got naive {moment.isoformat()})")
     return moment.astimezone(UTC)

@@ -10,15 +10,22 @@ every applicable rule is evaluated at the station's newest event time and fed to
 tracker. Evaluating per observation rather than per batch makes a batch of N give the same
 alerts as N batches of one, and keeps a peak inside a buffered upload from being skipped.
 
+This runs for every observation the city produces, so the per-sample loop is kept lean: rule
+constants are worked out once per batch (:class:`_RulePlan`), window means are cached between
+samples, idle rules without a breach skip the episode machine (``madina.alerts.touch``), other
+rules ask ``quiet_step`` first, and messages and metadata are built only for actual transitions.
+Each shortcut gives exactly what the plain per-rule ``step`` would.
+
 Data gaps need a clock, so they are checked separately by :func:`check_data_gaps`, which the
 processor calls on a timer with a watermark; an observation arriving clears an open gap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from madina.alerts import (
@@ -30,8 +37,10 @@ from madina.alerts import (
     Severity,
     check_silence,
     force_clear,
+    quiet_step,
     record_observation,
     step,
+    touch,
 )
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 from services.environment.domain import aqi as aqi_inputs
@@ -215,11 +224,19 @@ def apply_observations(
     station_rules = applicable_rules(rules, station)
     windows = state.windows.copy()
     windows.track(tracked_windows(station_rules, station))
-    rule_states: dict[str, RuleState] = {
-        rule.id: state.rules.get(rule.id) or RuleState(EpisodeState(DOMAIN, station.id, rule.id))
-        for rule in station_rules
-    }
+    plans = [_RulePlan(rule, station, windows) for rule in station_rules]
+    # Working copies, mutated per observation and frozen into RuleStates once at the end.
+    episodes: list[EpisodeState] = []
+    since: list[dict[str, datetime]] = []
+    for rule in station_rules:
+        previous = state.rules.get(rule.id)
+        episodes.append(previous.episode if previous is not None else EpisodeState(DOMAIN, station.id, rule.id))
+        since.append(dict(previous.condition_since) if previous is not None else {})
+    # Idle rules without a breach skip step() and remember the newest time they skipped;
+    # madina.alerts.touch() then gives exactly the state stepping through them would have.
+    untouched: list[datetime | None] = [None] * len(plans)
     data_gap = state.data_gap
+    gap_metadata = _gap_metadata(station)
     transitions: list[AlertTransition] = []
     rejected: list[Rejection] = []
     accepted_air = False
@@ -246,16 +263,39 @@ def apply_observations(
             rejected.append(Rejection(observation, RejectCode.LATE, reason))
             continue
         accepted_air = accepted_air or StationKind(observation.kind) is StationKind.AIR
-        data_gap, cleared = record_observation(data_gap, moment, _gap_metadata(station))
+        data_gap, cleared = record_observation(data_gap, moment, gap_metadata)
         if cleared is not None:
             transitions.append(cleared)
         newest = windows.max_event_time
         assert newest is not None
-        for rule in station_rules:
-            rule_states[rule.id], transition = _evaluate(rule, rule_states[rule.id], windows, newest, station)
-            if transition is not None:
-                transitions.append(transition)
+        for index, plan in enumerate(plans):
+            value = plan.value()
+            if value is None:
+                continue
+            held = since[index]
+            breached = plan.breached_tracking(value, held, newest) if plan.sustained or held else plan.breached(value)
+            episode = episodes[index]
+            if breached is None and episode.alert_id is None:  # idle and quiet: see `untouched`
+                untouched[index] = newest
+                continue
+            skipped = untouched[index]
+            if skipped is not None:
+                episode, untouched[index] = touch(episode, skipped), None
+            severity = breached.severity if breached is not None else None
+            quiet = quiet_step(episode, newest, severity, value, plan.rule.is_clear(value), plan.policy)
+            if quiet is not None:
+                episodes[index] = quiet
+                continue
+            episodes[index], transition = plan.step(episode, value, breached, newest)
+            transitions.append(transition)
 
+    for index, skipped in enumerate(untouched):
+        if skipped is not None:
+            episodes[index] = touch(episodes[index], skipped)
+    rule_states = {
+        rule.id: RuleState(episode=episode, condition_since=held)
+        for rule, episode, held in zip(station_rules, episodes, since, strict=True)
+    }
     transitions.extend(_retire_withdrawn_rules(state, rule_states, windows.max_event_time, station))
 
     aqi = _station_aqi(windows) if accepted_air else None
@@ -288,47 +328,92 @@ def check_data_gaps(
     return replace(state, data_gap=data_gap), transition
 
 
-def _evaluate(
-    rule: Rule, rule_state: RuleState, windows: StationWindows, at: datetime, station: Station
-) -> tuple[RuleState, AlertTransition | None]:
-    value = _rule_value(rule, windows)
-    if value is None:
-        return rule_state, None
-    since = dict(rule_state.condition_since)
-    breached: Level | None = None
-    for level in rule.levels:
-        if not rule.holds(level, value):
-            since.pop(level.severity.name, None)
-            continue
-        if rule.sustained_for <= timedelta(0):
-            breached = level
-            continue
-        started = since.setdefault(level.severity.name, at)
-        if at - started >= rule.sustained_for:
-            breached = level
-    evaluation = Evaluation(
-        event_time=at,
-        severity=breached.severity if breached is not None else None,
-        observed_value=value,
-        threshold=rule.crossed_threshold(breached, value) if breached is not None else None,
-        below_clear_level=rule.is_clear(value),
-        message=_message(rule, value, breached),
-        metadata=_rule_metadata(rule, station),
-    )
-    episode, transition = step(rule_state.episode, evaluation, rule.episode_policy)
-    return RuleState(episode=episode, condition_since=since), transition
+class _RulePlan:
+    """One rule prepared for one station: its constants worked out once per batch, not per sample.
+
+    Messages and metadata are only built when :func:`step` actually returns a transition, which
+    is rare next to the evaluations that change nothing.
+    """
+
+    __slots__ = ("policy", "rule", "station", "sustained", "thresholds", "value")
+
+    def __init__(self, rule: Rule, station: Station, windows: StationWindows) -> None:
+        self.rule = rule
+        self.station = station
+        spec = rule.window_spec
+        self.value: Callable[[], float | None]
+        """The value the rule judges, or ``None`` when there is no (or not enough) data to judge."""
+        if spec is None:
+            self.value = partial(_latest_value, windows, rule.measurand)
+        else:
+            self.value = windows.reader(spec, rule.min_coverage)
+        self.policy = rule.episode_policy
+        self.sustained = rule.sustained_for > timedelta(0)
+        self.thresholds: tuple[tuple[float, Level], ...] | None = None
+        if rule.comparison in (Comparison.ABOVE, Comparison.BELOW):
+            self.thresholds = tuple((level.threshold, level) for level in rule.levels if level.threshold is not None)
+            if len(self.thresholds) != len(rule.levels):
+                self.thresholds = None
+
+    def step(
+        self, episode: EpisodeState, value: float, breached: Level | None, at: datetime
+    ) -> tuple[EpisodeState, AlertTransition]:
+        """Step an episode that :func:`quiet_step` said will emit; only now is the message built."""
+        rule = self.rule
+        evaluation = Evaluation(
+            event_time=at,
+            severity=breached.severity if breached is not None else None,
+            observed_value=value,
+            threshold=rule.crossed_threshold(breached, value) if breached is not None else None,
+            below_clear_level=rule.is_clear(value),
+        )
+        episode, transition = step(episode, evaluation, self.policy)
+        assert transition is not None
+        return episode, replace(transition, message=self.message(value, breached), metadata=self.metadata())
+
+    def breached(self, value: float) -> Level | None:
+        """The last level in ``levels`` whose condition holds, for a rule without ``sustained_for``."""
+        breached: Level | None = None
+        if self.thresholds is None:
+            for level in self.rule.levels:
+                if self.rule.holds(level, value):
+                    breached = level
+        elif self.rule.comparison is Comparison.ABOVE:
+            for threshold, level in self.thresholds:
+                if value > threshold:
+                    breached = level
+        else:
+            for threshold, level in self.thresholds:
+                if value < threshold:
+                    breached = level
+        return breached
+
+    def breached_tracking(self, value: float, since: dict[str, datetime], at: datetime) -> Level | None:
+        """Like :meth:`breached`, but a level counts only once it has held for ``sustained_for``."""
+        rule = self.rule
+        breached: Level | None = None
+        for level in rule.levels:
+            if not rule.holds(level, value):
+                since.pop(level.severity.name, None)
+                continue
+            if not self.sustained:
+                breached = level
+                continue
+            started = since.setdefault(level.severity.name, at)
+            if at - started >= rule.sustained_for:
+                breached = level
+        return breached
+
+    def message(self, value: float, breached: Level | None) -> str:
+        return _message(self.rule, value, breached)
+
+    def metadata(self) -> dict[str, str]:
+        return _rule_metadata(self.rule, self.station)
 
 
-def _rule_value(rule: Rule, windows: StationWindows) -> float | None:
-    """The value a rule judges, or ``None`` when there is no (or not enough) data to judge."""
-    spec = rule.window_spec
-    if spec is None:
-        latest = windows.latest(rule.measurand)
-        return latest[1] if latest is not None else None
-    mean = windows.mean(spec)
-    if mean is None or mean.coverage < rule.min_coverage:
-        return None
-    return mean.mean
+def _latest_value(windows: StationWindows, measurand: str) -> float | None:
+    latest = windows.latest(measurand)
+    return latest[1] if latest is not None else None
 
 
 def _retire_withdrawn_rules(
@@ -361,9 +446,9 @@ def _station_aqi(windows: StationWindows) -> AqiResult | None:
     means: dict[str, float] = {}
     for key, spec in _AQI_WINDOWS.items():
         if spec in tracked:
-            mean = windows.mean(spec)
+            mean = windows.value(spec)
             if mean is not None:
-                means[key] = mean.mean
+                means[key] = mean
     return compute_aqi(means)
 
 

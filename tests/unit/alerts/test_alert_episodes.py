@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,9 @@ from madina.alerts import (
     Severity,
     alert_id,
     force_clear,
+    quiet_step,
     step,
+    touch,
 )
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -232,3 +235,48 @@ def test_alert_id_is_stable_and_separates_fields():
     assert alert_id("d", "a-b", "c", T0) == alert_id("d", "a-b", "c", T0.astimezone())
     assert alert_id("d", "a-b", "c", T0) != alert_id("d", "a", "b-c", T0)
     assert len(alert_id("d", "s", "r", T0)) == 32
+
+
+def test_touch_equals_stepping_through_quiet_evaluations_of_an_idle_episode():
+    _, transitions = run([breach(minutes(0), 80.0), quiet(minutes(1), 10.0), quiet(minutes(40), 10.0)])
+    cleared_idle, _ = run([breach(minutes(0), 80.0), quiet(minutes(1), 10.0), quiet(minutes(40), 10.0)])
+    assert transitions[-1].state is AlertState.CLEARED
+    for start in (fresh(), cleared_idle):
+        quiet_steps = [quiet(minutes(50 + n), 5.0 + n, below_clear_level=n % 2 == 0) for n in range(5)]
+        stepped, emitted = run(quiet_steps, state=start)
+        assert emitted == []
+        assert touch(start, minutes(54)) == stepped
+        assert touch(stepped, minutes(10)) is stepped  # older than the last evaluation: ignored
+
+
+def test_touch_refuses_an_active_episode():
+    state, _ = run([breach(minutes(0), 80.0)])
+    with pytest.raises(ValueError, match="active"):
+        touch(state, minutes(1))
+
+
+def test_quiet_step_is_none_exactly_when_step_emits_and_otherwise_gives_steps_state():
+    rng = random.Random(7)
+    policy = EpisodePolicy(
+        clear_after=timedelta(minutes=20), update_interval=timedelta(minutes=15), update_min_change=0.05
+    )
+    state, emitted = fresh(), 0
+    for n in range(3000):
+        at = minutes(n - rng.choice([0, 0, 0, 0, 3]))  # a few out-of-order evaluations
+        severity = rng.choice([None, None, None, Severity.MINOR, Severity.MAJOR, Severity.CRITICAL])
+        value = rng.uniform(0, 100)
+        evaluation = Evaluation(
+            event_time=at,
+            severity=severity,
+            observed_value=value,
+            threshold=50.0 if severity is not None else None,
+            below_clear_level=rng.random() < 0.7,
+        )
+        quiet = quiet_step(state, at, severity, value, evaluation.below_clear_level, policy)
+        state, transition = step(state, evaluation, policy)
+        if transition is None:
+            assert quiet == state
+        else:
+            assert quiet is None
+            emitted += 1
+    assert emitted > 100

@@ -137,3 +137,33 @@ def test_track_keeps_existing_data_and_forgets_dropped_windows():
 def test_naive_time_is_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         windows().add(datetime(2025, 1, 1), {"pm25_ugm3": 1.0})
+
+
+def test_mean_does_not_depend_on_the_order_slices_arrived_or_were_restored_in():
+    """Float sums must not follow dict order, which differs between a live and a restored state."""
+    samples = [(minute, 0.1 * (minute + 1) + 1e-9 * minute**3) for minute in range(0, 50, 7)]
+    in_order = windows()
+    for minute, value in samples:
+        in_order.add(at(minute), {"pm25_ugm3": value})
+    late_first = windows()
+    for minute, value in sorted(samples, key=lambda s: (s[0] < 45, -s[0])):
+        assert late_first.add(at(minute), {"pm25_ugm3": value}, allowed_lateness=timedelta(hours=1)) is None
+    restored = StationWindows.from_dict(json.loads(json.dumps(late_first.to_dict())))
+    means = {w.mean(PM25_1H) for w in (in_order, late_first, restored)}
+    assert len(means) == 1
+
+
+def test_copy_is_independent_of_the_original():
+    w = windows()
+    w.add(at(1), {"pm25_ugm3": 10.0})
+    twin = w.copy()
+    twin.add(at(2), {"pm25_ugm3": 30.0})
+    assert w.mean(PM25_1H).mean == 10.0  # type: ignore[union-attr]
+    assert twin.mean(PM25_1H).mean == 20.0  # type: ignore[union-attr]
+
+
+def test_value_applies_minimum_coverage():
+    w = windows(PM25_24H)
+    w.add(at(0), {"pm25_ugm3": 10.0})
+    assert w.value(PM25_24H) == 10.0
+    assert w.value(PM25_24H, min_coverage=0.75) is None
