@@ -156,12 +156,7 @@ async def simulate(
     for generator in generators:
         if hasattr(generator, "rng"):
             generator.rng = random.Random(f"{seed}:{generator.domain}")
-    producer = None
-    if bootstrap:
-        from madina.bus.producer import EventProducer
-
-        producer = EventProducer(bootstrap, source="simulator")
-        await producer.start()
+    producer = _LazyProducer(bootstrap) if bootstrap else None
     progress = _Progress()
     tick_s = 0.25
     per_tick = rate * tick_s / len(generators)
@@ -189,6 +184,26 @@ async def simulate(
         if producer is not None:
             await producer.stop()
     return 0
+
+
+class _LazyProducer:
+    """Connects to Kafka on the first TopicRecord, so HTTP-only generators need no broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: Any = None
+
+    async def send(self, spec: TopicSpec, key: str, message: Message) -> None:
+        if self._producer is None:
+            from madina.bus.producer import EventProducer
+
+            self._producer = EventProducer(self._bootstrap, source="simulator")
+            await self._producer.start()
+        await self._producer.send(spec, key, message)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
 
 def run_simulation(
