@@ -22,6 +22,30 @@ HEADER_DLQ_OFFSET = "madina-dlq-original-offset"
 MAX_REASON_BYTES = 2000
 
 
+def dead_letter_headers(
+    spec: TopicSpec,
+    headers: Sequence[tuple[str, bytes]] | None,
+    reason: str,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> Headers:
+    """The original headers plus why and where from, for any producer that parks a record; counts and logs it."""
+    dlq_headers: Headers = [(k, v) for k, v in (headers or ()) if not k.startswith("madina-dlq-")]
+    dlq_headers += [
+        (HEADER_DLQ_REASON, reason.encode()[:MAX_REASON_BYTES]),
+        (HEADER_DLQ_TOPIC, spec.name.encode()),
+    ]
+    if partition is not None:
+        dlq_headers.append((HEADER_DLQ_PARTITION, str(partition).encode()))
+    if offset is not None:
+        dlq_headers.append((HEADER_DLQ_OFFSET, str(offset).encode()))
+    BUS_METRICS.dead_lettered.labels(spec.name, reason.split(":", 1)[0][:60]).inc()
+    log.warning(
+        "record dead-lettered", extra={"topic": spec.name, "partition": partition, "offset": offset, "reason": reason}
+    )
+    return dlq_headers
+
+
 class EventProducer:
     """An idempotent, acks=all aiokafka producer that speaks the registry's topics."""
 
@@ -85,20 +109,7 @@ class EventProducer:
         offset: int | None = None,
     ) -> asyncio.Future:
         """Park a record that could not be processed on ``<topic>.dlq``, bytes untouched, reason in headers."""
-        dlq_headers: Headers = [(k, v) for k, v in (headers or ()) if not k.startswith("madina-dlq-")]
-        dlq_headers += [
-            (HEADER_DLQ_REASON, reason.encode()[:MAX_REASON_BYTES]),
-            (HEADER_DLQ_TOPIC, spec.name.encode()),
-        ]
-        if partition is not None:
-            dlq_headers.append((HEADER_DLQ_PARTITION, str(partition).encode()))
-        if offset is not None:
-            dlq_headers.append((HEADER_DLQ_OFFSET, str(offset).encode()))
-        BUS_METRICS.dead_lettered.labels(spec.name, reason.split(":", 1)[0][:60]).inc()
-        log.warning(
-            "record dead-lettered",
-            extra={"topic": spec.name, "partition": partition, "offset": offset, "reason": reason},
-        )
+        dlq_headers = dead_letter_headers(spec, headers, reason, partition, offset)
         return await self._producer.send(spec.dead_letter.name, value=value, key=key, headers=dlq_headers)
 
     async def flush(self) -> None:

@@ -24,7 +24,7 @@ from faust.web import Request, Response, View
 
 from madina.bus.alert_events import AlertLedger, timestamp
 from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
-from madina.bus.producer import HEADER_DLQ_OFFSET, HEADER_DLQ_PARTITION, HEADER_DLQ_REASON, HEADER_DLQ_TOPIC
+from madina.bus.producer import dead_letter_headers
 from madina.bus.topics import ALERTS, TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response
 from madina.streams import create_stream_app
@@ -65,12 +65,7 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
         return sinks[spec.name]
 
     async def dead_letter(spec: TopicSpec, message: Any, reason: str, value: bytes | None = None) -> None:
-        headers = [(k, v) for k, v in (message.headers or []) if not k.startswith("madina-dlq-")]
-        headers += [(HEADER_DLQ_REASON, reason.encode()[:2000]), (HEADER_DLQ_TOPIC, spec.name.encode()),
-                    (HEADER_DLQ_PARTITION, str(message.partition).encode()),
-                    (HEADER_DLQ_OFFSET, str(message.offset).encode())]
-        BUS_METRICS.dead_lettered.labels(spec.name, reason.split(":", 1)[0][:60]).inc()
-        log.warning("record dead-lettered", extra={"topic": spec.name, "offset": message.offset, "reason": reason})
+        headers = dead_letter_headers(spec, message.headers, reason, message.partition, message.offset)
         await (await sink(spec.dead_letter).send(
             key=message.key, value=message.value if value is None else value, headers=headers))
 
