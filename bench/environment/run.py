@@ -474,16 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stations", type=int, default=200, help="half air, half water")
     parser.add_argument("--batch", type=int, default=50, help="observations per record, backlog and live")
     parser.add_argument("--backlog", type=int,
-                        help="observations pre-loaded, in whole rounds over the stations (default 40k, quick 20k)")
+                        help="observations pre-loaded, in whole rounds over the stations (default 200k, quick 60k)")
     parser.add_argument("--live", type=int,
-                        help="observations produced while running, in whole rounds (default 20k, quick 10k)")
+                        help="observations produced while running, in whole rounds (default 100k, quick 30k)")
     parser.add_argument("--rate", type=float, default=2000.0, help="observations/s in the latency phase")
     parser.add_argument("--latency-batch", type=int, default=10, help="observations per record, latency phase")
     parser.add_argument("--latency-seconds", type=float, help="length of the latency phase (default 30, quick 15)")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
-    backlog = args.backlog or (20_000 if args.quick else 40_000)
-    live = args.live or (10_000 if args.quick else 20_000)
+    backlog = args.backlog or (60_000 if args.quick else 200_000)
+    live = args.live or (30_000 if args.quick else 100_000)
     latency_s = args.latency_seconds or (15.0 if args.quick else 30.0)
 
     with tempfile.TemporaryDirectory(prefix="madina-bench-env-") as scratch_dir:

@@ -5,13 +5,20 @@ their deterministic alert logic re-creates the same transitions with the same
 ``(alert_id, revision)``. :class:`AlertLedger` remembers which of those are already on the topic
 (it reads ``alerts.v1`` back on start-up and after each rebalance), so the replay publishes only
 what is missing: none lost, none doubled.
+
+A processor that had to wait for every alert's acknowledgement before writing the state that
+remembers it would spend most of its time waiting (measured: a third of the environment
+processor's throughput). :class:`AlertOutbox` lets it write the state at once instead: the state
+carries the transitions whose acknowledgement was still outstanding (a transactional outbox), and
+whoever next takes over that state publishes the ones the ledger has not seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -87,6 +94,9 @@ class AlertLedger:
     def __len__(self) -> int:
         return len(self._revisions)
 
+    def revisions(self) -> dict[str, int]:
+        return dict(self._revisions)
+
     async def load(self, bootstrap: str, timeout_s: float = 60.0) -> None:
         """Read ``alerts.v1`` from the start to its current end and remember this domain's revisions."""
 
@@ -98,3 +108,52 @@ class AlertLedger:
             read_topic(bootstrap, ALERTS, remember, follow=False, wait_for_topic=False), timeout_s
         )
         log.info("alert ledger loaded", extra={"domain": self.domain, "alerts": len(self._revisions)})
+
+
+class AlertOutbox:
+    """Alert transitions sent but not yet known to be on ``alerts.v1``, kept inside processor state.
+
+    The outbox itself is a plain ``{"<alert_id>#<revision>": base64 AlertEvent}`` mapping stored
+    in the processor's state (so it travels through a faust changelog as JSON); this object holds
+    what the running process knows about acknowledgements. The protocol, per state write:
+
+    1. :meth:`prune` the entries acknowledged since the state was last written;
+    2. publish each new transition and :meth:`stage` it (``confirm`` runs on its acknowledgement);
+    3. write the state without waiting.
+
+    A crash between the state write and an acknowledgement leaves the entry in the stored state;
+    after a restart or rebalance :meth:`unpublished` names the entries the ledger has not seen.
+    """
+
+    def __init__(self, ledger: AlertLedger) -> None:
+        self.ledger = ledger
+        self._acknowledged: dict[str, int] = {}
+
+    @staticmethod
+    def stage(outbox: MutableMapping[str, str], event: alerts_pb2.AlertEvent) -> None:
+        outbox[f"{event.alert_id}#{event.revision}"] = base64.b64encode(event.SerializeToString()).decode()
+
+    def confirm(self, alert_id: str, revision: int) -> None:
+        if revision > self._acknowledged.get(alert_id, 0):
+            self._acknowledged[alert_id] = revision
+
+    def confirm_loaded(self) -> None:
+        """Call right after :meth:`AlertLedger.load`: what was read back from the topic is acknowledged."""
+        for alert_id, revision in self.ledger.revisions().items():
+            self.confirm(alert_id, revision)
+
+    def prune(self, outbox: MutableMapping[str, str]) -> None:
+        if not outbox:
+            return
+        for entry in [entry for entry in outbox if self._is_acknowledged(entry)]:
+            del outbox[entry]
+
+    def unpublished(self, outbox: Mapping[str, str]) -> list[alerts_pb2.AlertEvent]:
+        """The staged events missing from the ledger, oldest revision of each alert first."""
+        events = [alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in outbox.values()]
+        missing = [e for e in events if not self.ledger.already_published(e.alert_id, e.revision)]
+        return sorted(missing, key=lambda e: (e.alert_id, e.revision))
+
+    def _is_acknowledged(self, entry: str) -> bool:
+        alert_id, _, revision = entry.rpartition("#")
+        return int(revision) <= self._acknowledged.get(alert_id, 0)

@@ -69,6 +69,9 @@ class StoredState:
     applied_offsets: dict[str, int]
     active_alerts: dict[str, str]  # alert_id -> base64 AlertEvent, for station status
     last_aqi_value: int | None
+    # Alert transitions published but not yet acknowledged when the state was written (see
+    # madina.bus.alert_events.AlertOutbox): the state need not wait for alerts.v1.
+    outbox: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def new(cls, station_id: str) -> StoredState:
@@ -83,6 +86,7 @@ class StoredState:
             dict(data.get("applied_offsets", {})),
             dict(data.get("active_alerts", {})),
             data.get("last_aqi_value"),
+            dict(data.get("outbox", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +97,7 @@ class StoredState:
             "applied_offsets": dict(self.applied_offsets),
             "active_alerts": dict(self.active_alerts),
             "last_aqi_value": self.last_aqi_value,
+            "outbox": dict(self.outbox),
         }
 
     def already_applied(self, topic: str, partition: int, offset: int) -> bool:
@@ -100,6 +105,11 @@ class StoredState:
 
     def mark_applied(self, topic: str, partition: int, offset: int) -> None:
         self.applied_offsets[f"{topic}:{partition}"] = offset
+
+
+def source_partitions(stored: Mapping[str, Any]) -> set[int]:
+    """The input partitions a stored state (as the table holds it) was built from."""
+    return {int(key.rpartition(":")[2]) for key in stored.get("applied_offsets", {})}
 
 
 def apply_batch(
