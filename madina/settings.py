@@ -41,6 +41,20 @@ class MadinaSettings(BaseSettings):
         default=4, ge=1, le=256, description="Partitions of every topic Madina creates."
     )
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
+    cities: list[str] = Field(
+        default_factory=list,
+        description="City ids this deployment serves (JSON list); empty serves every city in the seed data.",
+    )
+
+    @model_validator(mode="after")
+    def _known_cities(self) -> MadinaSettings:
+        if self.cities:
+            from madina.geo import load_cities
+
+            unknown = sorted(set(self.cities) - set(load_cities()))
+            if unknown:
+                raise ValueError(f"MADINA_CITIES: unknown city id(s) {unknown}")
+        return self
 
     @model_validator(mode="after")
     def _default_database_in_data_dir(self) -> MadinaSettings:

@@ -10,6 +10,7 @@ status lines only.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -177,6 +178,8 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
     settings = load_settings(MadinaSettings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = _child_env(settings)
+    # The simulator feeds one city: services that watched the others would see them silent.
+    env.setdefault("MADINA_CITIES", json.dumps([city]))
     logs = settings.data_dir / "logs"
     children: list[Child] = []
     stopping = False

@@ -9,7 +9,8 @@ Every measurement runs the producer and the consumer in their own processes, aga
 - ``mock``: a librdkafka mock cluster (``test.mock.num.brokers=1``) hosted by a helper process.
 
 Measured with confluent-kafka (librdkafka) and aiokafka: produce and consume throughput for
-100-byte and 1 KiB records, and produce-to-consume latency p50/p99 at 1k records/s. Each is
+100-byte and 1 KiB records, and produce-to-consume latency p50/p99 at 1k records/s (acks=all,
+no linger) with each client. Each is
 repeated (3 times by default) and the median reported, with our/mock ratios. Results go to
 bench/results/broker.json.
 """
@@ -184,12 +185,7 @@ def latency_consumer(bootstrap: str, topic: str, count: int, size: int) -> dict:
         if message is not None and message.error() is None:
             delays.append(time.time_ns() - int(message.value()[:19]))
     consumer.close()
-    delays_ms = sorted(delay / 1e6 for delay in delays[count // 10 :])  # skip warm-up
-    return {
-        "records": len(delays),
-        "p50_ms": _percentile(delays_ms, 50),
-        "p99_ms": _percentile(delays_ms, 99),
-    }
+    return _latency_summary(delays, count)
 
 
 def latency_producer(bootstrap: str, topic: str, count: int, size: int) -> dict:
@@ -207,6 +203,59 @@ def latency_producer(bootstrap: str, topic: str, count: int, size: int) -> dict:
         producer.poll(0)
     producer.flush(30)
     return {"records": count}
+
+
+async def _latency_consumer_aiokafka(bootstrap: str, topic: str, count: int, size: int) -> dict:
+    import aiokafka
+
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=500, fetch_min_bytes=1
+    )
+    await consumer.start()
+    await consumer._client.force_metadata_update()
+    partitions = [aiokafka.TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for partition in partitions:
+        await consumer.position(partition)  # resolve "end" now, before the producer starts
+    print("ready", flush=True)
+    delays = []
+    deadline = time.monotonic() + 60
+    while len(delays) < count and time.monotonic() < deadline:
+        batches = await consumer.getmany(timeout_ms=200)
+        now = time.time_ns()
+        for records in batches.values():
+            delays.extend(now - int(record.value[:19]) for record in records)
+    await consumer.stop()
+    return _latency_summary(delays, count)
+
+
+async def _latency_producer_aiokafka(bootstrap: str, topic: str, count: int, size: int) -> dict:
+    import aiokafka
+
+    producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    interval = 0.001  # 1k records/s
+    next_send = time.perf_counter()
+    pending = []
+    for _ in range(count):
+        delay = next_send - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        next_send += interval
+        pending.append(await producer.send(topic, str(time.time_ns()).encode().ljust(size, b"x")))
+    await asyncio.gather(*pending)
+    await producer.stop()
+    return {"records": count}
+
+
+def _latency_summary(delays: list[int], count: int) -> dict:
+    delays_ms = sorted(delay / 1e6 for delay in delays[count // 10 :])  # skip warm-up
+    return {
+        "records": len(delays),
+        "p50_ms": _percentile(delays_ms, 50),
+        "p99_ms": _percentile(delays_ms, 99),
+    }
 
 
 def _split_share(topic: str) -> tuple[str, int, int]:
@@ -256,9 +305,12 @@ ROLES = {
     "consume-confluent": consume_confluent,
     "produce-aiokafka": lambda *args: asyncio.run(_produce_aiokafka(*args)),
     "consume-aiokafka": lambda *args: asyncio.run(_consume_aiokafka(*args)),
-    "latency-consumer": latency_consumer,
-    "latency-producer": latency_producer,
+    "latency-consumer-confluent": latency_consumer,
+    "latency-producer-confluent": latency_producer,
+    "latency-consumer-aiokafka": lambda *args: asyncio.run(_latency_consumer_aiokafka(*args)),
+    "latency-producer-aiokafka": lambda *args: asyncio.run(_latency_producer_aiokafka(*args)),
 }
+LATENCY_CLIENTS = ("confluent", "aiokafka")
 
 
 # ---- orchestration ---------------------------------------------------------------------------
@@ -347,14 +399,14 @@ def measure_throughput(server: Server, client: str, count: int, size: int) -> di
     return result
 
 
-def measure_latency(server: Server, count: int) -> dict:
+def measure_latency(server: Server, client: str, count: int) -> dict:
     topic = f"lat-{uuid.uuid4().hex[:8]}"
     # Create the topic first so the consumer can assign it.
     role_result(run_role("produce-confluent", server.bootstrap, topic, 1, 100))
-    consumer = run_role("latency-consumer", server.bootstrap, topic, count, 100)
+    consumer = run_role(f"latency-consumer-{client}", server.bootstrap, topic, count, 100)
     assert consumer.stdout is not None
     consumer.stdout.readline()  # "ready"
-    producer = run_role("latency-producer", server.bootstrap, topic, count, 100)
+    producer = run_role(f"latency-producer-{client}", server.bootstrap, topic, count, 100)
     role_result(producer)
     return role_result(consumer)
 
@@ -419,17 +471,18 @@ def main(argv: list[str] | None = None) -> int:
                             **_median_of(runs),
                         }
                     )
-            for kind in ("madina", "mock"):
-                runs = []
-                for attempt in range(repeat):
-                    run = measure_latency(servers[kind], latency_count)
-                    runs.append(run)
-                    print(
-                        f"[{kind:6}] latency at 1k rec/s run {attempt + 1}: p50 {run['p50_ms']:.2f} ms, "
-                        f"p99 {run['p99_ms']:.2f} ms",
-                        flush=True,
-                    )
-                results["latency"][kind] = _median_of(runs)
+            for client in LATENCY_CLIENTS:
+                for kind in ("madina", "mock"):
+                    runs = []
+                    for attempt in range(repeat):
+                        run = measure_latency(servers[kind], client, latency_count)
+                        runs.append(run)
+                        print(
+                            f"[{kind:6}] {client:9} latency at 1k rec/s run {attempt + 1}: "
+                            f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms",
+                            flush=True,
+                        )
+                    results["latency"][f"{kind}/{client}"] = _median_of(runs)
         finally:
             for server in servers.values():
                 server.stop()
@@ -461,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{client:10} {size:>6} {'ratio':7} {ratio['produce_ratio']:>14.2f} {'':>7} "
             f"{ratio['consume_ratio']:>14.2f}"
         )
-    for kind, latency in results["latency"].items():
-        print(f"latency {kind:7} p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms")
+    for key, latency in results["latency"].items():
+        print(f"latency {key:17} p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms")
     results["ratios"] = ratios
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(results, indent=2))

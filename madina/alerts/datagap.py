@@ -59,6 +59,9 @@ class DataGapState:
 
     episode: EpisodeState
     last_observation_time: datetime | None = None
+    watched_since: datetime | None = None
+    """The first silence check: the baseline for a source that has never reported (a sensor
+    installed but never connected is as silent as one that stopped)."""
 
     @classmethod
     def new(cls, domain: str, source_id: str) -> DataGapState:
@@ -68,6 +71,7 @@ class DataGapState:
         return {
             "episode": self.episode.to_dict(),
             "last_observation_time": time_to_text(self.last_observation_time),
+            "watched_since": time_to_text(self.watched_since),
         }
 
     @classmethod
@@ -75,6 +79,7 @@ class DataGapState:
         return cls(
             episode=EpisodeState.from_dict(data["episode"]),
             last_observation_time=time_from_text(data.get("last_observation_time")),
+            watched_since=time_from_text(data.get("watched_since")),
         )
 
 
@@ -90,9 +95,12 @@ def record_observation(
     previous = state.last_observation_time
     if previous is not None and observe_time <= previous:
         return state, None
-    state = DataGapState(state.episode, observe_time)  # runs per observation; replace() costs 4x more
-    if not state.episode.active or previous is None:
+    # Runs per observation; replace() costs 4x more.
+    state = DataGapState(state.episode, observe_time, state.watched_since)
+    if not state.episode.active:
         return state, None
+    if previous is None:  # the first report of a source whose absence was raised
+        previous = state.watched_since or observe_time
     # The gap was raised at a check time that may be later than this (delayed) observation;
     # clearing at that check time keeps the episode's event times monotonic.
     last_seen = state.episode.last_event_time or observe_time
@@ -118,24 +126,28 @@ def check_silence(
 ) -> tuple[DataGapState, AlertTransition | None]:
     """Raise ``data-gap`` if the source has been silent longer than the policy allows at ``now``.
 
-    A source never heard from is not checked: there is no baseline to be late against.
+    A source never heard from is measured from the first check (``watched_since``, set by it):
+    it gets the same allowance as one that just reported.
     """
     now = require_utc(now, "now")
-    if state.last_observation_time is None:
-        return state, None
-    silence = now - state.last_observation_time
+    if state.last_observation_time is None and state.watched_since is None:
+        return replace(state, watched_since=now), None
+    baseline = state.last_observation_time or state.watched_since
+    assert baseline is not None
+    silence = now - baseline
     limit = policy.silence_limit
     if silence <= limit:
         return state, None
+    if state.last_observation_time is None:
+        message = f"no data from {state.episode.source_id} since monitoring began {_format_span(silence)} ago"
+    else:
+        message = f"no data from {state.episode.source_id} for {_format_span(silence)}"
     evaluation = Evaluation(
         event_time=now,
         severity=policy.severity,
         observed_value=silence.total_seconds(),
         threshold=limit.total_seconds(),
-        message=(
-            f"no data from {state.episode.source_id} for {_format_span(silence)} "
-            f"(limit {_format_span(limit)})"
-        ),
+        message=f"{message} (limit {_format_span(limit)})",
         metadata=metadata or {},
     )
     episode, transition = step(state.episode, evaluation, _GAP_EPISODE_POLICY)

@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def build_runtime(settings: EnvironmentSettings) -> EnvironmentRuntime:
-    stations = {station.id: station for station in load_stations(settings.environment_stations_file)}
+    stations = {
+        station.id: station
+        for station in load_stations(settings.environment_stations_file, serving=settings.cities)
+    }
     return EnvironmentRuntime(
         settings=settings,
         stations=stations,

@@ -314,8 +314,9 @@ def check_data_gaps(
 ) -> tuple[StationState, AlertTransition | None]:
     """Raise ``data-gap`` if the station has been silent too long at ``now`` (pass a watermark).
 
-    Returns the very same state object when nothing was raised, so a caller ticking every few
-    seconds can skip the table write.
+    Returns the very same state object when nothing changed, so a caller ticking every few
+    seconds can skip the table write. (The first check of a station that has never reported
+    changes it: the check starts its clock.)
     """
     policy = DataGapPolicy(
         expected_interval=station.reporting_interval,
@@ -323,7 +324,7 @@ def check_data_gaps(
         severity=config.data_gap_severity,
     )
     data_gap, transition = check_silence(state.data_gap, now, policy, _gap_metadata(station))
-    if transition is None:
+    if data_gap is state.data_gap:
         return state, None
     return replace(state, data_gap=data_gap), transition
 

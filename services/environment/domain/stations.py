@@ -8,7 +8,7 @@ can only name a district the dashboard can draw.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -45,8 +45,14 @@ class Station:
         return {"station_name": self.name, "city": self.city, "district": self.district}
 
 
-def load_stations(path: Path | None = None, cities: Mapping[str, City] | None = None) -> list[Station]:
-    """Stations from ``path`` (default: the seed file), validated; raises :class:`StationDataError`."""
+def load_stations(
+    path: Path | None = None, cities: Mapping[str, City] | None = None, serving: Collection[str] = ()
+) -> list[Station]:
+    """Stations from ``path`` (default: the seed file), validated; raises :class:`StationDataError`.
+
+    ``serving`` keeps only the stations of those city ids (a deployment serves its own city;
+    empty keeps all). Every station is validated either way.
+    """
     source = path or STATIONS_PATH
     geography = cities if cities is not None else load_cities()
     try:
@@ -63,6 +69,8 @@ def load_stations(path: Path | None = None, cities: Mapping[str, City] | None = 
             raise StationDataError(f"{source}: station {station.id!r} field 'id': defined twice")
         seen.add(station.id)
         stations.append(station)
+    if serving:
+        return [station for station in stations if station.city in serving]
     return stations
 
 

@@ -52,7 +52,9 @@ APP_ID = "madina-environment-processor"
 
 
 def create_app(settings: EnvironmentSettings) -> faust.App:
-    stations: dict[str, Station] = {s.id: s for s in load_stations(settings.environment_stations_file)}
+    stations: dict[str, Station] = {
+        s.id: s for s in load_stations(settings.environment_stations_file, serving=settings.cities)
+    }
     profiles = load_profiles(settings.environment_extra_profile_files)
     rules = select_rules(profiles, settings.environment_profiles)
     config = EvaluatorConfig()

@@ -47,7 +47,13 @@ class ProcessorProcess:
 
     @classmethod
     def start(
-        cls, bootstrap: str, workdir: Path, *, tick_interval_s: float = 3600.0, name: str = "processor"
+        cls,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        tick_interval_s: float = 3600.0,
+        name: str = "processor",
+        extra_env: dict[str, str] | None = None,
     ) -> ProcessorProcess:
         credentials = workdir / "credentials.yaml"
         if not credentials.exists():
@@ -64,6 +70,7 @@ class ProcessorProcess:
             "MADINA_ENVIRONMENT_TICK_INTERVAL_S": str(tick_interval_s),
             "MADINA_LOG_FORMAT": "json",
             "MADINA_DEBUG_TRACE": "1",
+            **(extra_env or {}),
         }
         log_path = workdir / f"{name}.log"
         with log_path.open("ab") as log:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from madina.alerts import AlertState
 from madina.bus.producer import HEADER_DLQ_REASON
@@ -242,3 +243,30 @@ async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resu
         processor.stop()
     gap = [e for e in events if e.alert_id == raised[0].alert_id]
     assert [alerts_pb2.AlertState.Name(e.state) for e in gap] == ["ALERT_STATE_RAISED", "ALERT_STATE_CLEARED"]
+
+
+async def test_a_station_that_never_reports_raises_a_data_gap_that_its_first_report_clears(
+    broker: str, tmp_path: Path
+) -> None:
+    await create_topics(broker)
+    stations_file = tmp_path / "stations.yaml"
+    stations_file.write_text(yaml.safe_dump({"stations": [{
+        "id": "test-air-never", "name": "Installed, never connected", "city": "casablanca",
+        "district": "ain-sebaa", "location": [33.6, -7.53], "kinds": ["air"], "measurands": ["pm25_ugm3"],
+        "reporting_interval": "2s",  # data-gap after 3 missed reports: 6 s
+    }]}))
+    processor = ProcessorProcess.start(broker, tmp_path, tick_interval_s=1.0,
+                                       extra_env={"MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file)})
+    try:
+        raised = await wait_for_alerts(broker, 1, timeout_s=60)
+        assert [(e.rule_id, e.state) for e in raised] == [("data-gap", alerts_pb2.ALERT_STATE_RAISED)]
+        assert raised[0].source.entity_id == "test-air-never"
+        assert "since monitoring began" in raised[0].message
+        await produce_observations(
+            broker, [[observation("test-air-never", datetime.now(UTC), StationKind.AIR, pm25_ugm3=5.0)]]
+        )
+        events = await wait_for_alerts(broker, 2, timeout_s=60)
+    finally:
+        processor.stop()
+    assert [alerts_pb2.AlertState.Name(e.state) for e in events] == ["ALERT_STATE_RAISED", "ALERT_STATE_CLEARED"]
+    assert events[0].alert_id == events[1].alert_id

@@ -28,9 +28,27 @@ def heard_at(seconds: int) -> DataGapState:
     return state
 
 
-def test_source_never_heard_from_is_not_reported():
-    state = DataGapState.new("environment", "brk-air-centre")
-    assert check_silence(state, at(10_000), POLICY) == (state, None)
+def test_source_never_heard_from_is_reported_once_the_limit_has_passed_since_the_first_check():
+    state, first = check_silence(DataGapState.new("environment", "brk-air-centre"), at(10_000), POLICY)
+    assert first is None and state.watched_since == at(10_000)
+    assert check_silence(state, at(10_000) + POLICY.silence_limit, POLICY) == (state, None)
+
+    gap, raised = check_silence(state, at(10_001) + POLICY.silence_limit, POLICY)
+
+    assert raised is not None and raised.state is AlertState.RAISED and gap.episode.active
+    assert "since monitoring began" in raised.message
+
+
+def test_the_first_report_of_a_source_raised_as_never_heard_from_clears_the_gap():
+    state, _ = check_silence(DataGapState.new("environment", "brk-air-centre"), at(0), POLICY)
+    state, raised = check_silence(state, at(1_000), POLICY)
+    assert raised is not None
+
+    state, cleared = record_observation(state, at(1_200))
+
+    assert cleared is not None and cleared.state is AlertState.CLEARED
+    assert cleared.observed_value == 1_200.0
+    assert DataGapState.from_dict(state.to_dict()) == state
 
 
 def test_silence_within_limit_raises_nothing():

@@ -74,3 +74,13 @@ def test_service_with_missing_credentials_file_names_it(
     monkeypatch.setenv("MADINA_GRPC_INSECURE", "true")
     with pytest.raises(SettingsError, match=r"absent\.yaml"):
         load_settings(ServiceSettings)
+
+
+def test_cities_setting_accepts_known_city_ids_and_names_an_unknown_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MADINA_CITIES", '["berkane"]')
+    assert load_settings(MadinaSettings).cities == ["berkane"]
+
+    monkeypatch.setenv("MADINA_CITIES", '["berkane", "atlantis"]')
+    with pytest.raises(SettingsError) as raised:
+        load_settings(MadinaSettings)
+    assert "atlantis" in str(raised.value)

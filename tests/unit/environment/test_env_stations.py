@@ -126,3 +126,11 @@ def test_observation_validation_requires_station_and_aware_time():
     assert "observe_time: must be timezone-aware" in errors
     ok = Observation("cas-air-anfa", datetime(2025, 1, 1, tzinfo=UTC), StationKind.AIR, {"pm25_ugm3": 1.0})
     assert validate_observation(ok) == []
+
+
+def test_a_deployment_serving_one_city_loads_only_its_stations():
+    everything = load_stations()
+    berkane = load_stations(serving=["berkane"])
+    assert berkane and all(station.city == "berkane" for station in berkane)
+    assert {s.id for s in berkane} == {s.id for s in everything if s.city == "berkane"}
+    assert len(berkane) < len(everything)
