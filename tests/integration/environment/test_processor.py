@@ -6,6 +6,7 @@ Each test gets its own broker process: the processor's topics and consumer group
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from services.environment.domain.stations import load_stations
 from services.environment.settings import EnvironmentSettings
 from services.environment.topics import AIR_QUALITY, WATER_QUALITY
 from tests.integration.environment.processor_harness import (
+    PARTITIONS,
     ProcessorProcess,
     alert_events,
     create_topics,
@@ -221,6 +223,61 @@ async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exa
         f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
     )
     assert 0 < published_before_kill < total
+
+
+async def test_two_workers_the_busy_one_killed_mid_stream_the_survivor_publishes_every_revision_exactly_once(
+    broker: str, tmp_path: Path
+) -> None:
+    """Partitions and their station states move to the survivor (which held them as standbys):
+    it must re-read alerts.v1 and publish what the dead worker's outboxes hold, nothing twice."""
+    await create_topics(broker)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    records = _episodic_stream(t0)
+    expected = _expected_transitions(records)
+    total = sum(expected.values())
+    workers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        workers.append(ProcessorProcess.start(broker, tmp_path / name, name=name))
+    try:
+        await _wait_until_both_work(broker, *workers)
+        await produce_observations(broker, records)
+        await wait_for_alerts(broker, total // 3, timeout_s=60)
+        # The stations may all hash to one partition: kill the worker that is doing the work.
+        busy = max(workers, key=lambda worker: worker.log_path.read_text().count('"message": "apply"'))
+        busy.kill()  # offsets, changelogs and alerts are cut wherever they are
+        survivor = next(worker for worker in workers if worker is not busy)
+        await wait_for_alerts(broker, total, timeout_s=120)
+        await asyncio.sleep(3)
+        events = await alert_events(broker)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    published = Counter((e.alert_id, e.revision, e.state) for e in events)
+    doubled = {key: n for key, n in published.items() if n > 1}
+    assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
+    assert published == expected, (
+        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
+    )
+    assert '"message": "apply"' in survivor.log_path.read_text(), "the survivor never took over any work"
+
+
+async def _wait_until_both_work(broker: str, *workers: ProcessorProcess) -> None:
+    """Until each worker's latest take-over (logged after every rebalance) covers its own partitions."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        owned = [_last_sweep_partitions(worker) for worker in workers]
+        if all(owned) and sorted(p for partitions in owned for p in partitions) == list(range(PARTITIONS)):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"the workers did not share the partitions: {owned}")
+
+
+def _last_sweep_partitions(worker: ProcessorProcess) -> list[int]:
+    sweeps = [line for line in worker.log_path.read_text().splitlines() if '"outboxes swept"' in line]
+    return list(json.loads(sweeps[-1])["partitions"]) if sweeps else []
 
 
 async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resumes(
