@@ -6,6 +6,8 @@ the exact batch per station with the standard headers, and nothing at all from a
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -415,11 +417,14 @@ async def test_healthz_is_ok_once_producer_and_status_feed_are_ready_and_503_bef
     client: httpx.AsyncClient, env_api: EnvironmentApi
 ) -> None:
     ready = await client.get("/healthz")
-    env_api.runtime.status_feed_ready.clear()
+    # A feed still reading its backlog: a fresh, unset event (clearing the live one would race
+    # with the feed loop, which sets it again on its next poll).
+    live_event = env_api.runtime.status_feed_ready
+    env_api.runtime.status_feed_ready = asyncio.Event()
     try:
         catching_up = await client.get("/healthz")
     finally:
-        env_api.runtime.status_feed_ready.set()
+        env_api.runtime.status_feed_ready = live_event
 
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok", "producer": "ok", "status_feed": "ok"}
