@@ -7,7 +7,6 @@ the exact batch per station with the standard headers, and nothing at all from a
 from __future__ import annotations
 
 import asyncio
-
 import json
 import re
 from collections.abc import AsyncIterator, Callable
