@@ -178,5 +178,15 @@ async def wait_for_alerts(bootstrap: str, count: int, timeout_s: float = 60.0) -
     return events
 
 
+async def settled_alerts(
+    bootstrap: str, count: int, timeout_s: float = 60.0, settle_s: float = 2.0
+) -> list[alerts_pb2.AlertEvent]:
+    """The alerts once ``count`` are there and ``settle_s`` more has passed: a duplicate or an
+    unexpected extra would show up by then."""
+    await wait_for_alerts(bootstrap, count, timeout_s)
+    await asyncio.sleep(settle_s)
+    return await alert_events(bootstrap)
+
+
 def observation(station_id: str, at: datetime, kind: StationKind, **values: float) -> Observation:
     return Observation(station_id=station_id, observe_time=at, kind=kind, values=values)

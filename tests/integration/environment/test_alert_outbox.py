@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from madina_proto.alerts.v1 import alerts_pb2
@@ -29,21 +27,12 @@ from tests.integration.environment.processor_harness import (
     observation,
     produce_observations,
     read_all,
+    settled_alerts,
     wait_for_alerts,
 )
-from tests.support.processes import BrokerProcess
 
 WATER = "cas-water-ain-chock"
 CHANGELOG = f"{APP_ID}-station-state-changelog"
-
-
-@pytest.fixture
-def broker() -> Iterator[str]:
-    process = BrokerProcess.start(memory=True, default_partitions=2)
-    try:
-        yield process.bootstrap
-    finally:
-        process.stop()
 
 
 async def _latest_state(bootstrap: str, station_id: str) -> tuple[int, bytes, dict]:  # type: ignore[type-arg]
@@ -99,9 +88,7 @@ async def test_an_outboxed_alert_missing_from_the_topic_is_published_once_by_the
 
     processor = ProcessorProcess.start(broker, tmp_path, name="second")  # no new input at all
     try:
-        events = await wait_for_alerts(broker, 3, timeout_s=30)
-        await asyncio.sleep(2)  # a duplicate would show up now
-        events = await alert_events(broker)
+        events = await settled_alerts(broker, 3, timeout_s=30, settle_s=2)
     finally:
         processor.stop()
     assert _revisions(events) == [(lost.alert_id, 1), (lost.alert_id, 2), (lost.alert_id, 3)]

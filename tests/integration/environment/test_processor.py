@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from madina.alerts import AlertState
@@ -33,21 +31,12 @@ from tests.integration.environment.processor_harness import (
     produce_observations,
     produce_raw,
     read_all,
+    settled_alerts,
     wait_for_alerts,
 )
-from tests.support.processes import BrokerProcess
 
 WATER = "cas-water-ain-chock"
 AIR = "cas-air-ain-sebaa"
-
-
-@pytest.fixture
-def broker() -> Iterator[str]:
-    process = BrokerProcess.start(memory=True, default_partitions=2)
-    try:
-        yield process.bootstrap
-    finally:
-        process.stop()
 
 
 def _states(events: list[alerts_pb2.AlertEvent]) -> list[tuple[str, str, int]]:
@@ -80,9 +69,7 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
     )
     processor = ProcessorProcess.start(broker, tmp_path)
     try:
-        events = await wait_for_alerts(broker, 4, timeout_s=60)
-        await asyncio.sleep(2)  # anything extra would show up now
-        events = await alert_events(broker)
+        events = await settled_alerts(broker, 4, timeout_s=60, settle_s=2)
     finally:
         processor.stop()
 
@@ -168,6 +155,15 @@ def _episodic_stream(t0: datetime) -> list[list]:  # type: ignore[type-arg]
     return records
 
 
+def assert_exactly_once(events: list[alerts_pb2.AlertEvent], expected: Counter[tuple[str, int, int]]) -> None:
+    published = Counter((e.alert_id, e.revision, e.state) for e in events)
+    doubled = {key: n for key, n in published.items() if n > 1}
+    assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
+    assert published == expected, (
+        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
+    )
+
+
 def _expected_transitions(records: list[list]) -> Counter[tuple[str, int, int]]:  # type: ignore[type-arg]
     """The oracle: the pure evaluator fed the same records, one station at a time."""
     settings_profiles = EnvironmentSettings.model_fields["environment_profiles"].default
@@ -210,18 +206,11 @@ async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exa
     processor = ProcessorProcess.start(broker, tmp_path, name="second")
     try:
         total = sum(expected.values())
-        events = await wait_for_alerts(broker, total, timeout_s=120)
-        await asyncio.sleep(3)
-        events = await alert_events(broker)
+        events = await settled_alerts(broker, total, timeout_s=120, settle_s=3)
     finally:
         processor.stop()
 
-    published = Counter((e.alert_id, e.revision, e.state) for e in events)
-    doubled = {key: n for key, n in published.items() if n > 1}
-    assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
-    assert published == expected, (
-        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
-    )
+    assert_exactly_once(events, expected)
     assert 0 < published_before_kill < total
 
 
@@ -247,19 +236,12 @@ async def test_two_workers_the_busy_one_killed_mid_stream_the_survivor_publishes
         busy = max(workers, key=lambda worker: worker.log_path.read_text().count('"message": "apply"'))
         busy.kill()  # offsets, changelogs and alerts are cut wherever they are
         survivor = next(worker for worker in workers if worker is not busy)
-        await wait_for_alerts(broker, total, timeout_s=120)
-        await asyncio.sleep(3)
-        events = await alert_events(broker)
+        events = await settled_alerts(broker, total, timeout_s=120, settle_s=3)
     finally:
         for worker in workers:
             worker.stop()
 
-    published = Counter((e.alert_id, e.revision, e.state) for e in events)
-    doubled = {key: n for key, n in published.items() if n > 1}
-    assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
-    assert published == expected, (
-        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
-    )
+    assert_exactly_once(events, expected)
     assert '"message": "apply"' in survivor.log_path.read_text(), "the survivor never took over any work"
 
 

@@ -16,12 +16,10 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from madina.auth import write_credentials
@@ -32,15 +30,14 @@ from services.environment.topics import OBSERVATION_TOPICS
 from tests.integration.environment.processor_harness import (
     PARTITIONS,
     ProcessorProcess,
-    alert_events,
     create_topics,
     free_port,
     produce_observations,
     produce_raw,
-    wait_for_alerts,
+    settled_alerts,
 )
-from tests.integration.environment.test_processor import _episodic_stream, _expected_transitions
-from tests.support.processes import BrokerProcess, wait_for_http
+from tests.integration.environment.test_processor import _episodic_stream, _expected_transitions, assert_exactly_once
+from tests.support.processes import wait_for_http
 
 SEEK_DELAY_S = 2.0
 CHANGELOG = f"{APP_ID}-station-state-changelog"
@@ -63,15 +60,6 @@ from madina.cli import main
 sys.argv = ["madina", "service", "environment-processor"]
 sys.exit(main(sys.argv[1:]))
 """
-
-
-@pytest.fixture
-def broker() -> Iterator[str]:
-    process = BrokerProcess.start(memory=True, default_partitions=2)
-    try:
-        yield process.bootstrap
-    finally:
-        process.stop()
 
 
 def _start_slow_seek_processor(bootstrap: str, workdir: Path) -> ProcessorProcess:
@@ -163,9 +151,7 @@ async def test_records_fetched_during_the_post_recovery_seek_are_all_processed(b
     processor = _start_slow_seek_processor(broker, tmp_path)
     try:
         total = sum(expected.values())
-        await wait_for_alerts(broker, total, timeout_s=120)
-        await asyncio.sleep(3)  # a few commit intervals
-        events = await alert_events(broker)
+        events = await settled_alerts(broker, total, timeout_s=120, settle_s=3)
         ends, committed = await _end_and_committed_offsets(broker)
     finally:
         processor.stop()
@@ -179,7 +165,4 @@ async def test_records_fetched_during_the_post_recovery_seek_are_all_processed(b
     assert {tp: committed[tp] for tp in ends if ends[tp]} == {tp: end for tp, end in ends.items() if end}, (
         "faust stopped committing a partition"
     )
-    published = Counter((e.alert_id, e.revision, e.state) for e in events)
-    assert published == expected, (
-        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
-    )
+    assert_exactly_once(events, expected)
