@@ -4,20 +4,26 @@
 declared from the registry, offsets start at the earliest record, acks=all, a short linger and
 commit interval, and a session timeout short enough that a dead worker's partitions move within
 seconds. It also closes two gaps in faust's at-least-once guarantee, described at
-:func:`_drain_before_commit` and :class:`KeepLiveEventsFlowControl`.
+:func:`_drain_before_commit` and :class:`KeepLiveEventsFlowControl`. :class:`ExactlyOnceAlerts`
+turns a processor's alert transitions into AlertEvents on ``alerts.v1`` exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import faust
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from madina.bus.alert_events import AlertLedger, AlertOutbox
+from madina.bus.codec import encode, standard_headers
+from madina.bus.topics import ALERTS
 from madina.settings import MadinaSettings
+from madina_proto.alerts.v1 import alerts_pb2
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +116,117 @@ def _drain_before_commit(buffer: Any) -> None:
                 await asyncio.sleep(0)
 
     buffer.flush = drain  # type: ignore[method-assign]
+
+
+class ExactlyOnceAlerts:
+    """A faust processor's alert publishing, exactly once across kill -9, restarts and rebalances.
+
+    faust is at-least-once, so a processor replays records after a crash; its deterministic alert
+    logic then re-creates transitions with the same ``(alert_id, revision)``. This keeps each on
+    ``alerts.v1`` once, without making the processor wait for acknowledgements:
+
+    - the :class:`~madina.bus.alert_events.AlertLedger` skips revisions already published (it
+      re-reads ``alerts.v1`` at start and after every rebalance);
+    - each table value carries an outbox (:class:`~madina.bus.alert_events.AlertOutbox`) of the
+      revisions not yet acknowledged when it was written, and after an assignment the new owner
+      publishes those the topic lacks, before its first record or within a second when idle.
+
+    The table's values are the domain's own; ``outbox_of`` and ``partitions_of`` say where a value
+    keeps its outbox and which input partitions it was built from (standby copies of other
+    workers' partitions must not be swept). In the agent: ``await alerts.start()`` once, then
+    ``await alerts.take_over_if_reassigned()`` before each record's state is read, and
+    ``await alerts.publish(outbox, events)`` before that state is written.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        table: Any,
+        *,
+        domain: str,
+        source: str,
+        bootstrap: str,
+        input_topics: Collection[str],
+        outbox_of: Callable[[Mapping[str, Any]], MutableMapping[str, str] | None],
+        partitions_of: Callable[[Mapping[str, Any]], set[int]],
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.source = source
+        self.bootstrap = bootstrap
+        self.input_topics = frozenset(input_topics)
+        self.outbox_of = outbox_of
+        self.partitions_of = partitions_of
+        self.ledger = AlertLedger(domain)
+        self.outbox = AlertOutbox(self.ledger)
+        self._ledger_lock = asyncio.Lock()
+        self._takeover_lock = asyncio.Lock()
+        self._started = asyncio.Event()
+        self._swept: set[Any] | None = None
+        self._sink = app.topic(ALERTS.name, key_serializer="raw", value_serializer="raw")
+        app.timer(interval=1.0)(self._take_over_when_idle)
+
+    async def start(self) -> None:
+        async with self._ledger_lock:
+            await self.ledger.load(self.bootstrap)
+            self.outbox.confirm_loaded()
+        self._started.set()
+
+    async def publish(self, outbox: MutableMapping[str, str], events: Iterable[alerts_pb2.AlertEvent]) -> None:
+        """Send ``events`` and stage them in ``outbox`` (part of the state about to be written)."""
+        self.outbox.prune(outbox)
+        for event in events:
+            if await self._send(event):
+                AlertOutbox.stage(outbox, event)
+
+    async def take_over_if_reassigned(self) -> None:
+        assignment = self._active_assignment()
+        if assignment != self._swept:
+            await self._take_over(assignment)
+
+    async def _send(self, event: alerts_pb2.AlertEvent) -> bool:
+        async with self._ledger_lock:
+            if self.ledger.already_published(event.alert_id, event.revision):
+                return False
+            self.ledger.record(event.alert_id, event.revision)
+        sent = await self._sink.send(
+            key=event.alert_id.encode(), value=encode(event),
+            headers=standard_headers(ALERTS, self.source, int(event.event_time.ToMilliseconds())))
+        alert_id, revision = event.alert_id, event.revision
+
+        def acknowledged(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self.outbox.confirm(alert_id, revision)
+
+        sent.add_done_callback(acknowledged)  # type: ignore[attr-defined]  # a FutureMessage is an asyncio.Future
+        return True
+
+    def _active_assignment(self) -> set[Any]:
+        return {tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.input_topics}
+
+    async def _take_over(self, assignment: set[Any]) -> None:
+        async with self._takeover_lock:
+            if assignment == self._swept:
+                return
+            if self._swept is not None:  # a rebalance: others may have published since we last read the topic
+                async with self._ledger_lock:
+                    await self.ledger.load(self.bootstrap)
+                    self.outbox.confirm_loaded()
+            self._swept = assignment
+            active = {tp.partition for tp in assignment}
+            republished = 0
+            for value in list(self.table.values()):
+                outbox = self.outbox_of(value) if value else None
+                if not outbox or not self.partitions_of(value) & active:
+                    continue
+                for event in self.outbox.unpublished(outbox):
+                    republished += await self._send(event)
+            log.info("outboxes swept", extra={"partitions": sorted(active), "republished_alerts": republished})
+
+    async def _take_over_when_idle(self) -> None:
+        # The agent takes over before its first record after an assignment; this covers a worker
+        # whose partitions stay quiet after recovery.
+        app = self.app
+        ready = not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        if ready and self._started.is_set():
+            await self.take_over_if_reassigned()

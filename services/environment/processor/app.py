@@ -8,10 +8,9 @@ thousands of observations per second (see bench/environment).
 
 Delivery: faust is at-least-once. A record is re-applied only if the stored state does not
 already contain it (offset guard), and an alert transition already on ``alerts.v1`` is not
-published again (AlertLedger). The state is written without waiting for its alerts to be
-acknowledged: it carries them in an outbox (AlertOutbox), and after a restart or rebalance the
-new owner publishes whatever the outbox holds and the topic lacks. So a kill -9 anywhere yields
-each alert revision exactly once.
+published again, nor waited for: the state carries unacknowledged alerts in an outbox that a
+new owner publishes after a restart or rebalance (madina.streams.ExactlyOnceAlerts). So a kill -9
+anywhere yields each alert revision exactly once.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from madina.bus.alert_events import AlertLedger, AlertOutbox, timestamp
+from madina.bus.alert_events import timestamp
 from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
 from madina.bus.producer import dead_letter_headers
-from madina.bus.topics import ALERTS, TopicSpec
+from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response
-from madina.streams import create_stream_app
+from madina.streams import ExactlyOnceAlerts, create_stream_app
 from madina_proto.environment.v1 import station_pb2
 from services.environment.convert import observation_to_pb
 from services.environment.domain.evaluator import EvaluatorConfig
@@ -59,10 +58,6 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
     rules = select_rules(profiles, settings.environment_profiles)
     config = EvaluatorConfig()
     specs: dict[str, TopicSpec] = {spec.name: spec for spec in PROCESSOR_INPUTS}
-    ledger = AlertLedger("environment")
-    outbox = AlertOutbox(ledger)
-    ledger_lock = asyncio.Lock()
-    ledger_loaded = asyncio.Event()
 
     app = create_stream_app(
         APP_ID, settings, web_port=settings.environment_processor_port, web_host=settings.bind_host
@@ -82,29 +77,13 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
         await (await sink(spec.dead_letter).send(
             key=message.key, value=message.value if value is None else value, headers=headers))
 
-    async def send_alert(event: Any) -> bool:
-        """Publish one transition the ledger has not seen; its acknowledgement confirms it in the outbox."""
-        async with ledger_lock:
-            if ledger.already_published(event.alert_id, event.revision):
-                return False
-            ledger.record(event.alert_id, event.revision)
-        sent = await sink(ALERTS).send(
-            key=event.alert_id.encode(), value=encode(event),
-            headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds())))
-        alert_id, revision = event.alert_id, event.revision
-
-        def acknowledged(future: asyncio.Future[Any]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                outbox.confirm(alert_id, revision)
-
-        sent.add_done_callback(acknowledged)  # type: ignore[attr-defined]  # a FutureMessage is an asyncio.Future
-        return True
+    alerts = ExactlyOnceAlerts(
+        app, table, domain="environment", source=SOURCE, bootstrap=settings.bootstrap_servers,
+        input_topics=specs, outbox_of=lambda value: value.get("outbox"), partitions_of=source_partitions,
+    )
 
     async def publish(outputs: Outputs, stored: StoredState, spec: TopicSpec, message: Any) -> None:
-        outbox.prune(stored.outbox)
-        for event in outputs.alerts:
-            if await send_alert(event):
-                AlertOutbox.stage(stored.outbox, event)
+        await alerts.publish(stored.outbox, outputs.alerts)
         for out_spec, key, out in outputs.records:
             # Status, AQI and KPI records are snapshots: faust flushes them before it commits, and a
             # replay re-sends them; nothing waits for their acknowledgement.
@@ -113,36 +92,6 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
             single = observation_to_pb(rejection.observation)
             batch = spec.message_type(station_id=rejection.observation.station_id, observations=[single])
             await dead_letter(spec, message, f"{rejection.code}: {rejection.detail}", batch.SerializeToString())
-
-    swept: set[Any] | None = None
-    takeover_lock = asyncio.Lock()
-
-    def active_assignment() -> set[Any]:
-        return {tp for tp in app.assignor.assigned_actives() if tp.topic in specs}
-
-    async def take_over(assignment: set[Any]) -> None:
-        """After start-up or a rebalance: publish what the outboxes of our stations hold and the
-        topic lacks (their owner died between writing the state and the acknowledgement)."""
-        nonlocal swept
-        async with takeover_lock:
-            if assignment == swept:
-                return
-            if swept is not None:  # a rebalance: others may have published since we last read the topic
-                async with ledger_lock:
-                    await ledger.load(settings.bootstrap_servers)
-                    outbox.confirm_loaded()
-            swept = assignment
-            await _sweep(assignment)
-
-    async def _sweep(assignment: set[Any]) -> None:
-        active = {tp.partition for tp in assignment}
-        republished = 0
-        for value in list(table.values()):
-            if not value or not value.get("outbox") or not source_partitions(value) & active:
-                continue
-            for event in outbox.unpublished(value["outbox"]):
-                republished += await send_alert(event)
-        log.info("outboxes swept", extra={"partitions": sorted(active), "republished_alerts": republished})
 
     # The table holds plain dicts (that is what its changelog carries); decoding one costs more than
     # evaluating a batch, so the object behind the dict we last wrote is kept and reused while the
@@ -158,15 +107,10 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
 
     @app.agent(source)
     async def process(stream: faust.StreamT) -> None:
-        async with ledger_lock:
-            await ledger.load(settings.bootstrap_servers)
-            outbox.confirm_loaded()
-        ledger_loaded.set()
+        await alerts.start()
         async for event in stream.events():
             message = event.message
-            assignment = active_assignment()
-            if assignment != swept:
-                await take_over(assignment)
+            await alerts.take_over_if_reassigned()
             spec = specs[message.topic]
             BUS_METRICS.consumed.labels(spec.name).inc()
             try:
@@ -200,14 +144,6 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
             table[station_id] = value
             decoded_states[station_id] = (value, stored)
 
-    @app.timer(interval=1.0)
-    async def take_over_when_idle() -> None:
-        # The agent sweeps before its first record after an assignment; this covers a worker
-        # whose partitions stay quiet after recovery.
-        ready = not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        if ready and ledger_loaded.is_set() and (assignment := active_assignment()) != swept:
-            await take_over(assignment)
-
     @app.timer(interval=settings.environment_tick_interval_s, on_leader=True)
     async def tick_stations() -> None:
         now = timestamp(datetime.now(UTC))
@@ -221,7 +157,7 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
     class Health(View):
         async def get(self, request: Request) -> Response:
             ready = app.rebalancing is False and process.started if hasattr(process, "started") else True
-            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(ledger)},
+            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(alerts.ledger)},
                              status=200 if ready else 503)
 
     @app.page("/metrics")
