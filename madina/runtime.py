@@ -1,12 +1,25 @@
-"""Running a long-lived asyncio process the same way everywhere: stop cleanly on SIGTERM or Ctrl-C."""
+"""Running a long-lived process the same way everywhere: stop cleanly on SIGTERM or Ctrl-C, and
+keep the garbage collector off what lives as long as the process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+
+def freeze_startup_heap() -> None:
+    """Call once start-up has imported and built what lives as long as the process.
+
+    Left in the collected heap, those objects (faust, aiokafka, grpc, protobuf, the app) are
+    scanned by every full collection: ~100 ms pauses that set a stream processor's p99 latency
+    (bench/environment). Frozen, collections scan only objects made afterwards.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def wait_for_stop_signal() -> None:
@@ -35,5 +48,6 @@ def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
             await task
         stopper.cancel()
 
+    freeze_startup_heap()
     asyncio.run(runner())
     return 0

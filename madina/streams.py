@@ -22,6 +22,7 @@ from mode.utils.queues import FlowControlEvent
 from madina.bus.alert_events import AlertLedger, AlertOutbox
 from madina.bus.codec import encode, standard_headers
 from madina.bus.topics import ALERTS
+from madina.runtime import freeze_startup_heap
 from madina.settings import MadinaSettings
 from madina_proto.alerts.v1 import alerts_pb2
 
@@ -96,6 +97,13 @@ def create_stream_app(
     }
     options.update(overrides)
     return StreamApp(app_id, **options)
+
+
+def run_worker(app: faust.App, settings: MadinaSettings) -> None:
+    """Run ``app`` as a faust worker until it is stopped (SIGTERM/SIGINT)."""
+    freeze_startup_heap()
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)
+    worker.execute_from_commandline()
 
 
 def _drain_before_commit(buffer: Any) -> None:

@@ -43,6 +43,7 @@ from madina.broker.protocol import (
     parse_header,
     peek_header,
 )
+from madina.runtime import freeze_startup_heap
 
 logger = logging.getLogger("madina.broker")
 
@@ -490,5 +491,6 @@ def serve(
         auto_create=auto_create,
         **options,
     )
+    freeze_startup_heap()
     asyncio.run(_serve_until_signalled(config))
     return 0

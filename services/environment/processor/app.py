@@ -29,7 +29,7 @@ from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
 from madina.bus.producer import dead_letter_headers
 from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response
-from madina.streams import ExactlyOnceAlerts, create_stream_app
+from madina.streams import ExactlyOnceAlerts, create_stream_app, run_worker
 from madina_proto.environment.v1 import station_pb2
 from services.environment.convert import observation_to_pb
 from services.environment.domain.evaluator import EvaluatorConfig
@@ -177,8 +177,7 @@ def main() -> int:
     configure_logging(SOURCE, settings.log_level, settings.log_format)
     asyncio.run(_ensure_topics(settings))
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)
-    worker.execute_from_commandline()
+    run_worker(app, settings)
     return 0
 
 
