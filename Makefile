@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 export MADINA_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install run test test-unit test-integration proto proto-check lint bench system-deps clean help
+.PHONY: install run test test-unit test-integration proto proto-check lint bench bench-deps system-deps clean help
 .DEFAULT_GOAL := help
 
 help: ## list targets
@@ -57,7 +57,10 @@ test-unit: install ## unit tests only
 run: install ## the whole city on this machine: broker, services, simulator, dashboard
 	$(PY) -m madina up
 
-bench: install ## benchmarks under bench/ (results in bench/results/; BENCH_ARGS=--quick for a smoke run)
+bench-deps: ## Debian packages the benchmarks use (kcat: a C librdkafka consumer)
+	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+
+bench: install bench-deps ## benchmarks under bench/ (results in bench/results/; BENCH_ARGS=--quick for a smoke run)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## remove local state (data/) and build leftovers

@@ -10,7 +10,9 @@ Every measurement runs the producer and the consumer in their own processes, aga
 
 Measured with confluent-kafka (librdkafka) and aiokafka: produce and consume throughput for
 100-byte and 1 KiB records, and produce-to-consume latency p50/p99 at 1k records/s (acks=all,
-no linger) with each client. Each is
+no linger) with each client. The Python confluent consumer tops out near the target on its own
+per-message cost, so consume is also measured with kcat (librdkafka's C command-line client, one
+process, no Python per message): that is the broker's rate rather than a client's. Each is
 repeated (3 times by default) and the median reported, with our/mock ratios. Results go to
 bench/results/broker.json.
 """
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,6 +107,26 @@ def consume_confluent(bootstrap: str, topic: str, count: int, size: int) -> dict
     elapsed = time.perf_counter() - started
     consumer.close()
     return {"records": received, "seconds": elapsed}
+
+
+def consume_kcat(bootstrap: str, topic: str) -> dict | None:
+    """Read ``topic`` to its end with kcat: librdkafka with no Python per message, so this is the
+    broker's consume rate rather than a client's. None when kcat is not installed."""
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        return None
+    started = time.perf_counter()
+    reader = subprocess.Popen(
+        [kcat, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "\\n",
+         "-X", "fetch.wait.max.ms=100"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        output, _ = reader.communicate(timeout=CONSUME_DEADLINE_S)
+    except subprocess.TimeoutExpired:  # like the Python consumers: records read by the deadline
+        reader.kill()
+        output, _ = reader.communicate()
+    return {"records": output.count(b"\n"), "seconds": time.perf_counter() - started}
 
 
 async def _produce_aiokafka(bootstrap: str, topic: str, count: int, size: int) -> dict:
@@ -390,8 +413,13 @@ def measure_throughput(server: Server, client: str, count: int, size: int) -> di
         }
     else:
         consumed = role_result(run_role(f"consume-{client}", server.bootstrap, topic, count + 1, size))
+    phases = [("produce", produced), ("consume", consumed)]
+    if client == "confluent":
+        by_kcat = consume_kcat(server.bootstrap, topic)
+        if by_kcat is not None:
+            phases.append(("consume_kcat", by_kcat))
     result = {}
-    for phase, outcome in (("produce", produced), ("consume", consumed)):
+    for phase, outcome in phases:
         seconds = max(outcome["seconds"], 1e-9)
         result[f"{phase}_records_per_s"] = outcome["records"] / seconds
         result[f"{phase}_mb_per_s"] = outcome["records"] * size / seconds / 1e6
@@ -409,6 +437,10 @@ def measure_latency(server: Server, client: str, count: int) -> dict:
     producer = run_role(f"latency-producer-{client}", server.bootstrap, topic, count, 100)
     role_result(producer)
     return role_result(consumer)
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
 
 
 def _median_of(runs: list[dict]) -> dict:
@@ -459,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
                             f"produce {run['produce_records_per_s']:>10,.0f} rec/s "
                             f"({run['produce_mb_per_s']:6.1f} MB/s), "
                             f"consume {run['consume_records_per_s']:>10,.0f} rec/s "
-                            f"({run['consume_mb_per_s']:6.1f} MB/s)",
+                            f"({run['consume_mb_per_s']:6.1f} MB/s)"
+                            + (f", kcat consume {run['consume_kcat_records_per_s']:>10,.0f} rec/s"
+                               if "consume_kcat_records_per_s" in run else ""),
                             flush=True,
                         )
                     results["throughput"].append(
@@ -490,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'client':10} {'size':>6} {'server':7} {'produce rec/s':>14} {'MB/s':>7} {'consume rec/s':>14} "
-        f"{'MB/s':>7}"
+        f"{'MB/s':>7} {'kcat consume rec/s':>19}"
     )
     by_key = {(row["server"], row["client"], row["record_bytes"]): row for row in results["throughput"]}
     ratios = []
@@ -500,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{client:10} {size:>6} {kind:7} {row['produce_records_per_s']:>14,.0f} "
                 f"{row['produce_mb_per_s']:>7.1f} {row['consume_records_per_s']:>14,.0f} "
-                f"{row['consume_mb_per_s']:>7.1f}"
+                f"{row['consume_mb_per_s']:>7.1f} {_cell(row.get('consume_kcat_records_per_s'), '{:,.0f}'):>19}"
             )
         ours, mock = by_key[("madina", client, size)], by_key[("mock", client, size)]
         ratio = {
@@ -509,11 +543,16 @@ def main(argv: list[str] | None = None) -> int:
             "produce_ratio": ours["produce_records_per_s"] / mock["produce_records_per_s"],
             "consume_ratio": ours["consume_records_per_s"] / max(mock["consume_records_per_s"], 1e-9),
         }
+        if "consume_kcat_records_per_s" in ours and "consume_kcat_records_per_s" in mock:
+            ratio["consume_kcat_ratio"] = ours["consume_kcat_records_per_s"] / max(
+                mock["consume_kcat_records_per_s"], 1e-9)
         ratios.append(ratio)
         print(
             f"{client:10} {size:>6} {'ratio':7} {ratio['produce_ratio']:>14.2f} {'':>7} "
-            f"{ratio['consume_ratio']:>14.2f}"
+            f"{ratio['consume_ratio']:>14.2f} {'':>7} {_cell(ratio.get('consume_kcat_ratio'), '{:.2f}'):>19}"
         )
+    if not shutil.which("kcat"):
+        print("kcat consume: not measured (kcat is not installed; `make bench` installs it)")
     for key, latency in results["latency"].items():
         print(f"latency {key:17} p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms")
     results["ratios"] = ratios
