@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -480,3 +481,23 @@ async def test_openapi_documents_the_three_ingest_paths_and_every_schema_referen
     )
     assert dangling == [], f"$refs with no schema in components: {dangling}"
     assert "pm25_ugm3" in schemas["AirQualityObservation"]["properties"]
+
+
+async def test_a_deployment_serving_one_city_refuses_the_other_citys_stations(
+    kafka_bootstrap: str, tmp_path: Path, moment: datetime
+) -> None:
+    async with running_environment_api(kafka_bootstrap, tmp_path, cities=["berkane"]) as api, serving_http(
+        create_http_app(api.runtime)
+    ) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        elsewhere = await http.post("/v1/air-quality", headers=bearer(api.publisher_token), json={
+            "station_id": AIR_STATION, "observe_time": rfc3339(moment), "pm25_ugm3": 12.0})
+        served = await http.post("/v1/air-quality", headers=bearer(api.publisher_token), json={
+            "station_id": "brk-air-centre", "observe_time": rfc3339(moment), "pm25_ugm3": 12.0})
+        listed = await http.get("/v1/stations", headers=bearer(api.reader_token))
+
+    assert elsewhere.status_code == 422
+    assert f"unknown station {AIR_STATION!r}" in elsewhere.text
+    assert served.status_code == 202, served.text
+    assert listed.status_code == 200
+    ids = [s["station_id"] for s in listed.json()["stations"]]
+    assert ids and all(station_id.startswith("brk-") for station_id in ids), ids
