@@ -54,7 +54,9 @@ class ProcessorProcess:
         tick_interval_s: float = 3600.0,
         name: str = "processor",
         extra_env: dict[str, str] | None = None,
+        argv: Sequence[str] | None = None,
     ) -> ProcessorProcess:
+        """The processor (or ``argv``, a variant of it) with its settings for ``bootstrap``, once healthy."""
         credentials = workdir / "credentials.yaml"
         if not credentials.exists():
             write_credentials(credentials, {"nobody": []})
@@ -75,7 +77,7 @@ class ProcessorProcess:
         log_path = workdir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "madina", "service", "environment-processor"],
+                list(argv or (sys.executable, "-m", "madina", "service", "environment-processor")),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,6 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from madina.auth import write_credentials
 from madina.settings import MadinaSettings
 from madina.streams import create_stream_app
 from services.environment.processor.app import APP_ID
@@ -37,7 +34,6 @@ from tests.integration.environment.processor_harness import (
     settled_alerts,
 )
 from tests.integration.environment.test_processor import _episodic_stream, _expected_transitions, assert_exactly_once
-from tests.support.processes import wait_for_http
 
 SEEK_DELAY_S = 2.0
 CHANGELOG = f"{APP_ID}-station-state-changelog"
@@ -63,39 +59,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _start_slow_seek_processor(bootstrap: str, workdir: Path) -> ProcessorProcess:
-    credentials = workdir / "credentials.yaml"
-    write_credentials(credentials, {"nobody": []})
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "MADINA_KAFKA_BOOTSTRAP": bootstrap,
-        "MADINA_CREDENTIALS_FILE": str(credentials),
-        "MADINA_GRPC_INSECURE": "true",
-        "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
-        "MADINA_DATA_DIR": str(workdir / "data"),
-        "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
-        "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "3600",
-        "MADINA_LOG_FORMAT": "json",
-        "MADINA_DEBUG_TRACE": "1",
-    }
-    log_path = workdir / "processor.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", SLOW_SEEK_PROCESSOR],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            start_new_session=True,
-        )
-    started = ProcessorProcess(process, port, log_path)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
-    except Exception as error:
-        started.kill()
-        raise RuntimeError(f"{error}\n--- processor log ---\n{log_path.read_text()[-4000:]}") from error
-    return started
+    return ProcessorProcess.start(
+        bootstrap, workdir, argv=[sys.executable, "-c", SLOW_SEEK_PROCESSOR], extra_env={"PYTHONPATH": str(REPO_ROOT)}
+    )
 
 
 def _offsets_seen(log_path: Path) -> dict[tuple[str, int], list[int]]:
