@@ -49,12 +49,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.environment.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from bench.environment.workload import Record, Workload, make_stations, write_stations_file
-from madina.auth import write_credentials
 from madina.bus import ALERTS, KPIS, ensure_topics
 from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.topics import ALL, STATION_STATUS
+from tests.integration.environment.processor_harness import ProcessorProcess
 from tests.support.processes import READY_LINE as BROKER_READY
-from tests.support.processes import BrokerProcess, wait_for_http
+from tests.support.processes import BrokerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results" / "environment.json"
@@ -120,36 +120,13 @@ class FaustProcessor(Processor):
     kind = "faust"
     applied_topic = STATION_STATUS.name
     alerts_topic = ALERTS.name
-    command = ("-m", "madina", "service", "environment-processor")
 
     def __init__(self, bootstrap: str, workdir: Path, stations_file: Path) -> None:
-        credentials = workdir / "credentials.yaml"
-        write_credentials(credentials, {"nobody": []})
-        port = _free_port()
-        # As processor_harness.ProcessorProcess starts it, without MADINA_DEBUG_TRACE (a log line per record).
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
-            "MADINA_KAFKA_BOOTSTRAP": bootstrap,
-            "MADINA_CREDENTIALS_FILE": str(credentials),
-            "MADINA_GRPC_INSECURE": "true",
-            "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
-            "MADINA_DATA_DIR": str(workdir / "data"),
-            "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
-            "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "3600",
-            "MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file),
-            "MADINA_LOG_FORMAT": "json",
-        }
-        self.log_path = workdir / "processor.log"
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, *self.command],
-                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
-            )
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=self.process)
-        except Exception as error:
-            self.stop()
-            raise RuntimeError(f"{error}\n--- processor log ---\n{self.log_path.read_text()[-4000:]}") from error
+        started = ProcessorProcess.start(
+            bootstrap, workdir, partitions=PARTITIONS, debug_trace=False,
+            extra_env={"MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file)},
+        )
+        self.process, self.log_path = started.process, started.log_path
 
 
 class PlainProcessor(Processor):
@@ -187,14 +164,6 @@ def start_broker(data_dir: Path, log_path: Path) -> BrokerProcess:
         process.kill()
         raise RuntimeError(f"broker did not start: {line!r}; see {log_path}")
     return BrokerProcess(process, line[len(BROKER_READY):].strip())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- what comes out --------------------------------------------------------------------------

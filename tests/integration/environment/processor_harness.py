@@ -55,6 +55,8 @@ class ProcessorProcess:
         name: str = "processor",
         extra_env: dict[str, str] | None = None,
         argv: Sequence[str] | None = None,
+        partitions: int = PARTITIONS,
+        debug_trace: bool = True,
     ) -> ProcessorProcess:
         """The processor (or ``argv``, a variant of it) with its settings for ``bootstrap``, once healthy."""
         credentials = workdir / "credentials.yaml"
@@ -62,16 +64,17 @@ class ProcessorProcess:
             write_credentials(credentials, {"nobody": []})
         port = free_port()
         env = {
-            **os.environ,
+            # Only the settings given here: none inherited from the shell that runs the tests.
+            **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
             "MADINA_KAFKA_BOOTSTRAP": bootstrap,
             "MADINA_CREDENTIALS_FILE": str(credentials),
             "MADINA_GRPC_INSECURE": "true",
-            "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
+            "MADINA_TOPIC_PARTITIONS": str(partitions),
             "MADINA_DATA_DIR": str(workdir / "data"),
             "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
             "MADINA_ENVIRONMENT_TICK_INTERVAL_S": str(tick_interval_s),
             "MADINA_LOG_FORMAT": "json",
-            "MADINA_DEBUG_TRACE": "1",
+            **({"MADINA_DEBUG_TRACE": "1"} if debug_trace else {}),  # a log line per record
             **(extra_env or {}),
         }
         log_path = workdir / f"{name}.log"
