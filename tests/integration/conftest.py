@@ -1,8 +1,11 @@
-"""Integration fixtures: a session-wide Kafka-wire broker reached over TCP.
+"""Integration fixtures: Kafka brokers reached over TCP.
 
-By default the embedded broker runs as a separate process (`madina broker --port 0 --memory`), so
-tests exercise the same bytes on the wire as production. Set MADINA_TEST_KAFKA_BOOTSTRAP to run the
-same tests against any real Kafka instead.
+- ``kafka_bootstrap``: the embedded broker as a separate process (`madina broker --port 0
+  --memory`), so tests exercise the same bytes on the wire as production; or any Kafka named by
+  MADINA_TEST_KAFKA_BOOTSTRAP.
+- ``apache_kafka``: Apache Kafka itself (the pinned release from Maven Central, KRaft, one node on
+  loopback), started once per session on first use and shared. Where Java, Maven or the artifacts
+  cannot be had, the tests that need it skip and say why.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from madina.devservers.apache_kafka import ApacheKafkaCluster, KafkaUnavailable
 from tests.support.processes import BrokerProcess
 
 
@@ -26,3 +30,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafkaCluster]:
+    """One Apache Kafka node for the session (about 10 s to start)."""
+    try:
+        cluster = ApacheKafkaCluster.start(tmp_path_factory.mktemp("apache-kafka"), nodes=1)
+    except KafkaUnavailable as error:
+        pytest.skip(f"Apache Kafka not available: {error}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

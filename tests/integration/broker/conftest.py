@@ -4,7 +4,9 @@
 
 - ``embedded``: ``python -m madina.broker --port 0 --memory`` in a subprocess, shared by the
   session; or, when ``MADINA_TEST_KAFKA_BOOTSTRAP`` is set, that external Kafka instead;
-- ``testcontainers``: a real Apache Kafka in Docker, skipped when no Docker engine answers.
+- ``apache-kafka``: Apache Kafka itself (the pinned release from Maven Central, one KRaft node,
+  see ``madina.devservers.apache_kafka``), with the same assertions; skipped with the reason when
+  Java or the artifacts cannot be had.
 
 ``own_broker`` starts a private broker process per test (durability and fuzz tests, which
 kill, corrupt or restart it); those tests skip when an external Kafka is configured.
@@ -105,25 +107,11 @@ def _embedded_bootstrap() -> Iterator[str]:
         assert code == 0, f"broker exited with {code}:\n{broker.log_text()[-4000:]}"
 
 
-@pytest.fixture(scope="session")
-def _container_bootstrap() -> Iterator[str]:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception as error:
-        pytest.skip(f"Docker engine not available: {error}")
-    from testcontainers.kafka import KafkaContainer
-
-    with KafkaContainer() as container:
-        yield container.get_bootstrap_server()
-
-
-@pytest.fixture(params=["embedded", "testcontainers"])
+@pytest.fixture(params=["embedded", "apache-kafka"])
 def broker_bootstrap(request: pytest.FixtureRequest) -> str:
     """Bootstrap address of the broker under test (see the module docstring)."""
-    if request.param == "testcontainers":
-        return request.getfixturevalue("_container_bootstrap")
+    if request.param == "apache-kafka":
+        return request.getfixturevalue("apache_kafka").bootstrap
     return request.getfixturevalue("_embedded_bootstrap")
 
 
