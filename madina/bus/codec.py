@@ -3,6 +3,11 @@
 Works for any Kafka client: :func:`encode` / :func:`decode` deal in bytes, :class:`ProtobufCodec`
 plugs the same into faust. Decoding checks the content-type header when present, so a record of
 the wrong type is rejected instead of being misread as another message that happens to parse.
+Without the header (every Madina producer sets it, a hand-made record may not) the bytes alone
+must convince: fields the type does not define, or a key that is not the entity the message is
+about, mean it is some other message. Every decoded record also passes
+:func:`madina.contract.check_wire_values` (timestamps a datetime can hold, finite numbers), so no
+consumer meets such a value later, outside its dead-letter path.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from faust.serializers.codecs import Codec
 from google.protobuf.message import DecodeError, Message
 
 from madina.bus.topics import TopicSpec
+from madina.contract import InvalidRecord, check_wire_values, unknown_fields
 
 MessageT = TypeVar("MessageT", bound=Message)
 Headers = list[tuple[str, bytes]]
@@ -25,29 +31,68 @@ HEADER_EVENT_TIME = "madina-event-time-ms"
 HEADER_SOURCE = "madina-source"
 HEADER_CONTENT_TYPE = "content-type"
 
-
-class InvalidRecord(ValueError):
-    """A record that cannot be processed; the message says why and goes to the dead-letter topic."""
+__all__ = ["InvalidRecord", "ProtobufCodec", "decode", "encode", "header", "standard_headers"]
 
 
 def encode(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def decode(spec: TopicSpec, value: bytes | None, headers: Iterable[tuple[str, bytes]] | None = None) -> Any:
-    """Parse a record of ``spec``'s topic, or raise InvalidRecord saying what is wrong."""
+def decode(
+    spec: TopicSpec,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]] | None = None,
+    key: bytes | None = None,
+    *,
+    require_type: bool = False,
+) -> Any:
+    """Parse a record of ``spec``'s topic, or raise InvalidRecord saying what is wrong.
+
+    ``key``, when given, must be the entity the message is about (``spec.key`` names its field).
+    ``require_type`` refuses a record without the content-type header, for topics whose message
+    shares its wire layout with another topic's (then no check of the bytes can tell them apart).
+    """
     if value is None:
         raise InvalidRecord("record has no value (tombstone) where an event was expected")
     expected = spec.content_type
+    typed = False
     for name, raw in headers or ():
-        if name == HEADER_CONTENT_TYPE and raw and raw.decode("utf-8", "replace") != expected:
-            raise InvalidRecord(f"content type {raw.decode('utf-8', 'replace')!r}, expected {expected!r}")
+        if name == HEADER_CONTENT_TYPE and raw:
+            if raw.decode("utf-8", "replace") != expected:
+                raise InvalidRecord(f"content type {raw.decode('utf-8', 'replace')!r}, expected {expected!r}")
+            typed = True
     message = spec.message_type()
     try:
         message.ParseFromString(value)
     except DecodeError as error:
         raise InvalidRecord(f"not a valid {spec.message_type.DESCRIPTOR.full_name}: {error}") from None
+    if not typed and require_type:
+        raise InvalidRecord(
+            f"no content-type header: {spec.message_type.DESCRIPTOR.full_name} cannot be told from "
+            "other messages of the same layout without it"
+        )
+    if not typed:
+        # With the header, unknown fields are a newer producer's additions; without it, they are
+        # the sign of another message type that happened to parse.
+        unknown = unknown_fields(message)
+        if unknown:
+            raise InvalidRecord(
+                f"no content-type header and fields {', '.join(unknown[:5])} are not in "
+                f"{spec.message_type.DESCRIPTOR.full_name}: not a record of this topic"
+            )
+    check_wire_values(message)
+    if key is not None:
+        check_key(spec, message, key)
     return message
+
+
+def check_key(spec: TopicSpec, message: Message, key: bytes) -> None:
+    """The record's key must be the id its message carries (for topics keyed by a plain field)."""
+    if spec.key not in message.DESCRIPTOR.fields_by_name:
+        return  # a composite key (kpis.v1): its reader checks it
+    entity = getattr(message, spec.key)
+    if not entity or key.decode("utf-8", "replace") != entity:
+        raise InvalidRecord(f"key {key!r} does not match {spec.key} {entity!r}")
 
 
 def standard_headers(spec: TopicSpec, source: str, event_time_ms: int | None = None) -> Headers:
@@ -85,4 +130,5 @@ class ProtobufCodec(Codec):
     def _loads(self, s: bytes) -> Any:
         message = self.message_type()
         message.ParseFromString(s)
+        check_wire_values(message)
         return message

@@ -1,7 +1,9 @@
 """A plain aiokafka consumer loop for services that do not need faust.
 
 Records are decoded in batches; one that does not decode, or that ``validate`` rejects, goes to
-the topic's dead-letter twin and the loop carries on with the next. Offsets are committed only
+the topic's dead-letter twin and the loop carries on with the next. ``validate`` turns the
+message into a domain value; whatever it raises on a record (an InvalidRecord or a converter's
+own bug) parks that record rather than stopping the service on it at every start. Offsets are committed only
 after the handler returned, so a crash replays rather than loses (handlers are idempotent).
 """
 
@@ -91,16 +93,19 @@ class EventConsumer:
             BUS_METRICS.consumed.labels(spec.name).inc(len(records))
             for record in records:
                 try:
-                    message = decode(spec, record.value, record.headers)
+                    message = decode(spec, record.value, record.headers, record.key)
                     if self._validate is not None:
                         self._validate(message)
-                except InvalidRecord as error:
+                except Exception as error:
+                    reason = str(error) if isinstance(error, InvalidRecord) else f"unconvertible: {error!r}"
+                    if not isinstance(error, InvalidRecord):
+                        log.exception("validation failed on a record", extra={"topic": spec.name})
                     await self._producer.send_dead_letter(
                         spec,
                         key=record.key,
                         value=record.value,
                         headers=record.headers,
-                        reason=str(error),
+                        reason=reason,
                         partition=tp.partition,
                         offset=record.offset,
                     )

@@ -3,7 +3,10 @@
 For state every replica needs in full (the latest KPI per key, the latest status per station, the
 alert revisions already published): each replica reads all partitions itself, so nothing is
 committed and nothing is dead-lettered here (one bad record would otherwise be parked once per
-replica); unreadable records are logged and skipped.
+replica); unreadable records are logged and skipped. That includes records ``on_record`` refuses
+(it raises InvalidRecord when a message does not convert to a valid domain value): on a compacted
+topic such a value lives as long as its key, and a reader that served it, or died on it, would
+fail for that long.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from madina.bus.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
-OnRecord = Callable[[str, Any], None]  # (key, decoded message or None for a tombstone)
+OnRecord = Callable[[str, Any], None]  # (key, decoded message or None for a tombstone); may raise InvalidRecord
 
 
 async def read_topic(
@@ -66,15 +69,17 @@ async def read_topic(
 
 def _feed(spec: TopicSpec, record: Any, on_record: OnRecord) -> None:
     key = record.key.decode("utf-8", "replace") if record.key is not None else ""
-    if record.value is None:
-        on_record(key, None)
-        return
     try:
-        message = decode(spec, record.value, record.headers)
+        if record.value is None:
+            on_record(key, None)
+            return
+        on_record(key, decode(spec, record.value, record.headers, record.key))
     except InvalidRecord as error:
-        log.warning("unreadable record skipped", extra={"topic": spec.name, "key": key, "error": str(error)})
-        return
-    on_record(key, message)
+        log.warning("unreadable record skipped", extra={
+            "topic": spec.name, "key": key[:200], "offset": record.offset, "error": str(error)})
+    except Exception:
+        log.exception("record skipped: reading it failed", extra={
+            "topic": spec.name, "key": key[:200], "offset": record.offset})
 
 
 async def _all_partitions(consumer: AIOKafkaConsumer, topic: str, wait: bool) -> list[TopicPartition]:

@@ -1,9 +1,13 @@
-"""Mapping between the environment's wire messages and its pure domain values."""
+"""Mapping between the environment's wire messages and its pure domain values.
+
+Inbound conversion is validation (through :mod:`madina.contract`): a wire value the domain cannot
+hold raises :class:`~madina.contract.InvalidRecord` with the field, never something else later.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -12,6 +16,7 @@ from google.protobuf.message import Message
 
 from madina.alerts import AlertState, AlertTransition
 from madina.bus.alert_events import timestamp, to_alert_event
+from madina.contract import InvalidRecord, optional_time
 from madina.geo import load_cities
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
@@ -48,19 +53,22 @@ def kind_of_batch(batch: Message) -> StationKind:
     raise TypeError(f"not an observation batch: {type(batch).__name__}")
 
 
-def observation_from_pb(message: Message, kind: StationKind) -> Observation:
+def observation_from_pb(message: Message, kind: StationKind, where: str = "") -> Observation:
+    """Raises InvalidRecord for an ``observe_time`` no datetime holds; the evaluator judges the rest.
+
+    A missing ``observe_time`` becomes the earliest datetime, which every later check refuses.
+    """
     values = {name: getattr(message, name) for name in MEASURANDS_OF[kind] if message.HasField(name)}
-    moment = (
-        message.observe_time.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
-        if message.HasField("observe_time")
-        else datetime.min.replace(tzinfo=UTC)
-    )
+    moment = optional_time(message, "observe_time", where) or datetime.min.replace(tzinfo=UTC)
     return Observation(station_id=message.station_id, observe_time=moment, kind=kind, values=values)  # type: ignore[attr-defined]
 
 
 def observations_from_batch(batch: Message) -> list[Observation]:
     kind = kind_of_batch(batch)
-    return [observation_from_pb(message, kind) for message in batch.observations]  # type: ignore[attr-defined]
+    return [
+        observation_from_pb(message, kind, f"observations[{index}].")
+        for index, message in enumerate(batch.observations)  # type: ignore[attr-defined]
+    ]
 
 
 def observation_to_pb(observation: Observation) -> Message:
@@ -146,6 +154,23 @@ def aqi_event(
         city_id=station.city,
         district_id=station.district,
     )
+
+
+def status_from_event(
+    key: str, event: station_pb2.StationStatusChanged, stations: Mapping[str, Station]
+) -> station_pb2.StationStatus:
+    """The status a status record carries, if it is a known station's under its own key.
+
+    Times and numbers were checked by the codec; what is left is whose status it is. A status
+    keyed by another station, or of a station this deployment does not serve, is refused.
+    """
+    status = event.status
+    station_id = status.station.station_id
+    if station_id not in stations:
+        raise InvalidRecord(f"status.station.station_id: unknown station {station_id[:200]!r}")
+    if key and key != station_id:
+        raise InvalidRecord(f"key {key[:200]!r} does not match status.station.station_id {station_id!r}")
+    return status
 
 
 def is_active(event: alerts_pb2.AlertEvent) -> bool:

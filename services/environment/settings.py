@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
 
 from madina.settings import ServiceSettings
+from services.environment.domain.eventtime import DEFAULT_MAX_AGE, DEFAULT_MAX_FUTURE_SKEW, EventTimeBounds
 
 
 class EnvironmentSettings(ServiceSettings):
@@ -28,3 +30,17 @@ class EnvironmentSettings(ServiceSettings):
     )
     environment_max_batch_observations: int = Field(default=5000, ge=1, le=100_000)
     environment_tick_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    environment_max_future_skew_s: float = Field(
+        default=DEFAULT_MAX_FUTURE_SKEW.total_seconds(), ge=0, le=86_400,
+        description="How far ahead of the clock an observation or tick may be dated (API and processor).",
+    )
+    environment_max_observation_age_s: float = Field(
+        default=DEFAULT_MAX_AGE.total_seconds(), gt=0, le=10 * 365 * 86_400,
+        description="How far behind the clock an observation may be dated (API and processor).",
+    )
+
+    def event_time_bounds(self) -> EventTimeBounds:
+        return EventTimeBounds(
+            max_future_skew=timedelta(seconds=self.environment_max_future_skew_s),
+            max_age=timedelta(seconds=self.environment_max_observation_age_s),
+        )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from madina.bus import EventProducer
+from madina.inputs import echo
 from services.environment.convert import batches_by_station
+from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain.measurands import Observation, StationKind, validate_observation
 from services.environment.domain.stations import Station
 from services.environment.topics import AIR_QUALITY, NOISE, WATER_QUALITY
 
 TOPIC_OF = {StationKind.AIR: AIR_QUALITY, StationKind.WATER: WATER_QUALITY, StationKind.NOISE: NOISE}
-# Clocks of field devices drift; beyond this an observation from "the future" is a bug, not drift.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ObservationRejected(ValueError):
@@ -22,12 +22,17 @@ class ObservationRejected(ValueError):
 
 
 def check_observation(
-    observation: Observation, stations: Mapping[str, Station], where: str = "", now: datetime | None = None
+    observation: Observation,
+    stations: Mapping[str, Station],
+    where: str = "",
+    now: datetime | None = None,
+    bounds: EventTimeBounds = EventTimeBounds(),
 ) -> None:
+    """Raise ObservationRejected naming the field; the event-time rule is the processor's own."""
     prefix = f"{where}." if where else ""
     station = stations.get(observation.station_id)
     if station is None:
-        raise ObservationRejected(f"{prefix}station_id: unknown station {observation.station_id!r}")
+        raise ObservationRejected(f"{prefix}station_id: unknown station {echo(observation.station_id)}")
     if StationKind(observation.kind) not in station.kinds:
         raise ObservationRejected(
             f"{prefix}station_id: station {station.id} has no {StationKind(observation.kind).value} sensors"
@@ -37,10 +42,9 @@ def check_observation(
         raise ObservationRejected(
             "; ".join(f"{prefix}{problem.removeprefix('values.')}" for problem in problems)
         )
-    if observation.observe_time > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
-        raise ObservationRejected(
-            f"{prefix}observe_time: {observation.observe_time.isoformat()} is in the future"
-        )
+    problem = event_time_problem(observation.observe_time, now or datetime.now(UTC), bounds)
+    if problem is not None:
+        raise ObservationRejected(f"{prefix}observe_time: {problem}")
 
 
 async def publish(producer: EventProducer, observations: Sequence[Observation]) -> int:

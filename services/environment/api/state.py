@@ -3,7 +3,9 @@
 Station status is computed by the stream processor and published on the compacted
 ``environment.station-status.v1``; this process reads that topic from the start (no consumer
 group: every API replica needs every station) and keeps the latest per station in memory, so
-reads never touch Kafka and ``WatchStation`` streams changes as they arrive.
+reads never touch Kafka and ``WatchStation`` streams changes as they arrive. A status record
+that is not a known station's under its own key (:func:`~services.environment.convert.status_from_event`)
+is skipped by the reader, so nothing but valid statuses is ever served.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from madina.auth import Credentials
 from madina.bus import EventProducer
 from madina.bus.reader import read_topic
 from madina_proto.environment.v1 import station_pb2
-from services.environment.convert import station_to_pb
+from services.environment.convert import station_to_pb, status_from_event
 from services.environment.domain.stations import Station
 from services.environment.settings import EnvironmentSettings
 from services.environment.topics import STATION_STATUS
@@ -82,7 +84,7 @@ class EnvironmentRuntime:
 
         def on_status(station_id: str, event: station_pb2.StationStatusChanged | None) -> None:
             if event is not None:
-                self._publish_status(event.status)
+                self._publish_status(status_from_event(station_id, event, self.stations))
 
         await read_topic(
             self.settings.bootstrap_servers, STATION_STATUS, on_status, caught_up=self.status_feed_ready

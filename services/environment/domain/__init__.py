@@ -6,6 +6,7 @@
 * :mod:`.profiles` - versioned threshold profiles loaded from YAML, each rule citing its source.
 * :mod:`.stations` - station metadata loaded from YAML and checked against ``madina.geo``.
 * :mod:`.evaluator` - ``apply_observations``: one station's batch -> state, alerts, AQI, rejects.
+* :mod:`.eventtime` - the event times ingest and processor accept (future skew, age vs. now).
 
 Typical wiring::
 

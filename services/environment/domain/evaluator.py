@@ -17,7 +17,9 @@ rules ask ``quiet_step`` first, and messages and metadata are built only for act
 Each shortcut gives exactly what the plain per-rule ``step`` would.
 
 Data gaps need a clock, so they are checked separately by :func:`check_data_gaps`, which the
-processor calls on a timer with a watermark; an observation arriving clears an open gap.
+processor calls on a timer with a watermark; an observation arriving clears an open gap. The
+processor passes its clock as ``now`` too, to refuse event times outside
+:mod:`.eventtime`'s bounds (the rule the ingest APIs apply) before they can move a station's clock.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 from services.environment.domain import aqi as aqi_inputs
 from services.environment.domain.aqi import AqiResult, compute_aqi
 from services.environment.domain.durations import format_duration
+from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain.measurands import (
     MEASURANDS,
     Observation,
@@ -94,6 +97,7 @@ class EvaluatorConfig:
     """Deployment knobs that are not per-rule."""
 
     allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
+    event_time_bounds: EventTimeBounds = field(default_factory=EventTimeBounds)
     gap_factor: float = 3.0
     data_gap_severity: Severity = Severity.WARNING
 
@@ -104,6 +108,7 @@ class RejectCode:
     INVALID = "invalid"
     WRONG_STATION = "wrong_station"
     LATE = "late"
+    OUT_OF_BOUNDS = "out_of_bounds"
 
 
 class Rejection(NamedTuple):
@@ -213,13 +218,15 @@ def apply_observations(
     rules: Sequence[Rule],
     station: Station,
     config: EvaluatorConfig = EvaluatorConfig(),
+    now: datetime | None = None,
 ) -> BatchResult:
     """Fold a batch of one station's observations into ``state``; ``state`` itself is not changed.
 
     ``rules`` are all selected rules (e.g. from ``select_rules``); those for measurands the station
     does not measure are ignored. Invalid, foreign and too-late observations come back in
     ``rejected``; an invalid observation is refused whole, since one implausible channel casts
-    doubt on the rest of the reading.
+    doubt on the rest of the reading. With ``now`` (the caller's clock), event times outside
+    ``config.event_time_bounds`` of it are refused as well.
     """
     station_rules = applicable_rules(rules, station)
     windows = state.windows.copy()
@@ -250,6 +257,10 @@ def apply_observations(
             )
         elif problems:
             rejected.append(Rejection(observation, RejectCode.INVALID, "; ".join(problems)))
+        elif now is not None and (
+            problem := event_time_problem(observation.observe_time, now, config.event_time_bounds)
+        ):
+            rejected.append(Rejection(observation, RejectCode.OUT_OF_BOUNDS, f"observe_time: {problem}"))
         elif StationKind(observation.kind) not in station.kinds:
             detail = f"kind: station {station.id} has no {StationKind(observation.kind).value} sensors"
             rejected.append(Rejection(observation, RejectCode.INVALID, detail))

@@ -11,6 +11,11 @@ already contain it (offset guard), and an alert transition already on ``alerts.v
 published again, nor waited for: the state carries unacknowledged alerts in an outbox that a
 new owner publishes after a restart or rebalance (madina.streams.ExactlyOnceAlerts). So a kill -9
 anywhere yields each alert revision exactly once.
+
+Poison: a record that does not decode, is not the station's under its own key, carries times or
+numbers no domain value holds, or is dated outside the event-time bounds of this process's clock
+(services.environment.domain.eventtime, the rule the ingest API applies) goes to the topic's
+``.dlq`` with the reason, before it can touch a station's state; the agent goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import faust
 from faust.web import Request, Response, View
 
 from madina.bus.alert_events import timestamp
-from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
+from madina.bus.codec import InvalidRecord, encode, standard_headers
 from madina.bus.producer import dead_letter_headers
 from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS, metrics_response
@@ -40,6 +45,7 @@ from services.environment.processor.station_stream import (
     StoredState,
     apply_batch,
     apply_tick,
+    decode_input,
     source_partitions,
 )
 from services.environment.settings import EnvironmentSettings
@@ -56,7 +62,7 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
     }
     profiles = load_profiles(settings.environment_extra_profile_files)
     rules = select_rules(profiles, settings.environment_profiles)
-    config = EvaluatorConfig()
+    config = EvaluatorConfig(event_time_bounds=settings.event_time_bounds())
     specs: dict[str, TopicSpec] = {spec.name: spec for spec in PROCESSOR_INPUTS}
 
     app = create_stream_app(
@@ -114,16 +120,11 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
             spec = specs[message.topic]
             BUS_METRICS.consumed.labels(spec.name).inc()
             try:
-                decoded = decode(spec, message.value, message.headers)
-                station_id = decoded.station_id
-                if not station_id or (message.key is not None and message.key.decode("utf-8", "replace") != station_id):
-                    raise InvalidRecord(f"key {message.key!r} does not match station_id {station_id!r}")
-                station = stations.get(station_id)
-                if station is None:
-                    raise InvalidRecord(f"station_id: unknown station {station_id!r}")
+                decoded, station = decode_input(spec, message.key, message.value, message.headers, stations)
             except InvalidRecord as error:
                 await dead_letter(spec, message, str(error))
                 continue
+            station_id = station.id
             stored = _stored_state(station_id)
             if stored.already_applied(message.topic, message.partition, message.offset):
                 log.info("record already in the stored state, skipped", extra={
@@ -134,10 +135,20 @@ def create_app(settings: EnvironmentSettings) -> faust.App:
                 log.info("apply", extra={"topic": message.topic, "partition": message.partition,
                                          "offset": message.offset, "station_id": station_id,
                                          "prev": dict(stored.applied_offsets)})
-            if spec is STATION_TICKS:
-                outputs = apply_tick(stored, decoded, station, config)
-            else:
-                outputs = apply_batch(stored, decoded, station, rules, config)
+            try:
+                now = datetime.now(UTC)
+                if spec is STATION_TICKS:
+                    outputs = apply_tick(stored, decoded, station, config, now)
+                else:
+                    outputs = apply_batch(stored, decoded, station, rules, config, now)
+            except Exception as error:
+                # apply_* raise before they change ``stored``; anything but InvalidRecord is a bug
+                # this record found, logged in full, and the record is parked rather than retried.
+                if not isinstance(error, InvalidRecord):
+                    log.exception("processing a record failed", extra={"topic": spec.name, "station_id": station_id})
+                    decoded_states.pop(station_id, None)
+                await dead_letter(spec, message, str(error) if isinstance(error, InvalidRecord) else repr(error))
+                continue
             await publish(outputs, stored, spec, message)
             stored.mark_applied(message.topic, message.partition, message.offset)
             value = stored.to_dict()

@@ -18,8 +18,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from madina.alerts import AlertState
-from madina.bus.alert_events import timestamp
+from madina.bus.codec import decode
 from madina.bus.topics import ALERTS, KPIS, TopicSpec
+from madina.contract import InvalidRecord, required_time
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.environment.v1 import station_pb2
@@ -33,11 +34,13 @@ from services.environment.convert import (
 )
 from services.environment.domain.evaluator import (
     EvaluatorConfig,
+    RejectCode,
     Rejection,
     StationState,
     apply_observations,
     check_data_gaps,
 )
+from services.environment.domain.eventtime import event_time_problem
 from services.environment.domain.profiles import Rule
 from services.environment.domain.stations import Station
 from services.environment.topics import AQI, STATION_STATUS
@@ -107,16 +110,49 @@ class StoredState:
         self.applied_offsets[f"{topic}:{partition}"] = offset
 
 
+def decode_input(
+    spec: TopicSpec,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]] | None,
+    stations: Mapping[str, Station],
+) -> tuple[Any, Station]:
+    """An input record's message and its station, or InvalidRecord: the station's own, under its key.
+
+    The content-type header is required: air, water and noise batches share their wire layout, so
+    a noise batch of a station that also measures air would otherwise read as its air readings
+    (LAeq as PM2.5). Every Madina producer sets the header.
+    """
+    decoded = decode(spec, value, headers, require_type=True)
+    station_id = decoded.station_id
+    if not station_id or (key is not None and key.decode("utf-8", "replace") != station_id):
+        raise InvalidRecord(f"key {key!r:.200} does not match station_id {station_id[:200]!r}")
+    station = stations.get(station_id)
+    if station is None:
+        raise InvalidRecord(f"station_id: unknown station {station_id[:200]!r}")
+    return decoded, station
+
+
 def source_partitions(stored: Mapping[str, Any]) -> set[int]:
     """The input partitions a stored state (as the table holds it) was built from."""
     return {int(key.rpartition(":")[2]) for key in stored.get("applied_offsets", {})}
 
 
 def apply_batch(
-    stored: StoredState, batch: Message, station: Station, rules: Sequence[Rule], config: EvaluatorConfig
+    stored: StoredState,
+    batch: Message,
+    station: Station,
+    rules: Sequence[Rule],
+    config: EvaluatorConfig,
+    now: datetime | None = None,
 ) -> Outputs:
-    """Fold one batch record into ``stored`` (mutated) and say what to publish."""
-    result = apply_observations(stored.evaluator, observations_from_batch(batch), rules, station, config)
+    """Fold one batch record into ``stored`` (mutated) and say what to publish.
+
+    Raises InvalidRecord (before changing ``stored``) for a batch that does not convert;
+    ``now``, the processor's clock, bounds the event times it accepts.
+    """
+    observations = observations_from_batch(batch)
+    result = apply_observations(stored.evaluator, observations, rules, station, config, now)
     stored.evaluator = result.state
     outputs = Outputs(rejected=list(result.rejected))
     _collect_alerts(stored, result.transitions, station, outputs)
@@ -132,9 +168,21 @@ def apply_batch(
 
 
 def apply_tick(
-    stored: StoredState, tick: station_pb2.StationClockTick, station: Station, config: EvaluatorConfig
+    stored: StoredState,
+    tick: station_pb2.StationClockTick,
+    station: Station,
+    config: EvaluatorConfig,
+    clock: datetime | None = None,
 ) -> Outputs:
-    now = tick.tick_time.ToDatetime(tzinfo=UTC)
+    """Check the station for silence at the tick's time.
+
+    Raises InvalidRecord (before changing ``stored``) for a tick without a usable time or, given
+    the processor's ``clock``, one outside the event-time bounds of it: a forged tick far ahead
+    would otherwise declare every station silent for millennia.
+    """
+    now = required_time(tick, "tick_time")
+    if clock is not None and (problem := event_time_problem(now, clock, config.event_time_bounds)):
+        raise InvalidRecord(f"{RejectCode.OUT_OF_BOUNDS}: tick_time: {problem}")
     stored.evaluator, transition = check_data_gaps(stored.evaluator, now, station, config)
     outputs = Outputs()
     if transition is not None:
@@ -191,7 +239,7 @@ def _aqi_kpi(computed: Any, station: Station) -> kpis_pb2.KpiObserved:
         value=float(computed.aqi),
         band=computed.category,
         band_level=AQI_BAND_LEVEL.get(computed.category, 0),
-        observe_time=timestamp(computed.compute_time.ToDatetime(tzinfo=UTC)),
+        observe_time=computed.compute_time,
     )
 
 

@@ -36,7 +36,6 @@ from madina.bus import (
 from madina.bus.topics import TopicSpec
 from services.operations.api.hub import ChangeHub
 from services.operations.store import AlertStore, record_from_message
-from services.operations.store import InvalidRecord as ContractViolation
 from services.operations.store.mapping import Record
 
 log = logging.getLogger(__name__)
@@ -73,10 +72,7 @@ class AlertIngest:
         self.consumer.stop()
 
     def _validate(self, message: Any) -> None:
-        try:
-            self._records[id(message)] = record_from_message(message)
-        except ContractViolation as error:
-            raise InvalidRecord(str(error)) from None
+        self._records[id(message)] = record_from_message(message)
 
     async def _handle(self, events: list[ConsumedEvent]) -> None:
         records = [self._records.pop(id(event.message), event.message) for event in events]
@@ -124,9 +120,9 @@ async def read_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = ALERT_TOPIC
                     if record.offset >= end[tp]:
                         continue
                     try:
-                        message = decode(by_topic[tp.topic], record.value, record.headers)
+                        message = decode(by_topic[tp.topic], record.value, record.headers, record.key)
                         record_from_message(message)
-                    except (InvalidRecord, ContractViolation):
+                    except InvalidRecord:
                         continue  # it went to the dead-letter topic when it was consumed live
                     streams[tp].append((record.timestamp, record.offset, message))
             for tp in list(remaining):

@@ -5,6 +5,10 @@ current indicators. Every replica reads it whole from the start (no consumer gro
 the latest per key in memory. Nothing here knows a domain: where several entities of one
 domain's indicator sit in one district, an aggregate per district (highest value, worst band) is
 added, which gives "AQI by district, now" for any domain that publishes per-entity values.
+
+A bad value on a compacted topic lives as long as its key: one that would not serve (a time no
+datetime holds, NaN, a key that is not the indicator's own) is skipped when read, and the
+indicator keeps its last good value, so ``GET /api/v1/kpis`` never meets it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 from madina.bus import KPIS
 from madina.bus.reader import read_topic
+from madina.contract import InvalidRecord, finite, optional_time
 from madina_proto.kpis.v1 import kpis_pb2
 from services.operations.api.views import rfc3339
 
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 def indicator_json(kpi: kpis_pb2.KpiObserved, *, aggregate_entity: bool = False) -> dict[str, Any]:
     district = kpi.district if kpi.district.district_id or kpi.district.city_id else None
     entity = kpi.entity if kpi.entity.entity_id and not aggregate_entity else None
-    observed = kpi.observe_time.ToDatetime(tzinfo=UTC) if kpi.HasField("observe_time") else None
+    observed = optional_time(kpi, "observe_time")
     return {
         "domain": kpi.domain,
         "kpi_id": kpi.kpi_id,
@@ -96,6 +100,17 @@ def _aggregate(members: list[kpis_pb2.KpiObserved]) -> dict[str, Any]:
     return row
 
 
+def check_kpi(key: str, kpi: kpis_pb2.KpiObserved) -> kpis_pb2.KpiObserved:
+    """``kpi`` if it can be served under ``key``, else InvalidRecord."""
+    if not kpi.domain or not kpi.kpi_id:
+        raise InvalidRecord("domain and kpi_id are required")
+    if key and key != _scope_key(kpi):
+        raise InvalidRecord(f"key {key[:200]!r} is not this indicator's {_scope_key(kpi)[:200]!r}")
+    finite(kpi.value, "value")
+    optional_time(kpi, "observe_time")
+    return kpi
+
+
 def _scope_key(kpi: kpis_pb2.KpiObserved) -> str:
     scope = kpi.entity.entity_id or f"{kpi.district.city_id}/{kpi.district.district_id}"
     return f"{kpi.kpi_id}/{scope}"
@@ -108,6 +123,6 @@ async def follow_kpis(bootstrap: str, board: KpiBoard) -> None:
         if kpi is None:  # a tombstone retires the indicator
             board.delete(key)
         else:
-            board.put(key, kpi)
+            board.put(key, check_kpi(key, kpi))
 
     await read_topic(bootstrap, KPIS, on_kpi, caught_up=board.ready)

@@ -3,18 +3,20 @@
 This is the only module of the operations center that knows protobuf, so the domain stays
 free of generated code. Inbound, :func:`record_from_message` validates: a message that breaks
 the contract raises :class:`InvalidRecord` (a ``ValueError``), which the consumer sends to the
-dead-letter topic. Outbound, :func:`alert_to_message` and :func:`change_to_message` build what
-gRPC and the REST/SSE layer serve.
+dead-letter topic. Every wire value is converted through :mod:`madina.contract` (a timestamp no
+datetime can hold, an unknown enum number, NaN, a point off the globe are InvalidRecord), so
+nothing raises on the way in outside that path: not in live ingest, not in ``rebuild``.
+Outbound, :func:`alert_to_message` and :func:`change_to_message` build what gRPC and the
+REST/SSE layer serve.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import IntEnum
-from typing import TypeVar
+from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from madina.contract import InvalidRecord, coordinates, enum_member, finite, optional_time
 from madina_proto.alerts.v1 import alerts_pb2
 from services.operations.domain.model import (
     ActionType,
@@ -34,12 +36,7 @@ Record = AlertEvent | AlertAction
 Message = alerts_pb2.AlertEvent | alerts_pb2.AlertAction
 """A wire record as consumed from ``alerts.v1`` / ``alerts.actions.v1``."""
 
-
-EnumMember = TypeVar("EnumMember", bound=IntEnum)
-
-
-class InvalidRecord(ValueError):
-    """A message that breaks the alerts contract; it cannot be applied and should be dead-lettered."""
+__all__ = ["InvalidRecord", "Message", "Record", "record_from_message"]
 
 
 def record_from_message(record: Message | Record) -> Record:
@@ -54,13 +51,20 @@ def record_from_message(record: Message | Record) -> Record:
 
 
 def event_from_message(message: alerts_pb2.AlertEvent) -> AlertEvent:
-    event_time = _optional_time(message.event_time, message.HasField("event_time"))
-    raise_time = _optional_time(message.raise_time, message.HasField("raise_time"))
+    where = f"alert {message.alert_id[:200]!r} rev {message.revision}: "
+    event_time = optional_time(message, "event_time", where)
+    raise_time = optional_time(message, "raise_time", where)
+    clear_time = optional_time(message, "clear_time", where)
     # A producer that forgot one of the two still gave us the moment the transition happened.
     event_time = event_time or raise_time
     raise_time = raise_time or event_time
     if event_time is None or raise_time is None:
-        raise InvalidRecord(f"alert {message.alert_id!r} rev {message.revision} has no event or raise time")
+        raise InvalidRecord(f"{where}has no event or raise time")
+    location = (
+        coordinates(message.location.latitude_deg, message.location.longitude_deg, f"{where}location")
+        if message.HasField("location")
+        else None
+    )
     try:
         return AlertEvent(
             alert_id=message.alert_id,
@@ -71,13 +75,13 @@ def event_from_message(message: alerts_pb2.AlertEvent) -> AlertEvent:
             source=SourceRef(
                 domain=message.source.domain, kind=message.source.kind, entity_id=message.source.entity_id
             ),
-            severity=_member(Severity, message.severity, "severity"),
-            state=_member(AlertState, message.state, "state"),
-            observed_value=message.observed_value,
-            threshold_value=message.threshold_value,
+            severity=enum_member(Severity, message.severity, f"{where}severity"),
+            state=enum_member(AlertState, message.state, f"{where}state"),
+            observed_value=finite(message.observed_value, f"{where}observed_value"),
+            threshold_value=finite(message.threshold_value, f"{where}threshold_value"),
             unit=message.unit,
             raise_time=raise_time,
-            clear_time=_optional_time(message.clear_time, message.HasField("clear_time")),
+            clear_time=clear_time,
             event_time=event_time,
             message=message.message,
             district=District(
@@ -85,34 +89,35 @@ def event_from_message(message: alerts_pb2.AlertEvent) -> AlertEvent:
                 district_id=message.district.district_id,
                 display_name=message.district.display_name,
             ),
-            location=(
-                GeoPoint(message.location.latitude_deg, message.location.longitude_deg)
-                if message.HasField("location")
-                else None
-            ),
+            location=GeoPoint(*location) if location is not None else None,
             standard_reference=message.standard_reference,
             labels=dict(message.labels),
         )
+    except InvalidRecord:
+        raise
     except ValueError as error:
-        raise InvalidRecord(f"invalid alert event {message.alert_id!r}: {error}") from error
+        raise InvalidRecord(f"invalid alert event {message.alert_id[:200]!r}: {error}") from error
 
 
 def action_from_message(message: alerts_pb2.AlertAction) -> AlertAction:
-    action_time = _optional_time(message.action_time, message.HasField("action_time"))
+    where = f"action {message.action_id[:200]!r}: "
+    action_time = optional_time(message, "action_time", where)
     if action_time is None:
-        raise InvalidRecord(f"action {message.action_id!r} has no action_time")
+        raise InvalidRecord(f"{where}has no action_time")
     try:
         return AlertAction(
             action_id=message.action_id,
             alert_id=message.alert_id,
-            action_type=_member(ActionType, message.action_type, "action type"),
+            action_type=enum_member(ActionType, message.action_type, f"{where}action_type"),
             actor=message.actor,
             assignee=message.assignee,
             text=message.text,
             action_time=action_time,
         )
+    except InvalidRecord:
+        raise
     except ValueError as error:
-        raise InvalidRecord(f"invalid alert action {message.action_id!r}: {error}") from error
+        raise InvalidRecord(f"invalid alert action {message.action_id[:200]!r}: {error}") from error
 
 
 def event_to_message(event: AlertEvent) -> alerts_pb2.AlertEvent:
@@ -176,18 +181,6 @@ def change_to_message(change: Change) -> alerts_pb2.AlertChange:
     message = alerts_pb2.AlertChange(cursor=change.cursor, cause=change.cause)
     message.alert.CopyFrom(alert_to_message(change.alert))
     return message
-
-
-def _member(enum: type[EnumMember], value: int, what: str) -> EnumMember:
-    try:
-        return enum(value)
-    except ValueError:
-        # Zero is the contract's *_UNSPECIFIED, never valid on a published record.
-        raise ValueError(f"{what} {value} is not one of {[int(member) for member in enum]}") from None
-
-
-def _optional_time(timestamp: Timestamp, present: bool) -> datetime | None:
-    return timestamp.ToDatetime(tzinfo=UTC) if present else None
 
 
 def _set_time(target: Timestamp, moment: datetime | None) -> None:

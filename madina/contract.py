@@ -1,0 +1,161 @@
+"""Turning contract (protobuf) values into values a domain can hold is validation, done here once.
+
+A protobuf parser accepts whatever the bytes say: a ``Timestamp`` of 10^12 seconds, nanos of -1,
+a NaN reading, an enum number no version of the contract defines. Converting such a value later
+(``ToDatetime``, an ``IntEnum``, JSON for a response) raises wherever that happens to be, which
+for a consumer means outside its dead-letter path: one record then stops a service on every
+start. So every converter goes through these helpers, and every one of them raises
+:class:`InvalidRecord` saying which field is wrong, which consumers dead-letter (or, for whole-topic
+readers, skip) and go on.
+
+:func:`check_wire_values` is the generic part, run on every decoded record: every ``Timestamp``
+and ``Duration`` in range, every float finite. What is specific to a message (enums, coordinates,
+keys, known entities) is checked by its converter with the other helpers.
+
+Pure: imports protobuf, no Kafka.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+EnumMember = TypeVar("EnumMember", bound=IntEnum)
+
+# What a datetime (and a valid google.protobuf.Timestamp) can hold: 0001-01-01 .. 9999-12-31.
+MIN_TIMESTAMP_S = -62_135_596_800
+MAX_TIMESTAMP_S = 253_402_300_799
+MAX_DURATION_S = 315_576_000_000  # ±10,000 years, google.protobuf.Duration's own bound
+MAX_NANOS = 999_999_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMP = Timestamp.DESCRIPTOR.full_name
+_DURATION = Duration.DESCRIPTOR.full_name
+_FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be processed; the message says why and goes to the dead-letter topic."""
+
+
+def time_from_pb(stamp: Timestamp, field: str) -> datetime:
+    """A tz-aware UTC datetime, or InvalidRecord naming ``field`` if no datetime can hold it."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not MIN_TIMESTAMP_S <= seconds <= MAX_TIMESTAMP_S:
+        raise InvalidRecord(f"{field}: {seconds} s since the epoch is outside years 1..9999")
+    if not 0 <= nanos <= MAX_NANOS:
+        raise InvalidRecord(f"{field}: nanos {nanos} outside 0..{MAX_NANOS}")
+    # Integer arithmetic: ToDatetime goes through a float and cannot reach year 1.
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def optional_time(message: Message, field: str, where: str = "") -> datetime | None:
+    """``message.<field>`` as a datetime, ``None`` when unset."""
+    if not message.HasField(field):
+        return None
+    return time_from_pb(getattr(message, field), f"{where}{field}")
+
+
+def required_time(message: Message, field: str, where: str = "") -> datetime:
+    moment = optional_time(message, field, where)
+    if moment is None:
+        raise InvalidRecord(f"{where}{field}: required")
+    return moment
+
+
+def finite(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidRecord(f"{field}: must be finite, got {value}")
+    return value
+
+
+def enum_member(enum: type[EnumMember], value: int, field: str) -> EnumMember:
+    try:
+        return enum(value)
+    except ValueError:
+        # Zero is the contract's *_UNSPECIFIED, never valid on a published record.
+        raise InvalidRecord(f"{field}: {value} is not one of {[int(member) for member in enum]}") from None
+
+
+def coordinates(latitude_deg: float, longitude_deg: float, field: str) -> tuple[float, float]:
+    """A WGS 84 position, or InvalidRecord: a point off the globe would land nowhere on a map."""
+    if not (math.isfinite(latitude_deg) and -90.0 <= latitude_deg <= 90.0):
+        raise InvalidRecord(f"{field}.latitude_deg: {latitude_deg} outside -90..90")
+    if not (math.isfinite(longitude_deg) and -180.0 <= longitude_deg <= 180.0):
+        raise InvalidRecord(f"{field}.longitude_deg: {longitude_deg} outside -180..180")
+    return latitude_deg, longitude_deg
+
+
+def check_wire_values(message: Message, where: str = "") -> None:
+    """Raise InvalidRecord at the first Timestamp or Duration out of range or non-finite float."""
+    name = message.DESCRIPTOR.full_name
+    if name == _TIMESTAMP:
+        time_from_pb(message, where.rstrip(".") or "timestamp")  # type: ignore[arg-type]
+        return
+    if name == _DURATION:
+        _check_duration(message, where.rstrip(".") or "duration")  # type: ignore[arg-type]
+        return
+    for descriptor, value in message.ListFields():
+        path = f"{where}{descriptor.name}"
+        if descriptor.type in _FLOATS:
+            for index, item in _items(descriptor, value):
+                finite(item, f"{path}{index}")
+        elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+            value_field = _map_value_field(descriptor)
+            if value_field is not None:
+                for key, item in value.items():
+                    if value_field.type in _FLOATS:
+                        finite(item, f"{path}[{key!r}]")
+                    elif value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                        check_wire_values(item, f"{path}[{key!r}].")
+                continue
+            for index, item in _items(descriptor, value):
+                check_wire_values(item, f"{path}{index}.")
+
+
+def unknown_fields(message: Message, where: str = "") -> list[str]:
+    """Where ``message`` holds fields its type does not define (the bytes were of another type?)."""
+    from google.protobuf import unknown_fields as unknown
+
+    found = [f"{where}#{field.field_number}" for field in unknown.UnknownFieldSet(message)]  # type: ignore[attr-defined]
+    for descriptor, value in message.ListFields():
+        if descriptor.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        path = f"{where}{descriptor.name}"
+        value_field = _map_value_field(descriptor)
+        if value_field is not None:
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                for key, item in value.items():
+                    found += unknown_fields(item, f"{path}[{key!r}].")
+            continue
+        for index, item in _items(descriptor, value):
+            found += unknown_fields(item, f"{path}{index}.")
+    return found
+
+
+def _map_value_field(descriptor: FieldDescriptor) -> FieldDescriptor | None:
+    """The value field of a map field's entry type; ``None`` for any other field."""
+    entry = descriptor.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    return entry.fields_by_name["value"]
+
+
+def _items(descriptor: FieldDescriptor, value: Any) -> list[tuple[str, Any]]:
+    if descriptor.is_repeated:
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    return [("", value)]
+
+
+def _check_duration(duration: Duration, field: str) -> None:
+    seconds, nanos = duration.seconds, duration.nanos
+    if not -MAX_DURATION_S <= seconds <= MAX_DURATION_S:
+        raise InvalidRecord(f"{field}: {seconds} s outside ±{MAX_DURATION_S} s")
+    if not -MAX_NANOS <= nanos <= MAX_NANOS or (seconds and nanos and (seconds < 0) != (nanos < 0)):
+        raise InvalidRecord(f"{field}: nanos {nanos} out of range for {seconds} s")
