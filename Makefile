@@ -41,8 +41,11 @@ proto-check: install ## fail if generated code is stale; buf lint when buf is av
 	else echo "buf lint: skipped (npm could not install @bufbuild/buf)"; fi
 	@echo "proto-check: generated code is current"
 
-system-deps: ## Debian packages the browser tests need (headless chromium)
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+system-deps: ## Debian packages the tests need (headless chromium; postgresql, which the tests start privately)
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 lint: install ## ruff, and mypy on madina/ and services/
 	$(VENV)/bin/ruff check madina services tests bench tools

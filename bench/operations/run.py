@@ -5,8 +5,9 @@
 
 1. **Ingest**: alert events pre-produced on ``alerts.v1`` are consumed by ``AlertIngest`` (the
    service's consumer: decode, validate, one ``apply_batch`` per poll, fan-out) into a fresh store,
-   SQLite and PostgreSQL side by side (PostgreSQL from ``MADINA_TEST_POSTGRES_URL`` or
-   ``MADINA_BENCH_POSTGRES_URL``). Rate = events / (last change applied - consumer ready).
+   SQLite and PostgreSQL side by side (PostgreSQL from ``MADINA_BENCH_POSTGRES_URL`` or
+   ``MADINA_TEST_POSTGRES_URL`` if it answers, else a private server started for the run).
+   Rate = events / (last change applied - consumer ready).
 2. **SSE fan-out**: 100 clients on ``/api/v1/stream`` of a real ``madina service operations``
    process; for each alert produced, the time until *all* 100 clients received it; p50/p99.
 3. **WatchAlerts fan-out**: the same with 100 partner gRPC streams over TLS, one channel each.
@@ -27,8 +28,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
+from madina.devservers.postgres import PostgresUnavailable, server_url
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from services.operations.api.hub import ChangeHub
@@ -108,19 +110,18 @@ async def ingest_once(bootstrap: str, url: str, expected: int) -> float:
     return expected / elapsed
 
 
-def postgres_server() -> str | None:
-    url = os.environ.get("MADINA_BENCH_POSTGRES_URL") or os.environ.get("MADINA_TEST_POSTGRES_URL")
-    if not url:
-        return None
+@contextmanager
+def postgres_server() -> Iterator[str | None]:
+    """The configured PostgreSQL if it answers, else a private one; None (SQLite only) without either."""
+    configured = os.environ.get("MADINA_BENCH_POSTGRES_URL") or os.environ.get("MADINA_TEST_POSTGRES_URL")
+    server = ExitStack()
     try:
-        engine = create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as error:  # report and carry on with SQLite only
-        log(f"PostgreSQL unreachable ({type(error).__name__}); ingest runs on SQLite only")
-        return None
-    return url
+        url: str | None = server.enter_context(server_url(configured))
+    except PostgresUnavailable as reason:
+        log(f"no PostgreSQL ({reason}); ingest runs on SQLite only")
+        url = None
+    with server:
+        yield url
 
 
 def fresh_postgres_schema(server: str) -> tuple[str, Callable[[], None]]:
@@ -142,23 +143,23 @@ async def bench_ingest(bootstrap: str, events: int, runs: int, workdir: Path) ->
     await ensure_topics(bootstrap, (ALERTS, ALERT_ACTIONS, KPIS), default_partitions=4)
     log(f"ingest: producing {events} alert events (2 revisions per alert) on {ALERTS.name}")
     await produce_events(bootstrap, events)
-    server = postgres_server()
-    dialects = ["sqlite"] + (["postgresql"] if server else [])
-    rates: dict[str, list[float]] = {dialect: [] for dialect in dialects}
-    for run in range(1, runs + 1):
-        for dialect in dialects:  # interleaved, so both see the same machine state
-            cleanup: Callable[[], None] = lambda: None  # noqa: E731
-            if dialect == "sqlite":
-                url = f"sqlite:///{workdir / f'ingest-{run}.db'}"
-            else:
-                assert server is not None
-                url, cleanup = fresh_postgres_schema(server)
-            try:
-                rate = await ingest_once(bootstrap, url, events)
-            finally:
-                cleanup()
-            rates[dialect].append(rate)
-            log(f"ingest run {run}/{runs} {dialect}: {rate:,.0f} events/s")
+    with postgres_server() as server:
+        dialects = ["sqlite"] + (["postgresql"] if server else [])
+        rates: dict[str, list[float]] = {dialect: [] for dialect in dialects}
+        for run in range(1, runs + 1):
+            for dialect in dialects:  # interleaved, so both see the same machine state
+                cleanup: Callable[[], None] = lambda: None  # noqa: E731
+                if dialect == "sqlite":
+                    url = f"sqlite:///{workdir / f'ingest-{run}.db'}"
+                else:
+                    assert server is not None
+                    url, cleanup = fresh_postgres_schema(server)
+                try:
+                    rate = await ingest_once(bootstrap, url, events)
+                finally:
+                    cleanup()
+                rates[dialect].append(rate)
+                log(f"ingest run {run}/{runs} {dialect}: {rate:,.0f} events/s")
     return {
         "events": events,
         "runs": runs,
