@@ -2,7 +2,8 @@
 
 It always registers ``grpc.health.v1`` (so compose and load balancers can probe it) and server
 reflection (so grpcurl works without .proto files), serves TLS when given a certificate, applies
-the per-agency auth interceptor when given credentials, bounds message sizes, and stops
+the per-agency auth interceptor when given credentials, answers every bad request with
+``INVALID_ARGUMENT`` (``madina.grpc.errors``), bounds message sizes, and stops
 gracefully: on :meth:`stop` it reports NOT_SERVING, refuses new calls and lets running ones finish
 within a grace period.
 """
@@ -17,6 +18,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from madina.grpc.errors import RequestErrorInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,8 @@ class GrpcServer:
     ) -> None:
         """``services``: (add_XServicer_to_server, servicer, full service name) triples."""
         self._server = grpc.aio.server(
-            interceptors=list(interceptors),
+            # Last, so it wraps the servicer itself: auth has already answered callers without a token.
+            interceptors=[*interceptors, RequestErrorInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import grpc
 
 from madina.bus.alert_events import timestamp
+from madina.grpc.errors import check_request
+from madina.inputs import InvalidInput, echo, time_from_request
 from madina_proto.environment.v1 import environment_service_pb2 as pb
 from madina_proto.environment.v1 import environment_service_pb2_grpc as pb_grpc
 from madina_proto.environment.v1 import station_pb2
@@ -44,28 +46,34 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
         pending: list[Observation] = []
         accepted = 0
         index = 0
-        async for request in request_iterator:
-            which = request.WhichOneof("observation")
-            if which is None:
-                await self._reject(context, pending, accepted, f"observations[{index}]: no observation set")
-                return pb.PublishObservationsResponse()  # unreachable: _reject aborts the call
-            observation = observation_from_pb(getattr(request, which), _KIND_OF_FIELD[which])
-            try:
-                if not getattr(request, which).HasField("observe_time"):
-                    raise ObservationRejected(f"observations[{index}].observe_time: required")
-                check_observation(
-                    observation, self.runtime.stations, f"observations[{index}]", datetime.now(UTC)
-                )
-            except ObservationRejected as error:
-                await self._reject(context, pending, accepted, str(error))
-            pending.append(observation)
-            index += 1
-            if len(pending) >= PUBLISH_CHUNK:
-                accepted += await publish(self.runtime.producer, pending)
-                pending = []
+        try:
+            async for request in request_iterator:
+                observation = self._observation(request, index)
+                pending.append(observation)
+                index += 1
+                if len(pending) >= PUBLISH_CHUNK:
+                    accepted += await publish(self.runtime.producer, pending)
+                    pending = []
+        except (ObservationRejected, InvalidInput) as error:
+            await self._reject(context, pending, accepted, str(error))
         if pending:
             accepted += await publish(self.runtime.producer, pending)
         return pb.PublishObservationsResponse(accepted_count=accepted)
+
+    def _observation(self, request: pb.PublishObservationsRequest, index: int) -> Observation:
+        """The request's observation, or ObservationRejected / InvalidInput naming the bad field."""
+        where = f"observations[{index}]"
+        which = request.WhichOneof("observation")
+        if which is None:
+            raise ObservationRejected(f"{where}: no observation set")
+        message = getattr(request, which)
+        if not message.HasField("observe_time"):
+            raise ObservationRejected(f"{where}.observe_time: required")
+        check_request(message, f"{where}.")
+        time_from_request(message.observe_time, f"{where}.observe_time")
+        observation = observation_from_pb(message, _KIND_OF_FIELD[which])
+        check_observation(observation, self.runtime.stations, where, datetime.now(UTC))
+        return observation
 
     async def _reject(
         self, context: grpc.aio.ServicerContext, pending: list[Observation], accepted: int, reason: str
@@ -114,4 +122,4 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
         if not station_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "station_id: required")
         if station_id not in self.runtime.stations:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"station_id: unknown station {station_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"station_id: unknown station {echo(station_id)}")

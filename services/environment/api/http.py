@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from madina.auth import Principal
-from madina.http import require_scope
+from madina.http import openapi_schema, require_scope
+from madina.inputs import UtcTime, echo
 from services.environment.api.publisher import ObservationRejected, check_observation, publish
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import MEASURANDS_OF
@@ -26,7 +27,7 @@ PATHS = {StationKind.AIR: "air-quality", StationKind.WATER: "water-quality", Sta
 def _observation_model(kind: StationKind) -> type[BaseModel]:
     fields: dict[str, Any] = {
         "station_id": (str, Field(min_length=1, max_length=64, description="Station identifier.")),
-        "observe_time": (AwareDatetime, Field(description="When it was measured, RFC 3339 with offset.")),
+        "observe_time": (UtcTime, Field(description="When it was measured, RFC 3339 with offset.")),
     }
     for name in MEASURANDS_OF[kind]:
         measurand = MEASURANDS[name]
@@ -202,7 +203,7 @@ def read_router() -> APIRouter:
         _: Annotated[Principal, Depends(READER)],
     ) -> dict[str, Any]:
         if station_id not in runtime.stations:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown station {station_id!r}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown station {echo(station_id)}")
         return runtime.status_json(station_id)
 
     return router
@@ -232,14 +233,7 @@ def create_http_app(runtime: EnvironmentRuntime) -> FastAPI:
 def _openapi_with_observation_schemas(app: FastAPI) -> dict[str, Any]:
     # Ingest routes read their body themselves (to tell one observation from a batch), so FastAPI
     # does not know the models their documented request bodies refer to; add them.
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
-
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in MODELS.values():
-            components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        app.openapi_schema = schema
-    return app.openapi_schema
+    return openapi_schema(app, {
+        model.__name__: model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for model in MODELS.values()
+    })

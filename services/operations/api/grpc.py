@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import grpc
 
 from madina.grpc import agency_of_current_call
+from madina.inputs import echo
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
-from services.operations.api.hub import Watch, WatcherTooSlow
+from services.operations.api.hub import Watch, WatcherTooSlow, parse_cursor
 from services.operations.api.state import OperationsRuntime
 from services.operations.domain import ActionType, AlertFilter, AlertStatus, Change, Severity
 from services.operations.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, alert_to_message, change_to_message
@@ -72,8 +73,8 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
             page = await asyncio.to_thread(
                 self.runtime.store.list_alerts, alert_filter, limit=page_size, page_token=request.page_token
             )
-        except ValueError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_token: {error}")
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a token of this listing")
         return pb.ListAlertsResponse(
             alerts=[alert_to_message(alert) for alert in page.alerts], next_page_token=page.next_page_token
         )
@@ -85,7 +86,7 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "alert_id: required")
         detail = await asyncio.to_thread(self.runtime.store.get, request.alert_id)
         if detail is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"alert_id: unknown alert {request.alert_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"alert_id: unknown alert {echo(request.alert_id)}")
         assert detail is not None
         return pb.GetAlertResponse(
             alert=alert_to_message(detail.alert),
@@ -98,12 +99,12 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
         alert_filter = await filter_from_message(request.filter, context)
         after: int | None = None
         if request.resume_cursor:
-            cursor = request.resume_cursor
-            if not cursor.isdigit() or int(cursor) > self.runtime.hub.last_seq:
+            after = parse_cursor(request.resume_cursor, "resume_cursor")
+            if after > self.runtime.hub.last_seq:
                 await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"resume_cursor: not a cursor of this store: {cursor!r}"
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"resume_cursor: not a cursor of this store: {echo(request.resume_cursor)}",
                 )
-            after = int(cursor)
         watch = Watch(self.runtime.hub, self.runtime.store, alert_filter, after,
                       maxsize=self.runtime.settings.operations_sse_queue_size)
         try:
@@ -131,7 +132,7 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
             request.alert_id, ActionType.ACKNOWLEDGE, agency, text=request.note
         )
         if outcome is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"alert_id: unknown alert {request.alert_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"alert_id: unknown alert {echo(request.alert_id)}")
         assert outcome is not None
         if not outcome.applied:
             await context.abort(

@@ -21,13 +21,14 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 
 from madina.auth import Credentials, Principal
 from madina.geo import load_cities
 from madina.http import install_common, require_scope
-from services.operations.api.hub import Watch, WatcherTooSlow
+from madina.inputs import InvalidInput, UtcTime, echo
+from services.operations.api.hub import Watch, WatcherTooSlow, parse_cursor
 from services.operations.api.state import ActionOutcome, OperationsRuntime
 from services.operations.api.views import alert_json, change_json, groups_json, history_json, silence_json
 from services.operations.domain import (
@@ -94,7 +95,7 @@ def alert_filter_params(
     domain: Annotated[list[str] | None, Query(description="Only these domains.")] = None,
     min_severity: Annotated[SeverityName | None, Query(description="Only at or above this severity.")] = None,
     district: Annotated[list[str] | None, Query(description="Only these districts.")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Only alerts changed since (RFC 3339).")] = None,
+    since: Annotated[UtcTime | None, Query(description="Only alerts changed since (RFC 3339).")] = None,
     status_: Annotated[StatusName | None, Query(alias="status", description="Only this status.")] = None,
 ) -> AlertFilter:
     return AlertFilter(
@@ -102,7 +103,7 @@ def alert_filter_params(
         domains=_split(domain or []),
         min_severity=None if min_severity is None else Severity[min_severity.upper()],
         district_ids=_split(district or []),
-        since=None if since is None else since.astimezone(UTC),
+        since=since,
         status=None if status_ is None else AlertStatus[status_.upper()],
     )
 
@@ -178,17 +179,22 @@ class MatcherBody(_Body):
 
 class SilenceBody(_Body):
     matchers: list[MatcherBody] = Field(min_length=1, max_length=20)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime
+    starts_at: UtcTime | None = None
+    ends_at: UtcTime
     comment: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
 # -- routes -----------------------------------------------------------------------------------
 
+_COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Applied: the alert as it is now."},
+    202: {"description": "Published but not applied within the timeout; it will apply."},
+}
+
 
 def _action_reply(outcome: ActionOutcome | None, alert_id: str) -> JSONResponse:
     if outcome is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {alert_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {echo(alert_id)}")
     return JSONResponse(
         {"action_id": outcome.action.action_id, "alert": alert_json(outcome.alert)},
         status_code=status.HTTP_200_OK if outcome.applied else status.HTTP_202_ACCEPTED,
@@ -208,8 +214,8 @@ def alerts_router() -> APIRouter:
             page = await asyncio.to_thread(
                 runtime.store.list_alerts, alert_filter, limit=limit, page_token=page_token
             )
-        except ValueError as error:
-            raise _unprocessable("page_token", str(error)) from None
+        except ValueError:
+            raise _unprocessable("page_token", "not a token of this listing") from None
         return {
             "alerts": [alert_json(alert) for alert in page.alerts],
             "next_page_token": page.next_page_token or None,
@@ -221,10 +227,11 @@ def alerts_router() -> APIRouter:
     ) -> dict[str, Any]:
         detail = await asyncio.to_thread(runtime.store.get, alert_id)
         if detail is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {alert_id!r}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {echo(alert_id)}")
         return {"alert": alert_json(detail.alert), "history": [history_json(c) for c in detail.history]}
 
-    @router.post("/alerts/{alert_id}/ack", summary="Acknowledge (published on alerts.actions.v1)")
+    @router.post("/alerts/{alert_id}/ack", responses=_COMMAND_RESPONSES,
+                 summary="Acknowledge (published on alerts.actions.v1)")
     async def acknowledge(
         runtime: Runtime, principal: Annotated[Principal, Depends(WRITER)], alert_id: str,
         body: AcknowledgeBody | None = None,
@@ -235,7 +242,7 @@ def alerts_router() -> APIRouter:
         )
         return _action_reply(outcome, alert_id)
 
-    @router.post("/alerts/{alert_id}/assign", summary="Assign to a person or team")
+    @router.post("/alerts/{alert_id}/assign", responses=_COMMAND_RESPONSES, summary="Assign to a person or team")
     async def assign(
         runtime: Runtime, principal: Annotated[Principal, Depends(WRITER)], alert_id: str, body: AssignBody,
     ) -> JSONResponse:
@@ -244,7 +251,7 @@ def alerts_router() -> APIRouter:
         )
         return _action_reply(outcome, alert_id)
 
-    @router.post("/alerts/{alert_id}/comment", summary="Add a comment")
+    @router.post("/alerts/{alert_id}/comment", responses=_COMMAND_RESPONSES, summary="Add a comment")
     async def comment(
         runtime: Runtime, principal: Annotated[Principal, Depends(WRITER)], alert_id: str, body: CommentBody,
     ) -> JSONResponse:
@@ -253,7 +260,8 @@ def alerts_router() -> APIRouter:
         )
         return _action_reply(outcome, alert_id)
 
-    @router.post("/alerts/{alert_id}/resolve", summary="Resolve by hand (final for the episode)")
+    @router.post("/alerts/{alert_id}/resolve", responses=_COMMAND_RESPONSES,
+                 summary="Resolve by hand (final for the episode)")
     async def resolve(
         runtime: Runtime, principal: Annotated[Principal, Depends(WRITER)], alert_id: str,
         body: ResolveBody | None = None,
@@ -273,9 +281,10 @@ def alerts_router() -> APIRouter:
         cursor = last_event_id or last_event_id_query
         after: int | None = None
         if cursor:
-            if not cursor.isdigit():
-                raise _unprocessable("Last-Event-ID", f"not a cursor: {cursor!r}")
-            after = int(cursor)
+            try:
+                after = parse_cursor(cursor, "Last-Event-ID")
+            except InvalidInput as error:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid request: {error}") from None
             # A cursor from a store that has since been rebuilt smaller: start from now, the
             # dashboard re-reads the list on every reconnect.
             if after > runtime.hub.last_seq:
@@ -322,10 +331,12 @@ def silences_router() -> APIRouter:
         ends_at = body.ends_at.astimezone(UTC)
         if ends_at <= max(starts_at, now):
             raise _unprocessable("ends_at", "must be in the future and after starts_at")
-        try:
-            matchers = [Matcher(m.name, MatchOp(m.op), m.value) for m in body.matchers]
-        except ValueError as error:
-            raise _unprocessable("matchers", str(error)) from None
+        matchers = []
+        for index, m in enumerate(body.matchers):
+            try:
+                matchers.append(Matcher(m.name, MatchOp(m.op), m.value))
+            except ValueError as error:
+                raise _unprocessable(f"matchers[{index}].value", str(error)) from None
         silence = await asyncio.to_thread(
             runtime.store.create_silence, matchers, ends_at=ends_at, starts_at=starts_at,
             created_by=principal.principal_id, comment=body.comment,
@@ -338,7 +349,7 @@ def silences_router() -> APIRouter:
         runtime: Runtime, _: Annotated[Principal, Depends(WRITER)], silence_id: str,
     ) -> Response:
         if await asyncio.to_thread(runtime.store.expire_silence, silence_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown silence {silence_id!r}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown silence {echo(silence_id)}")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

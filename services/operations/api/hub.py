@@ -18,12 +18,25 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from madina.inputs import InvalidInput, echo
 from services.operations.domain import AlertFilter, Change
 from services.operations.store import AlertStore
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_LIMIT = 500
+MAX_CURSOR_DIGITS = 19
+"""A cursor is a change seq (a 64-bit integer); longer digit strings are not ours."""
+
+
+def parse_cursor(text: str, field: str) -> int:
+    """The change seq a cursor stands for, or InvalidInput naming ``field``.
+
+    ASCII digits only: ``str.isdigit`` also accepts ``"²"``, which ``int`` refuses.
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_CURSOR_DIGITS):
+        raise InvalidInput(f"{field}: not a cursor: {echo(text)}")
+    return int(text)
 
 
 class WatcherTooSlow(Exception):

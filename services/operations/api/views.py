@@ -2,6 +2,7 @@
 
 The dashboard and partners read exactly these shapes, so they are built by hand here rather than
 derived from the protobuf messages: the JSON contract can then evolve apart from the wire one.
+Numbers are always JSON: a non-finite value is null, a position off the globe is no position.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from madina.contract import InvalidRecord, coordinates
+from madina.inputs import finite_or_none
 from services.operations.domain import (
     EVENT_CAUSE,
     AlertView,
@@ -18,7 +21,7 @@ from services.operations.domain import (
     Silence,
     summarize_groups,
 )
-from services.operations.domain.model import District
+from services.operations.domain.model import District, GeoPoint
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -32,6 +35,17 @@ def district_json(district: District) -> dict[str, str] | None:
         return None
     return {"city_id": district.city_id, "district_id": district.district_id,
             "display_name": district.display_name}
+
+
+def location_json(location: GeoPoint | None) -> dict[str, float] | None:
+    """The alert's position, or None for one that is not on Earth (NaN has no JSON form)."""
+    if location is None:
+        return None
+    try:
+        lat, lon = coordinates(location.latitude_deg, location.longitude_deg, "location")
+    except InvalidRecord:
+        return None
+    return {"lat": lat, "lon": lon}
 
 
 def _seconds(value: Any) -> float | None:
@@ -52,16 +66,15 @@ def alert_json(alert: AlertView) -> dict[str, Any]:
         "state": event.state.name.lower(),
         "status": alert.status.name.lower(),
         "active": alert.active,
-        "observed_value": event.observed_value,
-        "threshold_value": event.threshold_value,
+        "observed_value": finite_or_none(event.observed_value),
+        "threshold_value": finite_or_none(event.threshold_value),
         "unit": event.unit,
         "raise_time": rfc3339(alert.raise_time),
         "clear_time": rfc3339(alert.clear_time),
         "event_time": rfc3339(event.event_time),
         "message": event.message,
         "district": district_json(event.district),
-        "location": None if event.location is None
-        else {"lat": event.location.latitude_deg, "lon": event.location.longitude_deg},
+        "location": location_json(event.location),
         "standard_reference": event.standard_reference,
         "labels": dict(event.labels),
         "acknowledged_by": alert.acknowledged_by or None,
@@ -95,8 +108,9 @@ def history_json(change: Change) -> dict[str, Any]:
         return {
             "seq": change.seq, "kind": "event", "time": rfc3339(change.occurred_time), "summary": summary,
             "detail": {"revision": event.revision, "state": event.state.name.lower(),
-                       "severity": event.severity.name.lower(), "observed_value": event.observed_value,
-                       "threshold_value": event.threshold_value, "unit": event.unit,
+                       "severity": event.severity.name.lower(),
+                       "observed_value": finite_or_none(event.observed_value),
+                       "threshold_value": finite_or_none(event.threshold_value), "unit": event.unit,
                        "message": event.message},
         }
     action = change.action
