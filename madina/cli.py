@@ -5,6 +5,7 @@ madina broker [...]           run the embedded Kafka-protocol broker
 madina service NAME           run one component of a domain (see `madina service --list`)
 madina simulate [...]         stream realistic city data into the services
 madina up                     the whole city on this machine: broker, services, simulator
+madina agency add|revoke|list manage partner tokens in the credentials file (no restart needed)
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def _cmd_service(args: argparse.Namespace) -> int:
     if problem:
         print(f"madina service: {problem}", file=sys.stderr)
         return 2
+    from madina.privatefiles import restrict_umask
+
+    restrict_umask()  # a SQLite store or anything else it creates is the owner's alone
     return entry.load()()
 
 
@@ -96,6 +100,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         speedup=args.speedup,
         domains=args.domain,
     )
+
+
+def _cmd_agency(args: argparse.Namespace) -> int:
+    from madina.agency import run
+
+    return run(args)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -142,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--rate", type=float, default=20.0)
     up.add_argument("--no-simulator", action="store_true")
     up.set_defaults(func=_cmd_up)
+
+    agency = commands.add_parser("agency", help="add, revoke or list partner tokens")
+    from madina.agency import add_arguments as add_agency_arguments
+
+    add_agency_arguments(agency)
+    agency.set_defaults(func=_cmd_agency)
     return parser
 
 

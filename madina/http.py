@@ -1,7 +1,9 @@
 """FastAPI plumbing every HTTP service shares: bearer-token scopes, body size limits, health, metrics.
 
 Errors are JSON with a human message: validation failures are 422 naming the field, a body over
-the limit is 413, a missing or wrong token 401, a token without the scope 403.
+the limit is 413, a missing or wrong token 401, a token without the scope 403, a principal over its
+rate (or an address after too many wrong tokens) 429 with ``Retry-After``. ``uvicorn_tls_options``
+turns on HTTPS from settings.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from madina.auth import Credentials, Principal
+from madina.auth import Credentials, NotAuthenticated, Principal, Throttled
 from madina.observability.metrics import metrics_response
+from madina.settings import ServiceSettings
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # No body of ours nests more than a few levels; 32 is far from that and from Python's recursion limit.
@@ -107,27 +110,44 @@ def _too_large(limit: int) -> JSONResponse:
     return _error(status.HTTP_413_CONTENT_TOO_LARGE, f"request body is larger than the {limit} byte limit")
 
 
+def authorize(request: Request, token: str | None, scope: str) -> Principal:
+    """The principal calling with ``token`` if it is admitted (madina.auth: rate limits, failed
+    attempts per address) and holds ``scope``; otherwise the 401, 429 or 403 to answer."""
+    store: Credentials = request.app.state.credentials
+    try:
+        principal = store.admit(token, request.client.host if request.client else "unknown")
+    except NotAuthenticated as denied:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, denied.message, headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    except Throttled as throttled:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            throttled.message,
+            headers={"Retry-After": throttled.retry_after_header},
+        ) from None
+    if not principal.allows(scope):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"token of {principal.principal_id} lacks scope {scope}")
+    return principal
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's principal, if its bearer token holds ``scope``."""
+    """A FastAPI dependency: the caller's principal, if its bearer token is admitted and holds ``scope``."""
 
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Principal:
-        store: Credentials = request.app.state.credentials
-        principal = store.authenticate(credentials.credentials) if credentials else None
-        if principal is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing or invalid bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not principal.allows(scope):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"token of {principal.principal_id} lacks scope {scope}"
-            )
-        return principal
+        return authorize(request, credentials.credentials if credentials else None, scope)
 
     return dependency
+
+
+def uvicorn_tls_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn.Config keywords serving HTTPS when MADINA_HTTP_TLS_CERT_FILE and _KEY_FILE are set
+    (deployments without a TLS-terminating proxy in front); empty otherwise."""
+    if settings.http_tls_cert_file and settings.http_tls_key_file:
+        return {"ssl_certfile": str(settings.http_tls_cert_file), "ssl_keyfile": str(settings.http_tls_key_file)}
+    return {}
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -168,6 +188,7 @@ def install_common(
     async def metrics() -> Response:
         body, content_type = metrics_response()
         return Response(body, media_type=content_type)
+
 
 class ErrorBody(BaseModel):
     """What every 4xx answers (``detail`` is a sentence for people)."""

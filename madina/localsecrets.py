@@ -1,5 +1,8 @@
 """Secrets for a one-machine run, made on first use and kept under ``data/secrets/`` (never in git).
 
+The directory is 0700 and every file in it is created 0600 from its first byte
+(``madina.privatefiles``): a token or key is never readable by another user, not even briefly.
+
 Deployments mount their own credentials file and certificates and point the settings at them;
 ``madina up`` uses this module only for whatever those settings leave unset.
 """
@@ -13,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from madina.auth import write_credentials
+from madina.privatefiles import private_directory, write_private
 from madina.settings import MadinaSettings
 
 # Who talks to a local city and what each may do. Scopes are "<area>:<verb>".
@@ -39,14 +43,13 @@ def secrets_dir(settings: MadinaSettings) -> Path:
 def ensure_local_secrets(settings: MadinaSettings) -> LocalSecrets:
     from madina.grpc.tls import ensure_self_signed
 
-    directory = secrets_dir(settings)
+    directory = private_directory(secrets_dir(settings))
     credentials_file, tokens_file = directory / "credentials.yaml", directory / "tokens.yaml"
     if credentials_file.exists() and tokens_file.exists():
         tokens = yaml.safe_load(tokens_file.read_text()) or {}
     else:
         tokens = write_credentials(credentials_file, LOCAL_PRINCIPALS)
-        tokens_file.write_text(yaml.safe_dump(tokens))
-        tokens_file.chmod(0o600)
+        write_private(tokens_file, yaml.safe_dump(tokens))
     cert, key = ensure_self_signed(directory)
     return LocalSecrets(credentials_file, tokens, cert, key)
 

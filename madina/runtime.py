@@ -1,5 +1,5 @@
-"""Running a long-lived process the same way everywhere: stop cleanly on SIGTERM or Ctrl-C, and
-keep the garbage collector off what lives as long as the process."""
+"""Running a long-lived process the same way everywhere: stop cleanly on SIGTERM or Ctrl-C, re-read
+credentials on SIGHUP, and keep the garbage collector off what lives as long as the process."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import gc
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from madina.auth import reload_credentials_files
 
 
 def freeze_startup_heap() -> None:
@@ -39,6 +41,8 @@ def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """Run ``main()`` until it returns or a stop signal arrives, then let it clean up."""
 
     async def runner() -> None:
+        # SIGHUP re-reads credentials files now rather than on the next change check (madina.auth).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_credentials_files)
         task = asyncio.create_task(main())
         stopper = asyncio.create_task(wait_for_stop_signal())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -84,6 +84,20 @@ class ServiceSettings(MadinaSettings):
     grpc_insecure: bool = Field(default=False, description="Serve gRPC without TLS (tests, sidecar TLS).")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
+    grpc_tls_client_ca_file: Path | None = Field(
+        default=None, description="CA of partner client certificates; set, gRPC requires mutual TLS."
+    )
+    http_tls_cert_file: Path | None = Field(default=None, description="HTTP serves TLS with this and the key.")
+    http_tls_key_file: Path | None = None
+    rate_limit_per_s: float = Field(
+        default=50.0, gt=0, description="Calls a second per principal without a rate_limit of its own."
+    )
+    rate_limit_burst: int = Field(default=200, ge=1)
+    auth_failures_per_s: float = Field(
+        default=0.2, gt=0, description="Failed authentications a second per client address, after the burst."
+    )
+    auth_failures_burst: int = Field(default=20, ge=1)
+
     @model_validator(mode="after")
     def _tls_or_explicitly_insecure(self) -> ServiceSettings:
         if not self.grpc_insecure and not (self.grpc_tls_cert_file and self.grpc_tls_key_file):
@@ -91,7 +105,18 @@ class ServiceSettings(MadinaSettings):
                 "MADINA_GRPC_TLS_CERT_FILE and MADINA_GRPC_TLS_KEY_FILE are required "
                 "unless MADINA_GRPC_INSECURE=true"
             )
-        for path in (self.credentials_file, self.grpc_tls_cert_file, self.grpc_tls_key_file):
+        if self.grpc_insecure and self.grpc_tls_client_ca_file:
+            raise ValueError("MADINA_GRPC_TLS_CLIENT_CA_FILE needs TLS; unset MADINA_GRPC_INSECURE")
+        if bool(self.http_tls_cert_file) != bool(self.http_tls_key_file):
+            raise ValueError("MADINA_HTTP_TLS_CERT_FILE and MADINA_HTTP_TLS_KEY_FILE go together")
+        for path in (
+            self.credentials_file,
+            self.grpc_tls_cert_file,
+            self.grpc_tls_key_file,
+            self.grpc_tls_client_ca_file,
+            self.http_tls_cert_file,
+            self.http_tls_key_file,
+        ):
             if path is not None and not path.is_file():
                 raise ValueError(f"file {path} does not exist")
         return self

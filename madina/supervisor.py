@@ -4,7 +4,7 @@ Order: local secrets -> the embedded broker (unless MADINA_KAFKA_BOOTSTRAP point
 every topic from the registry -> each domain's components, waiting on their health checks ->
 the simulator. Children that die are restarted with back-off. Ctrl-C or SIGTERM stops them in
 reverse order. Child logs (JSON) go to ``data/logs/<name>.log``; the console gets the URLs and
-status lines only.
+status lines only. Everything under ``data/`` is created owner-only (umask 077, logs 0600).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from madina.domains import Component, all_topics, discover
 from madina.localsecrets import ensure_local_secrets
+from madina.privatefiles import open_private_append, private_directory, restrict_umask
 from madina.settings import MadinaSettings, load_settings
 
 READY_TIMEOUT_S = 90.0
@@ -43,12 +44,13 @@ class Child:
     urls: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log_file.close()
+        log_file = open_private_append(self.log_path)
+        try:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            os.close(log_file)
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
@@ -176,7 +178,9 @@ async def _create_topics(settings: MadinaSettings) -> list[str]:
 
 def run_city(*, city: str, rate: float, simulate: bool) -> int:
     settings = load_settings(MadinaSettings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Logs, the SQLite store, broker segments and secrets are the owner's alone; children inherit this.
+    restrict_umask()
+    private_directory(settings.data_dir)
     env = _child_env(settings)
     # The simulator feeds one city: services that watched the others would see them silent.
     env.setdefault("MADINA_CITIES", json.dumps([city]))

@@ -1,7 +1,12 @@
 """Per-agency bearer tokens with scopes for partner gRPC APIs (credentials model: madina.auth).
 
-Each RPC names the scope it needs; health checks and reflection need none. The authenticated
-agency id is available to servicers through ``agency_of_current_call()`` for audit trails.
+Each RPC names the scope it needs; health checks and reflection need none. Calls are admitted by
+:meth:`madina.auth.Credentials.admit`, the same gate HTTP uses: a missing or invalid token is
+UNAUTHENTICATED, a principal over its rate or an address with too many failed tokens is
+RESOURCE_EXHAUSTED with a ``retry-after`` trailer (seconds), a token without the scope is
+PERMISSION_DENIED. The check runs when the call starts, because only then is the peer address
+known. The authenticated agency id is available to servicers through ``agency_of_current_call()``
+for audit trails.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from madina.auth import Credentials
+from madina.auth import Credentials, NotAuthenticated, Throttled
 
 _CURRENT_AGENCY: contextvars.ContextVar[str | None] = contextvars.ContextVar("madina_agency", default=None)
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -23,8 +28,20 @@ def agency_of_current_call() -> str | None:
     return _CURRENT_AGENCY.get()
 
 
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, trailers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.code, self.message, self.trailers = code, message, trailers
+
+
+def peer_address(peer: str) -> str:
+    """The client address of a grpc peer string (``ipv4:10.0.0.7:51234`` -> ``10.0.0.7``)."""
+    kind, _, rest = peer.partition(":")
+    return rest.rsplit(":", 1)[0] if kind in ("ipv4", "ipv6") else peer
+
+
 class AgencyAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls without a valid bearer token (UNAUTHENTICATED) or without the scope (PERMISSION_DENIED)."""
+    """Admits each call (token, rate limits) and checks its scope before the servicer sees it."""
 
     def __init__(self, credentials: Credentials, required_scopes: Mapping[str, str]) -> None:
         # required_scopes: full method name ("/pkg.Service/Method") -> scope
@@ -41,35 +58,28 @@ class AgencyAuthInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(details.invocation_metadata or ())
         authorization = metadata.get("authorization", "")
         token = authorization[7:] if authorization.lower().startswith("bearer ") else ""
-        agency = self._credentials.authenticate(token) if token else None
-        if agency is None:
-            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        scope = self._required.get(method)
-        if scope is None:
-            return _deny(handler, grpc.StatusCode.PERMISSION_DENIED, f"no scope is defined for {method}")
-        if scope not in agency.scopes:
-            return _deny(
-                handler,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"agency {agency.principal_id} lacks scope {scope}",
-            )
-        return _with_agency(handler, agency.principal_id)
 
+        def admit(context: grpc.aio.ServicerContext) -> str:
+            try:
+                agency = self._credentials.admit(token, peer_address(context.peer()))
+            except NotAuthenticated as denied:
+                raise _Refused(grpc.StatusCode.UNAUTHENTICATED, denied.message) from None
+            except Throttled as throttled:
+                raise _Refused(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{throttled.message}; retry in {throttled.retry_after_header} s",
+                    (("retry-after", throttled.retry_after_header),),
+                ) from None
+            scope = self._required.get(method)
+            if scope is None:
+                raise _Refused(grpc.StatusCode.PERMISSION_DENIED, f"no scope is defined for {method}")
+            if scope not in agency.scopes:
+                raise _Refused(
+                    grpc.StatusCode.PERMISSION_DENIED, f"agency {agency.principal_id} lacks scope {scope}"
+                )
+            return agency.principal_id
 
-def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    # The denial must have the method's own shape, or grpc would read the stream wrongly.
-    async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(code, message)
-
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(code, message)
-        yield  # pragma: no cover - makes this an async generator
-
-    return _METHOD_HANDLER_FACTORY[(handler.request_streaming, handler.response_streaming)](
-        abort_stream if handler.response_streaming else abort,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+        return _guarded(handler, admit)
 
 
 _METHOD_HANDLER_FACTORY = {
@@ -80,29 +90,31 @@ _METHOD_HANDLER_FACTORY = {
 }
 
 
-def _with_agency(handler: grpc.RpcMethodHandler, agency_id: str) -> grpc.RpcMethodHandler:
-    def bind(behaviour: Callable[..., Any] | None, streaming_response: bool) -> Callable[..., Any] | None:
-        if behaviour is None:
-            return None
-        if streaming_response:
+def _guarded(
+    handler: grpc.RpcMethodHandler, admit: Callable[[grpc.aio.ServicerContext], str]
+) -> grpc.RpcMethodHandler:
+    """``handler`` with the same shape (grpc would read the stream wrongly otherwise), calling
+    ``admit`` first and aborting with its refusal, or running with the agency it returns."""
+    behaviour = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
 
-            async def stream(request: Any, context: Any) -> Any:
-                _CURRENT_AGENCY.set(agency_id)
-                async for item in behaviour(request, context):
-                    yield item
+    async def enter(context: grpc.aio.ServicerContext) -> None:
+        try:
+            _CURRENT_AGENCY.set(admit(context))
+        except _Refused as refused:
+            await context.abort(refused.code, refused.message, refused.trailers)
 
-            return stream
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await enter(context)
+        async for item in behaviour(request, context):
+            yield item
 
-        async def unary(request: Any, context: Any) -> Any:
-            _CURRENT_AGENCY.set(agency_id)
-            return await behaviour(request, context)
-
-        return unary
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await enter(context)
+        return await behaviour(request, context)
 
     factory = _METHOD_HANDLER_FACTORY[(handler.request_streaming, handler.response_streaming)]
-    behaviour = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     return factory(
-        bind(behaviour, handler.response_streaming),
+        stream if handler.response_streaming else unary,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

@@ -36,9 +36,14 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         tls_cert_file: Path | None = None,
         tls_key_file: Path | None = None,
+        tls_client_ca_file: Path | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        """``services``: (add_XServicer_to_server, servicer, full service name) triples."""
+        """``services``: (add_XServicer_to_server, servicer, full service name) triples.
+
+        With ``tls_client_ca_file`` the server requires mutual TLS: a client must present a
+        certificate signed by that CA, or its handshake fails before any RPC (and any token) is seen.
+        """
         self._server = grpc.aio.server(
             # Last, so it wraps the servicer itself: auth has already answered callers without a token.
             interceptors=[*interceptors, RequestErrorInterceptor()],
@@ -64,7 +69,9 @@ class GrpcServer:
         address = f"{host}:{port}"
         if tls_cert_file and tls_key_file:
             credentials = grpc.ssl_server_credentials(
-                [(tls_key_file.read_bytes(), tls_cert_file.read_bytes())]
+                [(tls_key_file.read_bytes(), tls_cert_file.read_bytes())],
+                root_certificates=tls_client_ca_file.read_bytes() if tls_client_ca_file else None,
+                require_client_auth=tls_client_ca_file is not None,
             )
             self.port = self._server.add_secure_port(address, credentials)
             self.secure = True
@@ -72,6 +79,7 @@ class GrpcServer:
             self.port = self._server.add_insecure_port(address)
             self.secure = False
         self.host = host
+        self.mutual_tls = self.secure and tls_client_ca_file is not None
 
     async def start(self) -> None:
         await self._server.start()
@@ -82,6 +90,7 @@ class GrpcServer:
             extra={
                 "address": f"{self.host}:{self.port}",
                 "tls": self.secure,
+                "mutual_tls": self.mutual_tls,
                 "services": self._service_names,
             },
         )

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from madina.privatefiles import private_directory, write_private
+
 
 def ensure_self_signed(directory: Path, common_name: str = "localhost") -> tuple[Path, Path]:
     """Create (once) a self-signed certificate for localhost in ``directory``; return (cert, key) paths.
@@ -21,7 +23,7 @@ def ensure_self_signed(directory: Path, common_name: str = "localhost") -> tuple
     cert_path, key_path = directory / "grpc-cert.pem", directory / "grpc-key.pem"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
@@ -42,11 +44,11 @@ def ensure_self_signed(directory: Path, common_name: str = "localhost") -> tuple
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(
+    write_private(
+        key_path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        ),
     )
-    key_path.chmod(0o600)
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path

@@ -8,9 +8,10 @@ import logging
 
 import uvicorn
 
-from madina.auth import load_credentials
+from madina.auth import load_service_credentials
 from madina.bus import EventProducer, ensure_topics
 from madina.grpc import AgencyAuthInterceptor, GrpcServer
+from madina.http import uvicorn_tls_options
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
 from madina.settings import load_settings
@@ -33,7 +34,7 @@ def build_runtime(settings: EnvironmentSettings) -> EnvironmentRuntime:
     return EnvironmentRuntime(
         settings=settings,
         stations=stations,
-        credentials=load_credentials(settings.credentials_file),
+        credentials=load_service_credentials(settings),
         producer=EventProducer(settings.bootstrap_servers, source="environment-api"),
     )
 
@@ -49,6 +50,7 @@ def build_grpc_server(runtime: EnvironmentRuntime, port: int | None = None) -> G
         interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
         tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
         tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
+        tls_client_ca_file=None if settings.grpc_insecure else settings.grpc_tls_client_ca_file,
     )
 
 
@@ -73,6 +75,7 @@ async def serve(settings: EnvironmentSettings) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
+            **uvicorn_tls_options(settings),
         )
     )
     # uvicorn would capture SIGTERM/SIGINT while serving; the process-wide runner owns them.

@@ -24,9 +24,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 
-from madina.auth import Credentials, Principal
+from madina.auth import Principal
 from madina.geo import load_cities
-from madina.http import install_common, require_scope
+from madina.http import authorize, install_common, require_scope
 from madina.inputs import InvalidInput, UtcTime, echo
 from services.operations.api.hub import Watch, WatcherTooSlow, parse_cursor
 from services.operations.api.state import ActionOutcome, OperationsRuntime
@@ -116,17 +116,7 @@ async def stream_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     access_token: Annotated[str | None, Query(description="Bearer token, for EventSource clients.")] = None,
 ) -> Principal:
-    store: Credentials = request.app.state.credentials
-    token = credentials.credentials if credentials else access_token
-    principal = store.authenticate(token) if token else None
-    if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if not principal.allows("alerts:read"):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"token of {principal.principal_id} lacks scope alerts:read"
-        )
-    return principal
+    return authorize(request, credentials.credentials if credentials else access_token, "alerts:read")
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:

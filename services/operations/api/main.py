@@ -15,9 +15,10 @@ import logging
 
 import uvicorn
 
-from madina.auth import load_credentials
+from madina.auth import load_service_credentials
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
 from madina.grpc import AgencyAuthInterceptor, GrpcServer
+from madina.http import uvicorn_tls_options
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
 from madina.settings import load_settings
@@ -43,7 +44,7 @@ def build_runtime(settings: OperationsSettings) -> OperationsRuntime:
     ingest = AlertIngest(settings.bootstrap_servers, store, hub, producer,
                          group_id=settings.operations_consumer_group)
     return OperationsRuntime(
-        settings=settings, store=store, credentials=load_credentials(settings.credentials_file),
+        settings=settings, store=store, credentials=load_service_credentials(settings),
         producer=producer, hub=hub, ingest=ingest,
     )
 
@@ -57,6 +58,7 @@ def build_grpc_server(runtime: OperationsRuntime, port: int | None = None) -> Gr
         interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
         tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
         tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
+        tls_client_ca_file=None if settings.grpc_insecure else settings.grpc_tls_client_ca_file,
     )
 
 
@@ -94,6 +96,7 @@ class OperationsService:
         self._http = uvicorn.Server(uvicorn.Config(
             create_http_app(runtime), host=settings.bind_host, port=settings.operations_http_port,
             log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3,
+            **uvicorn_tls_options(settings),
         ))
         # uvicorn would install its own signal handlers; the process-wide runner owns them.
         self._http.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
