@@ -57,8 +57,9 @@ test: install system-deps proto-check ## every test: unit, integration, e2e (Doc
 test-unit: install ## unit tests only
 	$(PY) -m pytest -q tests/unit
 
-run: install ## the whole city on this machine: broker, services, simulator, dashboard
-	$(PY) -m madina up
+KAFKA ?= embedded
+run: install ## the whole city on this machine: broker, services, simulator, dashboard (KAFKA=apache: Apache Kafka)
+	$(PY) -m madina up --kafka $(KAFKA)
 
 bench-deps: ## Debian packages the benchmarks use (kcat: a C librdkafka consumer)
 	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }

@@ -1,10 +1,11 @@
 """The ``madina`` command (also ``python -m madina``).
 
 madina topics                 list every registered topic
+madina topics create          create the registered topics on MADINA_KAFKA_BOOTSTRAP (deployments)
 madina broker [...]           run the embedded Kafka-protocol broker
 madina service NAME           run one component of a domain (see `madina service --list`)
 madina simulate [...]         stream realistic city data into the services
-madina up                     the whole city on this machine: broker, services, simulator
+madina up [--kafka apache]    the whole city on this machine: broker, services, simulator
 madina agency add|revoke|list manage partner tokens in the credentials file (no restart needed)
 """
 
@@ -20,6 +21,8 @@ from madina import __version__
 def _cmd_topics(args: argparse.Namespace) -> int:
     from madina.domains import all_topics
 
+    if args.action == "create":
+        return _create_topics(args.wait)
     rows = [("TOPIC", "KEY", "MESSAGE", "PARTITIONS", "CLEANUP", "RETENTION")]
     for spec in all_topics():
         for each in (spec, spec.dead_letter):
@@ -36,6 +39,38 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _create_topics(wait_s: float) -> int:
+    """What a deployment's init job runs: the supervisor's topic creation, without the supervisor."""
+    import asyncio
+
+    from madina.bus.admin import ensure_topics, wait_for_broker
+    from madina.domains import all_topics
+    from madina.settings import MadinaSettings, load_settings
+
+    settings = load_settings(MadinaSettings)
+
+    async def create() -> list[str]:
+        await wait_for_broker(settings.bootstrap_servers, timeout_s=wait_s)
+        return await ensure_topics(
+            settings.bootstrap_servers,
+            all_topics(),
+            default_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+        )
+
+    try:
+        created = asyncio.run(create())
+    except (TimeoutError, RuntimeError) as error:
+        print(f"madina topics create: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"madina topics create: {len(created)} created on {settings.bootstrap_servers} "
+        f"({settings.topic_partitions} partitions unless a topic sets its own, "
+        f"replication factor {settings.topic_replication_factor}); existing topics left as they are"
+    )
     return 0
 
 
@@ -111,7 +146,7 @@ def _cmd_agency(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from madina.supervisor import run_city
 
-    return run_city(city=args.city, rate=args.rate, simulate=not args.no_simulator)
+    return run_city(city=args.city, rate=args.rate, simulate=not args.no_simulator, kafka=args.kafka)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"madina {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    topics = commands.add_parser("topics", help="list the topic registry")
+    topics = commands.add_parser("topics", help="list the topic registry, or create its topics")
+    topics.add_argument(
+        "action", nargs="?", choices=["list", "create"], default="list",
+        help="create: every registered topic and its .dlq twin that does not exist yet, with "
+        "MADINA_TOPIC_PARTITIONS and MADINA_TOPIC_REPLICATION_FACTOR",
+    )
+    topics.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the broker (create)")
     topics.set_defaults(func=_cmd_topics)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
@@ -151,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--city", choices=["berkane", "casablanca"], default="casablanca")
     up.add_argument("--rate", type=float, default=20.0)
     up.add_argument("--no-simulator", action="store_true")
+    up.add_argument(
+        "--kafka",
+        choices=["embedded", "apache"],
+        default="embedded",
+        help="the local broker: Madina's embedded one (no JVM), or Apache Kafka from Maven Central (needs Java)",
+    )
     up.set_defaults(func=_cmd_up)
 
     agency = commands.add_parser("agency", help="add, revoke or list partner tokens")

@@ -133,6 +133,27 @@ def _start_broker(settings: MadinaSettings, env: dict[str, str]) -> Child:
     return broker
 
 
+def _start_apache_kafka(settings: MadinaSettings):  # type: ignore[no-untyped-def]
+    """Apache Kafka on the embedded broker's port and data folder, so nothing else changes."""
+    from madina.devservers.apache_kafka import ApacheKafkaCluster, KafkaUnavailable
+
+    port = settings.embedded_broker_port
+    if _port_open("127.0.0.1", port):
+        raise SystemExit(
+            f"madina up: port {port} is already in use; stop what runs there or set MADINA_EMBEDDED_BROKER_PORT"
+        )
+    try:
+        return ApacheKafkaCluster.start(
+            (settings.data_dir / "apache-kafka").resolve(),
+            nodes=1,
+            ports=[port],
+            # As in deploy/compose.yaml: services create their topics; auto-creation would hide a missing one.
+            config={"auto.create.topics.enable": "false", "num.partitions": str(settings.topic_partitions)},
+        )
+    except KafkaUnavailable as error:
+        raise SystemExit(f"madina up: Apache Kafka cannot run here: {error}") from error
+
+
 def _child_env(settings: MadinaSettings) -> dict[str, str]:
     secrets = ensure_local_secrets(settings)
     env = dict(os.environ)
@@ -176,7 +197,7 @@ async def _create_topics(settings: MadinaSettings) -> list[str]:
     )
 
 
-def run_city(*, city: str, rate: float, simulate: bool) -> int:
+def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded") -> int:
     settings = load_settings(MadinaSettings)
     # Logs, the SQLite store, broker segments and secrets are the owner's alone; children inherit this.
     restrict_umask()
@@ -186,6 +207,7 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
     env.setdefault("MADINA_CITIES", json.dumps([city]))
     logs = settings.data_dir / "logs"
     children: list[Child] = []
+    apache_kafka = None
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -195,7 +217,11 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        if settings.uses_embedded_broker:
+        if settings.uses_embedded_broker and kafka == "apache":
+            _say("starting Apache Kafka (KRaft, one node)...")
+            apache_kafka = _start_apache_kafka(settings)
+            _say(f"Apache Kafka on {settings.bootstrap_servers} (data in {settings.data_dir / 'apache-kafka'})")
+        elif settings.uses_embedded_broker:
             children.append(_start_broker(settings, env))
             _say(f"embedded broker on {settings.bootstrap_servers} (data in {settings.data_dir / 'broker'})")
         else:
@@ -224,6 +250,8 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
             _say(f"simulator streaming {city} at {rate:g} observations/s")
         _print_urls(children, ensure_local_secrets(settings).tokens, logs)
         while not stopping:
+            if apache_kafka is not None and not all(node.alive() for node in apache_kafka.nodes):
+                raise RuntimeError(f"Apache Kafka exited; see {apache_kafka.nodes[0].log_path}")
             for child in children:
                 if not child.alive() and not stopping:
                     _restart(child)
@@ -235,6 +263,8 @@ def run_city(*, city: str, rate: float, simulate: bool) -> int:
         _say("stopping")
         for child in reversed(children):
             child.stop()
+        if apache_kafka is not None:
+            apache_kafka.stop()
         _say("stopped")
     return 0
 

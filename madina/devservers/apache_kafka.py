@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,16 +141,21 @@ class ApacheKafkaCluster:
         workdir: Path,
         *,
         nodes: int = 1,
+        ports: Sequence[int] | None = None,
         heap_mb: int = DEFAULT_HEAP_MB,
         config: Mapping[str, str] | None = None,
         timeout_s: float = 120.0,
     ) -> ApacheKafkaCluster:
+        """Nodes on ``ports`` (free ones by default). A ``workdir`` that already holds formatted
+        nodes is started again with its data, as `madina up` does across runs."""
         libs = ensure_artifacts()
         workdir.mkdir(parents=True, exist_ok=True)
+        if ports is not None and len(ports) != nodes:
+            raise ValueError(f"{nodes} nodes need {nodes} ports, not {len(ports)}")
         members = [
             KafkaNode(
                 node_id=n,
-                port=free_port(),
+                port=ports[n - 1] if ports is not None else free_port(),
                 controller_port=free_port(),
                 data_dir=workdir / f"node-{n}" / "data",
                 config_path=workdir / f"node-{n}" / "server.properties",
@@ -174,6 +179,7 @@ class ApacheKafkaCluster:
         min_isr = 2 if replication >= 3 else 1
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         cluster_id = _cluster_id()
+        fresh = not any((node.data_dir / "meta.properties").exists() for node in self.nodes)
         for node in self.nodes:
             settings = {
                 "process.roles": "broker,controller",
@@ -199,6 +205,8 @@ class ApacheKafkaCluster:
             }
             node.config_path.parent.mkdir(parents=True, exist_ok=True)
             node.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+            if not fresh:
+                continue
             self._java(
                 "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.config_path), check=True
             )

@@ -1,4 +1,8 @@
-"""`madina up` (what `make run` runs): the whole city comes up healthy and alerts reach the dashboard API."""
+"""`madina up` (what `make run` runs): the whole city comes up healthy and alerts reach the dashboard API.
+
+Run on the embedded broker and on Apache Kafka (`madina up --kafka apache`): the same ingest ->
+faust processor -> alerts.v1 -> operations path, with nothing but the broker changed.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
+from madina.devservers.apache_kafka import KafkaUnavailable, ensure_artifacts
 from tests.integration.environment.processor_harness import free_port
 
 READY_BANNER = "Madina is up."
@@ -24,7 +30,13 @@ def _get(url: str, token: str) -> dict:  # type: ignore[type-arg]
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kafka", ["embedded", "apache"])
+def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(tmp_path: Path, kafka: str) -> None:
+    if kafka == "apache":
+        try:
+            ensure_artifacts()
+        except KafkaUnavailable as error:
+            pytest.skip(f"Apache Kafka not available: {error}")
     ports = {
         name: free_port()
         for name in (
@@ -47,7 +59,7 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
     )
     console = (tmp_path / "console.log").open("w+")
     city = subprocess.Popen(
-        [sys.executable, "-m", "madina", "up", "--city", "casablanca", "--rate", "40"],
+        [sys.executable, "-m", "madina", "up", "--city", "casablanca", "--rate", "40", "--kafka", kafka],
         cwd=tmp_path,
         env=env,
         stdout=console,
@@ -65,6 +77,7 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
         assert f"{operations}/#token=" in banner
         tokens = yaml.safe_load((tmp_path / "data" / "secrets" / "tokens.yaml").read_text())
         assert tokens["operator"] in banner
+        assert ("Apache Kafka on" in banner) == (kafka == "apache"), banner
 
         # Within a minute the simulated contamination and pollution episode are on the dashboard API.
         alerts: list[dict] = []  # type: ignore[type-arg]

@@ -1,6 +1,7 @@
 """The environment processor as a real faust worker over the embedded broker (TCP).
 
 Each test gets its own broker process: the processor's topics and consumer group are fixed names.
+The dead-letter and kill -9 tests also run on Apache Kafka, with nothing changed but the address.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from madina.alerts import AlertState
@@ -89,6 +91,10 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
     assert first.district.district_id and first.standard_reference.startswith("WHO Guidelines for Drinking-water")
 
 
+ON_BOTH_BROKERS = pytest.mark.parametrize("broker", ["embedded", "apache-kafka"], indirect=True)
+
+
+@ON_BOTH_BROKERS
 async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still_raise_alerts(
     broker: str, tmp_path: Path
 ) -> None:
@@ -181,6 +187,7 @@ def _expected_transitions(records: list[list]) -> Counter[tuple[str, int, int]]:
     return expected
 
 
+@ON_BOTH_BROKERS
 async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exactly_once(
     broker: str, tmp_path: Path
 ) -> None:
