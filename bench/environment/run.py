@@ -124,7 +124,12 @@ class FaustProcessor(Processor):
     def __init__(self, bootstrap: str, workdir: Path, stations_file: Path) -> None:
         started = ProcessorProcess.start(
             bootstrap, workdir, partitions=PARTITIONS, debug_trace=False,
-            extra_env={"MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file)},
+            extra_env={
+                "MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file),
+                # The workload's event time starts on a fixed date and runs ahead of the clock.
+                "MADINA_ENVIRONMENT_MAX_OBSERVATION_AGE_S": str(10 * 365 * 86_400),
+                "MADINA_ENVIRONMENT_MAX_FUTURE_SKEW_S": "86400",
+            },
         )
         self.process, self.log_path = started.process, started.log_path
 
