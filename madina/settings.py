@@ -8,8 +8,9 @@ A service extends :class:`MadinaSettings` with its own fields and loads it with
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,8 +20,13 @@ EMBEDDED_BROKER_HOST = "127.0.0.1"
 EMBEDDED_BROKER_PORT = 9092
 
 
-class MadinaSettings(BaseSettings):
-    """Settings every process shares."""
+class KafkaClientSettings(BaseSettings):
+    """How every Kafka client (producer, consumer, admin, faust) connects and authenticates.
+
+    Its own class so the client factories, which are handed only a bootstrap string, can read the
+    security settings without the rest of a process's settings (see :func:`kafka_security_options`).
+    The password is a file, never a value, like every other secret.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -30,6 +36,57 @@ class MadinaSettings(BaseSettings):
         default=None,
         description="host:port[,host:port] of Apache Kafka; unset means the embedded broker.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = Field(default=None, description="File holding the SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates; unset: the system's CAs."
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaClientSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password_file
+        ):
+            raise ValueError(
+                f"MADINA_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "MADINA_KAFKA_SASL_USERNAME and MADINA_KAFKA_SASL_PASSWORD_FILE"
+            )
+        for path in (self.kafka_sasl_password_file, self.kafka_ssl_cafile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"file {path} does not exist")
+        return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments for TLS and SASL; empty for PLAINTEXT (the embedded broker)."""
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": protocol}
+        if protocol in ("SSL", "SASL_SSL"):
+            cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            options["ssl_context"] = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        if protocol.startswith("SASL_"):
+            assert self.kafka_sasl_password_file is not None  # checked by _sasl_needs_credentials
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+        return options
+
+
+def kafka_security_options() -> dict[str, Any]:
+    """The security keyword arguments every aiokafka client takes, from MADINA_KAFKA_* settings."""
+    return load_settings(KafkaClientSettings).kafka_client_options()
+
+
+class MadinaSettings(KafkaClientSettings):
+    """Settings every process shares."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the operations store; unset: SQLite in MADINA_DATA_DIR."
     )
@@ -83,7 +140,6 @@ class ServiceSettings(MadinaSettings):
     grpc_tls_key_file: Path | None = None
     grpc_insecure: bool = Field(default=False, description="Serve gRPC without TLS (tests, sidecar TLS).")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-
     grpc_tls_client_ca_file: Path | None = Field(
         default=None, description="CA of partner client certificates; set, gRPC requires mutual TLS."
     )

@@ -94,9 +94,27 @@ def create_stream_app(
         "web_bind": web_host,
         "web_port": web_port,
         "web_in_thread": False,
+        "broker_credentials": faust_broker_credentials(settings),
     }
     options.update(overrides)
     return StreamApp(app_id, **options)
+
+
+def faust_broker_credentials(settings: MadinaSettings) -> faust.types.auth.CredentialsT | None:
+    """The MADINA_KAFKA_* security settings in faust's terms, the same the aiokafka clients get."""
+    options = settings.kafka_client_options()
+    protocol = options.get("security_protocol", "PLAINTEXT")
+    if protocol.startswith("SASL_"):
+        # faust picks SASL_SSL when it is given a context and SASL_PLAINTEXT when it is not.
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=options.get("ssl_context"),
+            mechanism=options["sasl_mechanism"],
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def run_worker(app: faust.App, settings: MadinaSettings) -> None:

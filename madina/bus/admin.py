@@ -11,15 +11,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from madina.bus.topics import TopicSpec
+from madina.settings import kafka_security_options
 
 log = logging.getLogger(__name__)
+
+
+def admin_client(bootstrap: str, request_timeout_ms: int) -> AIOKafkaAdminClient:
+    """The one way Madina builds an admin client, so the Kafka security settings reach it."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms, **kafka_security_options()
+    )
 
 
 async def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> None:
     """Return once a Kafka broker answers on ``bootstrap``; raise TimeoutError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = admin_client(bootstrap, request_timeout_ms=3000)
         try:
             await admin.start()
             return
@@ -51,7 +59,7 @@ async def ensure_topics(
         wanted[spec.name] = spec
         if with_dead_letters:
             wanted[spec.dead_letter.name] = spec.dead_letter
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = admin_client(bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

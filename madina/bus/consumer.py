@@ -22,6 +22,7 @@ from madina.bus.codec import InvalidRecord, decode
 from madina.bus.producer import EventProducer
 from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS
+from madina.settings import kafka_security_options
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
             client_id=group_id,
+            **kafka_security_options(),
         )
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from madina.bus.codec import Headers, encode, standard_headers
 from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS
+from madina.settings import kafka_security_options
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class EventProducer:
             linger_ms=linger_ms,
             max_batch_size=max_batch_bytes,
             client_id=source,
+            **kafka_security_options(),
         )
 
     async def start(self) -> None:

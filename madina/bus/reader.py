@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from madina.bus.codec import InvalidRecord, decode
 from madina.bus.topics import TopicSpec
+from madina.settings import kafka_security_options
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,12 @@ async def read_topic(
     With ``follow=False`` it returns once caught up (a snapshot read); otherwise it keeps feeding
     new records until cancelled.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka_security_options(),
+    )
     await consumer.start()
     try:
         assignment = await _all_partitions(consumer, spec.name, wait_for_topic)
