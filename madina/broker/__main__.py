@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from madina.broker.groups import DEFAULT_INITIAL_REBALANCE_DELAY_MS
 from madina.broker.server import serve
 
 
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="segment.ms of compacted topics that do not set it (default 1 h)",
     )
     parser.add_argument(
+        "--group-initial-rebalance-delay-ms",
+        type=int,
+        default=DEFAULT_INITIAL_REBALANCE_DELAY_MS,
+        help="how long a consumer group's first rebalance waits for more members to join, "
+        "as Kafka's group.initial.rebalance.delay.ms (default 3000; 0 turns it off)",
+    )
+    parser.add_argument(
         "--max-frame-bytes",
         type=int,
         default=100 * 1024 * 1024,
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         cleaner_interval_s=args.cleaner_interval_s,
         compact_segment_bytes=args.compact_segment_bytes,
         compact_segment_ms=args.compact_segment_ms,
+        group_initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
     )
 
 

@@ -11,6 +11,13 @@ that stops heartbeating for its session timeout is removed and triggers a rebala
 survivors see REBALANCE_IN_PROGRESS on their next heartbeat. Join and sync calls that have
 to wait return futures; everything else answers at once.
 
+The first rebalance out of Empty waits longer, as Kafka's ``group.initial.rebalance.delay.ms``
+does: otherwise, of consumers started together, the first would form a generation alone,
+take every partition and drain them before the others are let in. That rebalance lasts the
+delay, and each member new to the group during it buys another delay, up to the first
+member's rebalance timeout. It does not end early when everyone known has joined, because
+the members it waits for are the ones not known yet. A delay of 0 turns this off.
+
 Committed offsets live in memory and, with a data directory, in an append-only JSON-lines
 file that is compacted when loaded.
 """
@@ -34,6 +41,8 @@ from madina.broker import errors
 logger = logging.getLogger("madina.broker")
 
 OFFSETS_FILE = "consumer_offsets.jsonl"
+# Kafka's default group.initial.rebalance.delay.ms
+DEFAULT_INITIAL_REBALANCE_DELAY_MS = 3000
 
 
 class GroupState(enum.Enum):
@@ -101,6 +110,10 @@ class Group:
     members: dict[str, Member] = field(default_factory=dict)
     pending_member_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     rebalance_timer: asyncio.TimerHandle | None = None
+    # Loop time at which the first rebalance out of Empty completes at the latest; None
+    # outside such a rebalance.
+    initial_rebalance_deadline: float | None = None
+    new_member_added: bool = False
 
 
 @dataclass
@@ -218,11 +231,13 @@ class GroupCoordinator:
         offsets: OffsetStore,
         min_session_timeout_ms: int = 1000,
         max_session_timeout_ms: int = 3_600_000,
+        initial_rebalance_delay_ms: int = DEFAULT_INITIAL_REBALANCE_DELAY_MS,
     ):
         self.groups: dict[str, Group] = {}
         self.offsets = offsets
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         for group_id in offsets.offsets:
             self.groups[group_id] = Group(group_id)
 
@@ -284,6 +299,8 @@ class GroupCoordinator:
                 protocols,
             )
             group.members[member_id] = member
+            if group.initial_rebalance_deadline is not None:
+                group.new_member_added = True
             if group.protocol_type is None:
                 group.protocol_type = protocol_type
             logger.info("group %s: member %s joins", group_id, member_id)
@@ -323,6 +340,7 @@ class GroupCoordinator:
 
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
         logger.info("group %s: rebalancing generation %d (%s)", group.group_id, group.generation, reason)
+        initial = group.state is GroupState.EMPTY and self.initial_rebalance_delay_ms > 0
         for member in group.members.values():
             if member.sync_future is not None and not member.sync_future.done():
                 member.sync_future.set_result(SyncResult(errors.REBALANCE_IN_PROGRESS))
@@ -331,7 +349,26 @@ class GroupCoordinator:
         if group.rebalance_timer is not None:
             group.rebalance_timer.cancel()
         timeout_ms = max((member.rebalance_timeout_ms for member in group.members.values()), default=0)
+        if initial:
+            delay_s = self.initial_rebalance_delay_ms / 1000
+            group.initial_rebalance_deadline = self._loop.time() + max(delay_s, timeout_ms / 1000)
+            group.new_member_added = False
+            group.rebalance_timer = self._loop.call_later(delay_s, self._initial_delay_elapsed, group)
+            return
         group.rebalance_timer = self._loop.call_later(timeout_ms / 1000, self._rebalance_timed_out, group)
+
+    def _initial_delay_elapsed(self, group: Group) -> None:
+        group.rebalance_timer = None
+        if group.state is not GroupState.PREPARING_REBALANCE or group.initial_rebalance_deadline is None:
+            return
+        remaining_s = group.initial_rebalance_deadline - self._loop.time()
+        if group.new_member_added and remaining_s > 0:
+            group.new_member_added = False
+            group.rebalance_timer = self._loop.call_later(
+                min(self.initial_rebalance_delay_ms / 1000, remaining_s), self._initial_delay_elapsed, group
+            )
+            return
+        self._rebalance_timed_out(group)
 
     def _rebalance_timed_out(self, group: Group) -> None:
         group.rebalance_timer = None
@@ -347,7 +384,11 @@ class GroupCoordinator:
         self._complete_join(group)
 
     def _maybe_complete_join(self, group: Group) -> None:
-        if group.state is not GroupState.PREPARING_REBALANCE or group.pending_member_timers:
+        if (
+            group.state is not GroupState.PREPARING_REBALANCE
+            or group.pending_member_timers
+            or group.initial_rebalance_deadline is not None
+        ):
             return
         if all(member.awaiting_join for member in group.members.values()):
             self._complete_join(group)
@@ -356,6 +397,8 @@ class GroupCoordinator:
         if group.rebalance_timer is not None:
             group.rebalance_timer.cancel()
             group.rebalance_timer = None
+        group.initial_rebalance_deadline = None
+        group.new_member_added = False
         group.generation += 1
         if not group.members:
             group.state = GroupState.EMPTY

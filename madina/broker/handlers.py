@@ -40,7 +40,7 @@ from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import InitProducerIdResponse, ProduceResponse
 
 from madina.broker import errors
-from madina.broker.groups import GroupCoordinator, JoinResult, SyncResult
+from madina.broker.groups import DEFAULT_INITIAL_REBALANCE_DELAY_MS, GroupCoordinator, JoinResult, SyncResult
 from madina.broker.log import (
     DEFAULT_TOPIC_CONFIGS,
     INTEGER_TOPIC_CONFIGS,
@@ -106,6 +106,7 @@ class HandlerSettings:
     # "acks-all": fsync before answering acks=all produces and offset commits;
     # "always": before every produce answer; "never": leave it to the OS.
     fsync: str = "acks-all"
+    group_initial_rebalance_delay_ms: int = DEFAULT_INITIAL_REBALANCE_DELAY_MS
 
 
 def _chain(source: asyncio.Future, build: Callable[[], object]) -> asyncio.Future:
@@ -887,6 +888,7 @@ class Handlers:
             "auto.create.topics.enable": str(self.settings.auto_create).lower(),
             "num.partitions": str(self.settings.default_partitions),
             "default.replication.factor": "1",
+            "group.initial.rebalance.delay.ms": str(self.settings.group_initial_rebalance_delay_ms),
             "log.retention.ms": DEFAULT_TOPIC_CONFIGS["retention.ms"],
             "log.segment.bytes": DEFAULT_TOPIC_CONFIGS["segment.bytes"],
             "message.max.bytes": DEFAULT_TOPIC_CONFIGS["max.message.bytes"],

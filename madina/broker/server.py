@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from madina.broker import errors
-from madina.broker.groups import GroupCoordinator, OffsetStore
+from madina.broker.groups import DEFAULT_INITIAL_REBALANCE_DELAY_MS, GroupCoordinator, OffsetStore
 from madina.broker.handlers import Handlers, HandlerSettings, RequestContext
 from madina.broker.log import LogStore
 from madina.broker.protocol import (
@@ -79,6 +79,8 @@ class BrokerConfig:
     compact_segment_ms: int = 3_600_000
     min_session_timeout_ms: int = 1000
     max_session_timeout_ms: int = 3_600_000
+    # group.initial.rebalance.delay.ms: how long a group's first rebalance waits for more members.
+    group_initial_rebalance_delay_ms: int = DEFAULT_INITIAL_REBALANCE_DELAY_MS
 
     def __post_init__(self) -> None:
         if self.memory and self.data_dir:
@@ -89,6 +91,8 @@ class BrokerConfig:
             raise ValueError("cleaner_interval_s must be positive")
         if self.fsync not in ("acks-all", "always", "never"):
             raise ValueError(f"fsync must be acks-all, always or never, not {self.fsync!r}")
+        if self.group_initial_rebalance_delay_ms < 0:
+            raise ValueError("group_initial_rebalance_delay_ms must not be negative")
 
 
 @dataclass(slots=True)
@@ -359,7 +363,10 @@ class Broker:
         await loop.run_in_executor(None, self.store.load)
         await loop.run_in_executor(None, offsets.load)
         self.coordinator = GroupCoordinator(
-            offsets, config.min_session_timeout_ms, config.max_session_timeout_ms
+            offsets,
+            config.min_session_timeout_ms,
+            config.max_session_timeout_ms,
+            config.group_initial_rebalance_delay_ms,
         )
         self.server = await loop.create_server(
             lambda: Connection(self), config.host, config.port, reuse_address=True, backlog=256
@@ -376,6 +383,7 @@ class Broker:
             auto_create=config.auto_create,
             cluster_id=_cluster_id(data_dir),
             fsync=config.fsync,
+            group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
         )
         self.handlers = Handlers(settings, self.store, self.coordinator)
         self._retention_task = asyncio.create_task(self._enforce_retention_periodically())

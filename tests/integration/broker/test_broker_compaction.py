@@ -186,7 +186,11 @@ def test_faust_table_recovers_its_state_from_a_compacted_changelog(own_broker_fa
         for number in range(30):
             producer.produce(topic, f'"value-{number}"'.encode(), key=f'"key-{number % 3}"'.encode())
         assert producer.flush(10) == 0
-        _wait_for(worker, lines, lambda: any("count=10" in line for line in lines), 60, "records not processed")
+        # All three keys: one key's tenth record can be processed before the other partition's
+        # records are, when the worker is first assigned both partitions with all 30 waiting.
+        _wait_for(
+            worker, lines, lambda: sum("count=10" in line for line in lines) == 3, 60, "records not processed"
+        )
     finally:
         _stop(worker)
 

@@ -10,8 +10,11 @@ from madina.broker.groups import GroupCoordinator, GroupState, JoinResult, Offse
 PROTOCOLS = [("range", b"meta-range"), ("roundrobin", b"meta-rr")]
 
 
-def coordinator() -> GroupCoordinator:
-    return GroupCoordinator(OffsetStore(None), min_session_timeout_ms=100)
+def coordinator(initial_delay_ms: int = 0) -> GroupCoordinator:
+    # Most tests here are about what follows the first generation; the initial delay has its own.
+    return GroupCoordinator(
+        OffsetStore(None), min_session_timeout_ms=100, initial_rebalance_delay_ms=initial_delay_ms
+    )
 
 
 def join(
@@ -142,3 +145,89 @@ async def test_offsets_survive_in_the_json_lines_file(tmp_path):
     reloaded.load()
     assert {key: value.offset for key, value in reloaded.offsets["g"].items()} == {("t", 0): 11, ("t", 1): 20}
     reloaded.close()
+
+
+def _join_new_member(groups: GroupCoordinator, **options) -> asyncio.Future:
+    """Both steps of a KIP-394 join; the answer is the parked JoinGroup future."""
+    pending = join(groups, **options)
+    assert isinstance(pending, JoinResult) and pending.error == errors.MEMBER_ID_REQUIRED
+    parked = join(groups, pending.member_id, **options)
+    assert isinstance(parked, asyncio.Future)
+    return parked
+
+
+async def test_a_lone_first_member_waits_out_the_initial_delay_though_every_known_member_has_joined():
+    groups = coordinator(initial_delay_ms=200)
+    started = asyncio.get_running_loop().time()
+    first = _join_new_member(groups, rebalance_ms=5000)
+    await asyncio.sleep(0.15)
+    assert not first.done() and groups.groups["g"].state is GroupState.PREPARING_REBALANCE
+    result = await asyncio.wait_for(first, 2)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert result.generation == 1 and 0.2 <= elapsed < 0.38  # one extension would end at 0.4
+
+
+async def test_each_member_new_during_the_initial_delay_extends_it_and_all_share_generation_one():
+    groups = coordinator(initial_delay_ms=200)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = _join_new_member(groups, rebalance_ms=5000)
+    await asyncio.sleep(0.1)
+    second = _join_new_member(groups, rebalance_ms=5000)
+    await asyncio.sleep(0.2)  # t=0.3: the first delay ended at 0.2 and was extended to 0.4
+    assert not first.done()
+    third = _join_new_member(groups, rebalance_ms=5000)
+    results = await asyncio.wait_for(asyncio.gather(first, second, third), 3)
+    elapsed = loop.time() - started
+    assert 0.6 <= elapsed < 0.78  # extended again at 0.4, for the third member
+    assert {result.generation for result in results} == {1}
+    assert len(results[0].members) == 3
+
+
+async def test_initial_delay_extensions_stop_at_the_first_members_rebalance_timeout():
+    groups = coordinator(initial_delay_ms=200)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = _join_new_member(groups, rebalance_ms=500)
+
+    async def keep_joining() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            _join_new_member(groups, rebalance_ms=500)
+
+    joiner = asyncio.create_task(keep_joining())
+    try:
+        result = await asyncio.wait_for(first, 3)
+    finally:
+        joiner.cancel()
+    assert result.generation == 1 and len(result.members) >= 4
+    # Uncapped, the member joining every 0.1 s would keep extending it past the 3 s wait.
+    assert 0.5 <= loop.time() - started < 1.0
+
+
+async def test_an_initial_delay_of_zero_lets_the_first_member_form_a_generation_alone():
+    groups = coordinator(initial_delay_ms=0)
+    first = _join_new_member(groups, rebalance_ms=5000)
+    assert first.done() and first.result().generation == 1
+    second = _join_new_member(groups, rebalance_ms=5000)
+    assert not second.done() and groups.groups["g"].state is GroupState.PREPARING_REBALANCE
+
+
+async def test_only_rebalances_out_of_an_empty_group_wait_the_initial_delay():
+    groups = coordinator(initial_delay_ms=300)
+    loop = asyncio.get_running_loop()
+    leader = await asyncio.wait_for(_join_new_member(groups, rebalance_ms=5000), 2)
+    await settle(groups.sync("g", 1, leader.member_id, {}))
+
+    started = loop.time()
+    newcomer = _join_new_member(groups, rebalance_ms=5000)
+    rejoined = join(groups, leader.member_id, rebalance_ms=5000)
+    results = await asyncio.wait_for(asyncio.gather(rejoined, newcomer), 2)
+    assert {result.generation for result in results} == {2}
+    assert loop.time() - started < 0.25
+
+    groups.leave("g", [(result.member_id, None) for result in results])
+    assert groups.groups["g"].state is GroupState.EMPTY
+    started = loop.time()
+    again = await asyncio.wait_for(_join_new_member(groups, rebalance_ms=5000), 2)
+    assert again.generation == 4 and loop.time() - started >= 0.3
