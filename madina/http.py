@@ -214,6 +214,7 @@ _ERROR_DESCRIPTIONS = {
     "403": "The token lacks the scope this needs.",
     "404": "No such resource.",
     "413": "The body is over the size limit.",
+    "429": "Over the principal's rate, or too many failed tokens from this address; retry after Retry-After.",
 }
 
 
@@ -227,7 +228,7 @@ def openapi_schema(app: FastAPI, extra_schemas: dict[str, Any] | None = None) ->
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the 400/401/403/404/413/422 each operation can answer, with the bodies they carry.
+    """Add the 400/401/403/404/413/422/429 each operation can answer, with the bodies they carry.
 
     FastAPI documents a 422 as its own ``HTTPValidationError`` (``detail`` an array), which is not
     what :func:`install_common`'s handler sends; and it knows nothing of auth, size or path errors.
@@ -243,7 +244,7 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             parameters = operation.get("parameters", [])
             codes = []
             if operation.get("security"):
-                codes += ["401", "403"]
+                codes += ["401", "403", "429"]
             if any(parameter.get("in") == "path" for parameter in parameters):
                 codes.append("404")
             if "requestBody" in operation:

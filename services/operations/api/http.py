@@ -72,7 +72,8 @@ class EncodedChanges:
         key = (change.seq, change.alert.silenced)
         payload = self._payloads.get(key)
         if payload is None:
-            payload = self._payloads[key] = json.dumps(change_json(change))
+            # Strict JSON: a bare NaN would make the dashboard drop the event (views write null).
+            payload = self._payloads[key] = json.dumps(change_json(change), allow_nan=False)
             if len(self._payloads) > self._capacity:
                 self._payloads.popitem(last=False)
         return payload
