@@ -72,7 +72,9 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
         check_request(message, f"{where}.")
         time_from_request(message.observe_time, f"{where}.observe_time")
         observation = observation_from_pb(message, _KIND_OF_FIELD[which])
-        check_observation(observation, self.runtime.stations, where, datetime.now(UTC))
+        check_observation(
+            observation, self.runtime.stations, where, datetime.now(UTC), self.runtime.settings.event_time_bounds()
+        )
         return observation
 
     async def _reject(

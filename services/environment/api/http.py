@@ -127,7 +127,8 @@ def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
             batched = isinstance(body, dict) and "observations" in body
             for index, observation in enumerate(observations):
                 check_observation(
-                    observation, runtime.stations, f"observations[{index}]" if batched else "", now
+                    observation, runtime.stations, f"observations[{index}]" if batched else "", now,
+                    runtime.settings.event_time_bounds(),
                 )
         except ObservationRejected as error:
             raise HTTPException(
