@@ -61,13 +61,16 @@ def fuzz(schema: Any, principals: dict[str, dict[str, str]], max_examples: int) 
             for name, headers in principals.items():
                 try:
                     case.call_and_validate(headers=headers, checks=CHECKS)
-                except AssertionError as failure:
-                    raise AssertionError(f"as {name}: {failure}") from None
+                except (AssertionError, BaseExceptionGroup) as failure:
+                    failure.add_note(f"sent as {name}")
+                    raise
 
         try:
             send()
-        except Exception as failure:
-            failures.append(f"{operation.label}: {failure}")
+        except (Exception, BaseExceptionGroup) as failure:  # schemathesis groups its failures
+            details = [str(error) for error in getattr(failure, "exceptions", ())] or [str(failure)]
+            notes = "; ".join(getattr(failure, "__notes__", []))
+            failures.append(f"{operation.label} ({notes}): " + "\n".join(details))
     return failures
 
 
