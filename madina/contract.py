@@ -9,8 +9,10 @@ start. So every converter goes through these helpers, and every one of them rais
 readers, skip) and go on.
 
 :func:`check_wire_values` is the generic part, run on every decoded record: every ``Timestamp``
-and ``Duration`` in range, every float finite. What is specific to a message (enums, coordinates,
-keys, known entities) is checked by its converter with the other helpers.
+and ``Duration`` in range, every float finite, no NUL character in any text (PostgreSQL cannot
+store one, so the operations store would retry such a record forever). What is specific to a
+message (enums, coordinates, keys, known entities) is checked by its converter with the other
+helpers.
 
 Pure: imports protobuf, no Kafka.
 """
@@ -93,7 +95,7 @@ def coordinates(latitude_deg: float, longitude_deg: float, field: str) -> tuple[
 
 
 def check_wire_values(message: Message, where: str = "") -> None:
-    """Raise InvalidRecord at the first Timestamp or Duration out of range or non-finite float."""
+    """Raise InvalidRecord at the first Timestamp or Duration out of range, non-finite float or NUL."""
     name = message.DESCRIPTOR.full_name
     if name == _TIMESTAMP:
         time_from_pb(message, where.rstrip(".") or "timestamp")  # type: ignore[arg-type]
@@ -106,10 +108,17 @@ def check_wire_values(message: Message, where: str = "") -> None:
         if descriptor.type in _FLOATS:
             for index, item in _items(descriptor, value):
                 finite(item, f"{path}{index}")
+        elif descriptor.type == FieldDescriptor.TYPE_STRING:
+            for index, item in _items(descriptor, value):
+                _text(item, f"{path}{index}")
         elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
             value_field = _map_value_field(descriptor)
             if value_field is not None:
                 for key, item in value.items():
+                    if isinstance(key, str):
+                        _text(key, f"{path} key")
+                    if value_field.type == FieldDescriptor.TYPE_STRING:
+                        _text(item, f"{path}[{key!r}]")
                     if value_field.type in _FLOATS:
                         finite(item, f"{path}[{key!r}]")
                     elif value_field.type == FieldDescriptor.TYPE_MESSAGE:
@@ -137,6 +146,11 @@ def unknown_fields(message: Message, where: str = "") -> list[str]:
         for index, item in _items(descriptor, value):
             found += unknown_fields(item, f"{path}{index}.")
     return found
+
+
+def _text(value: str, field: str) -> None:
+    if "\x00" in value:
+        raise InvalidRecord(f"{field}: contains a NUL character")
 
 
 def _map_value_field(descriptor: FieldDescriptor) -> FieldDescriptor | None:

@@ -86,6 +86,12 @@ def test_alert_with_nan_value_unknown_enum_or_point_off_the_globe_is_refused() -
         record_from_message(off_globe)
 
 
+def test_text_with_a_nul_character_is_refused_before_a_store_retries_it_forever() -> None:
+    event = _alert(message="pm\x00", labels={"station_name": "a\x00b"})
+    with pytest.raises(InvalidRecord, match="NUL"):
+        decode(ALERTS, event.SerializeToString(), standard_headers(ALERTS, "test"), b"a-1")
+
+
 def test_action_dated_beyond_any_datetime_is_refused() -> None:
     action = alerts_pb2.AlertAction(action_id="x", alert_id="a-1", action_type=alerts_pb2.ALERT_ACTION_TYPE_COMMENT)
     action.action_time.seconds = FAR_FUTURE_S
