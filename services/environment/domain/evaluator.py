@@ -16,6 +16,14 @@ samples, idle rules without a breach skip the episode machine (``madina.alerts.t
 rules ask ``quiet_step`` first, and messages and metadata are built only for actual transitions.
 Each shortcut gives exactly what the plain per-rule ``step`` would.
 
+Beside the rolling windows the evaluator keeps clock-hour means (:mod:`.hourly`), from which it
+computes what regulators count with: the EPA NowCast AQI (the current index, :mod:`.nowcast`),
+the rules' hourly coverage gate (``min_hourly_coverage``: an insufficient window is not judged,
+so it neither raises nor clears nor escalates), and, as hours and local days close, the
+calendar-year exceedance counts, yearly-allowance alerts, daily means with the 24-hour AQI and
+annual means (:mod:`.compliance`). All of it is in :class:`StationState`; older stored states
+without it read back with it empty.
+
 Data gaps need a clock, so they are checked separately by :func:`check_data_gaps`, which the
 processor calls on a timer with a watermark; an observation arriving clears an open gap. The
 processor passes its clock as ``now`` too, to refuse event times outside
@@ -47,8 +55,10 @@ from madina.alerts import (
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 from services.environment.domain import aqi as aqi_inputs
 from services.environment.domain.aqi import AqiResult, compute_aqi
+from services.environment.domain.compliance import ComplianceState, close_periods, period_of
 from services.environment.domain.durations import format_duration
 from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
+from services.environment.domain.hourly import HourlyStore, hour_index, quarters_needed
 from services.environment.domain.measurands import (
     MEASURANDS,
     Observation,
@@ -56,6 +66,7 @@ from services.environment.domain.measurands import (
     format_value,
     validate_observation,
 )
+from services.environment.domain.nowcast import NOWCAST_HOURS, nowcast_aqi
 from services.environment.domain.profiles import Comparison, Level, Rule
 from services.environment.domain.stations import Station
 from services.environment.domain.windows import (
@@ -154,6 +165,13 @@ class StationState:
     rules: Mapping[str, RuleState]
     data_gap: DataGapState
     last_aqi: AqiResult | None = None
+    """AQI from the rolling means (24 h PM over whatever data the window holds), as before."""
+    hours: HourlyStore = field(default_factory=HourlyStore)
+    """Clock-hour means of the newest hours, the input of the NowCast and of compliance."""
+    compliance: ComplianceState = field(default_factory=ComplianceState)
+    """Calendar-year exceedance counts, allowance alerts, daily means and 24 h AQI, annual means."""
+    nowcast_aqi: AqiResult | None = None
+    """EPA NowCast AQI for PM2.5/PM10: the current index; ``None`` until 2 of the 3 newest hours are valid."""
 
     @classmethod
     def new(cls, station_id: str) -> StationState:
@@ -171,17 +189,24 @@ class StationState:
             "rules": {rule_id: state.to_dict() for rule_id, state in self.rules.items()},
             "data_gap": self.data_gap.to_dict(),
             "last_aqi": self.last_aqi.to_dict() if self.last_aqi is not None else None,
+            "hours": self.hours.to_dict(),
+            "compliance": self.compliance.to_dict(),
+            "nowcast_aqi": self.nowcast_aqi.to_dict() if self.nowcast_aqi is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StationState:
         last_aqi = data.get("last_aqi")
+        current = data.get("nowcast_aqi")
         return cls(
             station_id=data["station_id"],
             windows=StationWindows.from_dict(data["windows"]),
             rules={rule_id: RuleState.from_dict(raw) for rule_id, raw in data.get("rules", {}).items()},
             data_gap=DataGapState.from_dict(data["data_gap"]),
             last_aqi=AqiResult.from_dict(last_aqi) if last_aqi is not None else None,
+            hours=HourlyStore.from_dict(data.get("hours")),
+            compliance=ComplianceState.from_dict(data.get("compliance")),
+            nowcast_aqi=AqiResult.from_dict(current) if current is not None else None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -231,7 +256,11 @@ def apply_observations(
     station_rules = applicable_rules(rules, station)
     windows = state.windows.copy()
     windows.track(tracked_windows(station_rules, station))
-    plans = [_RulePlan(rule, station, windows) for rule in station_rules]
+    hours = state.hours.copy()
+    plans = [_RulePlan(rule, station, windows, hours) for rule in station_rules]
+    counted_rules = [rule for rule in station_rules if period_of(rule) is not None]
+    compliance = state.compliance
+    lateness = config.allowed_lateness
     # Working copies, mutated per observation and frozen into RuleStates once at the end.
     episodes: list[EpisodeState] = []
     since: list[dict[str, datetime]] = []
@@ -274,6 +303,15 @@ def apply_observations(
             rejected.append(Rejection(observation, RejectCode.LATE, reason))
             continue
         accepted_air = accepted_air or StationKind(observation.kind) is StationKind.AIR
+        # Close the hours and days this sample's time puts behind the lateness bound before it is
+        # folded in: folding may prune the oldest hours, and closed periods can no longer change.
+        closed = compliance.closed_hour
+        if closed is None or hour_index(moment - lateness) - 1 > closed:
+            compliance, closing = close_periods(
+                compliance, hours, counted_rules, station, moment, lateness, partial(_rule_metadata, station=station)
+            )
+            transitions.extend(closing)
+        hours.add(moment, observation.values)
         data_gap, cleared = record_observation(data_gap, moment, gap_metadata)
         if cleared is not None:
             transitions.append(cleared)
@@ -310,12 +348,16 @@ def apply_observations(
     transitions.extend(_retire_withdrawn_rules(state, rule_states, windows.max_event_time, station))
 
     aqi = _station_aqi(windows) if accepted_air else None
+    current = _nowcast(hours, station) if accepted_air else None
     new_state = StationState(
         station_id=station.id,
         windows=windows,
         rules=rule_states,
         data_gap=data_gap,
         last_aqi=aqi if aqi is not None else state.last_aqi,
+        hours=hours,
+        compliance=compliance,
+        nowcast_aqi=current if current is not None else state.nowcast_aqi,
     )
     return BatchResult(new_state, transitions, aqi, rejected)
 
@@ -349,7 +391,7 @@ class _RulePlan:
 
     __slots__ = ("policy", "rule", "station", "sustained", "thresholds", "value")
 
-    def __init__(self, rule: Rule, station: Station, windows: StationWindows) -> None:
+    def __init__(self, rule: Rule, station: Station, windows: StationWindows, hours: HourlyStore | None = None) -> None:
         self.rule = rule
         self.station = station
         spec = rule.window_spec
@@ -357,6 +399,8 @@ class _RulePlan:
         """The value the rule judges, or ``None`` when there is no (or not enough) data to judge."""
         if spec is None:
             self.value = partial(_latest_value, windows, rule.measurand)
+        elif rule.min_hourly_coverage > 0 and hours is not None:
+            self.value = _HourlyCoverageGate(rule, station, windows.reader(spec, rule.min_coverage), hours)
         else:
             self.value = windows.reader(spec, rule.min_coverage)
         self.policy = rule.episode_policy
@@ -421,6 +465,46 @@ class _RulePlan:
 
     def metadata(self) -> dict[str, str]:
         return _rule_metadata(self.rule, self.station)
+
+
+class _HourlyCoverageGate:
+    """A rule's value, or ``None`` while too few of its window's clock hours hold a valid hourly value.
+
+    The hours counted are the window's length in complete clock hours before the current one
+    (24 for a 24 h rule at 10:05: 10:00 yesterday to 09:00 today). The verdict only changes when
+    the hour moves on or an hour's validity changes, so it is cached on both.
+    """
+
+    __slots__ = ("cached", "hours", "measurand", "needed", "quorum", "read", "span")
+
+    def __init__(self, rule: Rule, station: Station, read: Callable[[], float | None], hours: HourlyStore) -> None:
+        self.read = read
+        self.hours = hours
+        self.measurand = rule.measurand
+        self.span = rule.window_hours
+        self.needed = rule.min_hourly_coverage * self.span
+        self.quorum = quarters_needed(station.reporting_interval)
+        self.cached: tuple[int | None, int, bool] | None = None
+
+    def __call__(self) -> float | None:
+        hours = self.hours
+        key = (hours.newest, hours.changes)
+        cached = self.cached
+        if cached is None or cached[:2] != key:
+            covered = False
+            if hours.newest is not None:
+                valid = hours.valid_hours(self.measurand, hours.newest - self.span, hours.newest - 1, self.quorum)
+                covered = valid >= self.needed - 1e-9
+            cached = self.cached = (*key, covered)
+        return self.read() if cached[2] else None
+
+
+def _nowcast(hours: HourlyStore, station: Station) -> AqiResult | None:
+    if hours.newest is None:
+        return None
+    quorum = quarters_needed(station.reporting_interval)
+    recent = range(hours.newest - 1, hours.newest - 1 - NOWCAST_HOURS, -1)
+    return nowcast_aqi(hours.means("pm25_ugm3", recent, quorum), hours.means("pm10_ugm3", recent, quorum))
 
 
 def _latest_value(windows: StationWindows, measurand: str) -> float | None:

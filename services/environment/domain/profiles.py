@@ -24,6 +24,20 @@ Rule semantics:
 * ``min_coverage`` is the fraction of the window that must hold data before the rule is judged.
 * ``update_interval`` / ``update_min_change`` throttle UPDATED transitions of a long breach
   (default: at most one per 15 minutes of event time; ``null`` disables them).
+* ``min_hourly_coverage`` (windows of 2 h or more, whole hours) is the fraction of the window's
+  clock hours that must hold a valid hourly value before the rule is judged: 0.75 is the EU and
+  EPA rule (18 of 24 hours, 6 of 8; Directive 2008/50/EC Annex XI A). Below it the window is
+  *insufficient data*: the rule is not judged at all, so nothing is raised and an open episode
+  is neither escalated nor cleared (its clear hold does not advance) until coverage returns.
+  Set in ``defaults`` it applies to the profile's multi-hour rules and is ignored by the others.
+* ``allowed_exceedances`` (1 h and 24 h ``above`` rules) is the number of times per calendar year
+  the mildest level (the limit value) may be exceeded, counted on valid hourly or daily means in
+  the station's local calendar (see :mod:`.compliance`); ``allowance_warning_at`` (default 0.8)
+  is the fraction of that allowance whose use raises a WARNING before the MAJOR breach.
+
+A profile may also list ``annual_limits`` (``id``, ``measurand``, ``limit``, optional
+``min_coverage`` of the year's hours, default 0.9, ``source`` and ``note``): limit values on the
+calendar-year mean, reported beside the station's annual means, never alerted in real time.
 """
 
 from __future__ import annotations
@@ -49,6 +63,9 @@ BUILTIN_PROFILES_PATH = Path(__file__).resolve().parent.parent / "data" / "profi
 # Default hysteresis: the value must come back 10 % inside the mildest level before clearing.
 DEFAULT_CLEAR_MARGIN = 0.10
 DEFAULT_CLEAR_AFTER = timedelta(minutes=30)
+DEFAULT_ALLOWANCE_WARNING_AT = 0.8
+# Directive 2008/50/EC Annex XI A: an annual mean needs 90 % of the year's one-hour values.
+DEFAULT_ANNUAL_MIN_COVERAGE = 0.9
 
 
 class ProfileError(ValueError):
@@ -106,6 +123,23 @@ class Rule:
     update_min_change: float
     source: Citation
     note: str = ""
+    min_hourly_coverage: float = 0.0
+    """Fraction of the window's clock hours that must hold a valid hourly value (0 = not checked)."""
+    allowed_exceedances: int | None = None
+    """Exceedances of the limit value (the mildest level) allowed per calendar year, if counted."""
+    allowance_warning_at: float = DEFAULT_ALLOWANCE_WARNING_AT
+    """Fraction of ``allowed_exceedances`` used at which the WARNING is raised."""
+
+    @property
+    def window_hours(self) -> int:
+        """The window in whole hours, or 0 when it is not a whole number of hours."""
+        seconds = int(self.window.total_seconds())
+        return seconds // 3600 if seconds > 0 and seconds % 3600 == 0 else 0
+
+    @property
+    def limit_value(self) -> float | None:
+        """The threshold of the mildest level: what an exceedance is counted against."""
+        return self.levels[0].threshold
 
     @property
     def window_spec(self) -> WindowSpec | None:
@@ -157,12 +191,25 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class AnnualLimit:
+    """A limit value on the calendar-year mean of one measurand; ``id`` is ``<profile>/<limit>``."""
+
+    id: str
+    measurand: str
+    limit: float
+    min_coverage: float
+    source: Citation
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     version: int
     title: str
     rules: tuple[Rule, ...]
     source_file: str = ""
+    annual_limits: tuple[AnnualLimit, ...] = ()
 
     @property
     def key(self) -> str:
@@ -210,6 +257,17 @@ def select_rules(profiles: Mapping[str, Profile], selectors: Iterable[str]) -> t
     return tuple(rules.values())
 
 
+def select_annual_limits(profiles: Mapping[str, Profile], selectors: Iterable[str]) -> tuple[AnnualLimit, ...]:
+    """Annual limit values of the selected profiles, in selection then file order."""
+    limits: dict[str, AnnualLimit] = {}
+    for selector in selectors:
+        for limit in resolve_profile(profiles, selector).annual_limits:
+            if limit.id in limits:
+                raise ProfileError(f"annual limit {limit.id!r} is selected twice (profile selector {selector!r})")
+            limits[limit.id] = limit
+    return tuple(limits.values())
+
+
 class _Where:
     """Builds error messages that point at the offending place in the file."""
 
@@ -223,7 +281,7 @@ class _Where:
         return ProfileError(f"{place} field {field!r}: {problem}")
 
 
-_PROFILE_FIELDS = {"name", "version", "title", "source", "defaults", "rules"}
+_PROFILE_FIELDS = {"name", "version", "title", "source", "defaults", "rules", "annual_limits"}
 _RULE_FIELDS = {
     "id",
     "measurand",
@@ -239,8 +297,20 @@ _RULE_FIELDS = {
     "update_min_change",
     "source",
     "note",
+    "min_hourly_coverage",
+    "allowed_exceedances",
+    "allowance_warning_at",
 }
-_DEFAULT_FIELDS = {"clear_after", "sustained_for", "min_coverage", "update_interval", "update_min_change"}
+_DEFAULT_FIELDS = {
+    "clear_after",
+    "sustained_for",
+    "min_coverage",
+    "update_interval",
+    "update_min_change",
+    "min_hourly_coverage",
+    "allowance_warning_at",
+}
+_ANNUAL_FIELDS = {"id", "measurand", "limit", "min_coverage", "source", "note"}
 _CITATION_FIELDS = {"standard", "document", "url", "year"}
 _LEVEL_FIELDS = {"severity", "name", "threshold", "low", "high"}
 
@@ -285,7 +355,37 @@ def _parse_profile(file: Path, raw: Any, index: int) -> Profile:
         title=str(raw.get("title", name)),
         rules=tuple(rules),
         source_file=str(file),
+        annual_limits=_annual_limits(file, name, raw.get("annual_limits", []), source),
     )
+
+
+def _annual_limits(file: Path, profile: str, raw: Any, profile_source: Citation | None) -> tuple[AnnualLimit, ...]:
+    where = _Where(file, profile)
+    if not isinstance(raw, list):
+        raise where.error("annual_limits", "expected a list")
+    limits: list[AnnualLimit] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise where.error("annual_limits[]", "expected a mapping")
+        where.rule = str(item.get("id", "?"))
+        _reject_unknown(where, item, _ANNUAL_FIELDS, "")
+        local_id = _text(where, item, "id")
+        measurand = _text(where, item, "measurand")
+        if measurand not in MEASURANDS:
+            raise where.error("measurand", f"unknown measurand {measurand!r}")
+        limit = _optional_number(where, item, "limit", "")
+        if limit is None or limit <= 0:
+            raise where.error("limit", f"expected a positive number, got {item.get('limit')!r}")
+        coverage = _fraction(where, {"min_coverage": DEFAULT_ANNUAL_MIN_COVERAGE, **item}, "min_coverage", upper=1.0)
+        source = _citation(where, item["source"], "source") if "source" in item else profile_source
+        if source is None:
+            raise where.error("source", "every annual limit must cite a source (on the limit or its profile)")
+        note = str(item.get("note", "")).strip()
+        annual = AnnualLimit(f"{profile}/{local_id}", measurand, limit, coverage, source, note)
+        if any(existing.id == annual.id for existing in limits):
+            raise where.error("id", "duplicate annual limit id in profile")
+        limits.append(annual)
+    return tuple(limits)
 
 
 def _parse_rule(
@@ -324,6 +424,20 @@ def _parse_rule(
         raise where.error("source", "every rule must cite a source (on the rule or its profile)")
     levels = _levels(where, raw.get("levels"), comparison)
     clear_level, clear_range = _clear(where, raw, comparison, levels)
+    min_hourly_coverage = _fraction(where, settings, "min_hourly_coverage", upper=1.0)
+    seconds = int(window.total_seconds())
+    if seconds < 7200 or seconds % 3600:
+        if "min_hourly_coverage" in raw and min_hourly_coverage > 0:
+            raise where.error("min_hourly_coverage", "needs a window of whole hours, at least 2h")
+        min_hourly_coverage = 0.0
+    allowed = raw.get("allowed_exceedances")
+    if allowed is not None:
+        if isinstance(allowed, bool) or not isinstance(allowed, int) or allowed < 0:
+            raise where.error("allowed_exceedances", f"expected a whole number at least 0, got {allowed!r}")
+        if comparison is not Comparison.ABOVE or seconds not in (3600, 86400):
+            raise where.error("allowed_exceedances", "counted only for 'above' rules over a 1h or 24h window")
+    warning_at = _fraction(where, {"allowance_warning_at": DEFAULT_ALLOWANCE_WARNING_AT, **settings},
+                           "allowance_warning_at", upper=1.0)
     return Rule(
         id=f"{profile}/{local_id}",
         measurand=measurand,
@@ -339,6 +453,9 @@ def _parse_rule(
         update_min_change=update_min_change,
         source=source,
         note=str(raw.get("note", "")).strip(),
+        min_hourly_coverage=min_hourly_coverage,
+        allowed_exceedances=allowed,
+        allowance_warning_at=warning_at,
     )
 
 

@@ -39,6 +39,8 @@ class Station:
     kinds: tuple[StationKind, ...]
     measurands: tuple[str, ...]
     reporting_interval: timedelta
+    timezone: str = "UTC"
+    """IANA zone of the station's city: calendar days and years are counted in it."""
 
     def metadata(self) -> dict[str, str]:
         """Plain strings copied onto every alert from this station."""
@@ -140,4 +142,5 @@ def _parse_station(source: Path, raw: Any, cities: Mapping[str, City]) -> Statio
         kinds=kinds,
         measurands=tuple(measurands_raw),
         reporting_interval=interval,
+        timezone=cities[city_id].timezone,
     )
