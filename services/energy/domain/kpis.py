@@ -1,0 +1,78 @@
+"""KPI values the energy service publishes (``kpis.v1``), as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from madina.alerts.timeutil import time_from_text, time_to_text
+
+# Indicator ids, unique within the energy domain.
+LIGHTING_ENERGY_KWH = "lighting-energy-kwh"
+LIGHTING_BASELINE_KWH = "lighting-baseline-kwh"
+LIGHTING_SAVINGS_KWH = "lighting-savings-kwh"
+LIGHTING_SAVINGS_TCO2 = "lighting-savings-tco2"
+PV_ENERGY_KWH = "pv-energy-kwh"
+PV_EXPECTED_KWH = "pv-expected-kwh"
+PV_PERFORMANCE_RATIO = "pv-performance-ratio"
+
+DISPLAY_NAMES = {
+    LIGHTING_ENERGY_KWH: "Street-lighting energy",
+    LIGHTING_BASELINE_KWH: "Street-lighting energy before LED (baseline)",
+    LIGHTING_SAVINGS_KWH: "Street-lighting energy saved by LED",
+    LIGHTING_SAVINGS_TCO2: "CO2 avoided by LED street lighting",
+    PV_ENERGY_KWH: "PV energy generated",
+    PV_EXPECTED_KWH: "PV energy expected (clear sky)",
+    PV_PERFORMANCE_RATIO: "PV output vs clear-sky expectation",
+}
+UNITS = {
+    LIGHTING_ENERGY_KWH: "kWh", LIGHTING_BASELINE_KWH: "kWh", LIGHTING_SAVINGS_KWH: "kWh",
+    LIGHTING_SAVINGS_TCO2: "t", PV_ENERGY_KWH: "kWh", PV_EXPECTED_KWH: "kWh", PV_PERFORMANCE_RATIO: "",
+}
+
+HOUR = "hour"
+DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyKpi:
+    """One indicator value for one entity (lamp, circuit, district, PV site) over one period."""
+
+    kpi_id: str
+    entity_kind: str
+    """``lamp``, ``circuit``, ``district`` or ``pv-site``."""
+    entity_id: str
+    """The entity's id; for a district ``<city>/<district>``."""
+    city: str
+    district: str
+    period: str
+    """``hour`` or ``day`` (a city-local day)."""
+    period_start: datetime
+    value: float
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.kpi_id]
+
+    @property
+    def scope(self) -> str:
+        """The ``kpis.v1`` key suffix: one compacted latest value per entity and period length."""
+        return f"{self.entity_kind}:{self.entity_id}:{self.period}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kpi_id": self.kpi_id, "entity_kind": self.entity_kind, "entity_id": self.entity_id,
+            "city": self.city, "district": self.district, "period": self.period,
+            "period_start": time_to_text(self.period_start), "value": self.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnergyKpi:
+        start = time_from_text(data["period_start"])
+        assert start is not None
+        return cls(
+            kpi_id=data["kpi_id"], entity_kind=data["entity_kind"], entity_id=data["entity_id"],
+            city=data["city"], district=data["district"], period=data["period"], period_start=start,
+            value=float(data["value"]),
+        )
