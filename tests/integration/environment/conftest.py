@@ -20,7 +20,11 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """
     if getattr(request, "param", "embedded") == "apache-kafka":
         try:
-            cluster = ApacheKafkaCluster.start(Path(tmp_path_factory.mktemp("apache-kafka")), nodes=1)
+            cluster = ApacheKafkaCluster.start(
+                Path(tmp_path_factory.mktemp("apache-kafka")),
+                nodes=1,
+                config={"group.initial.rebalance.delay.ms": "0"},  # as BrokerProcess: see there
+            )
         except KafkaUnavailable as error:
             pytest.skip(f"Apache Kafka not available: {error}")
         try:
