@@ -1,0 +1,1 @@
+"""Mobility service: buses, trams, tickets and car parks (issue 12)."""
