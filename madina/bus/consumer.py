@@ -36,6 +36,9 @@ class ConsumedEvent:
     partition: int
     offset: int
     timestamp_ms: int
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
+    """The record as received, for a handler that must dead-letter it after all."""
 
 
 Handler = Callable[[list[ConsumedEvent]], Awaitable[None]]
@@ -115,7 +118,8 @@ class EventConsumer:
                 key = record.key.decode("utf-8", "replace") if record.key is not None else None
                 events.append(
                     ConsumedEvent(
-                        spec, key, message, record.headers, tp.partition, record.offset, record.timestamp
+                        spec, key, message, record.headers, tp.partition, record.offset, record.timestamp,
+                        record.key, record.value,
                     )
                 )
         started = time.perf_counter()

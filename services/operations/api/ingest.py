@@ -3,7 +3,10 @@
 :class:`AlertIngest` is the consumer group member (group ``madina-operations``): each polled
 batch is decoded, checked against the contract (a bad record goes to the topic's ``.dlq`` with
 the reason, the good ones around it flow), applied in one store transaction off the event loop,
-and its changes handed to the :class:`~services.operations.api.hub.ChangeHub`. Offsets are
+and its changes handed to the :class:`~services.operations.api.hub.ChangeHub`. A store that is
+unavailable is waited for; a batch the store refuses for any other reason is applied again one
+record at a time, and the record it refuses is dead-lettered too, so no record the contract let
+through can stall the consumer. Offsets are
 committed only after that, and the store ignores what it has already applied, so a crash replays
 without doubling anything.
 
@@ -22,7 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from madina.bus import (
     ALERT_ACTIONS,
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 
 ALERT_TOPICS = (ALERTS, ALERT_ACTIONS)
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# What "the store is unavailable" looks like; any other error is about the records.
+STORE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 class AlertIngest:
@@ -53,6 +59,7 @@ class AlertIngest:
     ) -> None:
         self.store = store
         self.hub = hub
+        self._producer = producer
         self.applied_batches = 0
         # The validator already turned each message into a domain record; the handler reuses it.
         self._records: dict[int, Record] = {}
@@ -76,19 +83,36 @@ class AlertIngest:
 
     async def _handle(self, events: list[ConsumedEvent]) -> None:
         records = [self._records.pop(id(event.message), event.message) for event in events]
+        try:
+            changes = await self._apply(records)
+        except Exception:
+            # apply_batch is one transaction, so nothing of the batch was written.
+            log.exception("the store refused a batch; applying its records one by one", extra={
+                "records": len(records)})
+            changes = []
+            for event, record in zip(events, records, strict=True):
+                try:
+                    changes += await self._apply([record])
+                except Exception as error:
+                    await self._producer.send_dead_letter(
+                        event.spec, key=event.raw_key, value=event.raw_value, headers=event.headers,
+                        reason=f"store refused the record: {error!r}", partition=event.partition,
+                        offset=event.offset,
+                    )
+        self.applied_batches += 1
+        await self.hub.publish(changes)
+
+    async def _apply(self, records: list[Record]) -> list[Any]:
         attempt = 0
         while True:
             try:
-                changes = await asyncio.to_thread(self.store.apply_batch, records)
-                break
-            except SQLAlchemyError:
+                return await asyncio.to_thread(self.store.apply_batch, records)
+            except STORE_UNAVAILABLE:
                 # Offsets are not committed until this returns, so waiting loses nothing.
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 log.exception("store unavailable; retrying the batch", extra={"retry_in_s": delay})
                 attempt += 1
                 await asyncio.sleep(delay)
-        self.applied_batches += 1
-        await self.hub.publish(changes)
 
 
 async def read_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = ALERT_TOPICS) -> list[Any]:
