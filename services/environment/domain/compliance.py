@@ -299,18 +299,19 @@ class _Run:
         if self.year is not None and year <= self.year:
             return
         self.year = year
-        keep = (str(year), str(year - 1))
-        self.exceedances = {k: v for k, v in self.exceedances.items() if k.split("/", 1)[0] in keep}
-        self.annual = {k: v for k, v in self.annual.items() if k.split("/", 1)[0] in keep}
         boundary = year_start(year, self.zone).astimezone(UTC)
         for key, alert in sorted(self.alerts.items()):
             if alert.year >= year:
                 continue
             del self.alerts[key]
+            final = self.exceedances.get(f"{alert.year}/{alert.rule_id.rsplit('/', 1)[0]}", alert.count)
             self.transitions.append(self._transition(
-                alert, AlertState.CLEARED, boundary, alert.count,
+                alert, AlertState.CLEARED, boundary, final,
                 f"{alert.year} is over: exceedance count starts again at 0 for {year}", clear_time=boundary,
             ))
+        keep = (str(year), str(year - 1))
+        self.exceedances = {k: v for k, v in self.exceedances.items() if k.split("/", 1)[0] in keep}
+        self.annual = {k: v for k, v in self.annual.items() if k.split("/", 1)[0] in keep}
 
     def _exceeded(self, rule: Rule, year: int, at: datetime, value: float) -> None:
         key = f"{year}/{rule.id}"
@@ -479,6 +480,8 @@ def annual_means(
         base = AnnualMean(measurand, year, mean, valid_hours, hours_elapsed, hours_in_year,
                           valid_hours / hours_in_year)
         matching = [limit for limit in limits if limit.measurand == measurand]
+        if not matching and not valid_hours:
+            continue
         if not matching:
             rows.append(base)
         for limit in matching:

@@ -125,7 +125,7 @@ class HourlyStore:
         return {
             "newest": self.newest,
             "hours": {
-                measurand: [[index, total, int(count), int(mask)] 
+                measurand: [[index, total, int(count), int(mask)]
                             for index, (total, count, mask) in sorted(hours.items())]
                 for measurand, hours in sorted(self.hours.items())
             },
