@@ -139,14 +139,16 @@ def test_daily_mean_with_17_hours_is_insufficient_data_and_not_counted(hourly_st
     day = local(2025, 3, 3)
     for hour in range(17):
         store.add(day + timedelta(hours=hour, minutes=30), {"pm10_ugm3": 90.0})
-    state, transitions = close_periods(
+    state, _ = close_periods(
         ComplianceState(), store, rules, hourly_station, local(2025, 3, 4, 1), timedelta(minutes=10)
     )
     daily = state.daily["pm10_ugm3"]
     assert daily.mean is None and daily.valid_hours == 17 and daily.hours_in_day == 24
     assert state.count("test/pm10-24h", 2025) == 0
     store.add(day + timedelta(hours=17, minutes=30), {"pm10_ugm3": 90.0})
-    state, _ = close_periods(ComplianceState(), store, rules, hourly_station, local(2025, 3, 4, 1), timedelta(minutes=10))
+    state, _ = close_periods(
+        ComplianceState(), store, rules, hourly_station, local(2025, 3, 4, 1), timedelta(minutes=10)
+    )
     assert state.daily["pm10_ugm3"].mean == pytest.approx(90.0)
     assert state.count("test/pm10-24h", 2025) == 1
 
