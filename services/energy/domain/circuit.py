@@ -652,7 +652,8 @@ class _Work:
         for day in sorted(self.days):
             end = datetime.fromisoformat(day).replace(tzinfo=self.ctx.zone) + timedelta(days=1)
             if end.timestamp() <= self.closed_before:
-                self._emit_period(DAY, end - timedelta(days=1), self.days.pop(day))
+                start = datetime.fromisoformat(day).replace(tzinfo=self.ctx.zone).astimezone(UTC)
+                self._emit_period(DAY, start, self.days.pop(day))
 
     def _emit_hour(self, hour: int, lamps: Mapping[str, tuple[float, float]]) -> None:
         start = datetime.fromtimestamp(hour, UTC)
