@@ -235,14 +235,14 @@ def test_state_round_trips_through_json_and_replay_is_deterministic(ctx):
     first, transitions_a, kpis_a, _ = run(ctx, *batches)
     restored = CircuitState.from_dict(json.loads(json.dumps(first.to_dict())))
     assert restored == first
-    second, transitions_b, kpis_b, _ = run(ctx, *batches)
+    _, transitions_b, kpis_b, _ = run(ctx, *batches)
     assert [t.to_dict() for t in transitions_a] == [t.to_dict() for t in transitions_b] and kpis_a == kpis_b
 
 
 def test_stale_and_foreign_reports_are_rejected_without_changing_state(ctx, network):
     state, *_ = run(ctx, reports(ctx, NIGHT))
     foreign = next(lamp for lamp in network.lamps if lamp not in ctx.lamps)
-    result = step(state, [TelemetryBatch(CIRCUIT, reports(ctx, NIGHT).readings[:1]
-                                         + (LampTelemetry(foreign, NIGHT + FIVE, True, 100, 50),))], ctx)
+    mixed = (*reports(ctx, NIGHT).readings[:1], LampTelemetry(foreign, NIGHT + FIVE, True, 100, 50))
+    result = step(state, [TelemetryBatch(CIRCUIT, mixed)], ctx)
     assert sorted(r.code for r in result.rejected) == ["stale", "wrong_circuit"]
     assert result.state == state
