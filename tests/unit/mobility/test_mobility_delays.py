@@ -176,5 +176,5 @@ def test_delay_at_the_vehicle_is_the_next_stop_not_yet_left(schedule) -> None:
     update = _feed({"stop_sequence": 1, "departure": {"delay": 420}}, {"stop_sequence": 7, "arrival": {"delay": 480}})
     run = run_of(schedule, KEY)
     between = run.departure(run.trip.stop_times[5]) + timedelta(seconds=500)
-    stop, delay = _resolve(schedule, update, now=between).delay_at(between)
+    stop, delay = _resolve(schedule, update, now=between, stale_after=timedelta(hours=1)).delay_at(between)
     assert stop.stop_sequence == 7 and delay == 480
