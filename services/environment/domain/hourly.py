@@ -56,7 +56,7 @@ def quarters_needed(reporting_interval: timedelta) -> int:
 
 
 class HourlyStore:
-    """Per measurand, ``hour index -> [sum, count, quarter bitmask]`` for the newest hours.
+    """Per measurand, ``hour index -> (sum, count, quarter bitmask)`` for the newest hours.
 
     Mutable inside one batch like :class:`~.windows.StationWindows`; :meth:`copy` for purity,
     :meth:`to_dict` / :meth:`from_dict` for the changelogged state. ``changes`` counts changes to
@@ -64,7 +64,7 @@ class HourlyStore:
     """
 
     def __init__(self) -> None:
-        self.hours: dict[str, dict[int, list[float]]] = {}
+        self.hours: dict[str, dict[int, tuple[float, int, int]]] = {}
         self.newest: int | None = None
         self.changes = 0
 
@@ -81,22 +81,24 @@ class HourlyStore:
         for measurand, value in values.items():
             if measurand not in HOURLY_MEASURANDS or value is None:
                 continue
-            bucket = self.hours.setdefault(measurand, {}).get(index)
+            hours = self.hours.get(measurand)
+            if hours is None:
+                hours = self.hours[measurand] = {}
+            bucket = hours.get(index)
             if bucket is None:
-                self.hours[measurand][index] = [float(value), 1, quarter]
+                hours[index] = (float(value), 1, quarter)
                 self.changes += 1
                 continue
-            bucket[0] += float(value)
-            bucket[1] += 1
-            mask = int(bucket[2])
+            # Buckets are replaced, never changed in place, so copy() can share them.
+            total, count, mask = bucket
+            hours[index] = (total + float(value), count + 1, mask | quarter)
             if not mask & quarter:
-                bucket[2] = mask | quarter
                 self.changes += 1
 
     def mean(self, measurand: str, index: int, quorum: int) -> float | None:
         """The valid hourly mean of ``measurand`` in hour ``index``, or ``None`` (absent or < quorum)."""
         bucket = self.hours.get(measurand, {}).get(index)
-        if bucket is None or int(bucket[2]).bit_count() < quorum:
+        if bucket is None or bucket[2].bit_count() < quorum:
             return None
         return bucket[0] / bucket[1]
 
@@ -107,7 +109,7 @@ class HourlyStore:
         """How many hours in ``[first, last]`` hold a valid hourly value."""
         hours = self.hours.get(measurand, {})
         return sum(
-            1 for index, bucket in hours.items() if first <= index <= last and int(bucket[2]).bit_count() >= quorum
+            1 for index, bucket in hours.items() if first <= index <= last and bucket[2].bit_count() >= quorum
         )
 
     def indices(self) -> list[int]:
@@ -116,7 +118,7 @@ class HourlyStore:
 
     def copy(self) -> HourlyStore:
         twin = HourlyStore()
-        twin.hours = {m: {i: list(b) for i, b in hours.items()} for m, hours in self.hours.items()}
+        twin.hours = {measurand: dict(hours) for measurand, hours in self.hours.items()}
         twin.newest = self.newest
         twin.changes = self.changes
         return twin
@@ -138,7 +140,7 @@ class HourlyStore:
             return store
         store.newest = data.get("newest")
         store.hours = {
-            measurand: {int(index): [float(total), int(count), int(mask)] for index, total, count, mask in rows}
+            measurand: {int(index): (float(total), int(count), int(mask)) for index, total, count, mask in rows}
             for measurand, rows in data.get("hours", {}).items()
         }
         return store
