@@ -1,21 +1,36 @@
-"""Benchmark the embedded broker against librdkafka's mock cluster with the same clients.
+"""Benchmark the embedded broker against Apache Kafka and librdkafka's mock cluster, same clients.
 
-    python -m bench.broker            # full run, a few minutes
+    python -m bench.broker            # full run, about 10-15 minutes
     python -m bench.broker --quick    # smoke run
 
-Every measurement runs the producer and the consumer in their own processes, against:
+Every measurement runs the producer and the consumer in their own processes, against these
+columns (all on this machine, single node, 4 partitions per topic, acks=all from every client):
 
-- ``madina``: ``python -m madina.broker --data-dir <tmp>`` (durable mode, fsync on acks=all);
-- ``mock``: a librdkafka mock cluster (``test.mock.num.brokers=1``) hosted by a helper process.
+- ``madina``: ``python -m madina.broker --data-dir <tmp>``: durable, fsync (group commit) of the
+  written segments before it answers each acks=all produce;
+- ``kafka-fsync``: Apache Kafka (``madina.devservers.apache_kafka``, one KRaft node) with
+  topics created ``flush.messages=1``: Kafka fsyncs the log after every append, before the
+  produce answer. This is the column comparable to ``madina``;
+- ``kafka``: the same Kafka node, topics with Kafka's default durability: appended to the page
+  cache, no fsync (Kafka relies on replication for durability, and a single node has none);
+- ``mock``: a librdkafka mock cluster (``test.mock.num.brokers=1``) hosted by a helper process:
+  in memory, no disk.
 
 Measured with confluent-kafka (librdkafka) and aiokafka: produce and consume throughput for
 100-byte and 1 KiB records, and produce-to-consume latency p50/p99 at 1k records/s (acks=all,
 no linger) with each client. The Python confluent consumer tops out near the target on its own
 per-message cost, so consume is also measured with kcat (librdkafka's C command-line client, one
-process, no Python per message): that is the broker's rate rather than a client's. Each is
-repeated (3 times by default) and the median reported, with our/mock ratios. Results go to
+process, no Python per message): that is the broker's rate rather than a client's.
+
+Every broker first gets an unmeasured warm-up (a throughput run per client and a latency run
+per client; for Kafka this is JVM JIT warm-up). Then each measurement is repeated (3 times by
+default) with the brokers interleaved: every repetition runs each broker in turn, in a rotated
+order. Medians are reported with ratios of madina to each other column (records/s: above 1 is
+madina faster; latency: below 1 is madina faster). Where Apache Kafka cannot run (no Java or
+Maven, no artifacts), its columns say why and the rest runs. Results go to
 bench/results/broker.json.
 """
+
 
 from __future__ import annotations
 
@@ -39,6 +54,15 @@ MOCK_READY_PREFIX = "mock cluster at "
 # The mock cluster's consume path can collapse to a few hundred records/s; bound each read so
 # the run stays within minutes (the rate is still records received over time taken).
 CONSUME_DEADLINE_S = 20
+PARTITIONS = 4  # librdkafka's mock cluster auto-creates topics with 4 partitions; the others match
+# Columns in table order; ratios are madina's figure over each of the others.
+KINDS = ("madina", "kafka-fsync", "kafka", "mock")
+DURABILITY = {
+    "madina": "durable: fsync (group commit) before answering each acks=all produce",
+    "kafka-fsync": "Apache Kafka, topic flush.messages=1: fsync after every append, before the answer",
+    "kafka": "Apache Kafka default: page cache only, no fsync (durability is replication; one node has none)",
+    "mock": "librdkafka mock cluster: in memory, no disk",
+}
 
 
 # ---- worker roles (each runs in its own process) -------------------------------------------
@@ -340,6 +364,8 @@ LATENCY_CLIENTS = ("confluent", "aiokafka")
 
 
 class Server:
+    """The embedded broker or the librdkafka mock, in a child process."""
+
     def __init__(self, kind: str, data_dir: str | None, partitions: int):
         self.kind = kind
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -369,6 +395,12 @@ class Server:
             raise RuntimeError(f"{kind} did not start: {line!r}")
         self.bootstrap = line[len(prefix) :].strip()
 
+    def prepare(self, topic: str) -> None:
+        """Both auto-create topics with ``partitions`` partitions on first use."""
+
+    def alive(self) -> str | None:
+        return None if self.process.poll() is None else f"{self.kind} exited with {self.process.returncode}"
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -376,6 +408,52 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class KafkaColumn:
+    """One Apache Kafka node; ``topic_config`` is given to every topic this column creates, so
+    one node serves both durability columns (topics with and without ``flush.messages=1``)."""
+
+    def __init__(self, kind: str, cluster, topic_config: dict[str, str]):
+        self.kind = kind
+        self.cluster = cluster
+        self.bootstrap = cluster.bootstrap
+        self.topic_config = topic_config
+
+    def prepare(self, topic: str) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        futures = admin.create_topics(
+            [NewTopic(topic, PARTITIONS, 1, config=self.topic_config)], operation_timeout=30, request_timeout=30
+        )
+        for future in futures.values():
+            future.result(60)
+
+    def alive(self) -> str | None:
+        if all(node.alive() for node in self.cluster.nodes):
+            return None
+        return "Apache Kafka exited during the run: " + self.cluster.log_tail(500).replace("\n", " | ")
+
+    def stop(self) -> None:
+        """The node is shared by both Kafka columns; ``main`` stops it once."""
+
+
+def start_kafka(workdir: Path) -> tuple[object | None, str | None]:
+    """A single-node Apache Kafka cluster, or None and the reason it cannot run here."""
+    try:
+        from madina.devservers.apache_kafka import ApacheKafkaCluster, kafka_version
+
+        cluster = ApacheKafkaCluster.start(
+            workdir,
+            nodes=1,
+            config={"num.partitions": str(PARTITIONS), "auto.create.topics.enable": "true"},
+        )
+        print(f"Apache Kafka {kafka_version()} (one node) at {cluster.bootstrap}", flush=True)
+        return cluster, None
+    except Exception as error:  # KafkaUnavailable, or anything else that stops it starting
+        reason = f"{type(error).__name__}: {error}".strip()
+        return None, reason.splitlines()[0][:300]
 
 
 def run_role(role: str, bootstrap: str, topic: str, count: int, size: int) -> subprocess.Popen:
@@ -389,15 +467,21 @@ def run_role(role: str, bootstrap: str, topic: str, count: int, size: int) -> su
 
 
 def role_result(process: subprocess.Popen, timeout_s: float = 300) -> dict:
-    output, _ = process.communicate(timeout=timeout_s)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise RuntimeError(f"worker timed out after {timeout_s:.0f} s: {output[-2000:]}") from None
     lines = [line for line in output.splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"worker failed ({process.returncode}): {output[-2000:]}")
     return json.loads(lines[-1])
 
 
-def measure_throughput(server: Server, client: str, count: int, size: int) -> dict:
+def measure_throughput(server, client: str, count: int, size: int) -> dict:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
+    server.prepare(topic)
     produced = role_result(run_role(f"produce-{client}", server.bootstrap, topic, count, size))
     if client == "confluent":
         # One Python consumer tops out near 150k records/s on its own per-message cost, so
@@ -427,16 +511,43 @@ def measure_throughput(server: Server, client: str, count: int, size: int) -> di
     return result
 
 
-def measure_latency(server: Server, client: str, count: int) -> dict:
+def measure_latency(server, client: str, count: int) -> dict:
     topic = f"lat-{uuid.uuid4().hex[:8]}"
-    # Create the topic first so the consumer can assign it.
+    server.prepare(topic)
+    # Produce one record first so the topic exists (auto-created) before the consumer assigns it.
     role_result(run_role("produce-confluent", server.bootstrap, topic, 1, 100))
     consumer = run_role(f"latency-consumer-{client}", server.bootstrap, topic, count, 100)
     assert consumer.stdout is not None
     consumer.stdout.readline()  # "ready"
     producer = run_role(f"latency-producer-{client}", server.bootstrap, topic, count, 100)
     role_result(producer)
-    return role_result(consumer)
+    result = role_result(consumer)
+    result["offered"] = count
+    settle(server.bootstrap, topic)
+    return result
+
+
+def settle(bootstrap: str, topic: str, limit_s: float = 90) -> None:
+    """Wait until ``topic`` stops growing: a broker that fell behind (requests still queued when
+    the consumer's deadline passed) must not carry that backlog into the next measurement."""
+    import confluent_kafka
+
+    reader = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "settle-" + uuid.uuid4().hex})
+    try:
+        partitions = list(reader.list_topics(topic, timeout=10).topics[topic].partitions)
+        last = None
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            total = sum(
+                reader.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions
+            )
+            if total == last:
+                return
+            last = total
+            time.sleep(1.0)
+    finally:
+        reader.close()
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -447,8 +558,60 @@ def _median_of(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or theirs is None or theirs <= 0:
+        return None
+    return ours / theirs
+
+
+class Session:
+    """The running columns; a column that fails is marked unavailable with its reason and the
+    rest of the bench goes on."""
+
+    def __init__(self, servers: dict, unavailable: dict[str, str]):
+        self.servers = servers
+        self.unavailable = unavailable
+
+    def kinds(self, attempt: int) -> list[str]:
+        """The available columns, in an order rotated by ``attempt`` so none always goes first."""
+        kinds = [kind for kind in KINDS if kind in self.servers and kind not in self.unavailable]
+        shift = attempt % len(kinds) if kinds else 0
+        return kinds[shift:] + kinds[:shift]
+
+    def run(self, kind: str, measure, *args) -> dict | None:
+        server = self.servers[kind]
+        try:
+            return measure(server, *args)
+        except Exception as error:
+            if kind == "madina":
+                raise
+            dead = server.alive()
+            if dead is not None:  # the broker itself is gone: stop measuring this column
+                for other, column in self.servers.items():
+                    if column is server or getattr(column, "cluster", None) is getattr(server, "cluster", 0):
+                        self.unavailable[other] = dead[:300]
+            print(f"[{kind:11}] measurement failed: {str(error)[:300]}", flush=True)
+            return None
+
+
+def warm_up(session: Session, quick: bool) -> None:
+    """Unmeasured traffic through every column first (for Kafka: JVM class loading and JIT)."""
+    for kind in session.kinds(0):
+        started = time.monotonic()
+        # The mock reads about 1.4k records/s, so it gets a small warm-up (it is C: nothing to JIT).
+        count = 5_000 if kind == "mock" else (50_000 if quick else 200_000)
+        session.run(kind, measure_throughput, "confluent", count, 100)
+        session.run(kind, measure_throughput, "confluent", count // 4, 1024)
+        session.run(kind, measure_throughput, "aiokafka", count // 5, 100)
+        for client in LATENCY_CLIENTS:
+            session.run(kind, measure_latency, client, 1000)
+        print(f"[{kind:11}] warmed up in {time.monotonic() - started:.0f} s (not measured)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark madina.broker against librdkafka's mock cluster")
+    parser = argparse.ArgumentParser(
+        description="Benchmark madina.broker against Apache Kafka and librdkafka's mock cluster"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="short smoke run (one repetition, fewer records)"
     )
@@ -474,20 +637,45 @@ def main(argv: list[str] | None = None) -> int:
         ("aiokafka", 100, small_count // 5),
     ]
     latency_count = 2000 if args.quick else 5000
-    results: dict = {"repeat": repeat, "quick": args.quick, "throughput": [], "latency": {}}
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results: dict = {
+        "date": started_at,
+        "command": "python -m bench.broker" + (" --quick" if args.quick else ""),
+        "repeat": repeat,
+        "quick": args.quick,
+        "acks": "all",
+        "partitions": PARTITIONS,
+        "durability": dict(DURABILITY),
+        "warm_up": "every broker: unmeasured throughput runs per client and size, and a latency run per client",
+        "unavailable": {},
+        "throughput": [],
+        "latency": {},
+    }
+    cluster = None
     with tempfile.TemporaryDirectory(prefix="madina-bench-") as scratch:
-        servers = {"mock": Server("mock", None, 4)}
-        partitions = 4  # librdkafka's mock cluster auto-creates topics with 4 partitions
-        servers["madina"] = Server("madina", os.path.join(scratch, "data"), partitions)
+        servers: dict = {"mock": Server("mock", None, PARTITIONS)}
         try:
+            # Same file system for both brokers' data (fsync costs depend on it).
+            servers["madina"] = Server("madina", os.path.join(scratch, "data"), PARTITIONS)
+            cluster, reason = start_kafka(Path(scratch) / "kafka")
+            if cluster is not None:
+                servers["kafka-fsync"] = KafkaColumn("kafka-fsync", cluster, {"flush.messages": "1"})
+                servers["kafka"] = KafkaColumn("kafka", cluster, {})
+            else:
+                print(f"Apache Kafka columns: unavailable ({reason})", flush=True)
+                results["unavailable"] = {"kafka-fsync": reason, "kafka": reason}
+            session = Session(servers, results["unavailable"])
+            warm_up(session, args.quick)
             for client, size, count in cases:
-                for kind in ("madina", "mock"):
-                    runs = []
-                    for attempt in range(repeat):
-                        run = measure_throughput(servers[kind], client, count, size)
-                        runs.append(run)
+                runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+                for attempt in range(repeat):
+                    for kind in session.kinds(attempt):
+                        run = session.run(kind, measure_throughput, client, count, size)
+                        if run is None:
+                            continue
+                        runs[kind].append(run)
                         print(
-                            f"[{kind:6}] {client:9} {size:5} B x {count:>9,}  run {attempt + 1}: "
+                            f"[{kind:11}] {client:9} {size:5} B x {count:>9,}  run {attempt + 1}: "
                             f"produce {run['produce_records_per_s']:>10,.0f} rec/s "
                             f"({run['produce_mb_per_s']:6.1f} MB/s), "
                             f"consume {run['consume_records_per_s']:>10,.0f} rec/s "
@@ -496,70 +684,131 @@ def main(argv: list[str] | None = None) -> int:
                                if "consume_kcat_records_per_s" in run else ""),
                             flush=True,
                         )
-                    results["throughput"].append(
-                        {
-                            "server": kind,
-                            "client": client,
-                            "record_bytes": size,
-                            "records": count,
-                            **_median_of(runs),
-                        }
-                    )
+                for kind in KINDS:
+                    if runs[kind]:
+                        results["throughput"].append(
+                            {
+                                "server": kind,
+                                "client": client,
+                                "record_bytes": size,
+                                "records": count,
+                                "runs": len(runs[kind]),
+                                **_median_of(runs[kind]),
+                            }
+                        )
             for client in LATENCY_CLIENTS:
-                for kind in ("madina", "mock"):
-                    runs = []
-                    for attempt in range(repeat):
-                        run = measure_latency(servers[kind], client, latency_count)
-                        runs.append(run)
+                latencies: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+                for attempt in range(repeat):
+                    for kind in session.kinds(attempt):
+                        run = session.run(kind, measure_latency, client, latency_count)
+                        if run is None:
+                            continue
+                        latencies[kind].append(run)
                         print(
-                            f"[{kind:6}] {client:9} latency at 1k rec/s run {attempt + 1}: "
+                            f"[{kind:11}] {client:9} latency at 1k rec/s run {attempt + 1}: "
                             f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms",
                             flush=True,
                         )
-                    results["latency"][f"{kind}/{client}"] = _median_of(runs)
+                for kind in KINDS:
+                    if latencies[kind]:
+                        results["latency"][f"{kind}/{client}"] = {
+                            "runs": len(latencies[kind]), **_median_of(latencies[kind])
+                        }
         finally:
             for server in servers.values():
                 server.stop()
+            if cluster is not None:
+                cluster.stop()
 
+    print_report(results, cases)
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(results, indent=2))
+    print(f"results written to {RESULTS_FILE}")
+    return 0
+
+
+def print_report(results: dict, cases: list[tuple[str, int, int]]) -> None:
+    """The medians table, ratio rows (madina / each other column) and the durability legend;
+    the ratios also go into ``results``."""
+    print()
+    print(f"Medians of {results['repeat']} interleaved repetition(s) after a warm-up, {results['date']}; "
+          f"acks=all, {results['partitions']} partitions, one node each.")
+    for kind in KINDS:
+        note = results["unavailable"].get(kind)
+        print(f"  {kind:11} {DURABILITY[kind]}" + (f"  [UNAVAILABLE: {note}]" if note else ""))
     print()
     print(
-        f"{'client':10} {'size':>6} {'server':7} {'produce rec/s':>14} {'MB/s':>7} {'consume rec/s':>14} "
+        f"{'client':10} {'size':>6} {'server':18} {'produce rec/s':>14} {'MB/s':>7} {'consume rec/s':>14} "
         f"{'MB/s':>7} {'kcat consume rec/s':>19}"
     )
     by_key = {(row["server"], row["client"], row["record_bytes"]): row for row in results["throughput"]}
     ratios = []
     for client, size, _count in cases:
-        for kind in ("madina", "mock"):
-            row = by_key[(kind, client, size)]
+        for kind in KINDS:
+            row = by_key.get((kind, client, size))
+            if row is None:
+                why = results["unavailable"].get(kind, "no successful run")
+                print(f"{client:10} {size:>6} {kind:18} unavailable: {why[:90]}")
+                continue
             print(
-                f"{client:10} {size:>6} {kind:7} {row['produce_records_per_s']:>14,.0f} "
+                f"{client:10} {size:>6} {kind:18} {row['produce_records_per_s']:>14,.0f} "
                 f"{row['produce_mb_per_s']:>7.1f} {row['consume_records_per_s']:>14,.0f} "
                 f"{row['consume_mb_per_s']:>7.1f} {_cell(row.get('consume_kcat_records_per_s'), '{:,.0f}'):>19}"
             )
-        ours, mock = by_key[("madina", client, size)], by_key[("mock", client, size)]
-        ratio = {
-            "client": client,
-            "record_bytes": size,
-            "produce_ratio": ours["produce_records_per_s"] / mock["produce_records_per_s"],
-            "consume_ratio": ours["consume_records_per_s"] / max(mock["consume_records_per_s"], 1e-9),
-        }
-        if "consume_kcat_records_per_s" in ours and "consume_kcat_records_per_s" in mock:
-            ratio["consume_kcat_ratio"] = ours["consume_kcat_records_per_s"] / max(
-                mock["consume_kcat_records_per_s"], 1e-9)
-        ratios.append(ratio)
-        print(
-            f"{client:10} {size:>6} {'ratio':7} {ratio['produce_ratio']:>14.2f} {'':>7} "
-            f"{ratio['consume_ratio']:>14.2f} {'':>7} {_cell(ratio.get('consume_kcat_ratio'), '{:.2f}'):>19}"
-        )
+        ours = by_key.get(("madina", client, size))
+        for kind in KINDS[1:]:
+            theirs = by_key.get((kind, client, size))
+            if ours is None or theirs is None:
+                continue
+            ratio = {"client": client, "record_bytes": size, "versus": kind}
+            for phase in ("produce", "consume", "consume_kcat"):
+                value = _ratio(ours.get(f"{phase}_records_per_s"), theirs.get(f"{phase}_records_per_s"))
+                if value is not None:
+                    ratio[f"{phase}_ratio"] = value
+            ratios.append(ratio)
+            print(
+                f"{client:10} {size:>6} {'madina/' + kind:18} {_cell(ratio.get('produce_ratio'), '{:.2f}'):>14} "
+                f"{'':>7} {_cell(ratio.get('consume_ratio'), '{:.2f}'):>14} {'':>7} "
+                f"{_cell(ratio.get('consume_kcat_ratio'), '{:.2f}'):>19}"
+            )
+    print("(throughput ratios: above 1 means madina handled more records/s)")
     if not shutil.which("kcat"):
         print("kcat consume: not measured (kcat is not installed; `make bench` installs it)")
-    for key, latency in results["latency"].items():
-        print(f"latency {key:17} p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms")
+    print()
+    print(f"{'latency at 1k rec/s':22} {'p50 ms':>8} {'p99 ms':>8}   (produce -> consume, linger 0)")
+    latency_ratios = []
+    for client in LATENCY_CLIENTS:
+        for kind in KINDS:
+            latency = results["latency"].get(f"{kind}/{client}")
+            if latency is None:
+                why = results["unavailable"].get(kind, "no successful run")
+                print(f"{kind + '/' + client:22} unavailable: {why[:90]}")
+                continue
+            short = latency.get("offered", 0) - latency["records"]
+            print(
+                f"{kind + '/' + client:22} {latency['p50_ms']:>8.2f} {latency['p99_ms']:>8.2f}"
+                + (f"  (did not keep up: {latency['records']:,.0f} of {latency['offered']:,.0f} records "
+                   "arrived within the consumer's 60 s)" if short > 0 else "")
+            )
+        ours = results["latency"].get(f"madina/{client}")
+        for kind in KINDS[1:]:
+            theirs = results["latency"].get(f"{kind}/{client}")
+            if ours is None or theirs is None:
+                continue
+            ratio = {
+                "client": client,
+                "versus": kind,
+                "p50_ratio": _ratio(ours["p50_ms"], theirs["p50_ms"]),
+                "p99_ratio": _ratio(ours["p99_ms"], theirs["p99_ms"]),
+            }
+            latency_ratios.append(ratio)
+            print(
+                f"{'madina/' + kind:22} {_cell(ratio['p50_ratio'], '{:.3g}'):>8} "
+                f"{_cell(ratio['p99_ratio'], '{:.3g}'):>8}"
+            )
+    print("(latency ratios: below 1 means madina delivered sooner)")
     results["ratios"] = ratios
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2))
-    print(f"results written to {RESULTS_FILE}")
-    return 0
+    results["latency_ratios"] = latency_ratios
 
 
 if __name__ == "__main__":
