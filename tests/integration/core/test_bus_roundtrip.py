@@ -71,12 +71,13 @@ async def test_corrupt_record_lands_in_dlq_with_reason_and_next_good_record_is_p
     raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await raw.start()
     try:
-        # Same key, so all three land on one partition in this order.
-        await raw.send_and_wait(spec.name, _event(1).SerializeToString(), key=b"k")
+        # One partition, so all three are read in this order; events are keyed by their alert id
+        # (a key that is not the entity would be refused too).
+        await raw.send_and_wait(spec.name, _event(1).SerializeToString(), key=b"alert-1", partition=0)
         await raw.send_and_wait(
-            spec.name, b"\x0a\xff\xff not protobuf", key=b"k", headers=[("trace", b"t-1")]
+            spec.name, b"\x0a\xff\xff not protobuf", key=b"k", headers=[("trace", b"t-1")], partition=0
         )
-        await raw.send_and_wait(spec.name, _event(3).SerializeToString(), key=b"k")
+        await raw.send_and_wait(spec.name, _event(3).SerializeToString(), key=b"alert-3", partition=0)
     finally:
         await raw.stop()
 
