@@ -137,7 +137,7 @@ def _locate(
         last_stop_index=index,
         at_final_stop=index == len(stops) - 1,
         scheduled_offset_s=scheduled - run.trip.start_s,
-        delay_s=int(round(now_offset - scheduled)),
+        delay_s=round(now_offset - scheduled),
     )
 
 

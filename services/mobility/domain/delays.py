@@ -213,7 +213,8 @@ def _duplicated_run(schedule: Schedule, update: TripUpdate) -> ScheduledRun | No
 
 def _scheduled_stops(run: ScheduledRun, state: StopState) -> tuple[StopStatus, ...]:
     return tuple(
-        StopStatus(st.stop_sequence, st.stop_id, state, run.arrival(st), run.departure(st)) for st in run.trip.stop_times
+        StopStatus(st.stop_sequence, st.stop_id, state, run.arrival(st), run.departure(st))
+        for st in run.trip.stop_times
     )
 
 
@@ -251,13 +252,19 @@ def _apply(run: ScheduledRun, update: TripUpdate) -> tuple[tuple[StopStatus, ...
         relationship = stop_update.relationship if stop_update is not None else None
         if relationship is StopRelationship.NO_DATA:
             carried = None
-            stops.append(StopStatus(st.stop_sequence, st.stop_id, StopState.NO_DATA, scheduled_arrival, scheduled_departure))
+            stops.append(
+                StopStatus(st.stop_sequence, st.stop_id, StopState.NO_DATA, scheduled_arrival, scheduled_departure)
+            )
             continue
         if relationship is StopRelationship.SKIPPED:
-            stops.append(StopStatus(st.stop_sequence, st.stop_id, StopState.SKIPPED, scheduled_arrival, scheduled_departure))
+            stops.append(
+                StopStatus(st.stop_sequence, st.stop_id, StopState.SKIPPED, scheduled_arrival, scheduled_departure)
+            )
             continue
-        if stop_update is None or relationship is StopRelationship.UNSCHEDULED or not (
-            stop_update.arrival or stop_update.departure
+        if (
+            stop_update is None
+            or relationship is StopRelationship.UNSCHEDULED
+            or not (stop_update.arrival or stop_update.departure)
         ):
             if carried is None:
                 state = StopState.UNKNOWN
@@ -266,7 +273,11 @@ def _apply(run: ScheduledRun, update: TripUpdate) -> tuple[tuple[StopStatus, ...
                 state = StopState.PROPAGATED
                 arrival = _shifted(scheduled_arrival, carried)
                 departure = _shifted(scheduled_departure, carried)
-            stops.append(StopStatus(st.stop_sequence, st.stop_id, state, scheduled_arrival, scheduled_departure, arrival, departure))
+            stops.append(
+                StopStatus(
+                    st.stop_sequence, st.stop_id, state, scheduled_arrival, scheduled_departure, arrival, departure
+                )
+            )
             continue
         arrival = _predict(scheduled_arrival, stop_update.arrival) if stop_update.arrival else None
         if arrival is None and carried is not None:
@@ -279,14 +290,22 @@ def _apply(run: ScheduledRun, update: TripUpdate) -> tuple[tuple[StopStatus, ...
         if departure is not None and departure.delay_s is not None:
             carried = (departure.delay_s, departure.uncertainty_s)
         stops.append(
-            StopStatus(st.stop_sequence, st.stop_id, StopState.UPDATED, scheduled_arrival, scheduled_departure, arrival, departure)
+            StopStatus(
+                st.stop_sequence,
+                st.stop_id,
+                StopState.UPDATED,
+                scheduled_arrival,
+                scheduled_departure,
+                arrival,
+                departure,
+            )
         )
     return tuple(stops), unmatched
 
 
 def _predict(scheduled: datetime, event: StopTimeEvent) -> Prediction | None:
     if event.time is not None:
-        delay = int(round((event.time - scheduled).total_seconds()))
+        delay = round((event.time - scheduled).total_seconds())
         return Prediction(event.time, delay, event.uncertainty_s)
     if event.delay_s is not None:
         return Prediction(scheduled + timedelta(seconds=event.delay_s), event.delay_s, event.uncertainty_s)
@@ -308,7 +327,7 @@ def _unscheduled_stops(updates: Sequence[StopTimeUpdate]) -> tuple[StopStatus, .
                 events.append(None)
                 continue
             delay = (
-                int(round((event.time - event.scheduled_time).total_seconds())) if event.scheduled_time is not None else None
+                round((event.time - event.scheduled_time).total_seconds()) if event.scheduled_time is not None else None
             )
             events.append(Prediction(event.time, delay, event.uncertainty_s))
         state = {

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -316,7 +317,7 @@ def tick_route(
             silent = transition.observed_value // 60
             transition = replace(
                 transition,
-                message=f"{ctx.label} vehicle {vehicle_id} on trip {trip_id}: no position for {silent:.0f} min mid-trip",
+                message=f"{ctx.label} vehicle {vehicle_id} on trip {trip_id}: silent {silent:.0f} min mid-trip",
             )
             ctx.transitions.append(transition)
         ctx.vehicles[vehicle_id] = replace(vehicle, data_gap=gap)
@@ -580,7 +581,12 @@ def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, Epis
     by_direction: dict[str, list[VehicleTrack]] = {}
     for vehicle in ctx.vehicles.values():
         fresh = vehicle.position_time is not None and now - vehicle.position_time <= config.stale_after
-        if fresh and vehicle.trip_key is not None and vehicle.scheduled_offset_s is not None and not vehicle.at_final_stop:
+        if (
+            fresh
+            and vehicle.trip_key is not None
+            and vehicle.scheduled_offset_s is not None
+            and not vehicle.at_final_stop
+        ):
             by_direction.setdefault(str(vehicle.direction_id), []).append(vehicle)
     episodes = dict(state.bunching)
     for direction in sorted(set(by_direction) | set(episodes)):
@@ -591,7 +597,7 @@ def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, Epis
             by_pattern.setdefault(vehicle.pattern, []).append(vehicle)
         for group in by_pattern.values():
             group.sort(key=lambda v: v.scheduled_offset_s or 0.0, reverse=True)
-            for leader, follower in zip(group, group[1:], strict=False):
+            for leader, follower in pairwise(group):
                 headway = follower.headway_s or leader.headway_s
                 if not headway:
                     continue
@@ -605,7 +611,9 @@ def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, Epis
                 ratio_value, below = 1.0, True
             else:
                 continue
-            evaluation = Evaluation(now, None, ratio_value, below_clear_level=below, message=f"{ctx.label}: vehicles spread out again")
+            evaluation = Evaluation(
+                now, None, ratio_value, below_clear_level=below, message=f"{ctx.label}: vehicles spread out again"
+            )
         else:
             ratio, gap, leader, follower = closest
             breach = ratio < config.bunching_fraction
@@ -639,7 +647,9 @@ def _kpis(ctx: _Context, now: datetime) -> list[Kpi]:
     fresh = [
         track.delay_s
         for track in ctx.trips.values()
-        if track.delay_s is not None and track.delay_time is not None and now - track.delay_time <= ctx.config.stale_after
+        if track.delay_s is not None
+        and track.delay_time is not None
+        and now - track.delay_time <= ctx.config.stale_after
     ]
     late = [d for d in fresh if d >= ctx.config.raise_delay_s]
     kpis = [Kpi("late-trips", ctx.route_id, float(len(late)), "", now)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 LatLon = tuple[float, float]
 EARTH_RADIUS_M = 6_371_000.0
@@ -46,7 +47,7 @@ class Path:
         origin = points[0]
         xy = tuple(_to_xy(point, origin) for point in points)
         cumulative = [0.0]
-        for (x1, y1), (x2, y2) in zip(xy, xy[1:], strict=False):
+        for (x1, y1), (x2, y2) in pairwise(xy):
             cumulative.append(cumulative[-1] + math.hypot(x2 - x1, y2 - y1))
         return cls(tuple(points), tuple(cumulative), xy, origin)
 

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,9 +48,17 @@ REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "trips.txt": ("route_id", "service_id", "trip_id"),
     "stop_times.txt": ("trip_id", "stop_sequence", "stop_id"),
     "calendar.txt": (
-        "service_id", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
-        "start_date", "end_date",
-    ),  # fmt: skip
+        "service_id",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "start_date",
+        "end_date",
+    ),
     "calendar_dates.txt": ("service_id", "date", "exception_type"),
     "shapes.txt": ("shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence"),
     "frequencies.txt": ("trip_id", "start_time", "end_time", "headway_secs"),
@@ -67,7 +76,9 @@ class GtfsError(ValueError):
         shown = list(self.problems[:MAX_REPORTED_PROBLEMS])
         more = len(self.problems) - len(shown)
         tail = [f"... and {more} more"] if more > 0 else []
-        super().__init__(f"GTFS feed {feed} is invalid ({len(self.problems)} problems):\n  " + "\n  ".join(shown + tail))
+        super().__init__(
+            f"GTFS feed {feed} is invalid ({len(self.problems)} problems):\n  " + "\n  ".join(shown + tail)
+        )
 
 
 def parse_gtfs_time(text: str) -> int:
@@ -246,9 +257,7 @@ class Schedule:
     @classmethod
     def of(cls, feeds: Sequence[Feed]) -> Schedule:
         problems: list[str] = []
-        merged: dict[str, dict[str, object]] = {
-            name: {} for name in ("stops", "routes", "trips")
-        }
+        merged: dict[str, dict[str, object]] = {name: {} for name in ("stops", "routes", "trips")}
         owner: dict[tuple[str, str], str] = {}
         for feed in feeds:
             for name, table in merged.items():
@@ -270,7 +279,8 @@ class Schedule:
             routes=merged["routes"],  # type: ignore[arg-type]
             trips=merged["trips"],  # type: ignore[arg-type]
             trips_by_route={
-                route_id: tuple(sorted(trips, key=lambda t: (t.start_s, t.trip_id))) for route_id, trips in by_route.items()
+                route_id: tuple(sorted(trips, key=lambda t: (t.start_s, t.trip_id)))
+                for route_id, trips in by_route.items()
             },
             _by_feed={feed.feed_id: feed for feed in feeds},
         )
@@ -412,7 +422,9 @@ class _Reader:
             if not self.has(file):
                 self.problem(file, None, None, "required file missing")
         if not self.has("calendar.txt") and not self.has("calendar_dates.txt"):
-            self.problem("calendar.txt", None, None, "required file missing (neither calendar.txt nor calendar_dates.txt)")
+            self.problem(
+                "calendar.txt", None, None, "required file missing (neither calendar.txt nor calendar_dates.txt)"
+            )
         if self.problems:
             raise GtfsError(self.feed_id, self.problems)
         agencies = self._agencies()
@@ -563,7 +575,7 @@ class _Reader:
         shapes: dict[str, Shape] = {}
         for shape_id, entries in points.items():
             entries.sort()
-            for (seq_a, _, _), (seq_b, line_b, _) in zip(entries, entries[1:], strict=False):
+            for (seq_a, _, _), (seq_b, line_b, _) in pairwise(entries):
                 if seq_a == seq_b:
                     self.problem(file, line_b, "shape_pt_sequence", f"duplicate {seq_b} in shape {shape_id!r}")
             if len(entries) < 2:
@@ -592,14 +604,22 @@ class _Reader:
             if route_id not in routes:
                 self.problem(file, line, "route_id", f"{route_id!r} is not in routes.txt")
             if service_id not in services:
-                self.problem(file, line, "service_id", f"{service_id!r} is in neither calendar.txt nor calendar_dates.txt")
+                self.problem(
+                    file, line, "service_id", f"{service_id!r} is in neither calendar.txt nor calendar_dates.txt"
+                )
             shape_id = row.get("shape_id") or None
             if shape_id is not None and shape_id not in shapes:
                 self.problem(file, line, "shape_id", f"{shape_id!r} is not in shapes.txt")
             direction = row.get("direction_id", "")
             if direction not in ("", "0", "1"):
                 self.problem(file, line, "direction_id", f"{direction!r} is not 0 or 1")
-            headers[trip_id] = (route_id, service_id, int(direction) if direction else None, row.get("trip_headsign", ""), shape_id)
+            headers[trip_id] = (
+                route_id,
+                service_id,
+                int(direction) if direction else None,
+                row.get("trip_headsign", ""),
+                shape_id,
+            )
 
         file = "stop_times.txt"
         calls: dict[str, list[tuple[int, int, str, int | None, int | None, float | None]]] = defaultdict(list)
@@ -624,7 +644,7 @@ class _Reader:
             calls[trip_id].append((sequence, line, stop_id, arrival, departure, dist))
 
         trips: dict[str, Trip] = {}
-        for trip_id, (route_id, service_id, direction, headsign, shape_id) in headers.items():
+        for trip_id, (route_id, service_id, direction_id, headsign, shape_id) in headers.items():
             entries = sorted(calls.get(trip_id, []))
             if len(entries) < 2:
                 self.problem("trips.txt", None, "trip_id", f"trip {trip_id!r} has fewer than two stop times")
@@ -632,7 +652,7 @@ class _Reader:
             stop_times = self._timed(trip_id, entries, stops)
             if stop_times is not None:
                 trips[trip_id] = Trip(
-                    trip_id, route_id, service_id, direction, headsign, shape_id, stop_times, self.feed_id
+                    trip_id, route_id, service_id, direction_id, headsign, shape_id, stop_times, self.feed_id
                 )
         return trips
 
@@ -645,7 +665,7 @@ class _Reader:
         """Check order and fill non-timepoint times by interpolation; ``None`` if broken."""
         file = "stop_times.txt"
         ok = True
-        for (seq_a, _, _, _, _, _), (seq_b, line_b, _, _, _, _) in zip(entries, entries[1:], strict=False):
+        for (seq_a, _, _, _, _, _), (seq_b, line_b, _, _, _, _) in pairwise(entries):
             if seq_a == seq_b:
                 self.problem(file, line_b, "stop_sequence", f"duplicate {seq_b} in trip {trip_id!r}")
                 ok = False
@@ -690,7 +710,9 @@ class _Reader:
         filled_arrivals, filled_departures, interpolated = _interpolate(arrivals, departures, positions)
         return tuple(
             StopTime(entry[0], entry[2], arrival, departure, entry[5], flag)
-            for entry, arrival, departure, flag in zip(entries, filled_arrivals, filled_departures, interpolated, strict=True)
+            for entry, arrival, departure, flag in zip(
+                entries, filled_arrivals, filled_departures, interpolated, strict=True
+            )
         )
 
     def _frequencies(self, trips: Mapping[str, Trip]) -> dict[str, tuple[Frequency, ...]]:
@@ -724,7 +746,7 @@ def _interpolate(
 ) -> tuple[list[int], list[int], list[bool]]:
     """Fill untimed calls linearly by distance between the timed calls around them."""
     along = [0.0]
-    for a, b in zip(positions, positions[1:], strict=False):
+    for a, b in pairwise(positions):
         along.append(along[-1] + distance_m(a, b))
     out_arr: list[int] = []
     out_dep: list[int] = []
@@ -741,8 +763,10 @@ def _interpolate(
         start, end = departures[last_timed], arrivals[after]
         assert start is not None and end is not None
         span = along[after] - along[last_timed]
-        fraction = (along[index] - along[last_timed]) / span if span > 0 else (index - last_timed) / (after - last_timed)
-        value = int(round(start + (end - start) * fraction))
+        fraction = (
+            (along[index] - along[last_timed]) / span if span > 0 else (index - last_timed) / (after - last_timed)
+        )
+        value = round(start + (end - start) * fraction)
         out_arr.append(value)
         out_dep.append(value)
         flags.append(True)

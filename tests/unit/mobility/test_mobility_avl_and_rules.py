@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from google.transit import gtfs_realtime_pb2 as rt
 
@@ -63,9 +63,14 @@ def _late_update(trip_id, stop_sequence, delay, at, vehicle="BK-E07", relationsh
 def test_position_on_shape_gives_delay_at_last_passed_stop(schedule) -> None:
     run = _run(schedule, "1-0800")
     lat, lon = _point_between(schedule, run, 3, 0.5)  # between stops 4 and 5, on the shape's corner path? near it
-    scheduled_mid = run.departure(run.trip.stop_times[3]) + (run.arrival(run.trip.stop_times[4]) - run.departure(run.trip.stop_times[3])) / 2
+    scheduled_mid = (
+        run.departure(run.trip.stop_times[3])
+        + (run.arrival(run.trip.stop_times[4]) - run.departure(run.trip.stop_times[3])) / 2
+    )
     at = scheduled_mid + timedelta(minutes=6)
-    match = match_position(schedule, PathIndex(schedule), _vehicle_feed("BK-E01", lat, lon, at, trip_id="1-0800"), max_offset_m=400)
+    match = match_position(
+        schedule, PathIndex(schedule), _vehicle_feed("BK-E01", lat, lon, at, trip_id="1-0800"), max_offset_m=400
+    )
     assert match is not None and match.key == TripKey("1-0800", DAY)
     assert match.last_stop.stop_sequence == 4
     assert 4 * 60 <= match.delay_s <= 8 * 60
@@ -95,7 +100,9 @@ def _delay_positions(schedule, trip_id, delays_s, vehicle="BK-E07"):
 def test_trip_delay_raises_after_two_late_updates_and_escalates_at_ten_minutes(schedule) -> None:
     paths = PathIndex(schedule)
     state = RouteState.new("BK-3")
-    first = apply_route_events(state, [_late_update("3-0815", 3, 420, _run(schedule, "3-0815").start + timedelta(minutes=6))], schedule, paths)
+    first = apply_route_events(
+        state, [_late_update("3-0815", 3, 420, _run(schedule, "3-0815").start + timedelta(minutes=6))], schedule, paths
+    )
     assert first.transitions == []
     second_at = _run(schedule, "3-0815").start + timedelta(minutes=8)
     second = apply_route_events(first.state, [_late_update("3-0815", 5, 420, second_at)], schedule, paths)
@@ -105,15 +112,23 @@ def test_trip_delay_raises_after_two_late_updates_and_escalates_at_ten_minutes(s
     assert ", since " in raised.message
     assert raised.metadata["route_id"] == "BK-3" and raised.metadata["trip_id"] == "3-0815"
     assert raised.metadata["vehicle_id"] == "BK-E07" and raised.metadata["stop_id"]
-    third = apply_route_events(second.state, [_late_update("3-0815", 6, 660, second_at + timedelta(minutes=1))], schedule, paths)
+    third = apply_route_events(
+        second.state, [_late_update("3-0815", 6, 660, second_at + timedelta(minutes=1))], schedule, paths
+    )
     assert third.transitions == []  # one update at 11 min is not yet two
-    fourth = apply_route_events(third.state, [_late_update("3-0815", 7, 690, second_at + timedelta(minutes=2))], schedule, paths)
+    fourth = apply_route_events(
+        third.state, [_late_update("3-0815", 7, 690, second_at + timedelta(minutes=2))], schedule, paths
+    )
     assert [t.state for t in fourth.transitions] == [AlertState.ESCALATED]
     assert fourth.transitions[0].severity is Severity.MAJOR
     # Back under 2 min: clears only once held for clear_after (3 min).
-    fifth = apply_route_events(fourth.state, [_late_update("3-0815", 7, 60, second_at + timedelta(minutes=3))], schedule, paths)
+    fifth = apply_route_events(
+        fourth.state, [_late_update("3-0815", 7, 60, second_at + timedelta(minutes=3))], schedule, paths
+    )
     assert fifth.transitions == []
-    sixth = apply_route_events(fifth.state, [_late_update("3-0815", 8, 30, second_at + timedelta(minutes=6))], schedule, paths)
+    sixth = apply_route_events(
+        fifth.state, [_late_update("3-0815", 8, 30, second_at + timedelta(minutes=6))], schedule, paths
+    )
     assert [t.state for t in sixth.transitions] == [AlertState.CLEARED]
 
 
@@ -127,7 +142,12 @@ def test_state_round_trips_through_json(schedule) -> None:
 
 def test_cancelled_trip_gets_its_own_alert(schedule) -> None:
     at = _run(schedule, "3-0815").start - timedelta(minutes=10)
-    result = apply_route_events(RouteState.new("BK-3"), [_late_update("3-0815", 0, 0, at, relationship=rt.TripDescriptor.CANCELED)], schedule, PathIndex(schedule))
+    result = apply_route_events(
+        RouteState.new("BK-3"),
+        [_late_update("3-0815", 0, 0, at, relationship=rt.TripDescriptor.CANCELED)],
+        schedule,
+        PathIndex(schedule),
+    )
     [raised] = result.transitions
     assert raised.rule_id == "trip-canceled" and "cancelled" in raised.message
 
@@ -154,7 +174,9 @@ def test_several_late_trips_of_one_route_make_one_route_alert(schedule) -> None:
     base = _run(schedule, "1-0840").start + timedelta(minutes=2)
     transitions = []
     for minute in (0, 1):
-        updates = [_late_update(t, 6, 400, base + timedelta(minutes=minute), vehicle=f"V{n}") for n, t in enumerate(trips)]
+        updates = [
+            _late_update(t, 6, 400, base + timedelta(minutes=minute), vehicle=f"V{n}") for n, t in enumerate(trips)
+        ]
         result = apply_route_events(state, updates, schedule, paths, config)
         state = result.state
         transitions.extend(result.transitions)

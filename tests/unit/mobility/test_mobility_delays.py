@@ -164,7 +164,11 @@ def test_stale_update_makes_the_trip_unknown_again(schedule) -> None:
 def test_yesterdays_trip_past_midnight_is_matched_on_its_service_date(schedule) -> None:
     key = TripKey("1-2530", "20261126")  # leaves 01:30 on the 27th, local
     now = datetime(2026, 11, 27, 0, 35, tzinfo=UTC)
-    update = _feed({"stop_sequence": 2, "arrival": {"delay": 360}}, trip={"trip_id": key.trip_id, "start_date": key.start_date}, timestamp=now)
+    update = _feed(
+        {"stop_sequence": 2, "arrival": {"delay": 360}},
+        trip={"trip_id": key.trip_id, "start_date": key.start_date},
+        timestamp=now,
+    )
     status = _resolve(schedule, update, now=now)
     assert status.state is TripState.PREDICTED and status.key == key
     assert status.stops[1].scheduled_arrival == datetime(2026, 11, 27, 0, 32, 30, tzinfo=UTC)

@@ -85,7 +85,11 @@ def test_missing_calendar_files_are_named(tmp_path: Path) -> None:
 
 def test_missing_column_is_named(tmp_path: Path) -> None:
     feed = _copy(tmp_path)
-    _edit(feed / "stop_times.txt", "trip_id,arrival_time,departure_time,stop_id,", "trip_id,arrival_time,departure_time,stop,")
+    _edit(
+        feed / "stop_times.txt",
+        "trip_id,arrival_time,departure_time,stop_id,",
+        "trip_id,arrival_time,departure_time,stop,",
+    )
     with pytest.raises(GtfsError, match=r"berkane/stop_times.txt:1: stop_id: required column missing"):
         load_feed(feed)
 
@@ -106,7 +110,9 @@ def test_broken_references_name_file_line_and_field(tmp_path: Path) -> None:
 def test_stop_times_going_back_in_time_are_refused(tmp_path: Path) -> None:
     feed = _copy(tmp_path)
     _edit(feed / "stop_times.txt", "1-0400,04:05:20,04:05:40,BK-HH3", "1-0400,04:01:20,04:01:40,BK-HH3")
-    with pytest.raises(GtfsError, match=r"stop_times.txt:4: arrival_time: 04:01:20 is before the previous stop's departure 04:02:50"):
+    with pytest.raises(
+        GtfsError, match=r"stop_times.txt:4: arrival_time: 04:01:20 is before the previous stop's departure 04:02:50"
+    ):
         load_feed(feed)
 
 

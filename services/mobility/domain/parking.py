@@ -1,0 +1,119 @@
+"""Car parks: occupancy state and the ``car-park-full`` alert.
+
+A car park counts as full at or above ``full_ratio`` of its capacity. The alert is raised once it
+has stayed full for ``full_for`` (a car park that fills for two minutes at the school gate is
+not news), and clears when occupancy is back under ``clear_ratio`` for ``clear_after``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from madina.alerts import AlertTransition, EpisodePolicy, EpisodeState, Evaluation, Severity, step
+from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+
+DOMAIN = "mobility"
+CAR_PARK_FULL_RULE = "car-park-full"
+
+
+@dataclass(frozen=True)
+class ParkingPolicy:
+    """When a car park is full, and for how long before it is an alert."""
+
+    full_ratio: float = 1.0
+    full_for: timedelta = timedelta(minutes=15)
+    clear_ratio: float = 0.95
+    clear_after: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ParkingObservation:
+    """One count of a car park."""
+
+    car_park_id: str
+    time: datetime
+    occupied: int
+    capacity: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", require_utc(self.time, "time"))
+        if self.capacity <= 0 or self.occupied < 0:
+            raise ValueError("capacity must be positive and occupied not negative")
+
+
+@dataclass(frozen=True)
+class CarParkState:
+    """Latest count, since when it has been full, and the alert episode."""
+
+    car_park_id: str
+    episode: EpisodeState
+    occupied: int | None = None
+    capacity: int | None = None
+    observe_time: datetime | None = None
+    full_since: datetime | None = None
+
+    @classmethod
+    def new(cls, car_park_id: str) -> CarParkState:
+        return cls(car_park_id, EpisodeState(DOMAIN, f"car-park/{car_park_id}", CAR_PARK_FULL_RULE))
+
+    @property
+    def free(self) -> int | None:
+        return None if self.occupied is None or self.capacity is None else max(0, self.capacity - self.occupied)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "car_park_id": self.car_park_id,
+            "episode": self.episode.to_dict(),
+            "occupied": self.occupied,
+            "capacity": self.capacity,
+            "observe_time": time_to_text(self.observe_time),
+            "full_since": time_to_text(self.full_since),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CarParkState:
+        return cls(
+            data["car_park_id"],
+            EpisodeState.from_dict(data["episode"]),
+            data.get("occupied"),
+            data.get("capacity"),
+            time_from_text(data.get("observe_time")),
+            time_from_text(data.get("full_since")),
+        )
+
+
+def apply_parking(
+    state: CarParkState, observation: ParkingObservation, policy: ParkingPolicy = ParkingPolicy(), name: str = ""
+) -> tuple[CarParkState, AlertTransition | None]:
+    """Fold one count into the car park's state; older counts than the latest are ignored."""
+    if state.observe_time is not None and observation.time < state.observe_time:
+        return state, None
+    ratio = observation.occupied / observation.capacity
+    full = ratio >= policy.full_ratio
+    full_since = (state.full_since or observation.time) if full else None
+    state = replace(
+        state, occupied=observation.occupied, capacity=observation.capacity, observe_time=observation.time,
+        full_since=full_since,
+    )  # fmt: skip
+    breach = full_since is not None and observation.time - full_since >= policy.full_for
+    label = name or state.car_park_id
+    free = observation.capacity - observation.occupied
+    message = (
+        f"Car park {label} full since {full_since:%H:%M} UTC ({observation.occupied}/{observation.capacity})"
+        if breach and full_since is not None
+        else f"Car park {label}: {max(free, 0)} free of {observation.capacity}"
+    )
+    evaluation = Evaluation(
+        event_time=observation.time,
+        severity=Severity.MINOR if breach else None,
+        observed_value=round(ratio, 4),
+        threshold=policy.full_ratio if breach else None,
+        below_clear_level=ratio < policy.clear_ratio,
+        message=message,
+        metadata={"category": CAR_PARK_FULL_RULE, "source_kind": "car-park", "car_park_id": state.car_park_id},
+    )
+    episode, transition = step(state.episode, evaluation, EpisodePolicy(clear_after=policy.clear_after))
+    return replace(state, episode=episode), transition

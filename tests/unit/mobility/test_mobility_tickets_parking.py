@@ -1,0 +1,65 @@
+"""Ticket ridership and fraud signal; car-park occupancy and the car-park-full alert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from madina.alerts import AlertState
+from services.mobility.domain.parking import CarParkState, ParkingObservation, ParkingPolicy, apply_parking
+from services.mobility.domain.tickets import CardState, FraudPolicy, Validation, check_card, ridership
+
+T0 = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+
+
+def _v(vid, vehicle, lat, lon, minutes, card="c1", route="BK-1"):
+    return Validation(vid, card, vehicle, route, lat, lon, T0 + timedelta(minutes=minutes))
+
+
+def test_card_on_two_vehicles_too_far_apart_too_quickly_is_a_fraud_signal() -> None:
+    state, signal = check_card(CardState(), _v("a", "BK-E01", 34.9335, -2.3360, 0))
+    assert signal is None
+    state, signal = check_card(state, _v("b", "CA-T07", 33.5990, -7.6090, 10))  # Berkane -> Casablanca in 10 min
+    assert signal is not None and signal.implied_speed_kmh > 1000
+
+
+def test_plausible_transfer_is_not_fraud() -> None:
+    state, _ = check_card(CardState(), _v("a", "BK-E01", 34.9335, -2.3360, 0))
+    _, signal = check_card(state, _v("b", "BK-E05", 34.9215, -2.3200, 12))  # 2 km in 12 min
+    assert signal is None
+    _, same_bus = check_card(state, _v("c", "BK-E01", 34.9020, -2.3200, 1))
+    assert same_bus is None
+
+
+def test_card_state_round_trips() -> None:
+    state, _ = check_card(CardState(), _v("a", "BK-E01", 34.9335, -2.3360, 0))
+    assert CardState.from_dict(state.to_dict()) == state
+    assert FraudPolicy().max_speed_kmh == 80.0
+
+
+def test_ridership_counts_per_route_and_local_hour_once_per_validation() -> None:
+    tz = ZoneInfo("Africa/Casablanca")
+    validations = [
+        _v("a", "BK-E01", 0, 0, 5), _v("a", "BK-E01", 0, 0, 5), _v("b", "BK-E01", 0, 0, 59),
+        _v("c", "BK-E01", 0, 0, 61), _v("d", "BK-E02", 0, 0, 10, route="BK-2"),
+    ]  # fmt: skip
+    counts = ridership(validations, tz)
+    assert counts == {
+        ("BK-1", datetime(2026, 11, 26, 7, tzinfo=UTC)): 2,
+        ("BK-1", datetime(2026, 11, 26, 8, tzinfo=UTC)): 1,
+        ("BK-2", datetime(2026, 11, 26, 7, tzinfo=UTC)): 1,
+    }
+
+
+def test_car_park_alert_only_after_staying_full_for_the_configured_time() -> None:
+    policy = ParkingPolicy(full_for=timedelta(minutes=15), clear_after=timedelta(minutes=5))
+    state = CarParkState.new("BK-P1")
+    transitions = []
+    for minute, occupied in [(0, 200), (10, 200), (16, 200), (20, 150), (30, 150)]:
+        state, transition = apply_parking(
+            state, ParkingObservation("BK-P1", T0 + timedelta(minutes=minute), occupied, 200), policy
+        )
+        transitions.append((minute, transition.state if transition else None))
+    assert transitions == [(0, None), (10, None), (16, AlertState.RAISED), (20, None), (30, AlertState.CLEARED)]
+    assert state.free == 50
+    assert CarParkState.from_dict(state.to_dict()) == state
