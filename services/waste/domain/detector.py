@@ -1,0 +1,486 @@
+"""The waste step function: one container's readings in; state, alerts, collections and KPIs out.
+
+The processor keeps one :class:`ContainerState` per container id (JSON via ``to_dict``) and calls
+:func:`apply_readings` once per record (a batch of one container's readings); the test oracle calls
+the same function. Nothing here touches Kafka, clocks or I/O, and the result depends on event
+times only, so a replay yields the same alert ids, revisions and collections.
+
+Readings are validated, sorted by event time, and each one newer than the last accepted is
+applied in turn; alerts go through the shared episode machine (:mod:`madina.alerts`). Rules
+(thresholds in :class:`DetectionConfig`):
+
+* ``container-full``: WARNING at a fill of 80 %, MAJOR at 95 %. The judged fill is the **median of
+  the last 3 readings** of the current filling segment, so one sloshing or echo spike neither
+  raises nor clears; clearing also needs the judged fill at or below 70 % for 30 min (hysteresis).
+* **Emptying**: a reading at least 15 points below the judged fill and at most half of it is a
+  collection. It closes the full alert at once (``force_clear``: an emptied container is not full,
+  however briefly it was), is returned as a :class:`Collection`, and restarts the fill history
+  the rate is estimated from (:mod:`.fillrate`).
+* ``fire-risk`` (CRITICAL): temperature above 60 °C, or a rise of at least 10 °C at 0.5 °C/min or
+  faster (30 °C/h) between two readings at most 60 min apart. Sun on a dark lid warms a container
+  by well under 0.2 °C/min; smouldering waste catching fire climbs several degrees a minute.
+  Clears at or below 50 °C without such a rise for 30 min.
+* ``tipped-over`` (MAJOR): tilt of 45° or more at readings spanning at least 15 min; a truck
+  tipping it into the hopper takes a minute or two and must not raise it. Clears when upright.
+* ``lid-open`` (MINOR): lid reported open at readings spanning at least 30 min. Clears when shut.
+* ``low-battery``: WARNING below 20 %, MINOR below 10 %, clears at 25 % (hysteresis).
+* ``data-gap``: checked on a clock by :func:`check_data_gap` (the processor's timer, with a
+  watermark): silent for 3 reporting intervals; the next reading clears it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any, NamedTuple
+
+from madina.alerts import (
+    AlertTransition,
+    DataGapPolicy,
+    DataGapState,
+    EpisodePolicy,
+    EpisodeState,
+    Evaluation,
+    Severity,
+    check_silence,
+    force_clear,
+    record_observation,
+    step,
+)
+from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+from services.waste.domain.containers import Container
+from services.waste.domain.fillrate import MAX_HISTORY, FillEstimate, estimate_fill
+from services.waste.domain.readings import EventTimeBounds, Reading, validate_reading
+
+DOMAIN = "waste"
+RULE_FULL = "container-full"
+RULE_FIRE = "fire-risk"
+RULE_TIPPED = "tipped-over"
+RULE_LID = "lid-open"
+RULE_BATTERY = "low-battery"
+DATA_GAP_CATEGORY = "data-gap"
+CATEGORY = {RULE_FULL: "fill", RULE_FIRE: "fire", RULE_TIPPED: "tipped", RULE_LID: "lid", RULE_BATTERY: "battery"}
+UNIT = {RULE_FULL: "ratio", RULE_FIRE: "°C", RULE_TIPPED: "°", RULE_LID: "min", RULE_BATTERY: "%"}
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Every threshold of the waste rules; the defaults are the documented behaviour."""
+
+    full_warning_ratio: float = 0.80
+    full_major_ratio: float = 0.95
+    full_clear_ratio: float = 0.70
+    full_clear_after: timedelta = timedelta(minutes=30)
+    judged_readings: int = 3
+    emptying_min_drop: float = 0.15
+    emptying_max_remaining: float = 0.5
+    fire_temperature_c: float = 60.0
+    fire_rise_c: float = 10.0
+    fire_rise_c_per_min: float = 0.5
+    fire_rise_lookback: timedelta = timedelta(minutes=60)
+    fire_clear_temperature_c: float = 50.0
+    fire_clear_after: timedelta = timedelta(minutes=30)
+    tipped_tilt_deg: float = 45.0
+    tipped_after: timedelta = timedelta(minutes=15)
+    lid_open_after: timedelta = timedelta(minutes=30)
+    battery_warning_percent: float = 20.0
+    battery_minor_percent: float = 10.0
+    battery_clear_percent: float = 25.0
+    gap_factor: float = 3.0
+    data_gap_severity: Severity = Severity.WARNING
+    event_time_bounds: EventTimeBounds = field(default_factory=EventTimeBounds)
+
+    def policy(self, rule_id: str) -> EpisodePolicy:
+        if rule_id == RULE_FULL:
+            return EpisodePolicy(clear_after=self.full_clear_after, update_interval=None)
+        if rule_id == RULE_FIRE:
+            return EpisodePolicy(clear_after=self.fire_clear_after, update_interval=timedelta(minutes=5))
+        return EpisodePolicy(clear_after=timedelta(0), update_interval=None)
+
+
+class RejectCode:
+    """Stable reasons for refused readings, usable as metric labels."""
+
+    INVALID = "invalid"
+    WRONG_CONTAINER = "wrong_container"
+    STALE = "stale"
+    OUT_OF_BOUNDS = "out_of_bounds"
+
+
+class Rejection(NamedTuple):
+    reading: Reading
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """An emptying seen in the readings: the container was collected between the two times."""
+
+    container_id: str
+    city: str
+    district: str
+    stream: str
+    previous_reading_time: datetime
+    detect_time: datetime
+    fill_ratio_before: float
+    fill_ratio_after: float
+    collected_l: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{k: getattr(self, k) for k in ("container_id", "city", "district", "stream")},
+            "previous_reading_time": time_to_text(self.previous_reading_time),
+            "detect_time": time_to_text(self.detect_time),
+            "fill_ratio_before": self.fill_ratio_before,
+            "fill_ratio_after": self.fill_ratio_after,
+            "collected_l": self.collected_l,
+        }
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """Everything remembered about one container between records; JSON-safe via ``to_dict``."""
+
+    container_id: str
+    data_gap: DataGapState
+    episodes: Mapping[str, EpisodeState] = field(default_factory=dict)
+    fill_history: tuple[tuple[datetime, float], ...] = ()
+    """Readings of the current filling segment (since the last emptying), newest last, bounded."""
+    recent_temperatures: tuple[tuple[datetime, float], ...] = ()
+    """Temperatures within the fire-rise lookback of the newest one."""
+    last_reading: Reading | None = None
+    last_emptied_time: datetime | None = None
+    tilted_since: datetime | None = None
+    lid_open_since: datetime | None = None
+
+    @classmethod
+    def new(cls, container_id: str) -> ContainerState:
+        return cls(container_id=container_id, data_gap=DataGapState.new(DOMAIN, container_id))
+
+    def episode(self, rule_id: str) -> EpisodeState:
+        return self.episodes.get(rule_id) or EpisodeState(DOMAIN, self.container_id, rule_id)
+
+    @property
+    def active_rules(self) -> list[str]:
+        active = [rule for rule, episode in sorted(self.episodes.items()) if episode.active]
+        return [*active, DATA_GAP_CATEGORY] if self.data_gap.episode.active else active
+
+    def fill_estimate(self) -> FillEstimate | None:
+        return estimate_fill(self.fill_history)
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.last_reading
+        return {
+            "container_id": self.container_id,
+            "data_gap": self.data_gap.to_dict(),
+            "episodes": {rule: episode.to_dict() for rule, episode in sorted(self.episodes.items())},
+            "fill_history": [[time_to_text(t), v] for t, v in self.fill_history],
+            "recent_temperatures": [[time_to_text(t), v] for t, v in self.recent_temperatures],
+            "last_reading": None if last is None else {
+                "observe_time": time_to_text(last.observe_time),
+                "fill_ratio": last.fill_ratio,
+                "temperature_c": last.temperature_c,
+                "tilt_deg": last.tilt_deg,
+                "lid_open": last.lid_open,
+                "battery_percent": last.battery_percent,
+            },
+            "last_emptied_time": time_to_text(self.last_emptied_time),
+            "tilted_since": time_to_text(self.tilted_since),
+            "lid_open_since": time_to_text(self.lid_open_since),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ContainerState:
+        container_id = data["container_id"]
+        last = data.get("last_reading")
+        return cls(
+            container_id=container_id,
+            data_gap=DataGapState.from_dict(data["data_gap"]),
+            episodes={rule: EpisodeState.from_dict(raw) for rule, raw in data.get("episodes", {}).items()},
+            fill_history=_series_from(data.get("fill_history", [])),
+            recent_temperatures=_series_from(data.get("recent_temperatures", [])),
+            last_reading=None if last is None else Reading(
+                container_id=container_id,
+                observe_time=_time(last["observe_time"]),
+                fill_ratio=last["fill_ratio"],
+                temperature_c=last.get("temperature_c"),
+                tilt_deg=last.get("tilt_deg"),
+                lid_open=last.get("lid_open"),
+                battery_percent=last.get("battery_percent"),
+            ),
+            last_emptied_time=time_from_text(data.get("last_emptied_time")),
+            tilted_since=time_from_text(data.get("tilted_since")),
+            lid_open_since=time_from_text(data.get("lid_open_since")),
+        )
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """What the API shows and the KPIs read: the container's latest values and prediction."""
+
+    container_id: str
+    observe_time: datetime | None
+    fill_ratio: float | None
+    """The judged fill (median of the last readings), what the full rule sees."""
+    fill_rate_per_hour: float | None
+    predicted_full_time: datetime | None
+    temperature_c: float | None
+    tilt_deg: float | None
+    lid_open: bool | None
+    battery_percent: float | None
+    last_emptied_time: datetime | None
+    active_rules: tuple[str, ...]
+
+
+class StepResult(NamedTuple):
+    """What :func:`apply_readings` returns; unpacks as a 5-tuple."""
+
+    state: ContainerState
+    transitions: list[AlertTransition]
+    collections: list[Collection]
+    status: ContainerStatus | None
+    """The container's status after the batch, ``None`` if the batch brought no accepted reading."""
+    rejected: list[Rejection]
+
+
+def apply_readings(
+    state: ContainerState,
+    readings: Sequence[Reading],
+    container: Container,
+    config: DetectionConfig = DetectionConfig(),
+    now: datetime | None = None,
+) -> StepResult:
+    """Fold a batch of one container's readings into ``state`` (which is not changed).
+
+    Invalid, foreign and stale (not newer than the newest accepted) readings come back in
+    ``rejected``; with ``now`` (the caller's clock) so do readings outside ``config``'s event-time
+    bounds of it.
+    """
+    rejected: list[Rejection] = []
+    valid: list[Reading] = []
+    for reading in readings:
+        problems = validate_reading(reading)
+        if reading.container_id != container.id:
+            rejected.append(Rejection(reading, RejectCode.WRONG_CONTAINER, f"container_id: expected {container.id!r}"))
+        elif problems:
+            rejected.append(Rejection(reading, RejectCode.INVALID, "; ".join(problems)))
+        elif now is not None and (bounded := validate_reading(reading, now, config.event_time_bounds)):
+            rejected.append(Rejection(reading, RejectCode.OUT_OF_BOUNDS, "; ".join(bounded)))
+        else:
+            valid.append(replace(reading, observe_time=require_utc(reading.observe_time)))
+    transitions: list[AlertTransition] = []
+    collections: list[Collection] = []
+    accepted = False
+    for reading in sorted(valid, key=lambda r: r.observe_time):
+        last = state.last_reading
+        if last is not None and reading.observe_time <= last.observe_time:
+            detail = f"observe_time: not after the newest accepted reading ({last.observe_time.isoformat()})"
+            rejected.append(Rejection(reading, RejectCode.STALE, detail))
+            continue
+        accepted = True
+        state = _apply_one(state, reading, container, config, transitions, collections)
+    status = container_status(state) if accepted else None
+    return StepResult(state, transitions, collections, status, rejected)
+
+
+def check_data_gap(
+    state: ContainerState, now: datetime, container: Container, config: DetectionConfig = DetectionConfig()
+) -> tuple[ContainerState, AlertTransition | None]:
+    """Raise ``data-gap`` if the container's sensor has been silent too long at ``now`` (a watermark).
+
+    Returns the very same state object when nothing changed, so a ticking caller can skip the write.
+    """
+    policy = DataGapPolicy(
+        expected_interval=container.reporting_interval, gap_factor=config.gap_factor, severity=config.data_gap_severity
+    )
+    data_gap, transition = check_silence(state.data_gap, now, policy, _metadata(container, DATA_GAP_CATEGORY, "s"))
+    if data_gap is state.data_gap:
+        return state, None
+    return replace(state, data_gap=data_gap), transition
+
+
+def container_status(state: ContainerState) -> ContainerStatus:
+    estimate = state.fill_estimate()
+    last = state.last_reading
+    return ContainerStatus(
+        container_id=state.container_id,
+        observe_time=last.observe_time if last else None,
+        fill_ratio=_judged_fill(state.fill_history, DetectionConfig.judged_readings) if state.fill_history else None,
+        fill_rate_per_hour=estimate.rate_per_hour if estimate else None,
+        predicted_full_time=estimate.time_to_reach() if estimate else None,
+        temperature_c=last.temperature_c if last else None,
+        tilt_deg=last.tilt_deg if last else None,
+        lid_open=last.lid_open if last else None,
+        battery_percent=last.battery_percent if last else None,
+        last_emptied_time=state.last_emptied_time,
+        active_rules=tuple(state.active_rules),
+    )
+
+
+def _apply_one(
+    state: ContainerState,
+    reading: Reading,
+    container: Container,
+    config: DetectionConfig,
+    transitions: list[AlertTransition],
+    collections: list[Collection],
+) -> ContainerState:
+    now = reading.observe_time
+    episodes = dict(state.episodes)
+    data_gap, cleared = record_observation(state.data_gap, now, _metadata(container, DATA_GAP_CATEGORY, "s"))
+    if cleared is not None:
+        transitions.append(cleared)
+
+    def evaluate(rule_id: str, severity: Severity | None, value: float, threshold: float | None, clear: bool,
+                 message: str) -> None:
+        episode = episodes.get(rule_id) or EpisodeState(DOMAIN, container.id, rule_id)
+        evaluation = Evaluation(
+            event_time=now,
+            severity=severity,
+            observed_value=value,
+            threshold=threshold,
+            below_clear_level=clear,
+            message=f"{container.id}: {message}",
+            metadata=_metadata(container, CATEGORY[rule_id], UNIT[rule_id]),
+        )
+        episodes[rule_id], transition = step(episode, evaluation, config.policy(rule_id))
+        if transition is not None:
+            transitions.append(transition)
+
+    # Fill, emptying and the full rule.
+    history = state.fill_history
+    emptied_time = state.last_emptied_time
+    if history:
+        before = _judged_fill(history, config.judged_readings)
+        drop = before - reading.fill_ratio
+        if drop >= config.emptying_min_drop and reading.fill_ratio <= before * config.emptying_max_remaining:
+            assert state.last_reading is not None
+            collections.append(Collection(
+                container_id=container.id,
+                city=container.city,
+                district=container.district,
+                stream=container.stream.value,
+                previous_reading_time=state.last_reading.observe_time,
+                detect_time=now,
+                fill_ratio_before=before,
+                fill_ratio_after=reading.fill_ratio,
+                collected_l=round(drop * container.volume_l, 1),
+            ))
+            full = episodes.get(RULE_FULL)
+            if full is not None and full.active:
+                message = f"{container.id}: emptied (fill {before:.0%} -> {reading.fill_ratio:.0%})"
+                episodes[RULE_FULL], transition = force_clear(
+                    full, now, reading.fill_ratio, message, _metadata(container, CATEGORY[RULE_FULL], UNIT[RULE_FULL])
+                )
+                if transition is not None:
+                    transitions.append(transition)
+            history, emptied_time = (), now
+    history = (*history, (now, reading.fill_ratio))[-MAX_HISTORY:]
+    judged = _judged_fill(history, config.judged_readings)
+    if judged >= config.full_major_ratio:
+        severity, threshold = Severity.MAJOR, config.full_major_ratio
+    elif judged >= config.full_warning_ratio:
+        severity, threshold = Severity.WARNING, config.full_warning_ratio
+    else:
+        severity, threshold = None, None
+    evaluate(RULE_FULL, severity, judged, threshold, judged <= config.full_clear_ratio,
+             f"fill {judged:.0%}" + (f" (at or above {threshold:.0%})" if threshold is not None else ""))
+
+    # Fire risk: absolute temperature or a fast rise.
+    temperatures = state.recent_temperatures
+    if reading.temperature_c is not None:
+        temp = reading.temperature_c
+        temperatures = tuple((t, v) for t, v in temperatures if now - t <= config.fire_rise_lookback)
+        rise = _fast_rise(temperatures, now, temp, config)
+        if temp > config.fire_temperature_c:
+            evaluate(RULE_FIRE, Severity.CRITICAL, temp, config.fire_temperature_c, False,
+                     f"temperature {temp:.1f} °C above {config.fire_temperature_c:g} °C: fire risk")
+        elif rise is not None:
+            base_time, base = rise
+            minutes = (now - base_time).total_seconds() / 60
+            evaluate(RULE_FIRE, Severity.CRITICAL, temp, base + config.fire_rise_c, False,
+                     f"temperature rose {temp - base:.1f} °C in {minutes:.0f} min "
+                     f"({(temp - base) / minutes:.2f} °C/min): fire risk")
+        else:
+            evaluate(RULE_FIRE, None, temp, None, temp <= config.fire_clear_temperature_c,
+                     f"temperature {temp:.1f} °C")
+        temperatures = (*temperatures, (now, temp))
+
+    # Tipped over: sustained tilt.
+    tilted_since = state.tilted_since
+    if reading.tilt_deg is not None:
+        tilt = reading.tilt_deg
+        tipped = tilt >= config.tipped_tilt_deg
+        tilted_since = (tilted_since or now) if tipped else None
+        held = tilted_since is not None and now - tilted_since >= config.tipped_after
+        evaluate(RULE_TIPPED, Severity.MAJOR if held else None, tilt, config.tipped_tilt_deg if held else None,
+                 not tipped, f"tilted {tilt:.0f}°" + (" (tipped over)" if held else ""))
+
+    # Lid left open: sustained.
+    lid_since = state.lid_open_since
+    if reading.lid_open is not None:
+        lid_since = (lid_since or now) if reading.lid_open else None
+        minutes_open = (now - lid_since).total_seconds() / 60 if lid_since is not None else 0.0
+        held = lid_since is not None and now - lid_since >= config.lid_open_after
+        limit = config.lid_open_after.total_seconds() / 60
+        evaluate(RULE_LID, Severity.MINOR if held else None, minutes_open, limit if held else None,
+                 not reading.lid_open, f"lid open for {minutes_open:.0f} min" if reading.lid_open else "lid closed")
+
+    # Battery.
+    if reading.battery_percent is not None:
+        battery = reading.battery_percent
+        if battery < config.battery_minor_percent:
+            severity, threshold = Severity.MINOR, config.battery_minor_percent
+        elif battery < config.battery_warning_percent:
+            severity, threshold = Severity.WARNING, config.battery_warning_percent
+        else:
+            severity, threshold = None, None
+        evaluate(RULE_BATTERY, severity, battery, threshold, battery >= config.battery_clear_percent,
+                 f"battery {battery:.0f} %")
+
+    return ContainerState(
+        container_id=container.id,
+        data_gap=data_gap,
+        episodes=episodes,
+        fill_history=history,
+        recent_temperatures=temperatures,
+        last_reading=reading,
+        last_emptied_time=emptied_time,
+        tilted_since=tilted_since,
+        lid_open_since=lid_since,
+    )
+
+
+def _judged_fill(history: Sequence[tuple[datetime, float]], count: int) -> float:
+    return float(median(v for _, v in history[-count:]))
+
+
+def _fast_rise(
+    earlier: Sequence[tuple[datetime, float]], now: datetime, temp: float, config: DetectionConfig
+) -> tuple[datetime, float] | None:
+    """The earlier reading from which ``temp`` is a fire-like rise (the largest), if any."""
+    best: tuple[datetime, float] | None = None
+    for moment, value in earlier:
+        minutes = (now - moment).total_seconds() / 60
+        rise = temp - value
+        fast = minutes > 0 and rise >= config.fire_rise_c and rise / minutes >= config.fire_rise_c_per_min
+        if fast and (best is None or value < best[1]):
+            best = (moment, value)
+    return best
+
+
+def _metadata(container: Container, category: str, unit: str) -> dict[str, str]:
+    return {**container.metadata(), "category": category, "unit": unit}
+
+
+def _time(text: str) -> datetime:
+    moment = time_from_text(text)
+    assert moment is not None
+    return moment
+
+
+def _series_from(raw: Sequence[Sequence[Any]]) -> tuple[tuple[datetime, float], ...]:
+    return tuple((_time(t), float(v)) for t, v in raw)
