@@ -36,7 +36,7 @@ export function createApi({ getToken, onUnauthorized }) {
         method, headers, body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store", credentials: "omit",
       });
-    } catch (error) {
+    } catch {
       throw new ApiError(0, "The operations service is unreachable");
     }
     if (response.status === 204) return null;

@@ -6,8 +6,13 @@ import { fill, h } from "./dom.js";
 import { titleCase } from "./format.js";
 import { icon } from "./icons.js";
 
+/** Groups with active alerts first; within each half, the server's order is kept. */
+export function orderGroups(groups) {
+  return [...(groups || [])].sort((a, b) => Number(b.active_count > 0) - Number(a.active_count > 0));
+}
+
 export function renderGroups(container, groups, { districtName, activeKey, onPick }) {
-  const list = [...(groups || [])].sort((a, b) => Number(b.active_count > 0) - Number(a.active_count > 0));
+  const list = orderGroups(groups);
   if (!list.length) {
     fill(container, h("div", { class: "empty empty--small" }, "No correlated alerts."));
     return;

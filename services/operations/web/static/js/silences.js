@@ -6,7 +6,7 @@ import { FORBIDDEN_MESSAGE } from "./actions.js";
 import { toast } from "./toast.js";
 
 // Longest operators first, so "=~" is not read as "=" followed by "~...".
-const MATCHER = /^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/;
+const MATCHER = /^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/;
 
 /** "name=value" lines to matcher objects; throws with the line number on a bad line. */
 export function parseMatchers(text) {
