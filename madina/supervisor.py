@@ -214,8 +214,17 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
         nonlocal stopping
         stopping = True
 
+    def forward_reload(signum: int, frame: object) -> None:
+        # SIGHUP means "re-read the credentials file" to the services that serve users (those
+        # with URLs). The supervisor has nothing to reload and must not die of it; processors
+        # and the broker hold no credentials, and a faust worker would die of it.
+        for child in children:
+            if child.urls and child.alive() and child.process is not None:
+                child.process.send_signal(signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, forward_reload)
     try:
         if settings.uses_embedded_broker and kafka == "apache":
             _say("starting Apache Kafka (KRaft, one node)...")
