@@ -93,11 +93,16 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
         assert {a["domain"] for a in alerts} == {"environment"}
         kpis = _get(f"{operations}/api/v1/kpis", tokens["viewer"])
         assert any(k["kpi_id"] == "aqi" for k in kpis["indicators"])
+        # SIGHUP (re-read credentials) reaches the services and stops nothing.
+        os.kill(city.pid, signal.SIGHUP)
+        time.sleep(2)
+        assert city.poll() is None, Path(console.name).read_text()[-3000:]
         for port_name in ("ENVIRONMENT_HTTP_PORT", "ENVIRONMENT_PROCESSOR_PORT", "OPERATIONS_HTTP_PORT"):
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{ports[port_name]}/healthz", timeout=5
             ) as response:
                 assert response.status == 200
+        assert "restart" not in Path(console.name).read_text()
     finally:
         os.killpg(city.pid, signal.SIGINT)
         try:
