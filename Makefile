@@ -36,10 +36,15 @@ proto-check: install ## fail if generated code is stale; buf lint when buf is av
 	@rm -rf .make/proto-check && mkdir -p .make && $(PY) tools/gen_proto.py --out .make/proto-check > /dev/null
 	@diff -r -x __pycache__ -x .generated madina_proto .make/proto-check > /dev/null || \
 	  { echo "madina_proto is stale: did you forget to run 'make proto'?"; exit 1; }
-	@if npm install --no-audit --no-fund --silent >/dev/null 2>&1 && command -v buf >/dev/null; then \
+	@if $(MAKE) -s node_modules/.installed >/dev/null 2>&1 && command -v buf >/dev/null; then \
 	  (cd proto && buf lint) && echo "buf lint: ok"; \
 	else echo "buf lint: skipped (npm could not install @bufbuild/buf)"; fi
 	@echo "proto-check: generated code is current"
+
+# Node tooling from package-lock.json (buf, ESLint); again only when the lock changes.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
 
 system-deps: ## Debian packages the tests need (headless chromium; postgresql, which the tests start privately)
 	@missing=""; \
@@ -47,11 +52,13 @@ system-deps: ## Debian packages the tests need (headless chromium; postgresql, w
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
-lint: install ## ruff, and mypy on madina/ and services/
+lint: install node_modules/.installed ## ruff, mypy on madina/ and services/, ESLint on the dashboard's JavaScript
 	$(VENV)/bin/ruff check madina services tests bench tools
 	$(VENV)/bin/mypy madina services
+	eslint .
 
 test: install system-deps proto-check ## every test: unit, integration, e2e (Docker-only tests skip with a reason)
+	node --test --test-reporter=spec tests/js/*.test.mjs
 	$(PY) -m pytest -ra --durations=15
 
 test-unit: install ## unit tests only
