@@ -6,7 +6,8 @@ is a frozen dataclass with ``to_dict``/``from_dict`` so it can live in a changel
 every function is deterministic in its inputs (event time only, never the wall clock) so a replay
 after a crash yields the same alert ids and revisions.
 
-* :mod:`madina.alerts.model`: ``Severity``, ``AlertState``, ``AlertTransition``, ``alert_id``.
+* :mod:`madina.alerts.model`: ``Severity``, ``AlertState``, ``AlertTransition`` and its
+  ``AlertDetails``, ``alert_id``.
 * :mod:`madina.alerts.episode`: per-(domain, source, rule) episode machine with hysteresis.
 * :mod:`madina.alerts.datagap`: ``data-gap`` alerts for silent sources.
 """
@@ -19,10 +20,11 @@ from madina.alerts.datagap import (
     record_observation,
 )
 from madina.alerts.episode import EpisodePolicy, EpisodeState, Evaluation, force_clear, quiet_step, step, touch
-from madina.alerts.model import AlertState, AlertTransition, Severity, alert_id
+from madina.alerts.model import AlertDetails, AlertState, AlertTransition, Severity, alert_id
 
 __all__ = [
     "DATA_GAP_RULE_ID",
+    "AlertDetails",
     "AlertState",
     "AlertTransition",
     "DataGapPolicy",

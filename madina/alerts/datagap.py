@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from madina.alerts.episode import EpisodePolicy, EpisodeState, Evaluation, step
-from madina.alerts.model import AlertTransition, Severity
+from madina.alerts.model import AlertDetails, AlertTransition, Severity
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 
 DATA_GAP_RULE_ID = "data-gap"
@@ -84,7 +84,7 @@ class DataGapState:
 
 
 def record_observation(
-    state: DataGapState, observe_time: datetime, metadata: Mapping[str, str] | None = None
+    state: DataGapState, observe_time: datetime, details: AlertDetails | None = None
 ) -> tuple[DataGapState, AlertTransition | None]:
     """Note that the source reported at ``observe_time``; clears an open gap if this is new data.
 
@@ -112,7 +112,7 @@ def record_observation(
         observed_value=silence.total_seconds(),
         below_clear_level=True,
         message=f"{state.episode.source_id} reporting again after {_format_span(silence)} of silence",
-        metadata=metadata or {},
+        details=details or AlertDetails(),
     )
     episode, transition = step(state.episode, evaluation, _GAP_EPISODE_POLICY)
     return replace(state, episode=episode), transition
@@ -122,7 +122,7 @@ def check_silence(
     state: DataGapState,
     now: datetime,
     policy: DataGapPolicy,
-    metadata: Mapping[str, str] | None = None,
+    details: AlertDetails | None = None,
 ) -> tuple[DataGapState, AlertTransition | None]:
     """Raise ``data-gap`` if the source has been silent longer than the policy allows at ``now``.
 
@@ -148,7 +148,7 @@ def check_silence(
         observed_value=silence.total_seconds(),
         threshold=limit.total_seconds(),
         message=f"{message} (limit {_format_span(limit)})",
-        metadata=metadata or {},
+        details=details or AlertDetails(),
     )
     episode, transition = step(state.episode, evaluation, _GAP_EPISODE_POLICY)
     return replace(state, episode=episode), transition

@@ -32,7 +32,7 @@ Design decisions, so they are not re-litigated:
 Evaluators run :func:`step` for every rule after every sample, and almost every call emits
 nothing, so two cheaper entry points exist for hot loops; both give exactly what :func:`step`
 would. :func:`quiet_step` answers from the evaluation's fields alone (no :class:`Evaluation`,
-message or metadata built) and returns ``None`` only when :func:`step` must be called to emit;
+message or details built) and returns ``None`` only when :func:`step` must be called to emit;
 :func:`touch` stands for any run of quiet evaluations of an idle episode, which only move its
 event time, so a caller may skip them and touch once with the newest time.
 """
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from madina.alerts.model import AlertState, AlertTransition, Severity, alert_id
+from madina.alerts.model import AlertDetails, AlertState, AlertTransition, Severity, alert_id
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 
 DEFAULT_UPDATE_INTERVAL = timedelta(minutes=15)
@@ -78,7 +78,7 @@ class Evaluation:
     ``severity`` is the breached level, or ``None`` when the value is under every raise
     threshold; ``threshold`` is the threshold of that level. ``below_clear_level`` says whether
     the value is at or below the clear level (it is ignored when ``severity`` is set: a breach
-    always wins). ``message`` and ``metadata`` are copied onto any transition produced; a caller
+    always wins). ``message`` and ``details`` are copied onto any transition produced; a caller
     for whom they are costly can leave them empty and ``dataclasses.replace`` them onto the rare
     transition afterwards, and ask :func:`quiet_step` first to skip building this at all.
     """
@@ -89,7 +89,7 @@ class Evaluation:
     threshold: float | None = None
     below_clear_level: bool = False
     message: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    details: AlertDetails = field(default_factory=AlertDetails)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event_time", require_utc(self.event_time, "event_time"))
@@ -193,7 +193,7 @@ def quiet_step(
     """The state :func:`step` reaches for an evaluation with these fields, or ``None`` if it would emit.
 
     Nearly every evaluation emits nothing, and building its :class:`Evaluation` (with a message
-    and metadata) is most of the cost of stepping. A caller evaluating many rules per sample can
+    and details) is most of the cost of stepping. A caller evaluating many rules per sample can
     ask this first and only build the :class:`Evaluation` for :func:`step` when ``None`` comes
     back. :func:`step` itself decides through this function, so the two cannot disagree.
     """
@@ -255,7 +255,7 @@ def force_clear(
     event_time: datetime,
     observed_value: float,
     message: str,
-    metadata: Mapping[str, str] | None = None,
+    details: AlertDetails | None = None,
 ) -> tuple[EpisodeState, AlertTransition | None]:
     """Close an open episode without hysteresis, e.g. when its rule is withdrawn from service.
 
@@ -271,7 +271,7 @@ def force_clear(
         observed_value=observed_value,
         below_clear_level=True,
         message=message,
-        metadata=metadata or {},
+        details=details or AlertDetails(),
     )
     return _clear(replace(state, last_event_time=now), evaluation)
 
@@ -329,7 +329,7 @@ def _emit(
         event_time=evaluation.event_time,
         revision=revision,
         message=evaluation.message,
-        metadata=dict(evaluation.metadata),
+        details=evaluation.details,
     )
     next_state = replace(
         state,

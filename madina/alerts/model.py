@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum
 from typing import Any
@@ -62,6 +62,36 @@ def alert_id(domain: str, source_id: str, rule_id: str, episode_start_time: date
 
 
 @dataclass(frozen=True)
+class AlertDetails:
+    """What a domain says about an alert beyond its episode: the rest of the ``AlertEvent``.
+
+    Each field is the ``AlertEvent`` field of the same name (``city_id`` and ``district_id`` are
+    its ``district``, ``source_kind`` its ``source.kind``). ``labels`` are the domain's own extras
+    (a route, a circuit, a container, a year), published as the event's labels as they are, so
+    operators can group and silence on them.
+    """
+
+    category: str = ""
+    source_kind: str = ""
+    unit: str = ""
+    standard_reference: str = ""
+    city_id: str = ""
+    district_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def refine(self, labels: Mapping[str, str] | None = None, /, **fields: str) -> AlertDetails:
+        """A copy with ``fields`` replaced and ``labels`` added to (or overriding) the labels."""
+        return replace(self, **fields, labels={**self.labels, **(labels or {})})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "labels": dict(self.labels)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertDetails:
+        return cls(**{**data, "labels": dict(data.get("labels", {}))})
+
+
+@dataclass(frozen=True)
 class AlertTransition:
     """One change in an alert's life, ready to be mapped onto an ``AlertEvent`` message.
 
@@ -83,7 +113,7 @@ class AlertTransition:
     event_time: datetime
     revision: int
     message: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    details: AlertDetails = field(default_factory=AlertDetails)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; enums are written by name so stored data stays readable."""
@@ -101,7 +131,7 @@ class AlertTransition:
             "event_time": time_to_text(self.event_time),
             "revision": self.revision,
             "message": self.message,
-            "metadata": dict(self.metadata),
+            "details": self.details.to_dict(),
         }
 
     @classmethod
@@ -123,5 +153,5 @@ class AlertTransition:
             event_time=event_time,
             revision=int(data["revision"]),
             message=data["message"],
-            metadata=dict(data.get("metadata", {})),
+            details=AlertDetails.from_dict(data.get("details", {})),
         )

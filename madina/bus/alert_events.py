@@ -40,38 +40,41 @@ def timestamp(moment: object) -> Timestamp:
 def to_alert_event(
     transition: AlertTransition,
     *,
-    category: str,
-    source_kind: str,
-    unit: str = "",
     district: common_pb2.District | None = None,
     location: common_pb2.GeoPoint | None = None,
-    standard_reference: str = "",
-    labels: Mapping[str, str] | None = None,
 ) -> alerts_pb2.AlertEvent:
+    """The wire form of ``transition``; its details give the rest of the event.
+
+    ``district`` stands in for the details' city and district ids where the caller knows more
+    (a display name); ``location`` is the source's position, which only the caller knows.
+    """
+    details = transition.details
     event = alerts_pb2.AlertEvent(
         alert_id=transition.alert_id,
         revision=transition.revision,
         domain=transition.domain,
-        category=category,
+        category=details.category or transition.rule_id,
         rule_id=transition.rule_id,
         source=common_pb2.EntityRef(
-            domain=transition.domain, kind=source_kind, entity_id=transition.source_id
+            domain=transition.domain, kind=details.source_kind, entity_id=transition.source_id
         ),
         severity=int(transition.severity),  # type: ignore[arg-type]
         state=int(transition.state),  # type: ignore[arg-type]
         observed_value=transition.observed_value,
         threshold_value=transition.threshold,
-        unit=unit,
+        unit=details.unit,
         raise_time=timestamp(transition.raise_time),
         event_time=timestamp(transition.event_time),
         message=transition.message,
-        standard_reference=standard_reference,
-        labels=dict(labels or {}),
+        standard_reference=details.standard_reference,
+        labels=dict(details.labels),
     )
     if transition.clear_time is not None:
         event.clear_time.CopyFrom(timestamp(transition.clear_time))
     if district is not None:
         event.district.CopyFrom(district)
+    elif details.city_id or details.district_id:
+        event.district.CopyFrom(common_pb2.District(city_id=details.city_id, district_id=details.district_id))
     if location is not None:
         event.location.CopyFrom(location)
     return event

@@ -145,8 +145,7 @@ def kpi_to_pb(kpi: EnergyKpi) -> kpis_pb2.KpiObserved:
 
 
 def alert_event(transition: AlertTransition, network: Network) -> alerts_pb2.AlertEvent:
-    """The wire form of an energy alert; the evaluator's metadata supplies category, kind and place."""
-    meta = transition.metadata
+    """The wire form of an energy alert, placed at its lamp or PV site when it is about one."""
     location = None
     lamp = network.lamps.get(transition.source_id)
     site = network.pv_sites.get(transition.source_id)
@@ -154,17 +153,6 @@ def alert_event(transition: AlertTransition, network: Network) -> alerts_pb2.Ale
         location = common_pb2.GeoPoint(latitude_deg=lamp.lat, longitude_deg=lamp.lon)
     elif site is not None:
         location = common_pb2.GeoPoint(latitude_deg=site.lat, longitude_deg=site.lon)
-    district = None
-    if meta.get("city") and meta.get("district"):
-        district = common_pb2.District(city_id=meta["city"], district_id=meta["district"])
-    return to_alert_event(
-        transition,
-        category=meta.get("category", transition.rule_id),
-        source_kind=meta.get("source_kind", "lamp"),
-        unit=meta.get("unit", ""),
-        district=district,
-        location=location,
-        labels={k: v for k, v in meta.items() if k not in ("category", "source_kind", "unit", "city", "district")},
-    )
+    return to_alert_event(transition, location=location)
 
 

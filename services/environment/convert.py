@@ -22,7 +22,6 @@ from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.environment.v1 import observations_pb2, station_pb2
 from services.environment.domain.aqi import AqiResult
-from services.environment.domain.evaluator import DATA_GAP_CATEGORY
 from services.environment.domain.measurands import MEASURANDS, Observation, StationKind
 from services.environment.domain.stations import Station
 
@@ -124,21 +123,12 @@ def _duration(span: timedelta) -> Duration:
 
 
 def alert_event(transition: AlertTransition, station: Station) -> alerts_pb2.AlertEvent:
-    """The wire form of a transition; the evaluator's metadata supplies category, unit and source standard."""
-    meta = transition.metadata
+    """The wire form of a transition, with the station's district (named) and position."""
     return to_alert_event(
         transition,
-        category=meta.get("category", DATA_GAP_CATEGORY),
-        source_kind="station",
-        unit=meta.get("unit", ""),
         district=district_of(station),
         location=common_pb2.GeoPoint(latitude_deg=station.lat, longitude_deg=station.lon),
-        standard_reference=meta.get("standard_reference", ""),
-        labels={key: meta[key] for key in _ALERT_LABELS if key in meta},
     )
-
-
-_ALERT_LABELS = ("station_name", "measurand", "window")
 
 
 def aqi_event(

@@ -358,9 +358,9 @@ class _Work:
         if not batch_lamps:
             return
         newest = max(r.observe_time for r in batch_lamps.values())
-        self.feed_gap, cleared = record_observation(self.feed_gap, newest, ctx.circuit.metadata())
+        self.feed_gap, cleared = record_observation(self.feed_gap, newest, ctx.circuit.alert_details())
         if cleared is not None:
-            self.transitions.append(replace(cleared, metadata={**cleared.metadata, "category": DATA_GAP}))
+            self.transitions.append(replace(cleared, details=cleared.details.refine(category=DATA_GAP)))
         self._advance(newest)
         self._circuit_dark(newest)
         for lamp_id, reading in batch_lamps.items():
@@ -382,14 +382,14 @@ class _Work:
     def tick(self, now: datetime) -> None:
         self._advance(now)
         ctx = self.ctx
-        self.feed_gap, transition = check_silence(self.feed_gap, now, self.gap_policy, ctx.circuit.metadata())
+        self.feed_gap, transition = check_silence(self.feed_gap, now, self.gap_policy, ctx.circuit.alert_details())
         if transition is not None:
             self.transitions.append(_categorised(transition, DATA_GAP, "circuit"))
         if not self.feed_gap.episode.active:
             for lamp_id in ctx.circuit.lamp_ids:
                 lamp = self.lamps.get(lamp_id)
                 gap = lamp.gap if lamp is not None and lamp.gap is not None else DataGapState.new(DOMAIN, lamp_id)
-                new_gap, transition = check_silence(gap, now, self.gap_policy, ctx.lamps[lamp_id].metadata())
+                new_gap, transition = check_silence(gap, now, self.gap_policy, ctx.lamps[lamp_id].alert_details())
                 if new_gap is not gap:
                     self._lamp(lamp_id).gap = new_gap
                 if transition is not None:
@@ -419,8 +419,7 @@ class _Work:
         gap = lamp.gap if lamp.gap is not None else DataGapState.new(DOMAIN, lamp_id)
         lamp.gap, cleared = record_observation(gap, moment)
         if cleared is not None:
-            self.transitions.append(replace(_categorised(cleared, DATA_GAP, "lamp"), metadata={
-                **spec.metadata(), "category": DATA_GAP, "source_kind": "lamp"}))
+            self.transitions.append(replace(cleared, details=spec.alert_details().refine(category=DATA_GAP)))
 
         power, dimming = reading.power_w, reading.dimming_pct
         commanded_on = reading.on and dimming > 0
@@ -501,10 +500,9 @@ class _Work:
             lamp.episodes.pop(rule, None)
         if transition is not None:
             message = _lamp_message(rule, spec, reading, breached, threshold)
-            self.transitions.append(replace(transition, message=message, metadata={
-                **spec.metadata(), "category": rule, "source_kind": "lamp", "unit": UNITS[rule],
-                **({"fault_code": reading.fault_code} if rule == FAULT and reading.fault_code else {}),
-            }))
+            fault = {"fault_code": reading.fault_code} if rule == FAULT and reading.fault_code else None
+            details = spec.alert_details().refine(fault, category=rule, unit=UNITS[rule])
+            self.transitions.append(replace(transition, message=message, details=details))
 
     def _lamp_out(self, lamp_id: str, reading: LampTelemetry) -> None:
         lamp = self._lamp(lamp_id)
@@ -516,8 +514,7 @@ class _Work:
                 _, transition = force_clear(
                     episode, reading.observe_time, reading.power_w,
                     f"lamp {lamp_id}: superseded by circuit-dark alert {self.dark.alert_id} on {self.circuit_id}",
-                    {**spec.metadata(), "category": LAMP_OUT, "source_kind": "lamp", "unit": "W",
-                     "superseded_by": self.dark.alert_id},
+                    spec.alert_details().refine({"superseded_by": self.dark.alert_id}, category=LAMP_OUT, unit="W"),
                 )
                 if transition is not None:
                     self.transitions.append(transition)
@@ -560,10 +557,11 @@ class _Work:
         else:
             lit = len(reporting) - len(out)
             message = f"circuit {self.circuit_id}: {lit} of {len(reporting)} reporting lamps lit again"
-        self.transitions.append(replace(transition, message=message, metadata={
-            **ctx.circuit.metadata(), "category": CIRCUIT_DARK, "source_kind": "circuit", "unit": "",
-            "lamp_ids": ",".join(out), "lamps_reporting": str(len(reporting)), "lamps_total": str(total),
-        }))
+        details = ctx.circuit.alert_details().refine(
+            {"lamp_ids": ",".join(out), "lamps_reporting": str(len(reporting)), "lamps_total": str(total)},
+            category=CIRCUIT_DARK, unit="",
+        )
+        self.transitions.append(replace(transition, message=message, details=details))
 
     def _timeouts(self, now: datetime) -> None:
         timeout = timedelta(seconds=self.config.control.command_timeout_s)
@@ -581,8 +579,10 @@ class _Work:
                     transition,
                     message=(f"circuit {self.circuit_id}: command {command.command_id} to {command.dimming_pct:g} % "
                              f"at {time_to_text(command.effective_time)} not confirmed after {timeout}"),
-                    metadata={**self.ctx.circuit.metadata(), "category": COMMAND_TIMEOUT, "source_kind": "circuit",
-                              "unit": "s", "command_id": command.command_id, "issuer": command.issuer},
+                    details=self.ctx.circuit.alert_details().refine(
+                        {"command_id": command.command_id, "issuer": command.issuer},
+                        category=COMMAND_TIMEOUT, unit="s",
+                    ),
                 ))
 
     def _confirm_if_done(self, index: int, moment: datetime) -> None:
@@ -597,8 +597,8 @@ class _Work:
         if self.command_alert.active:
             _, transition = force_clear(
                 self.command_alert, moment, 0.0, f"circuit {self.circuit_id}: command {command.command_id} confirmed",
-                {**self.ctx.circuit.metadata(), "category": COMMAND_TIMEOUT, "source_kind": "circuit", "unit": "s",
-                 "command_id": command.command_id},
+                self.ctx.circuit.alert_details().refine(
+                    {"command_id": command.command_id}, category=COMMAND_TIMEOUT, unit="s"),
             )
             self.command_alert = EpisodeState(DOMAIN, self.circuit_id, COMMAND_TIMEOUT, last_event_time=moment)
             if transition is not None:
@@ -698,8 +698,8 @@ class _Work:
 
 
 def _categorised(transition: AlertTransition, category: str, source_kind: str) -> AlertTransition:
-    return replace(transition, metadata={**transition.metadata, "category": category, "source_kind": source_kind,
-                                         "unit": UNITS.get(category, "")})
+    details = transition.details.refine(category=category, source_kind=source_kind, unit=UNITS.get(category, ""))
+    return replace(transition, details=details)
 
 
 def _lamp_message(rule: str, spec: Lamp, reading: LampTelemetry, breached: bool, threshold: float) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -51,15 +52,12 @@ class Lamp:
     replaced_power_w: float
     """System power of the pre-LED lamp (lamp plus ballast): the savings baseline."""
 
-    def metadata(self) -> dict[str, str]:
-        """Plain strings copied onto every alert about this lamp."""
-        return {
-            "city": self.city,
-            "district": self.district,
-            "cabinet_id": self.cabinet,
-            "circuit_id": self.circuit,
-            "lamp_id": self.id,
-        }
+    def alert_details(self) -> AlertDetails:
+        """What every alert about this lamp says about it."""
+        return AlertDetails(
+            source_kind="lamp", city_id=self.city, district_id=self.district,
+            labels={"cabinet_id": self.cabinet, "circuit_id": self.circuit, "lamp_id": self.id},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +72,11 @@ class Circuit:
     reporting_interval: timedelta
     """How often each lamp's controller reports; drives data-gap alerts."""
 
-    def metadata(self) -> dict[str, str]:
-        return {"city": self.city, "district": self.district, "cabinet_id": self.cabinet, "circuit_id": self.id}
+    def alert_details(self) -> AlertDetails:
+        return AlertDetails(
+            source_kind="circuit", city_id=self.city, district_id=self.district,
+            labels={"cabinet_id": self.cabinet, "circuit_id": self.id},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +113,11 @@ class PvSite:
     """Direction the modules face, degrees clockwise from north (180 = south)."""
     reporting_interval: timedelta
 
-    def metadata(self) -> dict[str, str]:
-        return {"city": self.city, "district": self.district, "site_id": self.id, "site_name": self.name}
+    def alert_details(self) -> AlertDetails:
+        return AlertDetails(
+            source_kind="pv-site", city_id=self.city, district_id=self.district,
+            labels={"site_id": self.id, "site_name": self.name},
+        )
 
 
 @dataclass(frozen=True)

@@ -262,9 +262,9 @@ def apply_generation(
         if reading.energy_wh is not None:
             counter = reading.energy_wh
         last_time = moment
-        gap, cleared = record_observation(gap, moment, site.metadata())
+        gap, cleared = record_observation(gap, moment, site.alert_details())
         if cleared is not None:
-            transitions.append(replace(cleared, metadata={**cleared.metadata, "category": DATA_GAP, "unit": "s"}))
+            transitions.append(replace(cleared, details=cleared.details.refine(category=DATA_GAP, unit="s")))
         if not verdict.qualifies or verdict.ratio is None:
             streak = 0
             continue
@@ -287,10 +287,10 @@ def apply_generation(
                            f"for {streak} readings")
             else:
                 message = f"PV site {site.name}: output back to {verdict.ratio:.0%} of expectation"
-            transitions.append(replace(transition, message=message, metadata={
-                **site.metadata(), "category": PV_UNDERPERFORMANCE, "source_kind": "pv-site", "unit": "",
-                "expected_kw": f"{verdict.expected_kw:.2f}",
-            }))
+            details = site.alert_details().refine(
+                {"expected_kw": f"{verdict.expected_kw:.2f}"}, category=PV_UNDERPERFORMANCE, unit=""
+            )
+            transitions.append(replace(transition, message=message, details=details))
     if last_time is not None:
         limit = last_time.timestamp() - config.metering.hour_lateness_s
         for hour in sorted(h for h in hours if h + HOUR_S <= limit):
@@ -308,11 +308,10 @@ def apply_generation(
 def check_site_silence(state: SiteState, now: datetime, site: PvSite, gap_factor: float = 3.0) -> SiteResult:
     """``data-gap`` for a PV site silent too long at ``now`` (a watermark)."""
     policy = DataGapPolicy(expected_interval=site.reporting_interval, gap_factor=gap_factor)
-    gap, transition = check_silence(state.gap, now, policy, site.metadata())
+    gap, transition = check_silence(state.gap, now, policy, site.alert_details())
     transitions = []
     if transition is not None:
-        transitions.append(replace(transition, metadata={**transition.metadata, "category": DATA_GAP, "unit": "s",
-                                                         "source_kind": "pv-site"}))
+        transitions.append(replace(transition, details=transition.details.refine(category=DATA_GAP, unit="s")))
     new_state = state if gap is state.gap else replace(state, gap=gap)
     return SiteResult(new_state, transitions, [], [], [])
 

@@ -44,7 +44,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from madina.alerts import AlertState, AlertTransition, Severity, alert_id
+from madina.alerts import AlertDetails, AlertState, AlertTransition, Severity, alert_id
 from madina.alerts.timeutil import time_from_text, time_to_text
 from services.environment.domain import aqi as aqi_inputs
 from services.environment.domain.aqi import AqiResult, compute_aqi
@@ -187,7 +187,7 @@ def close_periods(
     station: Station,
     newest: datetime,
     lateness: timedelta,
-    metadata: Callable[[Rule], Mapping[str, str]] = lambda rule: {},
+    details: Callable[[Rule], AlertDetails] = lambda rule: AlertDetails(),
 ) -> tuple[ComplianceState, list[AlertTransition]]:
     """Close every hour and local day that ended ``lateness`` before ``newest``; count and alert.
 
@@ -212,7 +212,7 @@ def close_periods(
             work.append((local_day_bounds(day, zone)[1], 1, day))
     work.sort(key=lambda item: (item[0], item[1]))
 
-    run = _Run(state, station, zone, metadata, {rule.id: rule for rule, _ in counted})
+    run = _Run(state, station, zone, details, {rule.id: rule for rule, _ in counted})
     for _, kind, period in work:
         if kind == 0:
             run.close_hour(period, hours, quorum, [r for r, p in counted if p == HOUR_PERIOD])
@@ -227,12 +227,12 @@ class _Run:
     """Mutable working copy of a :class:`ComplianceState` during one :func:`close_periods`."""
 
     def __init__(self, state: ComplianceState, station: Station, zone: ZoneInfo,
-                 metadata: Callable[[Rule], Mapping[str, str]], rules_by_id: Mapping[str, Rule]) -> None:
+                 details: Callable[[Rule], AlertDetails], rules_by_id: Mapping[str, Rule]) -> None:
         self.state = state
         self.rules_by_id = rules_by_id
         self.station = station
         self.zone = zone
-        self.metadata = metadata
+        self.details = details
         self.year = state.year
         self.exceedances = dict(state.exceedances)
         self.annual = dict(state.annual)
@@ -347,7 +347,7 @@ class _Run:
     def _transition(self, alert: AllowanceAlert, state: AlertState, at: datetime, count: int, message: str,
                     clear_time: datetime | None = None) -> AlertTransition:
         base_rule = alert.rule_id.rsplit("/", 1)[0]
-        metadata = {**self.metadata_for(base_rule), "year": str(alert.year), "unit": "exceedances"}
+        details = self.details_for(base_rule).refine({"year": str(alert.year)}, unit="exceedances")
         return AlertTransition(
             alert_id=alert.alert_id,
             domain=DOMAIN,
@@ -362,14 +362,14 @@ class _Run:
             event_time=at,
             revision=alert.revision + 1,
             message=message,
-            metadata=metadata,
+            details=details,
         )
 
-    def metadata_for(self, rule_id: str) -> dict[str, str]:
+    def details_for(self, rule_id: str) -> AlertDetails:
         rule = self.rules_by_id.get(rule_id)
         if rule is None:  # the rule was withdrawn during the year; its alert still closes
-            return {**self.station.metadata(), "category": "air-quality"}
-        return dict(self.metadata(rule))
+            return self.station.alert_details().refine(category="air-quality")
+        return self.details(rule)
 
 
 def _message(rule: Rule, count: int, year: int) -> str:

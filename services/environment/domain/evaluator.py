@@ -13,7 +13,7 @@ alerts as N batches of one, and keeps a peak inside a buffered upload from being
 This runs for every observation the city produces, so the per-sample loop is kept lean: rule
 constants are worked out once per batch (:class:`_RulePlan`), window means are cached between
 samples, idle rules without a breach skip the episode machine (``madina.alerts.touch``), other
-rules ask ``quiet_step`` first, and messages and metadata are built only for actual transitions.
+rules ask ``quiet_step`` first, and messages and alert details are built only for actual transitions.
 Each shortcut gives exactly what the plain per-rule ``step`` would.
 
 Beside the rolling windows the evaluator keeps clock-hour means (:mod:`.hourly`), from which it
@@ -39,6 +39,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from madina.alerts import (
+    AlertDetails,
     AlertTransition,
     DataGapPolicy,
     DataGapState,
@@ -272,7 +273,7 @@ def apply_observations(
     # madina.alerts.touch() then gives exactly the state stepping through them would have.
     untouched: list[datetime | None] = [None] * len(plans)
     data_gap = state.data_gap
-    gap_metadata = _gap_metadata(station)
+    gap_details = _gap_details(station)
     transitions: list[AlertTransition] = []
     rejected: list[Rejection] = []
     accepted_air = False
@@ -308,11 +309,11 @@ def apply_observations(
         closed = compliance.closed_hour
         if closed is None or hour_index(moment - lateness) - 1 > closed:
             compliance, closing = close_periods(
-                compliance, hours, counted_rules, station, moment, lateness, partial(_rule_metadata, station=station)
+                compliance, hours, counted_rules, station, moment, lateness, partial(_rule_details, station=station)
             )
             transitions.extend(closing)
         hours.add(moment, observation.values)
-        data_gap, cleared = record_observation(data_gap, moment, gap_metadata)
+        data_gap, cleared = record_observation(data_gap, moment, gap_details)
         if cleared is not None:
             transitions.append(cleared)
         newest = windows.max_event_time
@@ -376,7 +377,7 @@ def check_data_gaps(
         gap_factor=config.gap_factor,
         severity=config.data_gap_severity,
     )
-    data_gap, transition = check_silence(state.data_gap, now, policy, _gap_metadata(station))
+    data_gap, transition = check_silence(state.data_gap, now, policy, _gap_details(station))
     if data_gap is state.data_gap:
         return state, None
     return replace(state, data_gap=data_gap), transition
@@ -385,7 +386,7 @@ def check_data_gaps(
 class _RulePlan:
     """One rule prepared for one station: its constants worked out once per batch, not per sample.
 
-    Messages and metadata are only built when :func:`step` actually returns a transition, which
+    Messages and details are only built when :func:`step` actually returns a transition, which
     is rare next to the evaluations that change nothing.
     """
 
@@ -425,7 +426,7 @@ class _RulePlan:
         )
         episode, transition = step(episode, evaluation, self.policy)
         assert transition is not None
-        return episode, replace(transition, message=self.message(value, breached), metadata=self.metadata())
+        return episode, replace(transition, message=self.message(value, breached), details=self.details())
 
     def breached(self, value: float) -> Level | None:
         """The last level in ``levels`` whose condition holds, for a rule without ``sustained_for``."""
@@ -463,8 +464,8 @@ class _RulePlan:
     def message(self, value: float, breached: Level | None) -> str:
         return _message(self.rule, value, breached)
 
-    def metadata(self) -> dict[str, str]:
-        return _rule_metadata(self.rule, self.station)
+    def details(self) -> AlertDetails:
+        return _rule_details(self.rule, self.station)
 
 
 class _HourlyCoverageGate:
@@ -530,7 +531,7 @@ def _retire_withdrawn_rules(
             newest,
             old.episode.last_emitted_value or 0.0,
             f"{rule_id} withdrawn from the active threshold profiles; alert closed",
-            {**station.metadata(), "category": WITHDRAWN_RULE_CATEGORY},
+            station.alert_details().refine(category=WITHDRAWN_RULE_CATEGORY),
         )
         if transition is not None:
             transitions.append(transition)
@@ -579,17 +580,15 @@ def _window_label(rule: Rule) -> str:
     return f"{format_duration(rule.window)} {kind}"
 
 
-def _rule_metadata(rule: Rule, station: Station) -> dict[str, str]:
+def _rule_details(rule: Rule, station: Station) -> AlertDetails:
     measurand = MEASURANDS[rule.measurand]
-    return {
-        **station.metadata(),
-        "category": CATEGORY_BY_KIND[measurand.kind],
-        "measurand": rule.measurand,
-        "unit": measurand.unit,
-        "window": format_duration(rule.window),
-        "standard_reference": rule.source.text(),
-    }
+    return station.alert_details().refine(
+        {"measurand": rule.measurand, "window": format_duration(rule.window)},
+        category=CATEGORY_BY_KIND[measurand.kind],
+        unit=measurand.unit,
+        standard_reference=rule.source.text(),
+    )
 
 
-def _gap_metadata(station: Station) -> dict[str, str]:
-    return {**station.metadata(), "category": DATA_GAP_CATEGORY, "unit": "s"}
+def _gap_details(station: Station) -> AlertDetails:
+    return station.alert_details().refine(category=DATA_GAP_CATEGORY, unit="s")

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
 from services.environment.domain.durations import parse_duration
 from services.environment.domain.measurands import MEASURANDS, StationKind
@@ -42,9 +43,11 @@ class Station:
     timezone: str = "UTC"
     """IANA zone of the station's city: calendar days and years are counted in it."""
 
-    def metadata(self) -> dict[str, str]:
-        """Plain strings copied onto every alert from this station."""
-        return {"station_name": self.name, "city": self.city, "district": self.district}
+    def alert_details(self) -> AlertDetails:
+        """What every alert from this station says about it."""
+        return AlertDetails(
+            source_kind="station", city_id=self.city, district_id=self.district, labels={"station_name": self.name}
+        )
 
 
 def load_stations(

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from madina.alerts import (
+    AlertDetails,
     AlertTransition,
     DataGapPolicy,
     DataGapState,
@@ -310,8 +311,8 @@ def tick_route(
     for vehicle_id, vehicle in list(ctx.vehicles.items()):
         if vehicle.trip_key is None or vehicle.at_final_stop:
             continue
-        metadata = _metadata(ctx, "data-gap", "vehicle", vehicle_id=vehicle_id, trip_key=vehicle.trip_key)
-        gap, transition = check_silence(vehicle.data_gap, now, policy, metadata)
+        details = _details(ctx, "data-gap", "vehicle", vehicle_id=vehicle_id, trip_key=vehicle.trip_key)
+        gap, transition = check_silence(vehicle.data_gap, now, policy, details)
         if transition is not None:
             trip_id = TripKey.parse(vehicle.trip_key).trip_id
             silent = transition.observed_value // 60
@@ -329,7 +330,7 @@ def tick_route(
             if episode is None or not episode.active:
                 continue
             episode, transition = force_clear(
-                episode, now, 0.0, f"{ctx.label} trip {track.key.trip_id}: run ended", episode_metadata(ctx, track)
+                episode, now, 0.0, f"{ctx.label} trip {track.key.trip_id}: run ended", episode_details(ctx, track)
             )
             if transition is not None:
                 ctx.transitions.append(transition)
@@ -342,28 +343,28 @@ def tick_route(
     return StepResult(state, ctx.transitions, _kpis(ctx, now))
 
 
-def episode_metadata(ctx: _Context, track: TripTrack) -> dict[str, str]:
-    return _metadata(
+def episode_details(ctx: _Context, track: TripTrack) -> AlertDetails:
+    return _details(
         ctx, TRIP_DELAY_RULE, "trip", trip_key=track.key.text, vehicle_id=track.vehicle_id, stop_id=track.delay_stop_id
     )
 
 
-def _metadata(ctx: _Context, category: str, kind: str, **values: str | None) -> dict[str, str]:
-    metadata = {"category": category, "source_kind": kind, "route_id": ctx.route_id}
+def _details(ctx: _Context, category: str, kind: str, **values: str | None) -> AlertDetails:
+    labels = {"route_id": ctx.route_id}
     route = ctx.schedule.routes.get(ctx.route_id)
     if route is not None:
-        metadata["route_short_name"] = route.short_name
+        labels["route_short_name"] = route.short_name
     key = values.pop("trip_key", None)
     if key:
         trip_key = TripKey.parse(key)
-        metadata["trip_id"] = trip_key.trip_id
-        metadata["start_date"] = trip_key.start_date
+        labels["trip_id"] = trip_key.trip_id
+        labels["start_date"] = trip_key.start_date
     for name, value in values.items():
         if value:
-            metadata[name] = value
+            labels[name] = value
     if values.get("stop_id"):
-        metadata["stop_name"] = ctx.stop_name(values["stop_id"])
-    return metadata
+        labels["stop_name"] = ctx.stop_name(values["stop_id"])
+    return AlertDetails(category=category, source_kind=kind, labels=labels)
 
 
 def _track(ctx: _Context, key: TripKey) -> TripTrack | None:
@@ -406,7 +407,7 @@ def _apply_position(ctx: _Context, position: VehiclePosition) -> None:
     if vehicle.position_time is not None and position.timestamp <= vehicle.position_time:
         return
     gap, cleared = record_observation(
-        vehicle.data_gap, position.timestamp, _metadata(ctx, "data-gap", "vehicle", vehicle_id=position.vehicle_id)
+        vehicle.data_gap, position.timestamp, _details(ctx, "data-gap", "vehicle", vehicle_id=position.vehicle_id)
     )
     if cleared is not None:
         ctx.transitions.append(replace(cleared, message=f"{ctx.label} vehicle {position.vehicle_id} reporting again"))
@@ -458,7 +459,7 @@ def _cancel_rule(ctx: _Context, track: TripTrack, canceled: bool, at: datetime) 
         threshold=1.0 if canceled else None,
         below_clear_level=not canceled,
         message=message,
-        metadata=_metadata(ctx, TRIP_CANCELED_RULE, "trip", trip_key=track.key.text, vehicle_id=track.vehicle_id),
+        details=_details(ctx, TRIP_CANCELED_RULE, "trip", trip_key=track.key.text, vehicle_id=track.vehicle_id),
     )
     episode, transition = step(episode, evaluation, EpisodePolicy(update_interval=None))
     if transition is not None:
@@ -500,7 +501,7 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
         threshold=threshold,
         below_clear_level=delay < config.clear_delay_s,
         message=message,
-        metadata={**episode_metadata(ctx, track), "unit": "s"},
+        details=episode_details(ctx, track).refine(unit="s"),
     )
     policy = EpisodePolicy(clear_after=config.clear_after)
     episode, transition = step(episode, evaluation, policy)
@@ -544,11 +545,10 @@ def _route_rules(ctx: _Context, state: RouteState, now: datetime) -> RouteState:
         threshold=float(config.route_late_count) if breach else None,
         below_clear_level=len(late) < config.route_late_count,
         message=message,
-        metadata={
-            **_metadata(ctx, ROUTE_DELAYS_RULE, "route"),
+        details=_details(ctx, ROUTE_DELAYS_RULE, "route").refine({
             "trip_ids": ",".join(track.key.trip_id for track in late),
             "vehicle_ids": ",".join(sorted({t.vehicle_id for t in late if t.vehicle_id})),
-        },
+        }),
     )
     episode, transition = step(episode, evaluation, EpisodePolicy(clear_after=config.clear_after))
     if transition is not None:
@@ -562,7 +562,7 @@ def _route_rules(ctx: _Context, state: RouteState, now: datetime) -> RouteState:
                     now,
                     float(track.delay_s or 0),
                     f"{ctx.label} trip {track.key.trip_id}: grouped into the route delay alert",
-                    episode_metadata(ctx, track),
+                    episode_details(ctx, track),
                 )
                 if cleared is not None:
                     ctx.transitions.append(cleared)
@@ -628,13 +628,14 @@ def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, Epis
                     f"{ctx.label}: vehicles {leader.vehicle_id} and {follower.vehicle_id} bunched, "
                     f"{round(gap / 60, 1):g} min apart for a {round(headway / 60):d} min headway"
                 ),
-                metadata={
-                    **_metadata(ctx, BUNCHING_RULE, "route", vehicle_id=f"{leader.vehicle_id},{follower.vehicle_id}"),
+                details=_details(
+                    ctx, BUNCHING_RULE, "route", vehicle_id=f"{leader.vehicle_id},{follower.vehicle_id}"
+                ).refine({
                     "direction_id": direction,
                     "trip_ids": ",".join(
                         TripKey.parse(v.trip_key).trip_id for v in (leader, follower) if v.trip_key is not None
                     ),
-                },
+                }),
             )
         episode, transition = step(episode, evaluation, EpisodePolicy(clear_after=config.clear_after))
         if transition is not None:

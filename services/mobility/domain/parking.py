@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from madina.alerts import AlertTransition, EpisodePolicy, EpisodeState, Evaluation, Severity, step
+from madina.alerts import AlertDetails, AlertTransition, EpisodePolicy, EpisodeState, Evaluation, Severity, step
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 
 DOMAIN = "mobility"
@@ -113,7 +113,9 @@ def apply_parking(
         threshold=policy.full_ratio if breach else None,
         below_clear_level=ratio < policy.clear_ratio,
         message=message,
-        metadata={"category": CAR_PARK_FULL_RULE, "source_kind": "car-park", "car_park_id": state.car_park_id},
+        details=AlertDetails(
+            category=CAR_PARK_FULL_RULE, source_kind="car-park", labels={"car_park_id": state.car_park_id}
+        ),
     )
     episode, transition = step(state.episode, evaluation, EpisodePolicy(clear_after=policy.clear_after))
     return replace(state, episode=episode), transition

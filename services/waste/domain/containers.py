@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -58,9 +59,11 @@ class Container:
     volume_l: int
     reporting_interval: timedelta
 
-    def metadata(self) -> dict[str, str]:
-        """Plain strings copied onto every alert about this container."""
-        return {"city": self.city, "district": self.district, "stream": self.stream.value}
+    def alert_details(self) -> AlertDetails:
+        """What every alert about this container says about it."""
+        return AlertDetails(
+            source_kind="container", city_id=self.city, district_id=self.district, labels={"stream": self.stream.value}
+        )
 
 
 @dataclass(frozen=True)

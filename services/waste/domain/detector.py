@@ -37,6 +37,7 @@ from statistics import median
 from typing import Any, NamedTuple
 
 from madina.alerts import (
+    AlertDetails,
     AlertTransition,
     DataGapPolicy,
     DataGapState,
@@ -296,7 +297,7 @@ def check_data_gap(
     policy = DataGapPolicy(
         expected_interval=container.reporting_interval, gap_factor=config.gap_factor, severity=config.data_gap_severity
     )
-    data_gap, transition = check_silence(state.data_gap, now, policy, _metadata(container, DATA_GAP_CATEGORY, "s"))
+    data_gap, transition = check_silence(state.data_gap, now, policy, _details(container, DATA_GAP_CATEGORY, "s"))
     if data_gap is state.data_gap:
         return state, None
     return replace(state, data_gap=data_gap), transition
@@ -330,7 +331,7 @@ def _apply_one(
 ) -> ContainerState:
     now = reading.observe_time
     episodes = dict(state.episodes)
-    data_gap, cleared = record_observation(state.data_gap, now, _metadata(container, DATA_GAP_CATEGORY, "s"))
+    data_gap, cleared = record_observation(state.data_gap, now, _details(container, DATA_GAP_CATEGORY, "s"))
     if cleared is not None:
         transitions.append(cleared)
 
@@ -344,7 +345,7 @@ def _apply_one(
             threshold=threshold,
             below_clear_level=clear,
             message=f"{container.id}: {message}",
-            metadata=_metadata(container, CATEGORY[rule_id], UNIT[rule_id]),
+            details=_details(container, CATEGORY[rule_id], UNIT[rule_id]),
         )
         episodes[rule_id], transition = step(episode, evaluation, config.policy(rule_id))
         if transition is not None:
@@ -373,7 +374,7 @@ def _apply_one(
             if full is not None and full.active:
                 message = f"{container.id}: emptied (fill {before:.0%} -> {reading.fill_ratio:.0%})"
                 episodes[RULE_FULL], transition = force_clear(
-                    full, now, reading.fill_ratio, message, _metadata(container, CATEGORY[RULE_FULL], UNIT[RULE_FULL])
+                    full, now, reading.fill_ratio, message, _details(container, CATEGORY[RULE_FULL], UNIT[RULE_FULL])
                 )
                 if transition is not None:
                     transitions.append(transition)
@@ -472,8 +473,8 @@ def _fast_rise(
     return best
 
 
-def _metadata(container: Container, category: str, unit: str) -> dict[str, str]:
-    return {**container.metadata(), "category": category, "unit": unit}
+def _details(container: Container, category: str, unit: str) -> AlertDetails:
+    return container.alert_details().refine(category=category, unit=unit)
 
 
 def _time(text: str) -> datetime:

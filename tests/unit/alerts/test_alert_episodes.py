@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from madina.alerts import (
+    AlertDetails,
     AlertState,
     AlertTransition,
     EpisodePolicy,
@@ -204,7 +205,8 @@ def test_state_round_trips_through_dict():
 
 
 def test_transition_round_trips_through_dict():
-    _, [raised] = run([Evaluation(T0, Severity.MAJOR, 60.0, 50.0, metadata={"district": "anfa"})])
+    details = AlertDetails(category="air-quality", district_id="anfa", labels={"circuit": "C12"})
+    _, [raised] = run([Evaluation(T0, Severity.MAJOR, 60.0, 50.0, details=details)])
     data = json.loads(json.dumps(raised.to_dict()))
     assert AlertTransition.from_dict(data) == raised
 

@@ -72,7 +72,7 @@ def test_one_lamp_out_at_night_raises_lamp_out_after_two_reports_and_clears_afte
     assert transitions == []
     state, transitions, _, _ = run(ctx, batch(NIGHT + FIVE, 0.5), state=state)
     assert rules(transitions) == [("lamp-out", lamp)]
-    assert transitions[0].metadata["circuit_id"] == CIRCUIT
+    assert transitions[0].details.labels["circuit_id"] == CIRCUIT
     lit = [batch(NIGHT + (2 + i) * FIVE, None) for i in range(4)]
     _, transitions, _, _ = run(ctx, *lit, state=state)
     assert rules(transitions, AlertState.CLEARED) == [("lamp-out", lamp)]
@@ -118,7 +118,7 @@ def test_fault_code_raises_on_the_first_report_with_the_code(ctx):
     lamp = ctx.circuit.lamp_ids[0]
     _, transitions, _, _ = run(ctx, reports(ctx, NIGHT, only=[lamp], fault="DRIVER_FAILURE"))
     assert rules(transitions) == [("fault", lamp)]
-    assert transitions[0].metadata["fault_code"] == "DRIVER_FAILURE"
+    assert transitions[0].details.labels["fault_code"] == "DRIVER_FAILURE"
 
 
 def test_whole_circuit_dark_gives_one_alert_listing_its_lamps_and_no_lamp_alerts(ctx):
@@ -126,7 +126,7 @@ def test_whole_circuit_dark_gives_one_alert_listing_its_lamps_and_no_lamp_alerts
     state, transitions, _, _ = run(ctx, *batches)
     raised = [t for t in transitions if t.state is AlertState.RAISED]
     assert [(t.rule_id, t.source_id) for t in raised] == [("circuit-dark", CIRCUIT)]
-    assert raised[0].metadata["lamp_ids"].split(",") == list(ctx.circuit.lamp_ids)
+    assert raised[0].details.labels["lamp_ids"].split(",") == list(ctx.circuit.lamp_ids)
     lit = [reports(ctx, NIGHT + (3 + i) * FIVE) for i in range(4)]
     _, transitions, _, _ = run(ctx, *lit, state=state)
     assert rules(transitions, AlertState.CLEARED) == [("circuit-dark", CIRCUIT)]
@@ -144,7 +144,8 @@ def test_circuit_dark_supersedes_lamp_out_alerts_already_open(ctx):
     assert rules(transitions) == [("circuit-dark", CIRCUIT)]
     cleared = [t for t in transitions if t.state is AlertState.CLEARED]
     assert [(t.rule_id, t.source_id) for t in cleared] == [("lamp-out", first)]
-    assert cleared[0].metadata["superseded_by"] == transitions[0].alert_id or cleared[0].metadata["superseded_by"]
+    superseded_by = cleared[0].details.labels["superseded_by"]
+    assert superseded_by == transitions[0].alert_id or superseded_by
 
 
 def test_silent_circuit_raises_one_data_gap_and_a_silent_lamp_its_own(ctx):

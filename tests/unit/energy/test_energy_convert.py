@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from madina.alerts import AlertState, AlertTransition, Severity
+from madina.alerts import AlertDetails, AlertState, AlertTransition, Severity
 from madina.contract import InvalidRecord
 from madina_proto.energy.v1 import control_pb2, telemetry_pb2
 from services.energy import convert
@@ -58,8 +58,8 @@ def test_kpi_and_alert_events_carry_entity_and_labels(network):
     assert message.entity.entity_id == "brk-cab-01-c1" and message.unit == "kWh"
     transition = AlertTransition(
         "a1", "energy", "brk-cab-01-c1", "circuit-dark", AlertState.RAISED, Severity.MAJOR, 1.0, 1.0, MOMENT, None,
-        MOMENT, 1, "dark", {"category": "circuit-dark", "source_kind": "circuit", "city": "berkane",
-                           "district": "centre-ville", "lamp_ids": "brk-sl-0001,brk-sl-0002"},
+        MOMENT, 1, "dark", AlertDetails(category="circuit-dark", source_kind="circuit", city_id="berkane",
+                                        district_id="centre-ville", labels={"lamp_ids": "brk-sl-0001,brk-sl-0002"}),
     )
     event = convert.alert_event(transition, network)
     assert event.source.kind == "circuit" and event.labels["lamp_ids"].startswith("brk-sl-0001")

@@ -110,8 +110,8 @@ def test_trip_delay_raises_after_two_late_updates_and_escalates_at_ten_minutes(s
     assert raised.state is AlertState.RAISED and raised.severity is Severity.MINOR and raised.domain == "mobility"
     assert raised.message.startswith("Line 3 trip 3-0815: 7 min late at ")
     assert ", since " in raised.message
-    assert raised.metadata["route_id"] == "BK-3" and raised.metadata["trip_id"] == "3-0815"
-    assert raised.metadata["vehicle_id"] == "BK-E07" and raised.metadata["stop_id"]
+    assert raised.details.labels["route_id"] == "BK-3" and raised.details.labels["trip_id"] == "3-0815"
+    assert raised.details.labels["vehicle_id"] == "BK-E07" and raised.details.labels["stop_id"]
     third = apply_route_events(
         second.state, [_late_update("3-0815", 6, 660, second_at + timedelta(minutes=1))], schedule, paths
     )
@@ -161,7 +161,7 @@ def test_vehicle_silent_mid_trip_raises_a_data_gap_and_clears_when_back(schedule
     assert quiet.transitions == []
     silent = tick_route(quiet.state, last + timedelta(seconds=100), schedule, paths)
     [gap] = silent.transitions
-    assert gap.rule_id == "data-gap" and gap.metadata["vehicle_id"] == "BK-E07"
+    assert gap.rule_id == "data-gap" and gap.details.labels["vehicle_id"] == "BK-E07"
     back = apply_route_events(silent.state, _delay_positions(schedule, "1-0800", [0, 30, 60])[2:], schedule, paths)
     assert [t.state for t in back.transitions] == [AlertState.CLEARED]
 
@@ -182,7 +182,7 @@ def test_several_late_trips_of_one_route_make_one_route_alert(schedule) -> None:
         transitions.extend(result.transitions)
     route_alerts = [t for t in transitions if t.rule_id == "route-delays"]
     assert [t.state for t in route_alerts] == [AlertState.RAISED]
-    assert route_alerts[0].metadata["trip_ids"] == "1-0800,1-0820,1-0840"
+    assert route_alerts[0].details.labels["trip_ids"] == "1-0800,1-0820,1-0840"
     open_trip_alerts = {t.alert_id for t in transitions if t.rule_id == "trip-delay" and t.state is AlertState.RAISED}
     closed = {t.alert_id for t in transitions if t.rule_id == "trip-delay" and t.state is AlertState.CLEARED}
     assert open_trip_alerts == closed  # folded into the route alert
