@@ -195,7 +195,7 @@ def test_daily_exceedances_count_per_local_calendar_year_and_alert_on_the_allowa
         "environment", hourly_station.id, "test/pm10-24h/allowance-warning", datetime(2026, 1, 1, tzinfo=PARIS)
     )
     assert [t.revision for t in allowance] == [1, 1, 2, 2, 1]
-    assert warning_2025.metadata["year"] == "2025" and warning_2025.metadata["category"] == "air-quality"
+    assert warning_2025.details.labels["year"] == "2025" and warning_2025.details.category == "air-quality"
     assert "1 of 2 allowed" in warning_2025.message
     assert state.compliance.count("test/pm10-24h", 2025) == 4
     assert state.compliance.count("test/pm10-24h", 2026) == 2

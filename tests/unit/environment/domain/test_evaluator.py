@@ -113,10 +113,10 @@ def test_scripted_episode_follows_hysteresis(stations, scripted_rules):
     assert [t.revision for t in transitions] == [1, 2, 3, 1]
     assert raised.threshold == 35 and escalated.threshold == 75
     assert cleared.clear_time == minutes(35)
-    assert raised.metadata["district"] == "anfa"
-    assert raised.metadata["category"] == "air-quality"
-    assert raised.metadata["unit"] == "µg/m³"
-    assert "example.org" in raised.metadata["standard_reference"]
+    assert raised.details.district_id == "anfa"
+    assert raised.details.category == "air-quality"
+    assert raised.details.unit == "µg/m³"
+    assert "example.org" in raised.details.standard_reference
     assert "above limit" in raised.message
 
 
@@ -160,7 +160,7 @@ def test_ecoli_in_a_single_sample_is_critical(stations, builtin_rules):
     )
     [alert] = transitions
     assert alert.rule_id == "who-water-2022/ecoli" and alert.severity is Severity.CRITICAL
-    assert alert.metadata["category"] == "water-quality"
+    assert alert.details.category == "water-quality"
     assert aqi is None
 
 
@@ -290,7 +290,7 @@ def test_data_gap_raises_on_silence_and_clears_when_data_returns(stations, built
     assert nothing is None
     state, raised = check_data_gaps(state, minutes(10), station)
     assert raised is not None and raised.state is AlertState.RAISED
-    assert raised.rule_id == "data-gap" and raised.metadata["category"] == "data-gap"
+    assert raised.rule_id == "data-gap" and raised.details.category == "data-gap"
     state, again = check_data_gaps(state, minutes(20), station)
     assert again is None
     state, transitions, _, _ = apply_observations(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from madina.alerts import AlertDetails
 from madina.geo import GeoDataError, district_at, load_cities
 from services.environment.domain.measurands import (
     Observation,
@@ -95,7 +96,9 @@ def test_bad_station_error_names_station_and_field(tmp_path, overrides, field):
 
 def test_valid_operator_station_file_loads(tmp_path):
     [station] = load_stations(_station_file(tmp_path))
-    assert station.metadata() == {"station_name": "Test", "city": "casablanca", "district": "anfa"}
+    assert station.alert_details() == AlertDetails(
+        source_kind="station", city_id="casablanca", district_id="anfa", labels={"station_name": "Test"}
+    )
 
 
 def test_plausible_values_pass_validation():
