@@ -43,7 +43,7 @@ DETOUR_FACTOR = 1.3
 EARTH_RADIUS_M = 6_371_008.8
 SPEED_KMH = 20.0
 SERVICE_S = 60
-DEFAULT_EXPLORATION_LEVEL = 3
+DEFAULT_EXPLORATION_LEVEL = 1
 DEFAULT_TIME_LIMIT = timedelta(seconds=4)
 _STREAM_SKILL = {stream: index + 1 for index, stream in enumerate(Stream)}
 
