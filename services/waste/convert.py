@@ -1,0 +1,211 @@
+"""Mapping between the waste service's wire messages (``madina.waste.v1``) and its pure domain values.
+
+Inbound conversion is validation (through :mod:`madina.contract`): a wire value the domain cannot
+hold raises :class:`~madina.contract.InvalidRecord` naming the field; plausibility (a fill ratio
+of 1.2, a NaN temperature) is judged by :func:`~services.waste.domain.readings.validate_reading`,
+which every boundary and the step function share.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from google.protobuf.duration_pb2 import Duration
+
+from madina.alerts import AlertTransition
+from madina.alerts.timeutil import time_to_text
+from madina.bus.alert_events import timestamp, to_alert_event
+from madina.contract import InvalidRecord, optional_time
+from madina.geo import load_cities
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+from madina_proto.kpis.v1 import kpis_pb2
+from madina_proto.waste.v1 import container_pb2, plan_pb2
+from services.waste.domain.containers import Container, Depot, Stream, Truck
+from services.waste.domain.detector import DOMAIN, ContainerStatus
+from services.waste.domain.fillrate import FULL_FILL_RATIO
+from services.waste.domain.kpis import KpiValue
+from services.waste.domain.planning import CollectionPlan
+from services.waste.domain.readings import Reading
+
+STREAM_TO_PB = {
+    Stream.HOUSEHOLD: container_pb2.WASTE_STREAM_HOUSEHOLD,
+    Stream.GLASS: container_pb2.WASTE_STREAM_GLASS,
+    Stream.PAPER: container_pb2.WASTE_STREAM_PAPER,
+    Stream.PLASTIC: container_pb2.WASTE_STREAM_PLASTIC,
+}
+STREAM_FROM_PB = {number: stream for stream, number in STREAM_TO_PB.items()}
+_OPTIONAL_CHANNELS = ("temperature_c", "tilt_deg", "lid_open", "battery_percent")
+
+
+def stream_from_pb(value: int, field: str) -> Stream:
+    """The stream of a wire enum value; unspecified or unknown numbers are an InvalidRecord."""
+    try:
+        return STREAM_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRecord(f"{field}: unknown or unspecified waste stream {value}") from None
+
+
+def reading_from_pb(message: container_pb2.ContainerLevelObserved, where: str = "") -> Reading:
+    """Raises InvalidRecord for an ``observe_time`` no datetime holds; ``validate_reading`` judges the rest.
+
+    A missing ``observe_time`` becomes the earliest datetime, which every later check refuses.
+    """
+    moment = optional_time(message, "observe_time", where) or datetime.min.replace(tzinfo=UTC)
+    channels = {name: getattr(message, name) for name in _OPTIONAL_CHANNELS if message.HasField(name)}  # type: ignore[arg-type]
+    return Reading(container_id=message.container_id, observe_time=moment, fill_ratio=message.fill_ratio, **channels)
+
+
+def readings_from_batch(batch: container_pb2.ContainerLevelObservedBatch) -> list[Reading]:
+    """The batch's readings; one naming another container than the batch's key is an InvalidRecord."""
+    readings = []
+    for index, message in enumerate(batch.readings):
+        where = f"readings[{index}]."
+        if message.container_id != batch.container_id:
+            raise InvalidRecord(f"{where}container_id: {message.container_id!r} in a batch of {batch.container_id!r}")
+        readings.append(reading_from_pb(message, where))
+    return readings
+
+
+def reading_to_pb(reading: Reading) -> container_pb2.ContainerLevelObserved:
+    channels = {name: getattr(reading, name) for name in _OPTIONAL_CHANNELS if getattr(reading, name) is not None}
+    message = container_pb2.ContainerLevelObserved(
+        container_id=reading.container_id, fill_ratio=reading.fill_ratio, **channels
+    )
+    message.observe_time.CopyFrom(timestamp(reading.observe_time))
+    return message
+
+
+def batches_by_container(readings: Iterable[Reading]) -> list[container_pb2.ContainerLevelObservedBatch]:
+    """One batch per container (the record key), readings in the order given, containers sorted."""
+    grouped: dict[str, list[Reading]] = defaultdict(list)
+    for reading in readings:
+        grouped[reading.container_id].append(reading)
+    return [
+        container_pb2.ContainerLevelObservedBatch(
+            container_id=container_id, readings=[reading_to_pb(r) for r in grouped[container_id]]
+        )
+        for container_id in sorted(grouped)
+    ]
+
+
+@cache
+def _cities():  # type: ignore[no-untyped-def]
+    return load_cities()
+
+
+def district_of(container: Container) -> common_pb2.District:
+    city = _cities()[container.city]
+    return common_pb2.District(
+        city_id=container.city, district_id=container.district, display_name=city.district(container.district).name
+    )
+
+
+def _point(lat: float, lon: float) -> common_pb2.GeoPoint:
+    return common_pb2.GeoPoint(latitude_deg=lat, longitude_deg=lon)
+
+
+def _duration(span: timedelta) -> Duration:
+    duration = Duration()
+    duration.FromTimedelta(span)
+    return duration
+
+
+def container_to_pb(container: Container) -> container_pb2.Container:
+    return container_pb2.Container(
+        container_id=container.id,
+        district=district_of(container),
+        location=_point(container.lat, container.lon),
+        stream=STREAM_TO_PB[container.stream],
+        volume_l=container.volume_l,
+        expected_interval=_duration(container.reporting_interval),
+    )
+
+
+def status_to_pb(
+    status: ContainerStatus, container: Container, active_alerts: Sequence[alerts_pb2.AlertEvent] = ()
+) -> container_pb2.ContainerStatus:
+    """The API's view of a container; ``active_alerts`` come from the caller (e.g. the status topic)."""
+    message = container_pb2.ContainerStatus(
+        container=container_to_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=list(active_alerts)
+    )
+    for name in ("fill_ratio", "temperature_c", "tilt_deg", "lid_open", "battery_percent"):
+        value = getattr(status, name)
+        if value is not None:
+            setattr(message, name, value)
+    if status.fill_rate_per_hour is not None:
+        message.fill_ratio_per_hour = status.fill_rate_per_hour
+    for field, moment in (
+        ("last_observe_time", status.observe_time),
+        ("predicted_full_time", status.predicted_full_time),
+        ("last_emptied_time", status.last_emptied_time),
+    ):
+        if moment is not None:
+            getattr(message, field).CopyFrom(timestamp(moment))
+    return message
+
+
+def alert_event(transition: AlertTransition, container: Container) -> alerts_pb2.AlertEvent:
+    """The wire form of a transition, with the container's district (named) and position."""
+    return to_alert_event(transition, district=district_of(container), location=_point(container.lat, container.lon))
+
+
+def kpi_to_pb(kpi: KpiValue) -> kpis_pb2.KpiObserved:
+    cities = _cities()
+    district = common_pb2.District(
+        city_id=kpi.city, district_id=kpi.district, display_name=cities[kpi.city].district(kpi.district).name
+    )
+    message = kpis_pb2.KpiObserved(
+        domain=DOMAIN,
+        kpi_id=kpi.kpi_id,
+        display_name=kpi.display_name,
+        district=district,
+        value=kpi.value,
+        unit=kpi.unit,
+        band_level=kpi.band_level,
+        observe_time=timestamp(kpi.observe_time),
+    )
+    if kpi.entity_id is not None:
+        message.entity.CopyFrom(common_pb2.EntityRef(domain=DOMAIN, kind="container", entity_id=kpi.entity_id))
+    return message
+
+
+def depot_to_pb(depot: Depot) -> plan_pb2.Depot:
+    return plan_pb2.Depot(
+        depot_id=depot.id, display_name=depot.name, city_id=depot.city, location=_point(depot.lat, depot.lon)
+    )
+
+
+def truck_to_pb(truck: Truck) -> plan_pb2.Truck:
+    return plan_pb2.Truck(
+        truck_id=truck.id, depot_id=truck.depot, streams=[STREAM_TO_PB[s] for s in truck.streams],
+        capacity_l=truck.capacity_l,
+    )
+
+
+def plan_id(plan: CollectionPlan) -> str:
+    """Deterministic: one plan per depot and plan time."""
+    return f"{plan.depot_id}/{time_to_text(plan.plan_time)}"
+
+
+def plan_to_pb(plan: CollectionPlan) -> plan_pb2.CollectionPlanned:
+    return plan_pb2.CollectionPlanned(
+        plan_id=plan_id(plan),
+        depot_id=plan.depot_id,
+        plan_time=timestamp(plan.plan_time),
+        horizon=_duration(plan.horizon),
+        routes=[
+            plan_pb2.CollectionRoute(
+                truck_id=route.truck_id,
+                container_ids=list(route.container_ids),
+                load_l=route.load_l,
+                distance_m=route.distance_m,
+                duration=_duration(timedelta(seconds=route.duration_s)),
+            )
+            for route in plan.routes
+        ],
+        total_distance_m=plan.total_distance_m,
+    )
