@@ -1,9 +1,10 @@
 """A plain aiokafka consumer loop for services that do not need faust.
 
-Records are decoded in batches; one that does not decode, or that ``validate`` rejects, goes to
-the topic's dead-letter twin and the loop carries on with the next. ``validate`` turns the
-message into a domain value; whatever it raises on a record (an InvalidRecord or a converter's
-own bug) parks that record rather than stopping the service on it at every start. Offsets are committed only
+Records are decoded in batches; one that does not decode, or that ``parse`` rejects, goes to
+the topic's dead-letter twin and the loop carries on with the next. ``parse`` turns the message
+into a domain value, which the handler finds on ``ConsumedEvent.record``; whatever it raises on a
+record (an InvalidRecord or a converter's own bug) parks that record rather than stopping the
+service on it at every start. Offsets are committed only
 after the handler returned, so a crash replays rather than loses (handlers are idempotent).
 """
 
@@ -39,10 +40,16 @@ class ConsumedEvent:
     raw_key: bytes | None = None
     raw_value: bytes | None = None
     """The record as received, for a handler that must dead-letter it after all."""
+    record: Any = None
+    """What the consumer's ``parse`` made of ``message``; ``message`` itself without a parse step."""
+
+    def __post_init__(self) -> None:
+        if self.record is None:
+            object.__setattr__(self, "record", self.message)
 
 
 Handler = Callable[[list[ConsumedEvent]], Awaitable[None]]
-Validator = Callable[[Any], None]
+Parser = Callable[[Any], Any]
 
 
 class EventConsumer:
@@ -56,14 +63,14 @@ class EventConsumer:
         group_id: str,
         handler: Handler,
         producer: EventProducer,
-        validate: Validator | None = None,
+        parse: Parser | None = None,
         auto_offset_reset: str = "earliest",
         max_records: int = 2000,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._handler = handler
         self._producer = producer
-        self._validate = validate
+        self._parse = parse
         self._max_records = max_records
         self._consumer = AIOKafkaConsumer(
             *self._specs,
@@ -99,12 +106,11 @@ class EventConsumer:
             for record in records:
                 try:
                     message = decode(spec, record.value, record.headers, record.key)
-                    if self._validate is not None:
-                        self._validate(message)
+                    parsed = message if self._parse is None else self._parse(message)
                 except Exception as error:
                     reason = str(error) if isinstance(error, InvalidRecord) else f"unconvertible: {error!r}"
                     if not isinstance(error, InvalidRecord):
-                        log.exception("validation failed on a record", extra={"topic": spec.name})
+                        log.exception("parsing failed on a record", extra={"topic": spec.name})
                     await self._producer.send_dead_letter(
                         spec,
                         key=record.key,
@@ -119,7 +125,7 @@ class EventConsumer:
                 events.append(
                     ConsumedEvent(
                         spec, key, message, record.headers, tp.partition, record.offset, record.timestamp,
-                        record.key, record.value,
+                        record.key, record.value, parsed,
                     )
                 )
         started = time.perf_counter()

@@ -1,5 +1,8 @@
 """Reading a whole topic as a table: every partition from the start, no consumer group.
 
+:func:`read_topic` feeds one topic to a callback (and can follow it); :func:`read_topics` takes a
+snapshot of several, merged in produce-time order (how a store is rebuilt from its topics).
+
 For state every replica needs in full (the latest KPI per key, the latest status per station, the
 alert revisions already published): each replica reads all partitions itself, so nothing is
 committed and nothing is dead-lettered here (one bad record would otherwise be parked once per
@@ -12,9 +15,11 @@ fail for that long.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,6 +30,7 @@ from madina.settings import kafka_security_options
 log = logging.getLogger(__name__)
 
 OnRecord = Callable[[str, Any], None]  # (key, decoded message or None for a tombstone); may raise InvalidRecord
+T = TypeVar("T")
 
 
 async def read_topic(
@@ -41,6 +47,43 @@ async def read_topic(
     With ``follow=False`` it returns once caught up (a snapshot read); otherwise it keeps feeding
     new records until cancelled.
     """
+
+    def feed(spec: TopicSpec, record: Any) -> None:
+        _feed(spec, record, on_record)
+
+    await _read(bootstrap, (spec,), feed, caught_up=caught_up, follow=follow, wait_for_topic=wait_for_topic)
+
+
+async def read_topics(bootstrap: str, specs: Sequence[TopicSpec], parse: Callable[[Any], T]) -> list[T]:
+    """Every readable record of ``specs`` up to their current end, as ``parse`` makes it, in produce-time order.
+
+    Each partition keeps its own order (one entity's records stay in sequence); across partitions
+    and topics records interleave by timestamp, which is how a live consumer saw them. A record
+    ``parse`` refuses is skipped like any unreadable one (a live consumer dead-lettered it).
+    """
+    streams: dict[tuple[str, int], list[tuple[int, int, T]]] = defaultdict(list)
+
+    def keep(spec: TopicSpec, record: Any) -> None:
+        def on_record(_key: str, message: Any) -> None:
+            if message is not None:
+                streams[(spec.name, record.partition)].append((record.timestamp, record.offset, parse(message)))
+
+        _feed(spec, record, on_record)
+
+    await _read(bootstrap, specs, keep, follow=False, wait_for_topic=False)
+    merged = heapq.merge(*streams.values(), key=lambda item: item[0])
+    return [value for _, _, value in merged]
+
+
+async def _read(
+    bootstrap: str,
+    specs: Sequence[TopicSpec],
+    feed: Callable[[TopicSpec, Any], None],
+    *,
+    caught_up: asyncio.Event | None = None,
+    follow: bool,
+    wait_for_topic: bool,
+) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -49,7 +92,8 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        assignment = await _all_partitions(consumer, spec.name, wait_for_topic)
+        by_topic = {spec.name: spec for spec in specs}
+        assignment = [tp for spec in specs for tp in await _all_partitions(consumer, spec.name, wait_for_topic)]
         if not assignment:
             if caught_up is not None:
                 caught_up.set()
@@ -60,9 +104,9 @@ async def read_topic(
         done = caught_up or asyncio.Event()
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
-                    _feed(spec, record, on_record)
+                    feed(by_topic[tp.topic], record)
             if not done.is_set():
                 positions = [await consumer.position(tp) for tp in assignment]
                 if all(position >= end[tp] for position, tp in zip(positions, assignment, strict=True)):

@@ -19,28 +19,16 @@ projection of the topics, and this is how a lost or new database is rebuilt::
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from madina.bus import (
-    ALERT_ACTIONS,
-    ALERTS,
-    ConsumedEvent,
-    EventConsumer,
-    EventProducer,
-    InvalidRecord,
-    decode,
-)
-from madina.bus.topics import TopicSpec
+from madina.bus import ALERT_ACTIONS, ALERTS, ConsumedEvent, EventConsumer, EventProducer
+from madina.bus.reader import read_topics
 from services.operations.api.hub import ChangeHub
-from services.operations.store import AlertStore, record_from_message
-from services.operations.store.mapping import Record
+from services.operations.store import AlertStore, Record, record_from_message
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +49,9 @@ class AlertIngest:
         self.hub = hub
         self._producer = producer
         self.applied_batches = 0
-        # The validator already turned each message into a domain record; the handler reuses it.
-        self._records: dict[int, Record] = {}
         self.consumer = EventConsumer(
             bootstrap, ALERT_TOPICS, group_id=group_id, handler=self._handle, producer=producer,
-            validate=self._validate, max_records=max_records,
+            parse=record_from_message, max_records=max_records,
         )
 
     @property
@@ -78,11 +64,8 @@ class AlertIngest:
     def stop(self) -> None:
         self.consumer.stop()
 
-    def _validate(self, message: Any) -> None:
-        self._records[id(message)] = record_from_message(message)
-
     async def _handle(self, events: list[ConsumedEvent]) -> None:
-        records = [self._records.pop(id(event.message), event.message) for event in events]
+        records: list[Record] = [event.record for event in events]
         try:
             changes = await self._apply(records)
         except Exception:
@@ -115,49 +98,6 @@ class AlertIngest:
                 await asyncio.sleep(delay)
 
 
-async def read_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = ALERT_TOPICS) -> list[Any]:
-    """Every readable record of ``specs`` up to their current end, merged in produce-time order.
-
-    Each partition keeps its own order (one alert's events and actions stay in sequence); across
-    partitions and topics records interleave by timestamp, which is how live consumption saw them.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        by_topic = {spec.name: spec for spec in specs}
-        assignment = [TopicPartition(spec.name, p) for spec in specs
-                      for p in sorted(consumer.partitions_for_topic(spec.name) or ())]
-        if not assignment:
-            return []
-        consumer.assign(assignment)
-        await consumer.seek_to_beginning(*assignment)
-        end = await consumer.end_offsets(assignment)
-        streams: dict[TopicPartition, list[tuple[int, int, Any]]] = {tp: [] for tp in assignment}
-        remaining = {tp for tp in assignment if end[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= end[tp]:
-                        continue
-                    try:
-                        message = decode(by_topic[tp.topic], record.value, record.headers, record.key)
-                        record_from_message(message)
-                    except InvalidRecord:
-                        continue  # it went to the dead-letter topic when it was consumed live
-                    streams[tp].append((record.timestamp, record.offset, message))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    merged: Iterator[tuple[int, int, Any]] = heapq.merge(*streams.values(), key=lambda item: item[0])
-    return [message for _, _, message in merged]
-
-
 async def rebuild_store(bootstrap: str, store: AlertStore | str) -> int:
     """Replay both alert topics from the beginning into an empty store; returns the changes made."""
     owned = isinstance(store, str)
@@ -165,7 +105,7 @@ async def rebuild_store(bootstrap: str, store: AlertStore | str) -> int:
     try:
         if await asyncio.to_thread(target.latest_seq) != 0:
             raise ValueError("rebuild needs an empty store; replaying into a used one mixes histories")
-        records = await read_topics(bootstrap)
+        records = await read_topics(bootstrap, ALERT_TOPICS, record_from_message)
         changes = await asyncio.to_thread(target.rebuild_from, records)
         log.info("store rebuilt from topics", extra={"records": len(records), "changes": changes})
         return changes

@@ -31,6 +31,7 @@ __all__ = [
     "Comment",
     "District",
     "GeoPoint",
+    "Record",
     "Severity",
     "SourceRef",
     "status_of",
@@ -152,6 +153,10 @@ class AlertAction:
     def cause(self) -> str:
         """Short name for ``Change.cause``: ``"acknowledge"``, ``"assign"``, ..."""
         return self.action_type.name.lower()
+
+
+Record = AlertEvent | AlertAction
+"""What the store applies: an event from ``alerts.v1`` or an action from ``alerts.actions.v1``."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Database URLs: ``sqlite:///./data/operations.db`` (the default; the folder is cr
 ``postgresql+psycopg://user@host/db``, optionally with ``?options=-csearch_path%3Dschema``.
 """
 
+from services.operations.domain.model import Record
 from services.operations.store.engine import DEFAULT_DATABASE_URL, make_engine, migrate
 from services.operations.store.mapping import (
     InvalidRecord,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "AlertStore",
     "InvalidRecord",
+    "Record",
     "action_from_message",
     "action_to_message",
     "alert_to_message",

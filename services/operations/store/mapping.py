@@ -27,12 +27,11 @@ from services.operations.domain.model import (
     Change,
     District,
     GeoPoint,
+    Record,
     Severity,
     SourceRef,
 )
 
-Record = AlertEvent | AlertAction
-"""A domain record the store applies."""
 Message = alerts_pb2.AlertEvent | alerts_pb2.AlertAction
 """A wire record as consumed from ``alerts.v1`` / ``alerts.actions.v1``."""
 

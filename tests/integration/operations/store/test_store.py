@@ -1,7 +1,7 @@
 """Behaviour of the operations store (services.operations.store) on SQLite and PostgreSQL.
 
-Records go in as protobuf messages, as the Kafka consumer hands them over, so the mapping is
-exercised on the way.
+Records go in as domain records, as the ingest consumer's parse step hands them over (the
+mapping from protobuf is tested on its own).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from madina_proto.alerts.v1 import alerts_pb2
 from services.operations.domain import (
     ActionType,
+    AlertAction,
+    AlertEvent,
     AlertFilter,
     AlertState,
     AlertStatus,
@@ -26,8 +27,6 @@ from services.operations.domain import (
 )
 from services.operations.store import (
     AlertStore,
-    InvalidRecord,
-    action_to_message,
     event_to_message,
     migrate,
 )
@@ -35,18 +34,18 @@ from services.operations.store.schema import VERSION_TABLE, actions, alert_histo
 from tests.unit.operations.factories import action, event, minutes
 
 
-def raise_(alert_id: str = "alert-1", **fields: Any) -> alerts_pb2.AlertEvent:
-    return event_to_message(event(alert_id=alert_id, **fields))
+def raise_(alert_id: str = "alert-1", **fields: Any) -> AlertEvent:
+    return event(alert_id=alert_id, **fields)
 
 
-def transition(alert_id: str, revision: int, state: AlertState, **fields: Any) -> alerts_pb2.AlertEvent:
-    return event_to_message(event(revision=revision, state=state, alert_id=alert_id, **fields))
+def transition(alert_id: str, revision: int, state: AlertState, **fields: Any) -> AlertEvent:
+    return event(revision=revision, state=state, alert_id=alert_id, **fields)
 
 
 def act(
     action_type: ActionType, at_minute: float, alert_id: str = "alert-1", **fields: Any
-) -> alerts_pb2.AlertAction:
-    return action_to_message(action(action_type, minutes(at_minute), alert_id=alert_id, **fields))
+) -> AlertAction:
+    return action(action_type, minutes(at_minute), alert_id=alert_id, **fields)
 
 
 def test_migrate_is_idempotent_and_creates_exactly_the_schema(store_url):
@@ -155,12 +154,25 @@ def test_source_update_after_manual_resolve_is_recorded_but_does_not_reopen(stor
     assert [change.cause for change in detail.history] == ["event", "resolve", "event"]
 
 
-def test_invalid_record_fails_the_whole_batch_before_anything_is_written(store):
-    broken = raise_("b")
-    broken.revision = 0
-    with pytest.raises(InvalidRecord):
-        store.apply_batch([raise_("a"), broken])
+def test_a_batch_that_fails_part_way_writes_nothing(store, monkeypatch):
+    from services.operations.store import writer
+
+    def refuse_b(current, record):
+        if record.alert_id == "b":
+            raise ValueError("refused")
+        return writer_apply_event(current, record)
+
+    writer_apply_event = writer.apply_event
+    monkeypatch.setattr(writer, "apply_event", refuse_b)
+    with pytest.raises(ValueError, match="refused"):
+        store.apply_batch([raise_("a"), raise_("b")])
     assert store.get("a") is None and store.latest_seq() == 0
+
+
+def test_the_store_takes_domain_records_not_wire_messages(store):
+    with pytest.raises(TypeError):
+        store.apply_batch([raise_("a"), event_to_message(raise_("b"))])
+    assert store.latest_seq() == 0
 
 
 def test_rebuild_from_topic_order_reproduces_store(store, store_url_factory, clock):
@@ -366,7 +378,7 @@ def test_apply_batch_of_1000_events_is_fast(store):
     assert elapsed < 5
 
 
-def _realistic_stream(alert_count: int, seed: int) -> list[alerts_pb2.AlertEvent | alerts_pb2.AlertAction]:
+def _realistic_stream(alert_count: int, seed: int) -> list[AlertEvent | AlertAction]:
     """Interleaved topics as a consumer sees them: episodes, redeliveries, and actions that run
     ahead of their alert's first event."""
     rng = random.Random(seed)
@@ -412,4 +424,4 @@ def test_replay_stream_has_early_actions_and_redeliveries():
     for record in stream:
         first_seen.setdefault(record.alert_id, type(record).__name__)
     assert "AlertAction" in first_seen.values()
-    assert len(stream) > len({(type(r).__name__, r.SerializeToString()) for r in stream})
+    assert len(stream) > len({repr(r) for r in stream})
