@@ -601,6 +601,15 @@ class GroupCoordinator:
         self.offsets.commit(group_id, offsets)
         return errors.NONE
 
+    def check_member(self, group_id: str, generation: int, member_id: str) -> int:
+        """Whether ``member_id`` of ``generation`` is a current member (transactional commits)."""
+        group = self.groups.get(group_id)
+        if group is None or member_id not in group.members:
+            return errors.UNKNOWN_MEMBER_ID
+        if generation != group.generation:
+            return errors.ILLEGAL_GENERATION
+        return errors.NONE
+
     def fetch_offsets(
         self, group_id: str, partitions: list[tuple[str, int]] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:

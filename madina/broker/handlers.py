@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +38,17 @@ from kafka.protocol.consumer import (
     SyncGroupResponse,
 )
 from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
-from kafka.protocol.producer import InitProducerIdResponse, ProduceResponse
+from kafka.protocol.producer import (
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnResponse,
+    EndTxnResponse,
+    InitProducerIdResponse,
+    ProduceResponse,
+    TxnOffsetCommitResponse,
+)
 
-from madina.broker import errors
+from madina.broker import errors, transactions
+from madina.broker.admin import AdminApis
 from madina.broker.groups import DEFAULT_INITIAL_REBALANCE_DELAY_MS, GroupCoordinator, JoinResult, SyncResult
 from madina.broker.log import (
     DEFAULT_TOPIC_CONFIGS,
@@ -49,7 +58,9 @@ from madina.broker.log import (
     topic_name_problem,
     validate_topic_configs,
 )
-from madina.broker.records import CorruptBatchError, crc_matches, parse_batches
+from madina.broker.protocol import KAFKA_RELEASE
+from madina.broker.records import CorruptBatchError, build_control_batch, crc_matches, parse_batches
+from madina.broker.transactions import TransactionCoordinator, TransactionLog
 
 logger = logging.getLogger("madina.broker")
 
@@ -59,12 +70,50 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 MAX_TIMESTAMP = -3
 FETCH_SESSION_ID_NOT_FOUND = 70
+READ_COMMITTED = 1
+COORDINATOR_GROUP = 0
+COORDINATOR_TRANSACTION = 1
+UNSTABLE_OFFSET_COMMIT = 88
 # DescribeConfigs config sources and types (org.apache.kafka.common.requests.DescribeConfigsResponse)
 DYNAMIC_TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+CONFIG_TYPE_BOOLEAN = 1
 CONFIG_TYPE_STRING = 2
+CONFIG_TYPE_INT = 3
+CONFIG_TYPE_SHORT = 4
 CONFIG_TYPE_LONG = 5
+CONFIG_TYPE_LIST = 7
+# Types of the broker configs we describe, as Kafka's KafkaConfig declares them.
+BROKER_CONFIG_TYPES = {
+    "advertised.listeners": CONFIG_TYPE_STRING,
+    "auto.create.topics.enable": CONFIG_TYPE_BOOLEAN,
+    "broker.id": CONFIG_TYPE_INT,
+    "compression.type": CONFIG_TYPE_STRING,
+    "default.replication.factor": CONFIG_TYPE_INT,
+    "delete.topic.enable": CONFIG_TYPE_BOOLEAN,
+    "group.initial.rebalance.delay.ms": CONFIG_TYPE_INT,
+    "group.max.session.timeout.ms": CONFIG_TYPE_INT,
+    "group.min.session.timeout.ms": CONFIG_TYPE_INT,
+    "inter.broker.protocol.version": CONFIG_TYPE_STRING,
+    "listeners": CONFIG_TYPE_STRING,
+    "log.cleaner.enable": CONFIG_TYPE_BOOLEAN,
+    "log.cleanup.policy": CONFIG_TYPE_LIST,
+    "log.dirs": CONFIG_TYPE_STRING,
+    "log.flush.interval.messages": CONFIG_TYPE_LONG,
+    "log.message.format.version": CONFIG_TYPE_STRING,
+    "log.retention.bytes": CONFIG_TYPE_LONG,
+    "log.retention.ms": CONFIG_TYPE_LONG,
+    "log.roll.ms": CONFIG_TYPE_LONG,
+    "log.segment.bytes": CONFIG_TYPE_INT,
+    "message.max.bytes": CONFIG_TYPE_INT,
+    "min.insync.replicas": CONFIG_TYPE_INT,
+    "num.partitions": CONFIG_TYPE_INT,
+    "offsets.topic.replication.factor": CONFIG_TYPE_SHORT,
+    "transaction.max.timeout.ms": CONFIG_TYPE_INT,
+    "transaction.state.log.replication.factor": CONFIG_TYPE_SHORT,
+    "unclean.leader.election.enable": CONFIG_TYPE_BOOLEAN,
+}
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 
@@ -181,14 +230,28 @@ class FetchWaiter:
             partition.waiters.discard(self)
 
 
-class Handlers:
+class Handlers(AdminApis):
     """The per-API handlers, sharing the log store and the group coordinator."""
 
-    def __init__(self, settings: HandlerSettings, store: LogStore, coordinator: GroupCoordinator):
+    def __init__(
+        self,
+        settings: HandlerSettings,
+        store: LogStore,
+        coordinator: GroupCoordinator,
+        transaction_log: TransactionLog | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.coordinator = coordinator
         self.next_producer_id = store.highest_producer_id + 1
+        self.transactions = TransactionCoordinator(
+            transaction_log or TransactionLog(None),
+            self._write_marker,
+            self.coordinator.offsets.commit,
+            self._allocate_producer_id,
+        )
+        self.transactions.load()
+        self.next_producer_id = max(self.next_producer_id, self.transactions.highest_producer_id + 1)
         self.by_key: dict[int, Callable] = {
             0: self.produce,
             1: self.fetch,
@@ -206,9 +269,26 @@ class Handlers:
             19: self.create_topics,
             20: self.delete_topics,
             22: self.init_producer_id,
+            24: self.add_partitions_to_txn,
+            25: self.add_offsets_to_txn,
+            26: self.end_txn,
+            21: self.delete_records,
+            28: self.txn_offset_commit,
+            29: self.describe_acls,
+            30: self.create_acls,
+            31: self.delete_acls,
             32: self.describe_configs,
+            33: self.alter_configs,
+            34: self.alter_replica_log_dirs,
+            35: self.describe_log_dirs,
             37: self.create_partitions,
             42: self.delete_groups,
+            43: self.elect_leaders,
+            44: self.incremental_alter_configs,
+            45: self.alter_partition_reassignments,
+            46: self.list_partition_reassignments,
+            50: self.describe_user_scram_credentials,
+            51: self.alter_user_scram_credentials,
         }
 
     def _wait_durable(self, required: bool) -> asyncio.Future | None:
@@ -298,9 +378,10 @@ class Handlers:
             (topic.topic, [(p.partition, p.fetch_offset, p.partition_max_bytes) for p in topic.partitions])
             for topic in request.topics
         ]
+        committed_only = version >= 4 and request.isolation_level == READ_COMMITTED
 
         def build():
-            return self._build_fetch(wanted, max_bytes)
+            return self._build_fetch(wanted, max_bytes, committed_only)
 
         watched: list[tuple[PartitionLog, int]] = []
         available = 0
@@ -310,12 +391,13 @@ class Handlers:
                 if partition is None or not partition.log_start_offset <= offset <= partition.next_offset:
                     return build()  # errors are answered at once
                 watched.append((partition, offset))
-                available += partition.bytes_after(offset)
+                if not committed_only or offset < partition.last_stable_offset:
+                    available += partition.bytes_after(offset)
         if available >= max(request.min_bytes, 1) or request.max_wait_ms <= 0 or not watched:
             return build()
         return FetchWaiter(watched, max(request.min_bytes, 1), build).park(request.max_wait_ms)
 
-    def _build_fetch(self, wanted, max_bytes: int):
+    def _build_fetch(self, wanted, max_bytes: int, committed_only: bool = False):
         remaining = max_bytes
         first_data = True
         topics = []
@@ -338,23 +420,36 @@ class Handlers:
                     )
                     continue
                 high_watermark = partition.next_offset
+                stable = partition.last_stable_offset
+                end = stable if committed_only else high_watermark
                 error = errors.NONE
                 records = b""
+                aborted = None
                 if not partition.log_start_offset <= offset <= high_watermark:
                     error = errors.OFFSET_OUT_OF_RANGE
-                elif offset < high_watermark and remaining > 0:
-                    records = partition.read(offset, min(partition_max_bytes, remaining), first_data)
+                elif offset < end and remaining > 0:
+                    records = partition.read(
+                        offset,
+                        min(partition_max_bytes, remaining),
+                        first_data,
+                        stable if committed_only and stable < high_watermark else None,
+                    )
                     if records:
                         first_data = False
                         remaining -= len(records)
+                        if committed_only and partition.aborted_transactions:
+                            aborted = [
+                                _FetchPartition.AbortedTransaction(producer_id=producer_id, first_offset=first)
+                                for producer_id, first in partition.aborted_between(offset, end)
+                            ]
                 results.append(
                     _FetchPartition(
                         partition_index=index,
                         error_code=error,
                         high_watermark=high_watermark,
-                        last_stable_offset=high_watermark,
+                        last_stable_offset=stable,
                         log_start_offset=partition.log_start_offset,
-                        aborted_transactions=None,
+                        aborted_transactions=aborted,
                         preferred_read_replica=-1,
                         records=records,
                     )
@@ -472,13 +567,32 @@ class Handlers:
 
     # ---- groups -------------------------------------------------------------------------
     def find_coordinator(self, request, ctx: RequestContext):
+        # This node coordinates every group and every transactional id.
+        key_type = request.key_type if ctx.version >= 1 else COORDINATOR_GROUP
+        error = errors.NONE
+        message = None
+        if key_type not in (COORDINATOR_GROUP, COORDINATOR_TRANSACTION):
+            error, message = errors.INVALID_REQUEST, f"unknown coordinator key type {key_type}"
+        if ctx.version >= 4:
+            coordinators = [
+                FindCoordinatorResponse.Coordinator(
+                    key=key,
+                    node_id=NODE_ID if error == errors.NONE else -1,
+                    host=self.settings.advertised_host if error == errors.NONE else "",
+                    port=self.settings.advertised_port if error == errors.NONE else -1,
+                    error_code=error,
+                    error_message=message,
+                )
+                for key in request.coordinator_keys
+            ]
+            return FindCoordinatorResponse(throttle_time_ms=0, coordinators=coordinators)
         return FindCoordinatorResponse(
             throttle_time_ms=0,
-            error_code=errors.NONE,
-            error_message=None,
-            node_id=NODE_ID,
-            host=self.settings.advertised_host,
-            port=self.settings.advertised_port,
+            error_code=error,
+            error_message=message,
+            node_id=NODE_ID if error == errors.NONE else -1,
+            host=self.settings.advertised_host if error == errors.NONE else "",
+            port=self.settings.advertised_port if error == errors.NONE else -1,
         )
 
     def join_group(self, request, ctx: RequestContext):
@@ -607,22 +721,48 @@ class Handlers:
         return response if durable is None else _chain(durable, lambda: response)
 
     def offset_fetch(self, request, ctx: RequestContext):
+        require_stable = ctx.version >= 7 and request.require_stable
+        if ctx.version < 8:
+            topics = self._fetched_offsets(
+                request.group_id, request.topics, require_stable, _OffsetFetchTopic, _OffsetFetchPartition
+            )
+            return OffsetFetchResponse(throttle_time_ms=0, topics=topics, error_code=errors.NONE)
+        group_class = OffsetFetchResponse.OffsetFetchResponseGroup
+        topic_class = group_class.OffsetFetchResponseTopics
+        groups = [
+            group_class(
+                group_id=group.group_id,
+                topics=self._fetched_offsets(
+                    group.group_id,
+                    group.topics,
+                    require_stable,
+                    topic_class,
+                    topic_class.OffsetFetchResponsePartitions,
+                ),
+                error_code=errors.NONE,
+            )
+            for group in request.groups
+        ]
+        return OffsetFetchResponse(throttle_time_ms=0, groups=groups)
+
+    def _fetched_offsets(self, group_id: str, topics, require_stable: bool, topic_class, partition_class):
         wanted = None
-        if request.topics is not None:
-            wanted = [(topic.name, index) for topic in request.topics for index in topic.partition_indexes]
+        if topics is not None:
+            wanted = [(topic.name, index) for topic in topics for index in topic.partition_indexes]
+        # KIP-447: a partition whose offset is still inside an open transaction is unstable.
+        unstable = self.transactions.pending_offsets(group_id) if require_stable else set()
         grouped: dict[str, list] = {}
-        for topic, index, committed in self.coordinator.fetch_offsets(request.group_id, wanted):
+        for topic, index, committed in self.coordinator.fetch_offsets(group_id, wanted):
             grouped.setdefault(topic, []).append(
-                _OffsetFetchPartition(
+                partition_class(
                     partition_index=index,
                     committed_offset=committed.offset if committed else -1,
                     committed_leader_epoch=committed.leader_epoch if committed else -1,
                     metadata=(committed.metadata if committed else "") or "",
-                    error_code=errors.NONE,
+                    error_code=UNSTABLE_OFFSET_COMMIT if (topic, index) in unstable else errors.NONE,
                 )
             )
-        topics = [_OffsetFetchTopic(name=name, partitions=partitions) for name, partitions in grouped.items()]
-        return OffsetFetchResponse(throttle_time_ms=0, topics=topics, error_code=errors.NONE)
+        return [topic_class(name=name, partitions=partitions) for name, partitions in grouped.items()]
 
     def describe_groups(self, request, ctx: RequestContext):
         described = []
@@ -687,7 +827,26 @@ class Handlers:
         return DeleteGroupsResponse(throttle_time_ms=0, results=results)
 
     # ---- producers ----------------------------------------------------------------------
+    def _allocate_producer_id(self) -> int:
+        producer_id = self.next_producer_id
+        self.next_producer_id += 1
+        return producer_id
+
     def init_producer_id(self, request, ctx: RequestContext):
+        if request.transactional_id is not None:
+            error, producer_id, epoch = self.transactions.init_producer_id(
+                request.transactional_id,
+                request.transaction_timeout_ms,
+                request.producer_id if ctx.version >= 3 else -1,
+                request.producer_epoch if ctx.version >= 3 else -1,
+            )
+            response = InitProducerIdResponse(
+                throttle_time_ms=0,
+                error_code=self._fenced_error(error, ctx.version, 4),
+                producer_id=producer_id,
+                producer_epoch=epoch,
+            )
+            return self._after_transaction_log(response)
         if ctx.version >= 3 and request.producer_id >= 0:
             # KIP-360: a producer bumping its own epoch keeps its id.
             producer_id, epoch = request.producer_id, request.producer_epoch + 1
@@ -700,6 +859,122 @@ class Handlers:
         return InitProducerIdResponse(
             throttle_time_ms=0, error_code=errors.NONE, producer_id=producer_id, producer_epoch=epoch
         )
+
+    # ---- transactions -------------------------------------------------------------------
+    @staticmethod
+    def _fenced_error(error: int, version: int, first_version_with_fenced: int) -> int:
+        # PRODUCER_FENCED is new in KIP-588; older request versions get INVALID_PRODUCER_EPOCH.
+        if error == transactions.PRODUCER_FENCED and version < first_version_with_fenced:
+            return errors.INVALID_PRODUCER_EPOCH
+        return error
+
+    def _after_transaction_log(self, response):
+        """Answer once the transaction log, offsets and markers written so far are on disk."""
+        if not self.store.durable:
+            return response
+        self.store.mark_fd_dirty(self.transactions.log.fd)
+        self.store.mark_fd_dirty(self.coordinator.offsets.fd)
+        durable = self._wait_durable(True)
+        return response if durable is None else _chain(durable, lambda: response)
+
+    def _write_marker(self, topic: str, index: int, producer_id: int, epoch: int, commit: bool) -> bool:
+        partition = self.store.partition(topic, index)
+        if partition is None:
+            return False
+        batch = build_control_batch(producer_id, epoch, commit, 0, int(time.time() * 1000))
+        partition.append(batch, parse_batches(batch))
+        self.store.mark_dirty(partition)
+        for waiter in tuple(partition.waiters):
+            waiter.wake()
+        return True
+
+    def add_partitions_to_txn(self, request, ctx: RequestContext):
+        wanted = [(topic.name, index) for topic in request.v3_and_below_topics for index in topic.partitions]
+        results = self.transactions.add_partitions(
+            request.v3_and_below_transactional_id,
+            request.v3_and_below_producer_id,
+            request.v3_and_below_producer_epoch,
+            wanted,
+            lambda topic, index: self.store.partition(topic, index) is not None,
+        )
+        topic_class = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
+        by_topic: dict[str, list] = {}
+        for (topic, index), error in results.items():
+            by_topic.setdefault(topic, []).append(
+                topic_class.AddPartitionsToTxnPartitionResult(
+                    partition_index=index, partition_error_code=self._fenced_error(error, ctx.version, 2)
+                )
+            )
+        response = AddPartitionsToTxnResponse(
+            throttle_time_ms=0,
+            results_by_topic_v3_and_below=[
+                topic_class(name=name, results_by_partition=partitions) for name, partitions in by_topic.items()
+            ],
+        )
+        return self._after_transaction_log(response)
+
+    def add_offsets_to_txn(self, request, ctx: RequestContext):
+        error = self.transactions.add_offsets(
+            request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
+        )
+        response = AddOffsetsToTxnResponse(throttle_time_ms=0, error_code=self._fenced_error(error, ctx.version, 2))
+        return self._after_transaction_log(response)
+
+    def txn_offset_commit(self, request, ctx: RequestContext):
+        version = ctx.version
+        offsets = []
+        unknown = set()
+        for topic in request.topics:
+            for partition in topic.partitions:
+                if self.store.partition(topic.name, partition.partition_index) is None:
+                    unknown.add((topic.name, partition.partition_index))
+                    continue
+                offsets.append(
+                    (
+                        topic.name,
+                        partition.partition_index,
+                        partition.committed_offset,
+                        partition.committed_metadata,
+                        partition.committed_leader_epoch if version >= 2 else -1,
+                    )
+                )
+        error = errors.NONE
+        if version >= 3 and request.generation_id >= 0:
+            # KIP-447: a consumer that lost its partitions in a rebalance cannot commit.
+            error = self.coordinator.check_member(request.group_id, request.generation_id, request.member_id)
+        if error == errors.NONE:
+            error = self.transactions.txn_offset_commit(
+                request.transactional_id, request.group_id, request.producer_id, request.producer_epoch, offsets
+            )
+        error = self._fenced_error(error, version, 3)
+        partition_class = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.TxnOffsetCommitResponsePartition
+        topics = [
+            TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(
+                name=topic.name,
+                partitions=[
+                    partition_class(
+                        partition_index=partition.partition_index,
+                        error_code=errors.UNKNOWN_TOPIC_OR_PARTITION
+                        if (topic.name, partition.partition_index) in unknown
+                        else error,
+                    )
+                    for partition in topic.partitions
+                ],
+            )
+            for topic in request.topics
+        ]
+        return self._after_transaction_log(TxnOffsetCommitResponse(throttle_time_ms=0, topics=topics))
+
+    def end_txn(self, request, ctx: RequestContext):
+        error = self.transactions.end_txn(
+            request.transactional_id, request.producer_id, request.producer_epoch, request.committed
+        )
+        response = EndTxnResponse(throttle_time_ms=0, error_code=self._fenced_error(error, ctx.version, 2))
+        return self._after_transaction_log(response)
+
+    def abort_expired_transactions(self) -> None:
+        if self.transactions.abort_expired() and self.store.durable:
+            self.store.mark_fd_dirty(self.transactions.log.fd)
 
     # ---- topics admin -------------------------------------------------------------------
     def create_topics(self, request, ctx: RequestContext):
@@ -866,7 +1141,13 @@ class Handlers:
                     is_default=is_default,
                     is_sensitive=False,
                     synonyms=[],
-                    config_type=CONFIG_TYPE_LONG if key in INTEGER_TOPIC_CONFIGS else CONFIG_TYPE_STRING,
+                    config_type=BROKER_CONFIG_TYPES.get(
+                        key, CONFIG_TYPE_LONG if key in INTEGER_TOPIC_CONFIGS else CONFIG_TYPE_STRING
+                    )
+                    if resource.resource_type == RESOURCE_BROKER
+                    else CONFIG_TYPE_LONG
+                    if key in INTEGER_TOPIC_CONFIGS
+                    else CONFIG_TYPE_STRING,
                     documentation=None,
                 )
                 for key, (value, is_default) in sorted(values.items())
@@ -884,12 +1165,32 @@ class Handlers:
         return DescribeConfigsResponse(throttle_time_ms=0, results=results)
 
     def _broker_configs(self) -> dict[str, str]:
+        listener = f"PLAINTEXT://{self.settings.advertised_host}:{self.settings.advertised_port}"
         return {
+            "advertised.listeners": listener,
             "auto.create.topics.enable": str(self.settings.auto_create).lower(),
-            "num.partitions": str(self.settings.default_partitions),
+            "broker.id": str(NODE_ID),
+            "compression.type": DEFAULT_TOPIC_CONFIGS["compression.type"],
             "default.replication.factor": "1",
+            "delete.topic.enable": "true",
             "group.initial.rebalance.delay.ms": str(self.settings.group_initial_rebalance_delay_ms),
+            "group.max.session.timeout.ms": str(self.coordinator.max_session_timeout_ms),
+            "group.min.session.timeout.ms": str(self.coordinator.min_session_timeout_ms),
+            "inter.broker.protocol.version": KAFKA_RELEASE.rsplit(".", 1)[0],
+            "listeners": listener,
+            "log.cleaner.enable": "true",
+            "log.cleanup.policy": DEFAULT_TOPIC_CONFIGS["cleanup.policy"],
+            "log.dirs": self.log_dir(),
+            "log.message.format.version": KAFKA_RELEASE.rsplit(".", 1)[0],
+            "log.retention.bytes": DEFAULT_TOPIC_CONFIGS["retention.bytes"],
             "log.retention.ms": DEFAULT_TOPIC_CONFIGS["retention.ms"],
+            "log.roll.ms": DEFAULT_TOPIC_CONFIGS["segment.ms"],
             "log.segment.bytes": DEFAULT_TOPIC_CONFIGS["segment.bytes"],
             "message.max.bytes": DEFAULT_TOPIC_CONFIGS["max.message.bytes"],
+            "min.insync.replicas": "1",
+            "num.partitions": str(self.settings.default_partitions),
+            "offsets.topic.replication.factor": "1",
+            "transaction.max.timeout.ms": str(self.transactions.max_timeout_ms),
+            "transaction.state.log.replication.factor": "1",
+            "unclean.leader.election.enable": "false",
         }

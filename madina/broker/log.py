@@ -35,15 +35,23 @@ from pathlib import Path
 from madina.broker import cleaner, errors
 from madina.broker.records import (
     BATCH_HEADER_SIZE,
+    CONTROL_ABORT,
+    CONTROL_FLAG,
+    TRANSACTIONAL_FLAG,
     BatchHeader,
+    CorruptBatchError,
+    control_type,
     patch_base_offset,
     patch_leader_epoch,
+    read_header,
     scan_valid_prefix,
 )
 
 logger = logging.getLogger("madina.broker")
 
 SEGMENT_SUFFIX = ".log"
+# DeleteRecords' low watermark when it falls inside a segment (Kafka's log-start-offset checkpoint)
+START_OFFSET_FILE = "log-start-offset"
 TOPICS_FILE = "topics.json"
 DELETED_SUFFIX = ".deleted"
 LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
@@ -230,7 +238,15 @@ class PartitionLog:
         self.segments: list[Segment] = []
         self.segment_bases: list[int] = []
         self.next_offset = 0
+        # Raised by DeleteRecords: records below it are gone even if their segment is not.
+        self.deleted_before = 0
         self.producers: dict[int, ProducerState] = {}
+        # Open transactions: producer id -> offset of its first batch here. The lowest is the
+        # last stable offset, below which read_committed consumers may read.
+        self.open_transactions: dict[int, int] = {}
+        # Aborted transactions (producer id, first offset, marker offset), in marker order:
+        # what read_committed fetches list so consumers drop the aborted records.
+        self.aborted_transactions: list[tuple[int, int, int]] = []
         # Fetches parked on this partition; only they are woken when it grows.
         self.waiters: set = set()
 
@@ -304,6 +320,10 @@ class PartitionLog:
         if not self.segments:
             self._add_segment(0)
         self.next_offset = self.segments[-1].next_offset
+        start_file = self.directory / START_OFFSET_FILE
+        if start_file.exists():
+            with contextlib.suppress(ValueError):
+                self.deleted_before = min(int(start_file.read_text().strip() or 0), self.next_offset)
 
     def _index_existing(
         self, segment: Segment, verify_crc: bool, allow_gaps: bool = False
@@ -314,11 +334,13 @@ class PartitionLog:
             headers, valid_end, problem = scan_valid_prefix(
                 mapped, segment.base_offset, check_crc=verify_crc, allow_gaps=allow_gaps
             )
-        if headers:
-            segment.roll_timestamp = max(headers[0].max_timestamp, 0)
-        for header in headers:
-            segment.index_batch(header, header.position, header.base_offset)
-            self._remember_producer(header, header.base_offset)
+            if headers:
+                segment.roll_timestamp = max(headers[0].max_timestamp, 0)
+            for header in headers:
+                segment.index_batch(header, header.position, header.base_offset)
+                self._remember_producer(header, header.base_offset)
+                if header.attributes & TRANSACTIONAL_FLAG:
+                    self._track_transaction(mapped, header, header.base_offset)
         return problem, valid_end
 
     def _drop_files(self, paths: Iterable[Path]) -> None:
@@ -340,7 +362,31 @@ class PartitionLog:
     # ---- produce ------------------------------------------------------------------------
     @property
     def log_start_offset(self) -> int:
-        return self.segments[0].base_offset
+        return max(self.segments[0].base_offset, self.deleted_before)
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start up to ``offset`` (at most the end); return the new start.
+
+        Whole segments below it are deleted; the new start is written down (fsynced) so a
+        restart does not bring the records back.
+        """
+        offset = min(offset, self.next_offset)
+        if offset <= self.log_start_offset:
+            return self.log_start_offset
+        self.deleted_before = offset
+        while len(self.segments) > 1 and self.segments[0].next_offset <= offset:
+            self.segments.pop(0).delete()
+            self.segment_bases.pop(0)
+        if self.aborted_transactions:
+            self.aborted_transactions = [entry for entry in self.aborted_transactions if entry[2] >= offset]
+        if self.directory is not None:
+            temporary = self.directory / (START_OFFSET_FILE + ".tmp")
+            with open(temporary, "w") as handle:
+                handle.write(str(offset))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.directory / START_OFFSET_FILE)
+        return self.log_start_offset
 
     def check_producer(self, header: BatchHeader) -> tuple[int, int | None]:
         """Idempotence check: ``(error code, base offset of the original if a duplicate)``."""
@@ -373,6 +419,43 @@ class PartitionLog:
         state.last_sequence = header.last_sequence
         state.recent_batches.append((header.base_sequence, header.last_sequence, base_offset))
 
+    def _track_transaction(self, buffer, header: BatchHeader, base_offset: int) -> None:
+        """Open a producer's transaction here at its first batch; close it at its marker."""
+        producer_id = header.producer_id
+        if not header.attributes & CONTROL_FLAG:
+            self.open_transactions.setdefault(producer_id, base_offset)
+            return
+        try:
+            marker = control_type(buffer, header)
+        except (CorruptBatchError, IndexError):
+            logger.warning("partition %s-%d: unreadable control batch at %d", self.topic, self.index, base_offset)
+            return
+        first = self.open_transactions.pop(producer_id, None)
+        if marker == CONTROL_ABORT and first is not None:
+            self.aborted_transactions.append((producer_id, first, base_offset))
+        # A marker carries the producer's current epoch: a bumped one (fencing, timeout) makes
+        # the old epoch's late batches fail, and the new epoch starts its sequences at 0.
+        state = self.producers.get(producer_id)
+        if state is None or header.producer_epoch > state.epoch:
+            self.producers[producer_id] = ProducerState(header.producer_epoch, -1)
+
+    @property
+    def last_stable_offset(self) -> int:
+        if not self.open_transactions:
+            return self.next_offset
+        return min(self.open_transactions.values())
+
+    def aborted_between(self, start: int, end: int) -> list[tuple[int, int]]:
+        """``(producer id, first offset)`` of aborted transactions that overlap ``[start, end)``."""
+        found = []
+        for producer_id, first, last in reversed(self.aborted_transactions):
+            if last < start:
+                break
+            if first < end:
+                found.append((producer_id, first))
+        found.reverse()
+        return found
+
     def append(self, records: bytes, headers: list[BatchHeader]) -> int:
         """Assign offsets to already validated batches, store them, return the first offset.
 
@@ -400,16 +483,19 @@ class PartitionLog:
             chunks.append(view[header.position + BATCH_HEADER_SIZE : header.position + header.size])
             segment.index_batch(header, position + header.position, self.next_offset)
             self._remember_producer(header, self.next_offset)
+            if header.attributes & TRANSACTIONAL_FLAG:
+                self._track_transaction(view, header, self.next_offset)
             self.next_offset += header.offset_count
         segment.write(chunks)
         return first_offset
 
     # ---- fetch --------------------------------------------------------------------------
-    def read(self, offset: int, max_bytes: int, allow_oversize: bool) -> bytes:
+    def read(self, offset: int, max_bytes: int, allow_oversize: bool, end_offset: int | None = None) -> bytes:
         """Whole batches starting with the one that holds ``offset``, at most ``max_bytes``.
 
         The first batch may start before ``offset``; consumers skip records they did not
-        ask for, as with Kafka. When even one batch exceeds ``max_bytes`` it is returned
+        ask for, as with Kafka. With ``end_offset`` (the last stable offset, for
+        read_committed) no batch at or after it is returned. When even one batch exceeds ``max_bytes`` it is returned
         anyway if ``allow_oversize`` (the first partition of a fetch), so a consumer can
         always make progress.
         """
@@ -427,6 +513,13 @@ class PartitionLog:
         first = segment.locate(offset)
         start = positions[first]
         limit = start + max_bytes
+        if end_offset is not None:
+            stop = bisect.bisect_left(segment.batch_offsets, end_offset, first)
+            if stop <= first:
+                return b""
+            if stop < len(positions):
+                limit = min(limit, positions[stop])
+                allow_oversize = allow_oversize and positions[stop] > start
         if segment.size <= limit:
             end = segment.size
         else:
@@ -452,21 +545,37 @@ class PartitionLog:
             total += segment.size
         return max(total, 1)
 
+    def _batch_records(self, segment: Segment, number: int) -> list[cleaner.Record]:
+        start = segment.batch_positions[number]
+        end = segment.batch_positions[number + 1] if number + 1 < segment.batch_count else segment.size
+        data = segment.read(start, end)
+        return cleaner.decode_records(data, read_header(data, 0))
+
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """First batch whose records reach ``timestamp``: ``(its base offset, its max timestamp)``."""
+        """The first record at or after the log start whose timestamp reaches ``timestamp``:
+        ``(its offset, its timestamp)``, or None. Batches are found by their running maximum
+        timestamp; only the batches that can hold the answer are decoded.
+        """
+        start_offset = self.log_start_offset
         for segment in self.segments:
-            if segment.max_timestamp >= timestamp:
-                number = bisect.bisect_left(segment.running_max_timestamps, timestamp)
-                return segment.batch_offsets[number], segment.running_max_timestamps[number]
+            if segment.max_timestamp < timestamp or not segment.batch_count:
+                continue
+            number = bisect.bisect_left(segment.running_max_timestamps, timestamp)
+            for candidate in range(number, segment.batch_count):
+                if segment.batch_ends[candidate] <= start_offset:
+                    continue
+                for record in self._batch_records(segment, candidate):
+                    if record.timestamp >= timestamp and record.offset >= start_offset:
+                        return record.offset, record.timestamp
         return None
 
     def max_timestamp_offset(self) -> tuple[int, int]:
-        best_offset, best_timestamp = -1, -1
-        for segment in self.segments:
-            if segment.batch_count and segment.max_timestamp > best_timestamp:
-                number = bisect.bisect_left(segment.running_max_timestamps, segment.max_timestamp)
-                best_offset, best_timestamp = segment.batch_offsets[number], segment.max_timestamp
-        return best_offset, best_timestamp
+        """``(offset, timestamp)`` of the first record with the greatest timestamp (KIP-734)."""
+        best_timestamp = max((segment.max_timestamp for segment in self.segments if segment.batch_count), default=-1)
+        if best_timestamp < 0:
+            return -1, -1
+        found = self.offset_for_timestamp(best_timestamp)
+        return found if found is not None else (-1, -1)
 
     # ---- retention ----------------------------------------------------------------------
     def enforce_retention(self, now_ms: int) -> int:
@@ -493,6 +602,9 @@ class PartitionLog:
             self.segments.pop(0)
             self.segment_bases.pop(0)
             deleted += 1
+        if deleted and self.aborted_transactions:
+            start = self.log_start_offset
+            self.aborted_transactions = [entry for entry in self.aborted_transactions if entry[2] >= start]
         return deleted
 
     # ---- compaction ---------------------------------------------------------------------
@@ -697,6 +809,14 @@ class LogStore:
         self._save_topics()
         logger.info("created topic %s with %d partitions", name, partitions)
         return topic
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a topic's configs; its partitions share the dict, so they see the change."""
+        topic = self.topics[name]
+        topic.configs.clear()
+        topic.configs.update(configs)
+        self._save_topics()
+        logger.info("configs of topic %s set to %s", name, configs)
 
     def add_partitions(self, name: str, count: int) -> None:
         topic = self.topics[name]

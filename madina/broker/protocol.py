@@ -15,20 +15,46 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.admin import (
+    AlterConfigsRequest,
+    AlterConfigsResponse,
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
+    AlterReplicaLogDirsRequest,
+    AlterReplicaLogDirsResponse,
+    AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse,
+    CreateAclsRequest,
+    CreateAclsResponse,
     CreatePartitionsRequest,
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
     DeleteGroupsRequest,
     DeleteGroupsResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
+    DescribeAclsRequest,
+    DescribeAclsResponse,
     DescribeConfigsRequest,
     DescribeConfigsResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
+    DescribeLogDirsRequest,
+    DescribeLogDirsResponse,
+    DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
+    ElectLeadersRequest,
+    ElectLeadersResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
     ListGroupsRequest,
     ListGroupsResponse,
+    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
 )
 from kafka.protocol.consumer import (
     FetchRequest,
@@ -57,10 +83,18 @@ from kafka.protocol.metadata import (
     MetadataResponse,
 )
 from kafka.protocol.producer import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
     InitProducerIdRequest,
     InitProducerIdResponse,
     ProduceRequest,
     ProduceResponse,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 
 API_VERSIONS_KEY = 18
@@ -100,32 +134,53 @@ def _spec(request_class, response_class, min_version: int, max_version: int) -> 
     )
 
 
-# The versions advertised in ApiVersions. Each is implemented end to end; raising a maximum
-# means checking what the newer version adds (topic ids in Fetch 13+, batched coordinator
-# keys in FindCoordinator 4+, the KIP-848 protocol in OffsetCommit 9+ ...).
+# The Kafka release whose API version ceilings the broker advertises. Clients infer the
+# broker's release from these ceilings (kafka-python, librdkafka's feature detection), so
+# every maximum below is that release's, for the APIs it answers: Fetch 12 (no topic ids,
+# which 3.1 brings), ListOffsets 7 (max timestamp, KIP-734), FindCoordinator 4 (batched keys)
+# and OffsetFetch 8 (batched groups). Raising one means moving the whole table to a newer
+# release and implementing what each newer version adds.
+KAFKA_RELEASE = "3.0.0"
 SUPPORTED_APIS: dict[int, ApiSpec] = {
     spec.key: spec
     for spec in (
         _spec(ProduceRequest, ProduceResponse, 3, 9),
         _spec(FetchRequest, FetchResponse, 4, 12),
-        _spec(ListOffsetsRequest, ListOffsetsResponse, 1, 8),
-        _spec(MetadataRequest, MetadataResponse, 0, 12),
+        _spec(ListOffsetsRequest, ListOffsetsResponse, 1, 7),
+        _spec(MetadataRequest, MetadataResponse, 0, 11),
         _spec(OffsetCommitRequest, OffsetCommitResponse, 0, 8),
-        _spec(OffsetFetchRequest, OffsetFetchResponse, 1, 7),
-        _spec(FindCoordinatorRequest, FindCoordinatorResponse, 0, 3),
+        _spec(OffsetFetchRequest, OffsetFetchResponse, 1, 8),
+        _spec(FindCoordinatorRequest, FindCoordinatorResponse, 0, 4),
         _spec(JoinGroupRequest, JoinGroupResponse, 0, 7),
         _spec(HeartbeatRequest, HeartbeatResponse, 0, 4),
-        _spec(LeaveGroupRequest, LeaveGroupResponse, 0, 5),
+        _spec(LeaveGroupRequest, LeaveGroupResponse, 0, 4),
         _spec(SyncGroupRequest, SyncGroupResponse, 0, 5),
         _spec(DescribeGroupsRequest, DescribeGroupsResponse, 0, 5),
         _spec(ListGroupsRequest, ListGroupsResponse, 0, 4),
-        _spec(ApiVersionsRequest, ApiVersionsResponse, 0, 4),
+        _spec(ApiVersionsRequest, ApiVersionsResponse, 0, 3),
         _spec(CreateTopicsRequest, CreateTopicsResponse, 0, 7),
         _spec(DeleteTopicsRequest, DeleteTopicsResponse, 0, 6),
-        _spec(DescribeConfigsRequest, DescribeConfigsResponse, 0, 4),
-        _spec(CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
+        _spec(DeleteRecordsRequest, DeleteRecordsResponse, 0, 2),
         _spec(InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+        _spec(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, 0, 3),
+        _spec(AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 0, 3),
+        _spec(EndTxnRequest, EndTxnResponse, 0, 3),
+        _spec(TxnOffsetCommitRequest, TxnOffsetCommitResponse, 0, 3),
+        _spec(DescribeAclsRequest, DescribeAclsResponse, 1, 2),
+        _spec(CreateAclsRequest, CreateAclsResponse, 1, 2),
+        _spec(DeleteAclsRequest, DeleteAclsResponse, 1, 2),
+        _spec(DescribeConfigsRequest, DescribeConfigsResponse, 0, 4),
+        _spec(AlterConfigsRequest, AlterConfigsResponse, 0, 2),
+        _spec(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, 1, 2),
+        _spec(DescribeLogDirsRequest, DescribeLogDirsResponse, 1, 2),
+        _spec(CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
         _spec(DeleteGroupsRequest, DeleteGroupsResponse, 0, 2),
+        _spec(ElectLeadersRequest, ElectLeadersResponse, 0, 2),
+        _spec(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, 0, 1),
+        _spec(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, 0, 0),
+        _spec(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0),
+        _spec(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0, 0),
+        _spec(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0, 0),
     )
 }
 

@@ -141,3 +141,99 @@ def scan_valid_prefix(
         next_offset = header.base_offset + header.offset_count
         position += header.size
     return headers, position, None
+
+
+# Control records (transaction markers): key is (version int16, type int16), type 0 abort, 1 commit;
+# value is (version int16, coordinator epoch int32).
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")
+_CONTROL_VALUE = struct.Struct(">hi")
+
+
+def _zigzag(value: int) -> bytes:
+    encoded = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while encoded > 0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
+
+
+def _read_varint(buffer, position: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1), position
+        shift += 7
+        if shift > 63:
+            raise CorruptBatchError("varint too long in a control record")
+
+
+def build_control_batch(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp_ms: int
+) -> bytes:
+    """One transaction marker as a whole record batch (offset 0; the log assigns the real one)."""
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = _CONTROL_VALUE.pack(0, coordinator_epoch)
+    body = b"".join(
+        (b"\x00", _zigzag(0), _zigzag(0), _zigzag(len(key)), key, _zigzag(len(value)), value, _zigzag(0))
+    )
+    records = _zigzag(len(body)) + body
+    batch_length = BATCH_HEADER_SIZE - LOG_OVERHEAD + len(records)
+    header = bytearray(
+        BATCH_HEADER.pack(
+            0,
+            batch_length,
+            0,
+            2,
+            0,
+            TRANSACTIONAL_FLAG | CONTROL_FLAG,
+            0,
+            timestamp_ms,
+            timestamp_ms,
+            producer_id,
+            producer_epoch,
+            -1,
+            1,
+        )
+    )
+    batch = header + records
+    struct.pack_into(">I", batch, 17, crc32c.crc32c(memoryview(batch)[CRC_START:]))
+    return bytes(batch)
+
+
+def control_type(buffer, header: BatchHeader) -> int:
+    """The marker type (CONTROL_ABORT or CONTROL_COMMIT) of a control batch's first record."""
+    position = header.position + BATCH_HEADER_SIZE
+    _length, position = _read_varint(buffer, position)
+    position += 1  # record attributes
+    _timestamp_delta, position = _read_varint(buffer, position)
+    _offset_delta, position = _read_varint(buffer, position)
+    key_length, position = _read_varint(buffer, position)
+    if key_length < 4:
+        raise CorruptBatchError(f"control record key of {key_length} bytes")
+    return _CONTROL_KEY.unpack_from(buffer, position)[1]
+
+
+def record_timestamps(buffer, header: BatchHeader) -> list[tuple[int, int]]:
+    """``(offset, timestamp)`` of each record of an uncompressed batch, for timestamp lookups."""
+    position = header.position + BATCH_HEADER_SIZE
+    end = header.position + header.size
+    found = []
+    for _ in range(header.record_count):
+        if position >= end:
+            break
+        length, body = _read_varint(buffer, position)
+        next_record = body + length
+        position = body + 1  # record attributes
+        timestamp_delta, position = _read_varint(buffer, position)
+        offset_delta, position = _read_varint(buffer, position)
+        found.append((header.base_offset + offset_delta, header.base_timestamp + timestamp_delta))
+        position = next_record
+    return found

@@ -43,6 +43,7 @@ from madina.broker.protocol import (
     parse_header,
     peek_header,
 )
+from madina.broker.transactions import TransactionLog
 from madina.runtime import freeze_startup_heap
 
 logger = logging.getLogger("madina.broker")
@@ -52,6 +53,8 @@ _FRAME_SIZE = struct.Struct(">i")
 MAX_QUEUED_RESPONSES = 1000
 STAGING_BYTES = 256 * 1024
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+# How often open transactions are checked against their timeouts (Kafka: every 10 s).
+TRANSACTION_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -348,6 +351,7 @@ class Broker:
         self.handlers: Handlers
         self._retention_task: asyncio.Task | None = None
         self._cleaner_task: asyncio.Task | None = None
+        self._transactions_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -385,8 +389,9 @@ class Broker:
             fsync=config.fsync,
             group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
         )
-        self.handlers = Handlers(settings, self.store, self.coordinator)
+        self.handlers = Handlers(settings, self.store, self.coordinator, TransactionLog(data_dir))
         self._retention_task = asyncio.create_task(self._enforce_retention_periodically())
+        self._transactions_task = asyncio.create_task(self._abort_expired_transactions_periodically())
         self._cleaner_task = asyncio.create_task(self._clean_periodically())
         logger.info(
             "broker listening on %s:%d (%s)",
@@ -405,6 +410,14 @@ class Broker:
             except Exception:
                 logger.exception("retention check failed")
 
+    async def _abort_expired_transactions_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(TRANSACTION_CHECK_INTERVAL_S)
+            try:
+                self.handlers.abort_expired_transactions()
+            except Exception:
+                logger.exception("aborting expired transactions failed")
+
     async def _clean_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.config.cleaner_interval_s)
@@ -421,7 +434,7 @@ class Broker:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        for task in (self._retention_task, self._cleaner_task):
+        for task in (self._retention_task, self._cleaner_task, self._transactions_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -434,6 +447,8 @@ class Broker:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         if self.coordinator is not None:
             self.coordinator.close()
+        if hasattr(self, "handlers"):
+            self.handlers.transactions.close()
         if self.store is not None:
             self.store.close()
         logger.info("broker stopped")

@@ -77,14 +77,33 @@ def test_retention_by_time_uses_the_batch_max_timestamp():
     assert partition.log_start_offset == 3
 
 
-def test_offsets_for_timestamps_use_running_max_timestamps():
+def test_offsets_for_timestamps_use_running_max_timestamps_then_the_records():
     partition = memory_partition()
     append(partition, 2, timestamp=100)
     append(partition, 2, timestamp=300)
     append(partition, 2, timestamp=200)
-    assert partition.offset_for_timestamp(150) == (2, 301)
-    assert partition.offset_for_timestamp(50) == (0, 101)
+    # The batch is found by its running maximum; the answer is the first record reaching it.
+    assert partition.offset_for_timestamp(150) == (2, 300)
+    assert partition.offset_for_timestamp(50) == (0, 100)
+    assert partition.offset_for_timestamp(301) == (3, 301)
     assert partition.offset_for_timestamp(1000) is None
+    # KIP-734: the record with the greatest timestamp, not its batch's base offset.
+    assert partition.max_timestamp_offset() == (3, 301)
+
+
+def test_delete_records_moves_the_log_start_inside_a_segment_and_survives_a_restart(tmp_path):
+    partition = PartitionLog("t", 0, tmp_path / "t-0", {})
+    partition.open_empty()
+    append(partition, 4, timestamp=100)
+    append(partition, 4, timestamp=200)
+    assert partition.delete_records_before(5) == 5
+    assert partition.log_start_offset == 5
+    assert partition.offset_for_timestamp(0) == (5, 201)
+    partition.close()
+    recovered = PartitionLog("t", 0, tmp_path / "t-0", {})
+    recovered.recover()
+    assert recovered.log_start_offset == 5
+    recovered.close()
 
 
 def test_idempotent_producer_duplicates_and_gaps_are_detected():
