@@ -22,6 +22,10 @@ no linger) with each client. The Python confluent consumer tops out near the tar
 per-message cost, so consume is also measured with kcat (librdkafka's C command-line client, one
 process, no Python per message): that is the broker's rate rather than a client's.
 
+Transactions: confluent-kafka producing 100-byte records in transactions of 1000 records,
+each committed before the next begins (records/s and commits/s), then a read_committed
+consume of the result, against madina and both Kafka columns (the mock is not measured).
+
 Every broker first gets an unmeasured warm-up (a throughput run per client and a latency run
 per client; for Kafka this is JVM JIT warm-up). Then each measurement is repeated (3 times by
 default) with the brokers interleaved: every repetition runs each broker in turn, in a rotated
@@ -95,6 +99,73 @@ def produce_confluent(bootstrap: str, topic: str, count: int, size: int) -> dict
     remaining = producer.flush(120)
     elapsed = time.perf_counter() - started
     return {"records": count - remaining, "seconds": elapsed}
+
+
+def produce_transactional(bootstrap: str, topic: str, count: int, size: int) -> dict:
+    """Transactions of TRANSACTION_RECORDS records each, committed one after another."""
+    import confluent_kafka
+
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    payload = b"x" * size
+    producer.init_transactions(60)
+    producer.begin_transaction()  # coordinator lookup and metadata are not timed
+    producer.produce(topic, payload)
+    producer.commit_transaction(60)
+    transactions = 0
+    started = time.perf_counter()
+    for first in range(0, count, TRANSACTION_RECORDS):
+        producer.begin_transaction()
+        for _ in range(min(TRANSACTION_RECORDS, count - first)):
+            while True:
+                try:
+                    producer.produce(topic, payload)
+                    break
+                except BufferError:
+                    producer.poll(0.001)
+        producer.commit_transaction(120)
+        transactions += 1
+    elapsed = time.perf_counter() - started
+    return {"records": count, "seconds": elapsed, "transactions": transactions}
+
+
+def consume_committed(bootstrap: str, topic: str, count: int, size: int) -> dict:
+    """Read ``count`` records read_committed (the watermarks also count transaction markers)."""
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-" + uuid.uuid4().hex,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+            "isolation.level": "read_committed",
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    started = time.perf_counter()
+    consumer.assign(
+        [
+            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+            for p in sorted(metadata.topics[topic].partitions)
+        ]
+    )
+    received = 0
+    deadline = time.monotonic() + CONSUME_DEADLINE_S
+    while received < count and time.monotonic() < deadline:
+        messages = consumer.consume(100000, 0.5)
+        received += sum(1 for message in messages if message.error() is None)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return {"records": received, "seconds": elapsed}
 
 
 def consume_confluent(bootstrap: str, topic: str, count: int, size: int) -> dict:
@@ -350,6 +421,8 @@ def host_mock_cluster() -> None:
 ROLES = {
     "produce-confluent": produce_confluent,
     "consume-confluent": consume_confluent,
+    "produce-transactional": produce_transactional,
+    "consume-committed": consume_committed,
     "produce-aiokafka": lambda *args: asyncio.run(_produce_aiokafka(*args)),
     "consume-aiokafka": lambda *args: asyncio.run(_consume_aiokafka(*args)),
     "latency-consumer-confluent": latency_consumer,
@@ -358,6 +431,8 @@ ROLES = {
     "latency-producer-aiokafka": lambda *args: asyncio.run(_latency_producer_aiokafka(*args)),
 }
 LATENCY_CLIENTS = ("confluent", "aiokafka")
+# Records per transaction in the transactional throughput run.
+TRANSACTION_RECORDS = 1000
 
 
 # ---- orchestration ---------------------------------------------------------------------------
@@ -511,6 +586,22 @@ def measure_throughput(server, client: str, count: int, size: int) -> dict:
     return result
 
 
+def measure_transactional(server, count: int, size: int) -> dict:
+    """Transactional produce (confluent, TRANSACTION_RECORDS per commit), then a read_committed
+    consume of the result."""
+    topic = f"txn-{uuid.uuid4().hex[:8]}"
+    server.prepare(topic)
+    produced = role_result(run_role("produce-transactional", server.bootstrap, topic, count, size))
+    consumed = role_result(run_role("consume-committed", server.bootstrap, topic, count + 1, size))
+    seconds = max(produced["seconds"], 1e-9)
+    return {
+        "produce_records_per_s": produced["records"] / seconds,
+        "transactions_per_s": produced["transactions"] / seconds,
+        "consume_records_per_s": consumed["records"] / max(consumed["seconds"], 1e-9),
+        "consume_records": consumed["records"],
+    }
+
+
 def measure_latency(server, client: str, count: int) -> dict:
     topic = f"lat-{uuid.uuid4().hex[:8]}"
     server.prepare(topic)
@@ -637,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         ("aiokafka", 100, small_count // 5),
     ]
     latency_count = 2000 if args.quick else 5000
+    transactional_count = small_count // 5
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     results: dict = {
         "date": started_at,
@@ -649,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm_up": "every broker: unmeasured throughput runs per client and size, and a latency run per client",
         "unavailable": {},
         "throughput": [],
+        "transactional": [],
         "latency": {},
     }
     cluster = None
@@ -696,6 +789,34 @@ def main(argv: list[str] | None = None) -> int:
                                 **_median_of(runs[kind]),
                             }
                         )
+            transactional: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+            for attempt in range(repeat):
+                for kind in session.kinds(attempt):
+                    if kind == "mock":
+                        continue  # the mock cluster's transactions are not a broker's
+                    run = session.run(kind, measure_transactional, transactional_count, 100)
+                    if run is None:
+                        continue
+                    transactional[kind].append(run)
+                    print(
+                        f"[{kind:11}] transactional 100 B x {transactional_count:>9,}  run {attempt + 1}: "
+                        f"produce {run['produce_records_per_s']:>10,.0f} rec/s "
+                        f"({run['transactions_per_s']:,.1f} commits/s), "
+                        f"read_committed consume {run['consume_records_per_s']:>10,.0f} rec/s",
+                        flush=True,
+                    )
+            for kind in KINDS:
+                if transactional[kind]:
+                    results["transactional"].append(
+                        {
+                            "server": kind,
+                            "records": transactional_count,
+                            "record_bytes": 100,
+                            "records_per_transaction": TRANSACTION_RECORDS,
+                            "runs": len(transactional[kind]),
+                            **_median_of(transactional[kind]),
+                        }
+                    )
             for client in LATENCY_CLIENTS:
                 latencies: dict[str, list[dict]] = {kind: [] for kind in KINDS}
                 for attempt in range(repeat):
@@ -772,6 +893,37 @@ def print_report(results: dict, cases: list[tuple[str, int, int]]) -> None:
                 f"{_cell(ratio.get('consume_kcat_ratio'), '{:.2f}'):>19}"
             )
     print("(throughput ratios: above 1 means madina handled more records/s)")
+    print()
+    print(
+        f"{'transactional':17} {'server':18} {'produce rec/s':>14} {'commits/s':>10} "
+        f"{'read_committed rec/s':>21}   (confluent, 100 B, {TRANSACTION_RECORDS} records per transaction)"
+    )
+    by_server = {row["server"]: row for row in results.get("transactional", [])}
+    for kind in KINDS:
+        row = by_server.get(kind)
+        if row is None:
+            why = "not measured" if kind == "mock" else results["unavailable"].get(kind, "no successful run")
+            print(f"{'':17} {kind:18} unavailable: {why[:90]}")
+            continue
+        print(
+            f"{'':17} {kind:18} {row['produce_records_per_s']:>14,.0f} {row['transactions_per_s']:>10,.1f} "
+            f"{row['consume_records_per_s']:>21,.0f}"
+        )
+    ours = by_server.get("madina")
+    for kind in KINDS[1:]:
+        theirs = by_server.get(kind)
+        if ours is None or theirs is None:
+            continue
+        ratio = {
+            "versus": kind,
+            "produce_ratio": _ratio(ours["produce_records_per_s"], theirs["produce_records_per_s"]),
+            "consume_ratio": _ratio(ours["consume_records_per_s"], theirs["consume_records_per_s"]),
+        }
+        results.setdefault("transactional_ratios", []).append(ratio)
+        print(
+            f"{'':17} {'madina/' + kind:18} {_cell(ratio['produce_ratio'], '{:.2f}'):>14} {'':>10} "
+            f"{_cell(ratio['consume_ratio'], '{:.2f}'):>21}"
+        )
     if not shutil.which("kcat"):
         print("kcat consume: not measured (kcat is not installed; `make bench` installs it)")
     print()
