@@ -1,8 +1,11 @@
 """The REST/SSE JSON shapes of alerts, history, silences and groups (RFC 3339 UTC, lower-case enums).
 
-The dashboard and partners read exactly these shapes, so they are built by hand here rather than
-derived from the protobuf messages: the JSON contract can then evolve apart from the wire one.
-Numbers are always JSON: a non-finite value is null, a position off the globe is no position.
+An alert's event fields are derived from its ``AlertEvent`` message (``MessageToDict``), so a field
+added to the contract reaches the dashboard and partners with no code here; this module only
+adapts what JSON readers expect: enums lower-case without their prefix, absent times, districts
+and positions as null, positions as ``{"lat", "lon"}``. The operations center's own facts
+(status, acknowledgement, comments, KPIs) follow. Numbers are always JSON: a non-finite value is
+null, a position off the globe is no position.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf.json_format import MessageToDict
 
 from madina.contract import InvalidRecord, coordinates
 from madina.inputs import finite_or_none
@@ -21,20 +26,17 @@ from services.operations.domain import (
     Silence,
     summarize_groups,
 )
-from services.operations.domain.model import District, GeoPoint
+from services.operations.domain.model import AlertEvent, GeoPoint
+from services.operations.store.mapping import event_to_message
+
+_ENUM_PREFIXES = {"severity": "SEVERITY_", "state": "ALERT_STATE_"}
+_TIMES = ("raise_time", "clear_time", "event_time")
 
 
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def district_json(district: District) -> dict[str, str] | None:
-    if not district.district_id and not district.city_id:
-        return None
-    return {"city_id": district.city_id, "district_id": district.district_id,
-            "display_name": district.display_name}
 
 
 def location_json(location: GeoPoint | None) -> dict[str, float] | None:
@@ -52,31 +54,35 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else value.total_seconds()
 
 
+def event_json(event: AlertEvent) -> dict[str, Any]:
+    """The event as its contract spells it, adapted for JSON readers (see the module docstring)."""
+    data = MessageToDict(
+        event_to_message(event), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    for name, prefix in _ENUM_PREFIXES.items():
+        data[name] = data[name].removeprefix(prefix).lower()
+    for name, value in data.items():
+        if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+            data[name] = None  # a double MessageToDict could only spell as text
+    for name in _TIMES:
+        data.setdefault(name, None)
+    district = data.get("district", {})
+    data["district"] = (
+        {"city_id": "", "district_id": "", "display_name": "", **district}
+        if district.get("city_id") or district.get("district_id")
+        else None
+    )
+    data["location"] = location_json(event.location)
+    return data
+
+
 def alert_json(alert: AlertView) -> dict[str, Any]:
-    event = alert.latest
     return {
-        "alert_id": alert.alert_id,
-        "revision": alert.revision,
-        "domain": event.domain,
-        "category": event.category,
-        "rule_id": event.rule_id,
-        "source": {"domain": event.source.domain, "kind": event.source.kind,
-                   "entity_id": event.source.entity_id},
-        "severity": event.severity.name.lower(),
-        "state": event.state.name.lower(),
+        **event_json(alert.latest),
         "status": alert.status.name.lower(),
         "active": alert.active,
-        "observed_value": finite_or_none(event.observed_value),
-        "threshold_value": finite_or_none(event.threshold_value),
-        "unit": event.unit,
-        "raise_time": rfc3339(alert.raise_time),
+        # The alert may be over by an operator's hand while its source's last event is not.
         "clear_time": rfc3339(alert.clear_time),
-        "event_time": rfc3339(event.event_time),
-        "message": event.message,
-        "district": district_json(event.district),
-        "location": location_json(event.location),
-        "standard_reference": event.standard_reference,
-        "labels": dict(event.labels),
         "acknowledged_by": alert.acknowledged_by or None,
         "acknowledge_time": rfc3339(alert.acknowledge_time),
         "assignee": alert.assignee or None,
