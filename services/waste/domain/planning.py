@@ -16,9 +16,19 @@ distance (VROOM's cost matrix), durations only make the reported schedule plausi
 VROOM is a solver library, not transport, so calling it here keeps the domain pure in Madina's
 sense (no Kafka, faust, gRPC, HTTP or protobuf). It is a heuristic: ``exploration_level`` and
 ``time_limit`` bound its search, and a time-limited run may return different (equally valid)
-routes on a busier machine. On instances small enough to prove the optimum by brute force it
-reaches it (``tests/unit/waste/test_waste_planning.py``); ``bench.waste.planning`` measures time
-and distance against a nearest-neighbour baseline on 500 containers and 5 trucks.
+routes on a busier machine.
+
+Two phases. Collection routes are long (about 100 stops per truck on the bench), and VROOM's
+vehicle-routing local search converges slowly on routes that long: 195 s on the bench instance
+(207.5 km), and stopped after 3 s it is ~10 % above that. Most of that gap is the order *within*
+routes, so each route is then re-ordered as a single-vehicle problem (a TSP, which VROOM solves
+quickly) and the shorter order kept. The search gets :data:`SEARCH_SHARE` of ``time_limit``
+(7 s by default), the re-ordering the rest: on the bench, median 214.5 km in 6.5 s on a loaded
+2-core machine, against 262.9 km for a nearest-neighbour baseline.
+
+On instances small enough to prove the optimum by brute force it reaches it
+(``tests/unit/waste/domain/test_planning.py``); ``bench.waste.planning`` measures time and
+distance against a nearest-neighbour baseline on 500 containers and 5 trucks.
 
 A load that cannot be carried is an error, never a silent partial plan: :class:`CapacityError`
 names how many containers and litres are left over (checked per stream before solving, and again
@@ -28,6 +38,7 @@ on whatever VROOM leaves unassigned).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,7 +55,10 @@ EARTH_RADIUS_M = 6_371_008.8
 SPEED_KMH = 20.0
 SERVICE_S = 60
 DEFAULT_EXPLORATION_LEVEL = 1
-DEFAULT_TIME_LIMIT = timedelta(seconds=4)
+DEFAULT_TIME_LIMIT = timedelta(seconds=7)
+SEARCH_SHARE = 0.5
+"""Share of ``time_limit`` for the routing search; the rest bounds the per-route re-ordering."""
+POLISH_EXPLORATION_LEVEL = 0
 _STREAM_SKILL = {stream: index + 1 for index, stream in enumerate(Stream)}
 
 
@@ -182,7 +196,9 @@ def plan_collection(
             id=index, location=index, pickup=[forecast.load_l], default_service=SERVICE_S,
             skills={_STREAM_SKILL[forecast.container.stream]},
         ))
-    solution = problem.solve(exploration_level=exploration_level, nb_threads=threads, timeout=time_limit).to_dict()
+    started = time.monotonic()
+    search_limit = time_limit * SEARCH_SHARE if time_limit is not None else None
+    solution = problem.solve(exploration_level=exploration_level, nb_threads=threads, timeout=search_limit).to_dict()
 
     unassigned = [due[job["id"] - 1] for job in solution.get("unassigned", [])]
     if unassigned:
@@ -190,20 +206,46 @@ def plan_collection(
     by_vehicle = {route["vehicle"]: route for route in solution.get("routes", [])}
     routes: list[Route] = []
     for index, truck in enumerate(trucks, start=1):
+        left = len(trucks) - index + 1
+        polish_limit = None
+        if time_limit is not None:
+            remaining = time_limit.total_seconds() - (time.monotonic() - started)
+            polish_limit = timedelta(seconds=max(0.1, remaining / left))
         route = by_vehicle.get(index)
         if route is None:
             continue
         stops = [step["id"] for step in route["steps"] if step["type"] == "job"]
         if not stops:
             continue
+        stops = _polish(distances, stops, threads, polish_limit)
         routes.append(Route(
             truck_id=truck.id,
             container_ids=tuple(due[stop - 1].container.id for stop in stops),
             load_l=sum(due[stop - 1].load_l for stop in stops),
             distance_m=route_distance_m(distances, stops),
-            duration_s=int(route["duration"]) + SERVICE_S * len(stops),
+            duration_s=round(route_distance_m(distances, stops) / (SPEED_KMH / 3.6)) + SERVICE_S * len(stops),
         ))
     return CollectionPlan(depot.id, plan_time, horizon, tuple(routes))
+
+
+def _polish(distances: np.ndarray, stops: list[int], threads: int, limit: timedelta | None) -> list[int]:
+    """``stops`` re-ordered by VROOM as a TSP from and back to the depot, if that is shorter."""
+    if len(stops) < 4:
+        return stops
+    nodes = [0, *stops]
+    sub = np.rint(distances[np.ix_(nodes, nodes)]).astype(np.int64)
+    problem = vroom.Input()
+    problem.set_durations_matrix("truck", sub)
+    problem.add_vehicle(vroom.Vehicle(id=1, start=0, end=0, profile="truck"))
+    for index in range(1, len(nodes)):
+        problem.add_job(vroom.Job(id=index, location=index))
+    solution = problem.solve(exploration_level=POLISH_EXPLORATION_LEVEL, nb_threads=threads, timeout=limit).to_dict()
+    if solution.get("unassigned") or len(solution.get("routes", [])) != 1:
+        return stops
+    order = [nodes[step["id"]] for step in solution["routes"][0]["steps"] if step["type"] == "job"]
+    if sorted(order) != sorted(stops):
+        return stops
+    return order if route_distance_m(distances, order) < route_distance_m(distances, stops) else stops
 
 
 def _check_stream_capacity(due: Sequence[ContainerForecast], trucks: Sequence[Truck]) -> None:
