@@ -1,154 +1,101 @@
 """JSON documents for the domain objects the store keeps in JSON columns.
 
-Enums are written by name and times as canonical ISO-8601 UTC text (see
-:mod:`madina.alerts.timeutil`), so stored rows stay readable in ``psql`` and ``sqlite3`` and
-equal views always serialise identically (which the replay test relies on).
+Derived from the domain dataclasses field by field, so a field added to
+:mod:`services.operations.domain.model` is stored with no code here (and a row written before it
+existed reads back with the field's default). Enums are written by name and times as canonical
+ISO-8601 UTC text (see :mod:`madina.alerts.timeutil`), so stored rows stay readable in ``psql``
+and ``sqlite3`` and equal views always serialise identically (which the replay test relies on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import fields, is_dataclass
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from functools import cache, partial
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from madina.alerts.timeutil import time_from_text, time_to_text
-from services.operations.domain.model import (
-    ActionType,
-    AlertAction,
-    AlertEvent,
-    AlertState,
-    AlertView,
-    Comment,
-    District,
-    GeoPoint,
-    Severity,
-    SourceRef,
-)
+from services.operations.domain.model import AlertAction, AlertEvent, AlertView
 from services.operations.domain.silences import Matcher, MatchOp
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 def event_to_document(event: AlertEvent) -> Document:
-    return {
-        "alert_id": event.alert_id,
-        "revision": event.revision,
-        "domain": event.domain,
-        "category": event.category,
-        "rule_id": event.rule_id,
-        "source": {
-            "domain": event.source.domain,
-            "kind": event.source.kind,
-            "entity_id": event.source.entity_id,
-        },
-        "severity": event.severity.name,
-        "state": event.state.name,
-        "observed_value": event.observed_value,
-        "threshold_value": event.threshold_value,
-        "unit": event.unit,
-        "raise_time": time_to_text(event.raise_time),
-        "clear_time": time_to_text(event.clear_time),
-        "event_time": time_to_text(event.event_time),
-        "message": event.message,
-        "district": {
-            "city_id": event.district.city_id,
-            "district_id": event.district.district_id,
-            "display_name": event.district.display_name,
-        },
-        "location": (
-            None
-            if event.location is None
-            else {"latitude_deg": event.location.latitude_deg, "longitude_deg": event.location.longitude_deg}
-        ),
-        "standard_reference": event.standard_reference,
-        "labels": dict(event.labels),
-    }
+    return _to_document(event)
 
 
 def event_from_document(document: Mapping[str, Any]) -> AlertEvent:
-    location = document.get("location")
-    return AlertEvent(
-        alert_id=document["alert_id"],
-        revision=document["revision"],
-        domain=document["domain"],
-        category=document["category"],
-        rule_id=document["rule_id"],
-        source=SourceRef(**document["source"]),
-        severity=Severity[document["severity"]],
-        state=AlertState[document["state"]],
-        observed_value=document["observed_value"],
-        threshold_value=document["threshold_value"],
-        unit=document["unit"],
-        raise_time=_time(document["raise_time"]),
-        clear_time=time_from_text(document.get("clear_time")),
-        event_time=_time(document["event_time"]),
-        message=document["message"],
-        district=District(**document["district"]),
-        location=None if location is None else GeoPoint(**location),
-        standard_reference=document["standard_reference"],
-        labels=dict(document["labels"]),
-    )
+    return _from_document(AlertEvent, document)
 
 
 def action_to_document(action: AlertAction) -> Document:
-    return {
-        "action_id": action.action_id,
-        "alert_id": action.alert_id,
-        "action_type": action.action_type.name,
-        "actor": action.actor,
-        "assignee": action.assignee,
-        "text": action.text,
-        "action_time": time_to_text(action.action_time),
-    }
+    return _to_document(action)
 
 
 def action_from_document(document: Mapping[str, Any]) -> AlertAction:
-    return AlertAction(
-        action_id=document["action_id"],
-        alert_id=document["alert_id"],
-        action_type=ActionType[document["action_type"]],
-        actor=document["actor"],
-        assignee=document["assignee"],
-        text=document["text"],
-        action_time=_time(document["action_time"]),
-    )
+    return _from_document(AlertAction, document)
 
 
 def view_to_document(view: AlertView) -> Document:
     """The view without ``silenced``, which is evaluated when read, never stored."""
-    return {
-        "latest": event_to_document(view.latest),
-        "group_key": view.group_key,
-        "updated_time": time_to_text(view.updated_time),
-        "cleared": view.cleared,
-        "clear_time": time_to_text(view.clear_time),
-        "resolved_by": view.resolved_by,
-        "acknowledged_by": view.acknowledged_by,
-        "acknowledge_time": time_to_text(view.acknowledge_time),
-        "assignee": view.assignee,
-        "comments": [
-            {"actor": comment.actor, "text": comment.text, "time": time_to_text(comment.time)}
-            for comment in view.comments
-        ],
-    }
+    document = _to_document(view)
+    del document["silenced"]
+    return document
 
 
 def view_from_document(document: Mapping[str, Any]) -> AlertView:
-    return AlertView(
-        latest=event_from_document(document["latest"]),
-        group_key=document["group_key"],
-        updated_time=_time(document["updated_time"]),
-        cleared=document["cleared"],
-        clear_time=time_from_text(document.get("clear_time")),
-        resolved_by=document["resolved_by"],
-        acknowledged_by=document["acknowledged_by"],
-        acknowledge_time=time_from_text(document.get("acknowledge_time")),
-        assignee=document["assignee"],
-        comments=tuple(
-            Comment(actor=comment["actor"], text=comment["text"], time=_time(comment["time"]))
-            for comment in document["comments"]
-        ),
-    )
+    return _from_document(AlertView, document)
+
+
+Convert = Callable[[Any], Any]
+
+
+def _to_document(value: Any) -> Document:
+    """A domain dataclass as JSON: field by field, enums by name, times as text."""
+    return {name: write(getattr(value, name)) for name, write, _ in _fields(type(value))}  # type: ignore[arg-type]
+
+
+def _from_document(kind: type[T], document: Mapping[str, Any]) -> T:
+    """The inverse of :func:`_to_document`; a field the document lacks (one added since it was
+    written) takes its default."""
+    return kind(**{name: read(document[name]) for name, _, read in _fields(kind) if name in document})  # type: ignore[arg-type]
+
+
+@cache
+def _fields(kind: type) -> tuple[tuple[str, Convert, Convert], ...]:
+    """Each field's name and how to write and read it, worked out once per class from its types."""
+    types = get_type_hints(kind)
+    return tuple((item.name, *_converters(types[item.name])) for item in fields(kind) if item.init)
+
+
+def _converters(hint: Any) -> tuple[Convert, Convert]:
+    origin = get_origin(hint)
+    if origin is Union or origin is UnionType:
+        write, read = _converters(next(arg for arg in get_args(hint) if arg is not type(None)))
+        return (lambda value: None if value is None else write(value)), (
+            lambda value: None if value is None else read(value)
+        )
+    if origin is tuple:
+        write, read = _converters(get_args(hint)[0])
+        return (lambda value: [write(item) for item in value]), (lambda value: tuple(read(item) for item in value))
+    if origin is not None:  # Mapping[str, str]
+        return dict, dict
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return (lambda value: value.name), hint.__getitem__
+    if hint is datetime:
+        return time_to_text, _time
+    if is_dataclass(hint):
+        return _to_document, partial(_from_document, hint)  # type: ignore[arg-type]
+    return _same, _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def matchers_to_document(matchers: tuple[Matcher, ...]) -> list[Document]:
