@@ -12,8 +12,10 @@ applied in turn; alerts go through the shared episode machine (:mod:`madina.aler
 * ``container-full``: WARNING at a fill of 80 %, MAJOR at 95 %. The judged fill is the **median of
   the last 3 readings** of the current filling segment, so one sloshing or echo spike neither
   raises nor clears; clearing also needs the judged fill at or below 70 % for 30 min (hysteresis).
-* **Emptying**: a reading at least 15 points below the judged fill and at most half of it is a
-  collection. It closes the full alert at once (``force_clear``: an emptied container is not full,
+* **Emptying**: a reading at least 15 points below each of the last 3 readings and at most half
+  of the lowest is a collection (a single reading dropping that far, e.g. a lost echo reading 0,
+  is indistinguishable from one and counts; confirming by the next reading would delay every
+  clear by one report). It closes the full alert at once (``force_clear``: an emptied container is not full,
   however briefly it was), is returned as a :class:`Collection`, and restarts the fill history
   the rate is estimated from (:mod:`.fillrate`).
 * ``fire-risk`` (CRITICAL): temperature above 60 °C, or a rise of at least 10 °C at 0.5 °C/min or
@@ -356,8 +358,14 @@ def _apply_one(
     emptied_time = state.last_emptied_time
     if history:
         before = _judged_fill(history, config.judged_readings)
+        # Judged against the lowest recent reading: two "bag across the beam" spikes among three
+        # readings lift the median, and must not turn the next honest reading into an emptying.
+        floor = min(v for _, v in history[-config.judged_readings:])
         drop = before - reading.fill_ratio
-        if drop >= config.emptying_min_drop and reading.fill_ratio <= before * config.emptying_max_remaining:
+        if (
+            floor - reading.fill_ratio >= config.emptying_min_drop
+            and reading.fill_ratio <= floor * config.emptying_max_remaining
+        ):
             assert state.last_reading is not None
             collections.append(Collection(
                 container_id=container.id,

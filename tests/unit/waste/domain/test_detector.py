@@ -258,3 +258,26 @@ def test_one_batch_gives_what_many_small_batches_give() -> None:
     assert state == whole.state
     assert transitions == whole.transitions and collections == whole.collections
     assert {t.rule_id for t in whole.transitions} >= {RULE_FULL, RULE_FIRE, RULE_LID, RULE_BATTERY}
+
+
+def test_noisy_cycles_give_one_collection_per_emptying_and_the_current_cycle_rate() -> None:
+    rng = random.Random(11)
+    readings, fill, minute = [], 0.05, 0
+    rates = [0.03, 0.05, 0.02]  # per hour, one per filling cycle
+    emptyings = 0
+    for cycle, rate in enumerate(rates):
+        for _ in range(30 if cycle < len(rates) - 1 else 20):
+            minute += 60 + rng.randint(-15, 15)
+            fill = min(1.0, fill + rate * (1 + rng.uniform(-0.3, 0.3)))
+            noisy = min(1.0, max(0.0, fill + rng.gauss(0, 0.025)))
+            if rng.random() < 0.08:
+                noisy = rng.choice([0.98, 1.0])  # a bag across the beam
+            readings.append(reading(minute, noisy))
+        if cycle < len(rates) - 1:
+            minute += 60
+            fill = 0.03
+            readings.append(reading(minute, fill))
+            emptyings += 1
+    result = run(readings)
+    assert len(result.collections) == emptyings
+    assert result.status is not None and result.status.fill_rate_per_hour == pytest.approx(0.02, abs=0.005)
