@@ -12,12 +12,17 @@ REST/SSE layer serve.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from madina.contract import InvalidRecord, coordinates, enum_member, finite, optional_time
 from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
 from services.operations.domain.model import (
     ActionType,
     AlertAction,
@@ -36,6 +41,27 @@ Message = alerts_pb2.AlertEvent | alerts_pb2.AlertAction
 """A wire record as consumed from ``alerts.v1`` / ``alerts.actions.v1``."""
 
 __all__ = ["InvalidRecord", "Message", "Record", "record_from_message"]
+
+_AS_THEY_ARE = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_BOOL)
+
+
+def _same_on_both_sides(domain: type, message: type[ProtoMessage]) -> tuple[str, ...]:
+    """The fields a domain type and its message spell alike that are text, counts or flags.
+
+    They are copied as they are, both ways: there is nothing to check in them that the codec did
+    not (it refuses text with a NUL), so a field like that added to both needs no code here.
+    """
+    wire = message.DESCRIPTOR.fields_by_name
+    return tuple(
+        item.name for item in fields(domain)
+        if item.name in wire and wire[item.name].type in _AS_THEY_ARE and not wire[item.name].is_repeated
+    )
+
+
+_EVENT_FIELDS = _same_on_both_sides(AlertEvent, alerts_pb2.AlertEvent)
+_ACTION_FIELDS = _same_on_both_sides(AlertAction, alerts_pb2.AlertAction)
+_SOURCE_FIELDS = _same_on_both_sides(SourceRef, common_pb2.EntityRef)
+_DISTRICT_FIELDS = _same_on_both_sides(District, common_pb2.District)
 
 
 def record_from_message(record: Message | Record) -> Record:
@@ -66,30 +92,17 @@ def event_from_message(message: alerts_pb2.AlertEvent) -> AlertEvent:
     )
     try:
         return AlertEvent(
-            alert_id=message.alert_id,
-            revision=message.revision,
-            domain=message.domain,
-            category=message.category,
-            rule_id=message.rule_id,
-            source=SourceRef(
-                domain=message.source.domain, kind=message.source.kind, entity_id=message.source.entity_id
-            ),
+            **_copied(message, _EVENT_FIELDS),
+            source=SourceRef(**_copied(message.source, _SOURCE_FIELDS)),
             severity=enum_member(Severity, message.severity, f"{where}severity"),
             state=enum_member(AlertState, message.state, f"{where}state"),
             observed_value=finite(message.observed_value, f"{where}observed_value"),
             threshold_value=finite(message.threshold_value, f"{where}threshold_value"),
-            unit=message.unit,
             raise_time=raise_time,
             clear_time=clear_time,
             event_time=event_time,
-            message=message.message,
-            district=District(
-                city_id=message.district.city_id,
-                district_id=message.district.district_id,
-                display_name=message.district.display_name,
-            ),
+            district=District(**_copied(message.district, _DISTRICT_FIELDS)),
             location=GeoPoint(*location) if location is not None else None,
-            standard_reference=message.standard_reference,
             labels=dict(message.labels),
         )
     except InvalidRecord:
@@ -105,12 +118,8 @@ def action_from_message(message: alerts_pb2.AlertAction) -> AlertAction:
         raise InvalidRecord(f"{where}has no action_time")
     try:
         return AlertAction(
-            action_id=message.action_id,
-            alert_id=message.alert_id,
+            **_copied(message, _ACTION_FIELDS),
             action_type=enum_member(ActionType, message.action_type, f"{where}action_type"),
-            actor=message.actor,
-            assignee=message.assignee,
-            text=message.text,
             action_time=action_time,
         )
     except InvalidRecord:
@@ -121,26 +130,15 @@ def action_from_message(message: alerts_pb2.AlertAction) -> AlertAction:
 
 def event_to_message(event: AlertEvent) -> alerts_pb2.AlertEvent:
     message = alerts_pb2.AlertEvent(
-        alert_id=event.alert_id,
-        revision=event.revision,
-        domain=event.domain,
-        category=event.category,
-        rule_id=event.rule_id,
+        **_copied(event, _EVENT_FIELDS),
+        source=common_pb2.EntityRef(**_copied(event.source, _SOURCE_FIELDS)),
         severity=alerts_pb2.Severity.ValueType(event.severity),
         state=alerts_pb2.AlertState.ValueType(event.state),
         observed_value=event.observed_value,
         threshold_value=event.threshold_value,
-        unit=event.unit,
-        message=event.message,
-        standard_reference=event.standard_reference,
+        district=common_pb2.District(**_copied(event.district, _DISTRICT_FIELDS)),
         labels=dict(event.labels),
     )
-    message.source.domain = event.source.domain
-    message.source.kind = event.source.kind
-    message.source.entity_id = event.source.entity_id
-    message.district.city_id = event.district.city_id
-    message.district.district_id = event.district.district_id
-    message.district.display_name = event.district.display_name
     if event.location is not None:
         message.location.latitude_deg = event.location.latitude_deg
         message.location.longitude_deg = event.location.longitude_deg
@@ -152,12 +150,8 @@ def event_to_message(event: AlertEvent) -> alerts_pb2.AlertEvent:
 
 def action_to_message(action: AlertAction) -> alerts_pb2.AlertAction:
     message = alerts_pb2.AlertAction(
-        action_id=action.action_id,
-        alert_id=action.alert_id,
+        **_copied(action, _ACTION_FIELDS),
         action_type=alerts_pb2.AlertActionType.ValueType(action.action_type),
-        actor=action.actor,
-        assignee=action.assignee,
-        text=action.text,
     )
     _set_time(message.action_time, action.action_time)
     return message
@@ -180,6 +174,10 @@ def change_to_message(change: Change) -> alerts_pb2.AlertChange:
     message = alerts_pb2.AlertChange(cursor=change.cursor, cause=change.cause)
     message.alert.CopyFrom(alert_to_message(change.alert))
     return message
+
+
+def _copied(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in names}
 
 
 def _set_time(target: Timestamp, moment: datetime | None) -> None:
