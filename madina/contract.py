@@ -20,6 +20,7 @@ Pure: imports protobuf, no Kafka.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -92,6 +93,23 @@ def coordinates(latitude_deg: float, longitude_deg: float, field: str) -> tuple[
     if not (math.isfinite(longitude_deg) and -180.0 <= longitude_deg <= 180.0):
         raise InvalidRecord(f"{field}.longitude_deg: {longitude_deg} outside -180..180")
     return latitude_deg, longitude_deg
+
+
+_AS_THEY_ARE = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_BOOL)
+
+
+def plain_fields(domain: type, message: type[Message]) -> tuple[str, ...]:
+    """The fields a domain dataclass and a message spell alike that are text, counts or flags.
+
+    Such fields are copied as they are, both ways: :func:`check_wire_values` already refused text
+    with a NUL and there is nothing else to check, so a field like that added to both sides needs
+    no mapping code. Everything else (enums, floats, times, nested messages) is converted by hand.
+    """
+    wire = message.DESCRIPTOR.fields_by_name
+    return tuple(
+        item.name for item in fields(domain)
+        if item.name in wire and wire[item.name].type in _AS_THEY_ARE and not wire[item.name].is_repeated
+    )
 
 
 def check_wire_values(message: Message, where: str = "") -> None:

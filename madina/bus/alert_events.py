@@ -22,9 +22,10 @@ from collections.abc import Mapping, MutableMapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from madina.alerts import AlertTransition
+from madina.alerts import AlertDetails, AlertTransition
 from madina.bus.reader import read_topic
 from madina.bus.topics import ALERTS
+from madina.contract import plain_fields
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 
@@ -35,6 +36,10 @@ def timestamp(moment: object) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)  # type: ignore[arg-type]
     return stamp
+
+
+_DETAIL_FIELDS = plain_fields(AlertDetails, alerts_pb2.AlertEvent)
+"""What AlertDetails and AlertEvent spell alike (category, unit, standard reference, ...)."""
 
 
 def to_alert_event(
@@ -50,10 +55,10 @@ def to_alert_event(
     """
     details = transition.details
     event = alerts_pb2.AlertEvent(
+        **{name: getattr(details, name) for name in _DETAIL_FIELDS},
         alert_id=transition.alert_id,
         revision=transition.revision,
         domain=transition.domain,
-        category=details.category or transition.rule_id,
         rule_id=transition.rule_id,
         source=common_pb2.EntityRef(
             domain=transition.domain, kind=details.source_kind, entity_id=transition.source_id
@@ -62,13 +67,13 @@ def to_alert_event(
         state=int(transition.state),  # type: ignore[arg-type]
         observed_value=transition.observed_value,
         threshold_value=transition.threshold,
-        unit=details.unit,
         raise_time=timestamp(transition.raise_time),
         event_time=timestamp(transition.event_time),
         message=transition.message,
-        standard_reference=details.standard_reference,
         labels=dict(details.labels),
     )
+    if not event.category:
+        event.category = transition.rule_id
     if transition.clear_time is not None:
         event.clear_time.CopyFrom(timestamp(transition.clear_time))
     if district is not None:

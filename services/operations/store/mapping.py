@@ -12,15 +12,12 @@ REST/SSE layer serve.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from madina.contract import InvalidRecord, coordinates, enum_member, finite, optional_time
+from madina.contract import InvalidRecord, coordinates, enum_member, finite, optional_time, plain_fields
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from services.operations.domain.model import (
@@ -42,26 +39,10 @@ Message = alerts_pb2.AlertEvent | alerts_pb2.AlertAction
 
 __all__ = ["InvalidRecord", "Message", "Record", "record_from_message"]
 
-_AS_THEY_ARE = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_BOOL)
-
-
-def _same_on_both_sides(domain: type, message: type[ProtoMessage]) -> tuple[str, ...]:
-    """The fields a domain type and its message spell alike that are text, counts or flags.
-
-    They are copied as they are, both ways: there is nothing to check in them that the codec did
-    not (it refuses text with a NUL), so a field like that added to both needs no code here.
-    """
-    wire = message.DESCRIPTOR.fields_by_name
-    return tuple(
-        item.name for item in fields(domain)
-        if item.name in wire and wire[item.name].type in _AS_THEY_ARE and not wire[item.name].is_repeated
-    )
-
-
-_EVENT_FIELDS = _same_on_both_sides(AlertEvent, alerts_pb2.AlertEvent)
-_ACTION_FIELDS = _same_on_both_sides(AlertAction, alerts_pb2.AlertAction)
-_SOURCE_FIELDS = _same_on_both_sides(SourceRef, common_pb2.EntityRef)
-_DISTRICT_FIELDS = _same_on_both_sides(District, common_pb2.District)
+_EVENT_FIELDS = plain_fields(AlertEvent, alerts_pb2.AlertEvent)
+_ACTION_FIELDS = plain_fields(AlertAction, alerts_pb2.AlertAction)
+_SOURCE_FIELDS = plain_fields(SourceRef, common_pb2.EntityRef)
+_DISTRICT_FIELDS = plain_fields(District, common_pb2.District)
 
 
 def record_from_message(record: Message | Record) -> Record:
