@@ -34,7 +34,7 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,6 +362,15 @@ def add_principal(
             entry["rate_limit"] = {"per_s": rate_limit.per_s, "burst": rate_limit.burst}
         document["principals"][principal_id] = entry
     return token
+
+
+def grant_scopes(path: Path, scopes_by_principal: Mapping[str, Sequence[str]]) -> None:
+    """Set the scopes of principals already in the file (tokens unchanged); others are left alone."""
+    with _editing(path) as document:
+        for principal_id, scopes in scopes_by_principal.items():
+            entry = document["principals"].get(principal_id)
+            if entry is not None:
+                entry["scopes"] = sorted(set(scopes))
 
 
 def revoke_principal(path: Path, principal_id: str, now: datetime | None = None) -> None:

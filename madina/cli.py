@@ -2,6 +2,7 @@
 
 madina topics                 list every registered topic
 madina topics create          create the registered topics on MADINA_KAFKA_BOOTSTRAP (deployments)
+madina scopes                 list every scope the domains' APIs check, and who has it locally
 madina broker [...]           run the embedded Kafka-protocol broker
 madina service NAME           run one component of a domain (see `madina service --list`)
 madina simulate [...]         stream realistic city data into the services
@@ -36,6 +37,18 @@ def _cmd_topics(args: argparse.Namespace) -> int:
                     "forever" if each.retention_ms < 0 else f"{each.retention_ms // 86_400_000}d",
                 )
             )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_scopes(args: argparse.Namespace) -> int:
+    from madina.domains import discover
+
+    rows = [("SCOPE", "DOMAIN", "LOCAL PRINCIPALS", "GRANTS")]
+    rows += [(scope.name, domain.name, ",".join(scope.local_principals) or "-", scope.description)
+             for domain in discover() for scope in domain.scopes]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -162,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     topics.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the broker (create)")
     topics.set_defaults(func=_cmd_topics)
+
+    scopes = commands.add_parser("scopes", help="list the scopes the domains declare")
+    scopes.set_defaults(func=_cmd_scopes)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker")
     from madina.broker.__main__ import add_arguments as add_broker_arguments

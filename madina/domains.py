@@ -18,6 +18,25 @@ from madina.bus.topics import TopicSpec
 
 ENTRY_POINT_GROUP = "madina.domains"
 
+# Who uses a local city (`madina up`, madina.localsecrets): each gets a token with the scopes that
+# the domains grant it. Deployments write their own credentials file (`madina agency`).
+OPERATOR = "operator"  # city staff at the dashboard
+VIEWER = "viewer"  # read-only dashboard
+DEVICE = "simulator"  # the simulator, standing in for sensors and feeds
+PARTNER = "partner-demo"  # a partner agency over gRPC
+READERS = (OPERATOR, VIEWER, PARTNER)
+PUBLISHERS = (DEVICE, PARTNER)
+CONTROLLERS = (OPERATOR,)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A permission a domain's APIs check (``<area>:<verb>``, e.g. ``energy:control``)."""
+
+    name: str
+    description: str
+    local_principals: Sequence[str] = ()  # which local principals get it (READERS, PUBLISHERS, ...)
+
 
 @dataclass(frozen=True)
 class Component:
@@ -45,6 +64,14 @@ class Domain:
     components: Sequence[Component]
     simulator: str | None = None  # "module:factory" returning a madina.simulation.Generator
     start_order: int = 50  # consumers of other domains' topics (operations) start after producers
+    scopes: Sequence[Scope] = ()  # what its APIs check; local principals and docs derive from these
+
+    def scope(self, name: str) -> str:
+        """``name`` as declared here (a typo fails at import, not as a 403 in production)."""
+        for scope in self.scopes:
+            if scope.name == name:
+                return scope.name
+        raise KeyError(f"domain {self.name} declares no scope {name!r}")
 
 
 def discover() -> list[Domain]:
@@ -60,6 +87,20 @@ def component(name: str) -> Component:
                 return candidate
     known = ", ".join(c.name for d in discover() for c in d.components)
     raise KeyError(f"unknown service {name!r}; known: {known or 'none installed'}")
+
+
+def all_scopes(domains: Sequence[Domain] | None = None) -> list[Scope]:
+    """Every scope the installed domains declare, in start order."""
+    return [scope for domain in (discover() if domains is None else domains) for scope in domain.scopes]
+
+
+def local_principals(domains: Sequence[Domain] | None = None) -> dict[str, list[str]]:
+    """The local principals and the scopes the domains grant each."""
+    granted: dict[str, list[str]] = {principal: [] for principal in (OPERATOR, VIEWER, DEVICE, PARTNER)}
+    for scope in all_scopes(domains):
+        for principal in scope.local_principals:
+            granted.setdefault(principal, []).append(scope.name)
+    return granted
 
 
 def all_topics() -> list[TopicSpec]:

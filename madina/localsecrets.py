@@ -5,6 +5,10 @@ The directory is 0700 and every file in it is created 0600 from its first byte
 
 Deployments mount their own credentials file and certificates and point the settings at them;
 ``madina up`` uses this module only for whatever those settings leave unset.
+
+Who gets which scope is not written here: every installed domain declares its scopes and the
+local principals they go to (madina.domains.Scope), so a new domain's scopes reach the local
+tokens, without a new token, on the next start.
 """
 
 from __future__ import annotations
@@ -15,17 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from madina.auth import write_credentials
+from madina.auth import grant_scopes, write_credentials
+from madina.domains import local_principals
 from madina.privatefiles import private_directory, write_private
 from madina.settings import MadinaSettings
-
-# Who talks to a local city and what each may do. Scopes are "<area>:<verb>".
-LOCAL_PRINCIPALS: dict[str, list[str]] = {
-    "operator": ["alerts:read", "alerts:write", "alerts:ack", "environment:read"],
-    "viewer": ["alerts:read", "environment:read"],
-    "simulator": ["environment:publish"],
-    "partner-demo": ["alerts:read", "alerts:ack", "environment:read", "environment:publish"],
-}
 
 
 @dataclass(frozen=True)
@@ -45,10 +42,12 @@ def ensure_local_secrets(settings: MadinaSettings) -> LocalSecrets:
 
     directory = private_directory(secrets_dir(settings))
     credentials_file, tokens_file = directory / "credentials.yaml", directory / "tokens.yaml"
+    principals = local_principals()
     if credentials_file.exists() and tokens_file.exists():
         tokens = yaml.safe_load(tokens_file.read_text()) or {}
+        grant_scopes(credentials_file, principals)
     else:
-        tokens = write_credentials(credentials_file, LOCAL_PRINCIPALS)
+        tokens = write_credentials(credentials_file, principals)
         write_private(tokens_file, yaml.safe_dump(tokens))
     cert, key = ensure_self_signed(directory)
     return LocalSecrets(credentials_file, tokens, cert, key)

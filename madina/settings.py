@@ -93,6 +93,7 @@ class MadinaSettings(KafkaClientSettings):
     data_dir: Path = Field(default=Path("data"), description="Where local state lives.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    debug_trace: bool = Field(default=False, description="Stream processors log a line per record (tests).")
     embedded_broker_port: int = Field(default=EMBEDDED_BROKER_PORT, ge=1, le=65535)
     topic_partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Madina creates."

@@ -49,12 +49,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.environment.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from bench.environment.workload import Record, Workload, make_stations, write_stations_file
+from bench.stats import percentile
+from madina.auth import write_credentials
 from madina.bus import ALERTS, KPIS, ensure_topics
+from madina.devservers.launch import BrokerProcess, ServiceProcess, service_argv
+from madina.devservers.ports import free_port
 from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.topics import ALL, STATION_STATUS
-from tests.integration.environment.processor_harness import ProcessorProcess
-from tests.support.processes import READY_LINE as BROKER_READY
-from tests.support.processes import BrokerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results" / "environment.json"
@@ -67,11 +68,6 @@ LABELS = {"faust": "faust processor", "plain": "plain aiokafka"}
 
 def log(message: str) -> None:
     print(f"[bench.environment {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -122,15 +118,25 @@ class FaustProcessor(Processor):
     alerts_topic = ALERTS.name
 
     def __init__(self, bootstrap: str, workdir: Path, stations_file: Path) -> None:
-        started = ProcessorProcess.start(
-            bootstrap, workdir, partitions=PARTITIONS, debug_trace=False,
-            extra_env={
-                "MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file),
-                # The workload's event time starts on a fixed date and runs ahead of the clock.
-                "MADINA_ENVIRONMENT_MAX_OBSERVATION_AGE_S": str(10 * 365 * 86_400),
-                "MADINA_ENVIRONMENT_MAX_FUTURE_SKEW_S": "86400",
-            },
-        )
+        credentials, port = workdir / "credentials.yaml", free_port()
+        write_credentials(credentials, {"nobody": []})
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
+            "MADINA_KAFKA_BOOTSTRAP": bootstrap,
+            "MADINA_CREDENTIALS_FILE": str(credentials),
+            "MADINA_GRPC_INSECURE": "true",
+            "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
+            "MADINA_DATA_DIR": str(workdir / "data"),
+            "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),
+            "MADINA_ENVIRONMENT_TICK_INTERVAL_S": "3600",
+            "MADINA_LOG_FORMAT": "json",
+            "MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file),
+            # The workload's event time starts on a fixed date and runs ahead of the clock.
+            "MADINA_ENVIRONMENT_MAX_OBSERVATION_AGE_S": str(10 * 365 * 86_400),
+            "MADINA_ENVIRONMENT_MAX_FUTURE_SKEW_S": "86400",
+        }
+        started = ServiceProcess.start(service_argv("environment-processor"), env, workdir / "processor.log",
+                                       health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
         self.process, self.log_path = started.process, started.log_path
 
 
@@ -157,18 +163,9 @@ PROCESSORS: dict[str, type[Processor]] = {"faust": FaustProcessor, "plain": Plai
 
 
 def start_broker(data_dir: Path, log_path: Path) -> BrokerProcess:
-    """The embedded broker in durable mode, as BrokerProcess.start runs it but logging to a file."""
-    argv = [sys.executable, "-m", "madina", "broker", "--port", "0", "--default-partitions", str(PARTITIONS),
-            "--data-dir", str(data_dir)]
-    with log_path.open("ab") as err:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(BROKER_READY):
-        process.kill()
-        raise RuntimeError(f"broker did not start: {line!r}; see {log_path}")
-    return BrokerProcess(process, line[len(BROKER_READY):].strip())
+    """The embedded broker in durable mode, logging to a file."""
+    return BrokerProcess.start(memory=False, data_dir=data_dir, default_partitions=PARTITIONS,
+                               initial_rebalance_delay_ms=None, log_path=log_path)
 
 
 # -- what comes out --------------------------------------------------------------------------

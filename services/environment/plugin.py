@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from madina.domains import Component, Domain
+from madina.domains import PUBLISHERS, READERS, Component, Domain, Scope
 from services.environment.topics import ALL
 
 
@@ -49,4 +49,11 @@ DOMAIN = Domain(
     ],
     simulator="services.environment.simulator:create",
     start_order=10,
+    scopes=[
+        Scope("environment:publish", "Publish observations (HTTP ingest, PublishObservations).", PUBLISHERS),
+        Scope("environment:read", "Read stations and their status (ListStations, GetStationStatus, WatchStation).",
+              READERS),
+    ],
 )
+PUBLISH = DOMAIN.scope("environment:publish")
+READ = DOMAIN.scope("environment:read")

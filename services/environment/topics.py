@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from madina.bus.topics import DAY_MS, TopicSpec
 from madina_proto.environment.v1 import observations_pb2, station_pb2
+from services.environment.domain.measurands import StationKind
 
 AIR_QUALITY = TopicSpec(
     name="environment.air-quality.v1",
@@ -51,6 +52,7 @@ STATION_STATUS = TopicSpec(
 )
 
 OBSERVATION_TOPICS = (AIR_QUALITY, WATER_QUALITY, NOISE)
+TOPIC_OF = {StationKind.AIR: AIR_QUALITY, StationKind.WATER: WATER_QUALITY, StationKind.NOISE: NOISE}
 # Everything the processor reads must be co-partitioned with its station table.
 PROCESSOR_INPUTS = (*OBSERVATION_TOPICS, STATION_TICKS)
 ALL = (*PROCESSOR_INPUTS, AQI, STATION_STATUS)

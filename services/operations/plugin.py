@@ -5,7 +5,7 @@ topics of its own and starts after the domains that produce them."""
 
 from __future__ import annotations
 
-from madina.domains import Component, Domain
+from madina.domains import CONTROLLERS, OPERATOR, PARTNER, READERS, Component, Domain, Scope
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -42,4 +42,9 @@ DOMAIN = Domain(
         )
     ],
     start_order=90,
+    scopes=[
+        Scope("alerts:read", "Read alerts, their history and KPIs (REST, SSE, ListAlerts, WatchAlerts).", READERS),
+        Scope("alerts:ack", "Acknowledge alerts over gRPC (AcknowledgeAlert).", (OPERATOR, PARTNER)),
+        Scope("alerts:write", "Alert commands and silences (REST and the dashboard).", CONTROLLERS),
+    ],
 )

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from madina.devservers.apache_kafka import KafkaUnavailable, ensure_artifacts
-from tests.integration.environment.processor_harness import free_port
+from madina.devservers.ports import free_port
 
 READY_BANNER = "Madina is up."
 

@@ -27,13 +27,14 @@ from google.protobuf.message import Message
 
 from madina.bus.codec import standard_headers
 from madina.bus.topics import ALERT_ACTIONS, ALERTS, KPIS, TopicSpec
+from madina.devservers.ports import free_port
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.environment.v1 import observations_pb2, station_pb2
 from madina_proto.kpis.v1 import kpis_pb2
 from services.environment.domain.measurands import StationKind
 from services.environment.domain.stations import load_stations
 from services.environment.topics import AIR_QUALITY, NOISE, STATION_STATUS, STATION_TICKS, WATER_QUALITY
-from tests.integration.environment.processor_harness import free_port, read_all
+from tests.support.processor_kit import read_all
 
 READY_BANNER = "Madina is up."
 FAR_FUTURE_S = 10**12

@@ -6,12 +6,15 @@
 - ``apache_kafka``: Apache Kafka itself (the pinned release from Maven Central, KRaft, one node on
   loopback), started once per session on first use and shared. Where Java, Maven or the artifacts
   cannot be had, the tests that need it skip and say why.
+- ``broker``: a broker of the test's own (a processor's topics and consumer group have fixed
+  names), embedded or a fresh Apache Kafka node; see tests/support/processor_kit.py.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,31 @@ def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKaf
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of the test's own: a processor's topics and consumer group have fixed names.
+
+    The embedded broker by default; ``@pytest.mark.parametrize("broker", ["embedded",
+    "apache-kafka"], indirect=True)`` runs a test on a fresh Apache Kafka node too.
+    """
+    if getattr(request, "param", "embedded") == "apache-kafka":
+        try:
+            cluster = ApacheKafkaCluster.start(
+                Path(tmp_path_factory.mktemp("apache-kafka")),
+                nodes=1,
+                config={"group.initial.rebalance.delay.ms": "0"},  # as BrokerProcess: see there
+            )
+        except KafkaUnavailable as error:
+            pytest.skip(f"Apache Kafka not available: {error}")
+        try:
+            yield cluster.bootstrap
+        finally:
+            cluster.stop()
+        return
+    process = BrokerProcess.start(memory=True, default_partitions=2)
+    try:
+        yield process.bootstrap
+    finally:
+        process.stop()

@@ -18,13 +18,14 @@ from services.environment.api.publisher import ObservationRejected, check_observ
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import PROTO_KIND, observation_from_pb, station_to_pb
 from services.environment.domain.measurands import Observation, StationKind
+from services.environment.plugin import PUBLISH, READ
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
 REQUIRED_SCOPES = {
-    f"/{SERVICE_NAME}/PublishObservations": "environment:publish",
-    f"/{SERVICE_NAME}/ListStations": "environment:read",
-    f"/{SERVICE_NAME}/GetStationStatus": "environment:read",
-    f"/{SERVICE_NAME}/WatchStation": "environment:read",
+    f"/{SERVICE_NAME}/PublishObservations": PUBLISH,
+    f"/{SERVICE_NAME}/ListStations": READ,
+    f"/{SERVICE_NAME}/GetStationStatus": READ,
+    f"/{SERVICE_NAME}/WatchStation": READ,
 }
 _KIND_OF_FIELD = {
     "air_quality": StationKind.AIR,

@@ -20,6 +20,7 @@ from services.environment.api.publisher import ObservationRejected, check_observ
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import MEASURANDS_OF
 from services.environment.domain.measurands import MEASURANDS, Observation, StationKind
+from services.environment.plugin import PUBLISH, READ
 
 PATHS = {StationKind.AIR: "air-quality", StationKind.WATER: "water-quality", StationKind.NOISE: "noise"}
 
@@ -107,8 +108,8 @@ def _runtime(request: Request) -> EnvironmentRuntime:
 
 
 # Module level: FastAPI resolves (string) annotations against module globals.
-PUBLISHER = require_scope("environment:publish")
-READER = require_scope("environment:read")
+PUBLISHER = require_scope(PUBLISH)
+READER = require_scope(READ)
 
 
 def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]

@@ -12,9 +12,7 @@ from services.environment.convert import batches_by_station
 from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain.measurands import Observation, StationKind, validate_observation
 from services.environment.domain.stations import Station
-from services.environment.topics import AIR_QUALITY, NOISE, WATER_QUALITY
-
-TOPIC_OF = {StationKind.AIR: AIR_QUALITY, StationKind.WATER: WATER_QUALITY, StationKind.NOISE: NOISE}
+from services.environment.topics import TOPIC_OF
 
 
 class ObservationRejected(ValueError):

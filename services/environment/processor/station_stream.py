@@ -1,16 +1,15 @@
-"""Per-record work of the processor, free of faust so it can be driven by any consumer loop.
+"""Per-record work of the processor, free of faust: the step :mod:`madina.streams.entities` runs.
 
 One input record is one station's batch of observations (or a clock tick). The pure evaluator
 turns the station's state and the batch into a new state, alert transitions and an AQI; this
-module maps them to the records the processor must publish and to the state it must store, and
-guards against re-applying a record the stored state already contains (a crash between the state
-write and the offset commit replays such records).
+module maps them to the records the processor must publish and to the state it must store. The
+runner keeps offsets and the alert outbox beside this state.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from madina.alerts import AlertState
-from madina.bus.codec import decode
-from madina.bus.topics import ALERTS, KPIS, TopicSpec
+from madina.bus.topics import KPIS, TopicSpec
 from madina.contract import InvalidRecord, required_time
+from madina.streams.entities import EntityRecord, Step, decode_entity_record
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.environment.v1 import station_pb2
@@ -29,6 +28,7 @@ from services.environment.convert import (
     alert_event,
     aqi_event,
     district_of,
+    observation_to_pb,
     observations_from_batch,
     status_message,
 )
@@ -43,7 +43,7 @@ from services.environment.domain.evaluator import (
 from services.environment.domain.eventtime import event_time_problem
 from services.environment.domain.profiles import Rule
 from services.environment.domain.stations import Station
-from services.environment.topics import AQI, STATION_STATUS
+from services.environment.topics import AQI, STATION_STATUS, STATION_TICKS
 
 AQI_BAND_LEVEL = {
     "Good": 0,
@@ -66,19 +66,15 @@ class Outputs:
 
 @dataclass
 class StoredState:
-    """The table value: evaluator state plus what the processor itself needs to remember."""
+    """A station's state in the table: the evaluator's, plus what the processor needs for status."""
 
     evaluator: StationState
-    applied_offsets: dict[str, int]
     active_alerts: dict[str, str]  # alert_id -> base64 AlertEvent, for station status
     last_aqi_value: int | None
-    # Alert transitions published but not yet acknowledged when the state was written (see
-    # madina.bus.alert_events.AlertOutbox): the state need not wait for alerts.v1.
-    outbox: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def new(cls, station_id: str) -> StoredState:
-        return cls(StationState.new(station_id), {}, {}, None)
+        return cls(StationState.new(station_id), {}, None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, station_id: str) -> StoredState:
@@ -86,28 +82,17 @@ class StoredState:
             return cls.new(station_id)
         return cls(
             StationState.from_dict(data["evaluator"]),
-            dict(data.get("applied_offsets", {})),
             dict(data.get("active_alerts", {})),
             data.get("last_aqi_value"),
-            dict(data.get("outbox", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        # Copies, never aliases: the table (and its lazily serialised changelog record) must not
-        # change when this object is updated for the next record.
+        # Copies, never aliases: the table must not change when this object is updated.
         return {
             "evaluator": self.evaluator.to_dict(),
-            "applied_offsets": dict(self.applied_offsets),
             "active_alerts": dict(self.active_alerts),
             "last_aqi_value": self.last_aqi_value,
-            "outbox": dict(self.outbox),
         }
-
-    def already_applied(self, topic: str, partition: int, offset: int) -> bool:
-        return offset <= self.applied_offsets.get(f"{topic}:{partition}", -1)
-
-    def mark_applied(self, topic: str, partition: int, offset: int) -> None:
-        self.applied_offsets[f"{topic}:{partition}"] = offset
 
 
 def decode_input(
@@ -119,23 +104,40 @@ def decode_input(
 ) -> tuple[Any, Station]:
     """An input record's message and its station, or InvalidRecord: the station's own, under its key.
 
-    The content-type header is required: air, water and noise batches share their wire layout, so
-    a noise batch of a station that also measures air would otherwise read as its air readings
-    (LAeq as PM2.5). Every Madina producer sets the header.
+    The content-type header is required (the runner's default decode): air, water and noise
+    batches share their wire layout, so a noise batch of a station that also measures air would
+    otherwise read as its air readings (LAeq as PM2.5). Every Madina producer sets the header.
     """
-    decoded = decode(spec, value, headers, require_type=True)
-    station_id = decoded.station_id
-    if not station_id or (key is not None and key.decode("utf-8", "replace") != station_id):
-        raise InvalidRecord(f"key {key!r:.200} does not match station_id {station_id[:200]!r}")
+    station_id, decoded = decode_entity_record(spec, key, value, headers)
+    return decoded, station_of(station_id, stations)
+
+
+def station_of(station_id: str, stations: Mapping[str, Station]) -> Station:
     station = stations.get(station_id)
     if station is None:
         raise InvalidRecord(f"station_id: unknown station {station_id[:200]!r}")
-    return decoded, station
+    return station
 
 
-def source_partitions(stored: Mapping[str, Any]) -> set[int]:
-    """The input partitions a stored state (as the table holds it) was built from."""
-    return {int(key.rpartition(":")[2]) for key in stored.get("applied_offsets", {})}
+def station_step(
+    stations: Mapping[str, Station], rules: Sequence[Rule], config: EvaluatorConfig
+) -> Callable[[StoredState, EntityRecord], Step[StoredState]]:
+    """The processor's step: a tick checks for silence, a batch is evaluated."""
+
+    def step(stored: StoredState, record: EntityRecord) -> Step[StoredState]:
+        station = station_of(record.entity_id, stations)
+        if record.spec is STATION_TICKS:
+            outputs = apply_tick(stored, record.value, station, config, record.now)
+        else:
+            outputs = apply_batch(stored, record.value, station, rules, config, record.now)
+        rejected = [
+            (f"{rejection.code}: {rejection.detail}",
+             record.spec.message_type(station_id=station.id, observations=[observation_to_pb(rejection.observation)]))
+            for rejection in outputs.rejected
+        ]
+        return Step(stored, outputs.alerts, outputs.records, rejected)
+
+    return step
 
 
 def apply_batch(
@@ -242,5 +244,3 @@ def _aqi_kpi(computed: Any, station: Station) -> kpis_pb2.KpiObserved:
         observe_time=computed.compute_time,
     )
 
-
-ALERT_TOPIC = ALERTS

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, make_url, text
 from madina.auth import write_credentials
 from madina.devservers.apache_kafka import ApacheKafkaCluster
 from madina.devservers.ports import free_port
+from madina.domains import local_principals
 from madina.grpc.tls import ensure_self_signed
-from madina.localsecrets import LOCAL_PRINCIPALS
 from tests.support.compose import madina_containers
 from tests.support.processes import wait_for_http
 
@@ -68,7 +68,7 @@ def test_every_compose_container_command_runs_healthy_on_apache_kafka_and_postgr
     postgres_address, password = postgres_role
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir(mode=0o700)
-    tokens = write_credentials(secrets_dir / "credentials.yaml", LOCAL_PRINCIPALS)
+    tokens = write_credentials(secrets_dir / "credentials.yaml", local_principals())
     cert, key = ensure_self_signed(secrets_dir)
     (secrets_dir / "postgres-password").write_text(password)
     (secrets_dir / "simulator-token").write_text(tokens["simulator"])

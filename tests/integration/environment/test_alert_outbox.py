@@ -21,15 +21,12 @@ from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.domain.measurands import StationKind
 from services.environment.processor.app import APP_ID
 from tests.integration.environment.processor_harness import (
-    ProcessorProcess,
-    alert_events,
     create_topics,
     observation,
     produce_observations,
-    read_all,
-    settled_alerts,
-    wait_for_alerts,
+    start_processor,
 )
+from tests.support.processor_kit import alert_events, read_all, settled_alerts, wait_for_alerts
 
 WATER = "cas-water-ain-chock"
 CHANGELOG = f"{APP_ID}-station-state-changelog"
@@ -64,7 +61,7 @@ async def test_an_outboxed_alert_missing_from_the_topic_is_published_once_by_the
         [observation(WATER, t0 + timedelta(minutes=minutes), StationKind.WATER, turbidity_ntu=value)]
         for minutes, value in ((0, 0.5), (10, 3.0), (20, 7.5))  # fine, RAISED r1, ESCALATED r2
     ])
-    processor = ProcessorProcess.start(broker, tmp_path, name="first")
+    processor = start_processor(broker, tmp_path, name="first")
     try:
         published = await wait_for_alerts(broker, 2, timeout_s=60)
     finally:
@@ -86,7 +83,7 @@ async def test_an_outboxed_alert_missing_from_the_topic_is_published_once_by_the
     }
     await _write_state(broker, partition, key, state)
 
-    processor = ProcessorProcess.start(broker, tmp_path, name="second")  # no new input at all
+    processor = start_processor(broker, tmp_path, name="second")  # no new input at all
     try:
         events = await settled_alerts(broker, 3, timeout_s=30, settle_s=2)
     finally:
@@ -97,7 +94,7 @@ async def test_an_outboxed_alert_missing_from_the_topic_is_published_once_by_the
     assert '"republished_alerts": 1' in (tmp_path / "second.log").read_text()
 
     # Its outbox still names revision 3 (no record has rewritten the state): the topic has it now.
-    processor = ProcessorProcess.start(broker, tmp_path, name="third")
+    processor = start_processor(broker, tmp_path, name="third")
     try:
         await asyncio.sleep(3)
         events = await alert_events(broker)

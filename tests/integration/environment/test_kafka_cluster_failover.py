@@ -24,19 +24,9 @@ from madina.bus.codec import standard_headers
 from madina.bus.topics import ALERTS, KPIS
 from madina.devservers.apache_kafka import ApacheKafkaCluster, KafkaUnavailable
 from services.environment.convert import batches_by_station
-from services.environment.topics import ALL, NOISE, WATER_QUALITY
-from tests.integration.environment.processor_harness import (
-    TOPIC_OF,
-    ProcessorProcess,
-    read_all,
-    settled_alerts,
-    wait_for_alerts,
-)
-from tests.integration.environment.test_processor import (
-    _episodic_stream,
-    _expected_transitions,
-    assert_exactly_once,
-)
+from services.environment.topics import ALL, NOISE, TOPIC_OF, WATER_QUALITY
+from tests.integration.environment.processor_harness import episodic_stream, expected_transitions, start_processor
+from tests.support.processor_kit import assert_exactly_once, read_all, settled_alerts, wait_for_alerts
 
 PARTITIONS = 3
 INPUTS = [WATER_QUALITY.name, NOISE.name]
@@ -103,13 +93,13 @@ async def test_kill_9_of_the_leading_kafka_node_mid_episode_loses_nothing_and_do
     bootstrap = cluster.bootstrap
     await ensure_topics(bootstrap, [*ALL, ALERTS, KPIS], default_partitions=PARTITIONS, replication_factor=3)
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    records = _episodic_stream(t0)
-    expected = _expected_transitions(records)
+    records = episodic_stream(t0)
+    expected = expected_transitions(records)
     total = sum(expected.values())
     size = len(records) // 8 + 1
     chunks = [records[i : i + size] for i in range(0, len(records), size)]
 
-    processor = ProcessorProcess.start(
+    processor = start_processor(
         bootstrap,
         tmp_path / "processor",
         partitions=PARTITIONS,

@@ -25,13 +25,12 @@ from services.environment.domain.stations import load_stations
 from services.environment.topics import AIR_QUALITY, STATION_STATUS, STATION_TICKS, WATER_QUALITY
 from tests.integration.environment.api_fixtures import rfc3339, running_environment_api, serving_http
 from tests.integration.environment.processor_harness import (
-    ProcessorProcess,
     create_topics,
     observation,
     produce_observations,
-    read_all,
-    wait_for_alerts,
+    start_processor,
 )
+from tests.support.processor_kit import read_all, wait_for_alerts
 
 WATER = "cas-water-ain-chock"
 AIR = "cas-air-ain-sebaa"
@@ -91,7 +90,7 @@ async def test_processor_dead_letters_poison_on_every_input_and_still_alerts_on_
         broker, [[observation(WATER, now - timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)]]
     )
 
-    processor = ProcessorProcess.start(broker, tmp_path)
+    processor = start_processor(broker, tmp_path)
     try:
         events = await wait_for_alerts(broker, 1, timeout_s=60)
         water = await _dead_letters(broker, WATER_QUALITY, 3)

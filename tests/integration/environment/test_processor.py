@@ -7,8 +7,6 @@ The dead-letter and kill -9 tests also run on Apache Kafka, with nothing changed
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,24 +16,19 @@ import yaml
 from madina.alerts import AlertState
 from madina.bus.producer import HEADER_DLQ_REASON
 from madina_proto.alerts.v1 import alerts_pb2
-from services.environment.domain.evaluator import StationState, apply_observations
 from services.environment.domain.measurands import StationKind
-from services.environment.domain.profiles import load_profiles, select_rules
-from services.environment.domain.stations import load_stations
-from services.environment.settings import EnvironmentSettings
 from services.environment.topics import AIR_QUALITY, WATER_QUALITY
 from tests.integration.environment.processor_harness import (
-    PARTITIONS,
-    ProcessorProcess,
-    alert_events,
+    KIT,
     create_topics,
+    episodic_stream,
+    expected_transitions,
     observation,
+    observation_records,
     produce_observations,
-    produce_raw,
-    read_all,
-    settled_alerts,
-    wait_for_alerts,
+    start_processor,
 )
+from tests.support.processor_kit import produce_raw, read_all, settled_alerts, wait_for_alerts
 
 WATER = "cas-water-ain-chock"
 AIR = "cas-air-ain-sebaa"
@@ -69,7 +62,7 @@ async def test_scripted_turbidity_episode_raises_escalates_clears_and_starts_a_n
             for minutes, value in script
         ],
     )
-    processor = ProcessorProcess.start(broker, tmp_path)
+    processor = start_processor(broker, tmp_path)
     try:
         events = await settled_alerts(broker, 4, timeout_s=60, settle_s=2)
     finally:
@@ -109,7 +102,7 @@ async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still
             [observation(WATER, now + timedelta(minutes=1), StationKind.WATER, ecoli_cfu_100ml=12.0)],  # breach
         ],
     )
-    processor = ProcessorProcess.start(broker, tmp_path)
+    processor = start_processor(broker, tmp_path)
     try:
         events = await wait_for_alerts(broker, 1, timeout_s=60)
         dead = await read_all(broker, AIR_QUALITY.dead_letter.name)
@@ -133,92 +126,16 @@ async def test_malformed_records_go_to_the_dlq_with_a_reason_and_good_ones_still
     assert not await read_all(broker, WATER_QUALITY.dead_letter.name)
 
 
-def _episodic_stream(t0: datetime) -> list[list]:  # type: ignore[type-arg]
-    """Water turbidity and noise square waves: several full episodes per station."""
-    stations = [s for s in load_stations() if s.city == "casablanca"]
-    water = [s.id for s in stations if StationKind.WATER in s.kinds]
-    noisy = [s.id for s in stations if "laeq_db" in s.measurands]
-    records = []
-    for step in range(240):
-        at = t0 + timedelta(minutes=10 * step)
-        high = (step // 18) % 2 == 0  # 3 h high, 3 h low
-        for station_id in water:
-            records.append(
-                [observation(station_id, at, StationKind.WATER, turbidity_ntu=6.0 + step % 3 if high else 0.3)]
-            )
-        for station_id in noisy:
-            records.append(
-                [
-                    observation(station_id, at, StationKind.NOISE, laeq_db=74.0 if high else 50.0),
-                    observation(
-                        station_id,
-                        at + timedelta(minutes=5),
-                        StationKind.NOISE,
-                        laeq_db=73.0 if high else 51.0,
-                    ),
-                ]
-            )
-    return records
-
-
-def assert_exactly_once(events: list[alerts_pb2.AlertEvent], expected: Counter[tuple[str, int, int]]) -> None:
-    published = Counter((e.alert_id, e.revision, e.state) for e in events)
-    doubled = {key: n for key, n in published.items() if n > 1}
-    assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
-    assert published == expected, (
-        f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
-    )
-
-
-def _expected_transitions(records: list[list]) -> Counter[tuple[str, int, int]]:  # type: ignore[type-arg]
-    """The oracle: the pure evaluator fed the same records, one station at a time."""
-    settings_profiles = EnvironmentSettings.model_fields["environment_profiles"].default
-    rules = select_rules(load_profiles(), settings_profiles)
-    stations = {s.id: s for s in load_stations()}
-    states: dict[str, StationState] = {}
-    expected: Counter[tuple[str, int, int]] = Counter()
-    for batch in records:
-        station_id = batch[0].station_id
-        state = states.get(station_id) or StationState.new(station_id)
-        result = apply_observations(state, batch, rules, stations[station_id])
-        states[station_id] = result.state
-        for transition in result.transitions:
-            expected[(transition.alert_id, transition.revision, int(transition.state))] += 1
-    return expected
-
-
 @ON_BOTH_BROKERS
 async def test_kill_9_mid_stream_then_restart_publishes_every_alert_revision_exactly_once(
     broker: str, tmp_path: Path
 ) -> None:
-    await create_topics(broker)
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    records = _episodic_stream(t0)
-    expected = _expected_transitions(records)
+    batches = episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
+    expected = expected_transitions(batches)
     assert sum(1 for (_, _, state) in expected if state == int(AlertState.CLEARED)) >= 6, (
         "the stream must clear episodes"
     )
-
-    chunks = [records[i : i + len(records) // 8 + 1] for i in range(0, len(records), len(records) // 8 + 1)]
-    processor = ProcessorProcess.start(broker, tmp_path, name="first")
-    for chunk in chunks[:4]:
-        await produce_observations(broker, chunk)
-    await wait_for_alerts(broker, 1, timeout_s=60)
-    await asyncio.sleep(0.3)
-    processor.kill()  # mid-stream: offsets, changelog and alerts are cut wherever they are
-    published_before_kill = len(await alert_events(broker))
-
-    for chunk in chunks[4:]:
-        await produce_observations(broker, chunk)
-    processor = ProcessorProcess.start(broker, tmp_path, name="second")
-    try:
-        total = sum(expected.values())
-        events = await settled_alerts(broker, total, timeout_s=120, settle_s=3)
-    finally:
-        processor.stop()
-
-    assert_exactly_once(events, expected)
-    assert 0 < published_before_kill < total
+    await KIT.kill_9_mid_stream(broker, tmp_path, observation_records(batches), expected)
 
 
 async def test_two_workers_the_busy_one_killed_mid_stream_the_survivor_publishes_every_revision_exactly_once(
@@ -226,50 +143,9 @@ async def test_two_workers_the_busy_one_killed_mid_stream_the_survivor_publishes
 ) -> None:
     """Partitions and their station states move to the survivor (which held them as standbys):
     it must re-read alerts.v1 and publish what the dead worker's outboxes hold, nothing twice."""
-    await create_topics(broker)
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    records = _episodic_stream(t0)
-    expected = _expected_transitions(records)
-    total = sum(expected.values())
-    workers = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        workers.append(ProcessorProcess.start(broker, tmp_path / name, name=name))
-    try:
-        await _wait_until_both_work(broker, *workers)
-        half = len(records) // 2
-        await produce_observations(broker, records[:half])
-        await wait_for_alerts(broker, sum(_expected_transitions(records[:half]).values()) // 3, timeout_s=60)
-        # The stations may all hash to one partition: kill the worker that is doing the work.
-        busy = max(workers, key=lambda worker: worker.log_path.read_text().count('"message": "apply"'))
-        busy.kill()  # offsets, changelogs and alerts are cut wherever they are
-        survivor = next(worker for worker in workers if worker is not busy)
-        # Produced only now, so the survivor has work even if the first half was done by the kill.
-        await produce_observations(broker, records[half:])
-        events = await settled_alerts(broker, total, timeout_s=120, settle_s=3)
-    finally:
-        for worker in workers:
-            worker.stop()
-
-    assert_exactly_once(events, expected)
-    assert '"message": "apply"' in survivor.log_path.read_text(), "the survivor never took over any work"
-
-
-async def _wait_until_both_work(broker: str, *workers: ProcessorProcess) -> None:
-    """Until each worker's latest take-over (logged after every rebalance) covers its own partitions."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while loop.time() < deadline:
-        owned = [_last_sweep_partitions(worker) for worker in workers]
-        if all(owned) and sorted(p for partitions in owned for p in partitions) == list(range(PARTITIONS)):
-            return
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"the workers did not share the partitions: {owned}")
-
-
-def _last_sweep_partitions(worker: ProcessorProcess) -> list[int]:
-    sweeps = [line for line in worker.log_path.read_text().splitlines() if '"outboxes swept"' in line]
-    return list(json.loads(sweeps[-1])["partitions"]) if sweeps else []
+    batches = episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
+    await KIT.kill_busy_worker(broker, tmp_path, observation_records(batches), expected_transitions(batches),
+                               expected_transitions(batches[: len(batches) // 2]))
 
 
 async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resumes(
@@ -281,7 +157,7 @@ async def test_silent_station_raises_a_data_gap_alert_that_clears_when_data_resu
     await produce_observations(
         broker, [[observation(AIR, now - timedelta(minutes=20), StationKind.AIR, pm25_ugm3=5.0)]]
     )
-    processor = ProcessorProcess.start(broker, tmp_path, tick_interval_s=1.0)
+    processor = start_processor(broker, tmp_path, tick_interval_s=1.0)
     try:
         raised = [e for e in await wait_for_alerts(broker, 1, timeout_s=60) if e.rule_id.endswith("data-gap")]
         assert raised and raised[0].state == alerts_pb2.ALERT_STATE_RAISED
@@ -304,7 +180,7 @@ async def test_a_station_that_never_reports_raises_a_data_gap_that_its_first_rep
         "district": "ain-sebaa", "location": [33.6, -7.53], "kinds": ["air"], "measurands": ["pm25_ugm3"],
         "reporting_interval": "2s",  # data-gap after 3 missed reports: 6 s
     }]}))
-    processor = ProcessorProcess.start(broker, tmp_path, tick_interval_s=1.0,
+    processor = start_processor(broker, tmp_path, tick_interval_s=1.0,
                                        extra_env={"MADINA_ENVIRONMENT_STATIONS_FILE": str(stations_file)})
     try:
         raised = await wait_for_alerts(broker, 1, timeout_s=60)

@@ -1,0 +1,335 @@
+"""The entity processor: a domain's pure step function run as a faust worker, exactly once for alerts.
+
+A domain declares an :class:`EntityProcessor` -- its input topics (all keyed by the entity whose
+state it keeps), how a record decodes, its step function, how its state serialises, the topics
+its other outputs go to and an optional clock tick -- and :func:`create_entity_app` makes the
+worker. Everything else is here, once:
+
+- **One table, written once per record**, keyed by entity id; its value is an
+  :class:`EntityState`: the domain's state plus the input offsets it contains and the outbox of
+  alert revisions not yet acknowledged (madina.streams.ExactlyOnceAlerts).
+- **Offset guard for every record.** faust is at-least-once, and it can hand the same record to
+  the agent twice even without a crash (events buffered during recovery are kept while the
+  post-recovery seek fetches them again; see KeepLiveEventsFlowControl). A record is skipped when
+  the state under its key already holds its offset -- dead-lettered records included, whose
+  offset is stored the same way, so a poison record reaches the dead-letter topic once.
+- **Poison.** A record that does not decode (:class:`~madina.contract.InvalidRecord`), whose key is
+  not its entity, or that the step refuses goes to the topic's ``.dlq`` with the reason, before it
+  can touch any state; parts of a record that the step refuses go there as their own records. A
+  step that fails with anything else found a bug: logged in full, and the record is parked too.
+- **Decoded-state cache.** The table holds plain dicts (its changelog carries JSON); decoding one
+  costs more than a step, so the state object behind the dict last written is reused while the
+  table still holds that very dict.
+- ``/healthz`` and ``/metrics`` on the worker's web port, and the clock tick timer.
+
+The step contract: ``step(state, record)`` returns a :class:`Step` (the new state, which may be
+the same object changed in place, and what to publish). It raises ``InvalidRecord`` before it
+changes ``state``. Alerts are published first, exactly once; other outputs are snapshots, sent
+before the state is written and re-sent by a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import faust
+from faust.web import Request, Response, View
+from google.protobuf.message import Message
+
+from madina.bus.codec import decode, encode, standard_headers
+from madina.bus.producer import dead_letter_headers
+from madina.bus.topics import TopicSpec
+from madina.contract import InvalidRecord
+from madina.observability.metrics import BUS_METRICS, metrics_response
+from madina.settings import MadinaSettings
+from madina.streams import ExactlyOnceAlerts, create_stream_app
+from madina_proto.alerts.v1 import alerts_pb2
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")  # the domain's state of one entity
+Headers = Sequence[tuple[str, bytes]]
+APPLIED_OFFSETS = "applied_offsets"
+OUTBOX = "outbox"
+_RUNNER_KEYS = frozenset({APPLIED_OFFSETS, OUTBOX})
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """One decoded input record, as the step sees it."""
+
+    entity_id: str
+    spec: TopicSpec  # the topic it came from: several inputs may share one step
+    value: Any  # what the processor's ``decode`` returned (by default the protobuf message)
+    now: datetime  # the processor's clock, for event-time bounds and watermarks
+
+
+@dataclass
+class Step(Generic[S]):
+    """What one record did: the entity's new state and what to publish, in this order."""
+
+    state: S
+    alerts: Sequence[alerts_pb2.AlertEvent] = ()
+    # Snapshots (status, KPIs, derived events) as (topic, key, message); the topic must be one of
+    # the processor's ``outputs``.
+    records: Sequence[tuple[TopicSpec, str, Message]] = ()
+    # Parts of the record the step refused, as (reason, message of the input topic's type holding
+    # just that part): each goes to the input topic's ``.dlq``.
+    rejected: Sequence[tuple[str, Message]] = ()
+
+
+@dataclass(frozen=True)
+class Ticks:
+    """A clock for entities that can change without input (data gaps): one tick record per entity
+    every ``interval_s`` on ``topic`` (one of the inputs), sent by the group's leader only, so the
+    tick goes through the entity's own stream and state like any record."""
+
+    topic: TopicSpec
+    interval_s: float
+    make: Callable[[datetime], Iterable[tuple[str, Message]]]  # now -> (entity id, tick message)
+
+
+def _decode_message(spec: TopicSpec, value: bytes | None, headers: Headers | None) -> Any:
+    # The content type is required: topics of one domain often share a wire layout.
+    return decode(spec, value, headers, require_type=True)
+
+
+def _entity_field(spec: TopicSpec, value: Any) -> str:
+    return str(getattr(value, spec.key))
+
+
+@dataclass(frozen=True)
+class EntityProcessor(Generic[S]):
+    """What a domain supplies; :func:`create_entity_app` runs it.
+
+    ``decode`` and ``entity_of`` have defaults for protobuf inputs: the topic's message (with its
+    content-type header required), whose ``spec.key`` field names the entity.
+    """
+
+    app_id: str  # faust app id, consumer group and prefix of the table's changelog topic
+    domain: str  # the alerts' domain (AlertLedger)
+    source: str  # the producer name in every output's headers
+    inputs: Sequence[TopicSpec]  # all keyed and partitioned by the same entity
+    step: Callable[[S, EntityRecord], Step[S]]
+    new_state: Callable[[str], S]  # entity id -> the state of an entity never seen
+    state_to_dict: Callable[[S], dict[str, Any]]  # JSON-serialisable; keys applied_offsets/outbox are taken
+    state_from_dict: Callable[[Mapping[str, Any], str], S]  # (dict, entity id) -> state
+    outputs: Sequence[TopicSpec] = ()
+    decode: Callable[[TopicSpec, bytes | None, Headers | None], Any] = _decode_message
+    entity_of: Callable[[TopicSpec, Any], str] = _entity_field
+    ticks: Ticks | None = None
+    table: str = "entity-state"
+
+
+@dataclass
+class EntityState(Generic[S]):
+    """The table value: the domain's state plus what the runner remembers for exactly-once.
+
+    ``state`` is ``None`` for a key that only ever had dead-lettered records. As a dict the domain's
+    keys sit beside ``applied_offsets`` and ``outbox``.
+    """
+
+    state: S | None
+    applied_offsets: dict[str, int] = field(default_factory=dict)
+    # Alert transitions published but not yet acknowledged when the state was written (see
+    # madina.bus.alert_events.AlertOutbox): the state need not wait for alerts.v1.
+    outbox: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any] | None, entity_id: str, state_from_dict: Callable[[Mapping[str, Any], str], S]
+    ) -> EntityState[S]:
+        if not data:
+            return cls(None)
+        domain = {key: value for key, value in data.items() if key not in _RUNNER_KEYS}
+        return cls(
+            state_from_dict(domain, entity_id) if domain else None,
+            dict(data.get(APPLIED_OFFSETS, {})),
+            dict(data.get(OUTBOX, {})),
+        )
+
+    def to_dict(self, state_to_dict: Callable[[S], dict[str, Any]]) -> dict[str, Any]:
+        # Copies, never aliases: the table (and its lazily serialised changelog record) must not
+        # change when this object is updated for the next record.
+        domain = state_to_dict(self.state) if self.state is not None else {}
+        return {**domain, APPLIED_OFFSETS: dict(self.applied_offsets), OUTBOX: dict(self.outbox)}
+
+    def already_applied(self, topic: str, partition: int, offset: int) -> bool:
+        return offset <= self.applied_offsets.get(f"{topic}:{partition}", -1)
+
+    def mark_applied(self, topic: str, partition: int, offset: int) -> None:
+        self.applied_offsets[f"{topic}:{partition}"] = offset
+
+
+def source_partitions(stored: Mapping[str, Any]) -> set[int]:
+    """The input partitions a table value (as the table holds it) was built from."""
+    return {int(key.rpartition(":")[2]) for key in stored.get(APPLIED_OFFSETS, {})}
+
+
+def decode_entity_record(
+    spec: TopicSpec,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None,
+    decoder: Callable[[TopicSpec, bytes | None, Headers | None], Any] = _decode_message,
+    entity_of: Callable[[TopicSpec, Any], str] = _entity_field,
+) -> tuple[str, Any]:
+    """``(entity id, decoded value)``, or InvalidRecord: not decodable, or not the entity under its key."""
+    decoded = decoder(spec, value, headers)
+    entity_id = entity_of(spec, decoded)
+    if not entity_id or (key is not None and key.decode("utf-8", "replace") != entity_id):
+        raise InvalidRecord(f"key {key!r:.200} does not match {spec.key} {entity_id[:200]!r}")
+    return entity_id, decoded
+
+
+def table_key(key: bytes | None) -> str:
+    """Where the offset guard of a record keeps its state: its key (entity id) as text."""
+    return "" if key is None else key.decode("utf-8", "replace")
+
+
+def create_entity_app(
+    processor: EntityProcessor[S],
+    settings: MadinaSettings,
+    *,
+    web_port: int,
+    web_host: str = "127.0.0.1",
+    trace: bool = False,
+) -> faust.App:
+    """The faust worker for ``processor``; ``trace`` logs a line per record it applies (tests)."""
+    specs = {spec.name: spec for spec in processor.inputs}
+    if processor.ticks is not None and processor.ticks.topic.name not in specs:
+        raise ValueError(f"tick topic {processor.ticks.topic.name} is not an input of {processor.app_id}")
+    app = create_stream_app(processor.app_id, settings, web_port=web_port, web_host=web_host)
+    source = app.topic(*specs, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+    # Keys and values use the app's default JSON serializer: state is plain dicts by design.
+    table = app.Table(processor.table, default=None, partitions=settings.topic_partitions)
+    sinks = {
+        spec.name: app.topic(spec.name, key_serializer="raw", value_serializer="raw")
+        for spec in (*processor.outputs, *(spec.dead_letter for spec in processor.inputs),
+                     *([processor.ticks.topic] if processor.ticks else []))
+    }
+    alerts = ExactlyOnceAlerts(
+        app, table, domain=processor.domain, source=processor.source, bootstrap=settings.bootstrap_servers,
+        input_topics=specs, outbox_of=lambda value: value.get(OUTBOX), partitions_of=source_partitions,
+    )
+    decoded_states: dict[str, tuple[Any, EntityState[S]]] = {}
+
+    def stored_state(key: str) -> EntityState[S]:
+        current = table.get(key)
+        cached = decoded_states.pop(key, None)
+        if cached is not None and current is not None and cached[0] is current:
+            return cached[1]
+        return EntityState.from_dict(current, key, processor.state_from_dict)
+
+    def write(key: str, stored: EntityState[S], message: Any) -> None:
+        stored.mark_applied(message.topic, message.partition, message.offset)
+        value = stored.to_dict(processor.state_to_dict)
+        table[key] = value
+        decoded_states[key] = (value, stored)
+
+    async def dead_letter(spec: TopicSpec, message: Any, reason: str, value: bytes | None = None) -> None:
+        headers = dead_letter_headers(spec, message.headers, reason, message.partition, message.offset)
+        await (await sinks[spec.dead_letter.name].send(
+            key=message.key, value=message.value if value is None else value, headers=headers))
+
+    async def publish(step: Step[S], stored: EntityState[S], spec: TopicSpec, message: Any) -> None:
+        await alerts.publish(stored.outbox, step.alerts)
+        for out_spec, key, out in step.records:
+            # Snapshots: faust flushes them before it commits, and a replay re-sends them; nothing
+            # waits for their acknowledgement.
+            await sinks[out_spec.name].send(
+                key=key.encode(), value=encode(out), headers=standard_headers(out_spec, processor.source))
+        for reason, part in step.rejected:
+            await dead_letter(spec, message, reason, part.SerializeToString())
+
+    async def apply(spec: TopicSpec, message: Any) -> None:
+        key = table_key(message.key)
+        stored = stored_state(key)
+        if stored.already_applied(message.topic, message.partition, message.offset):
+            log.info("record already in the stored state, skipped", extra={
+                "topic": message.topic, "partition": message.partition, "offset": message.offset, "entity_id": key})
+            return
+        if trace:
+            log.info("apply", extra={"topic": message.topic, "partition": message.partition,
+                                     "offset": message.offset, "entity_id": key,
+                                     "prev": dict(stored.applied_offsets)})
+        try:
+            entity_id, value = decode_entity_record(
+                spec, message.key, message.value, message.headers, processor.decode, processor.entity_of)
+            if entity_id != key:  # a record without a key: its entity's state holds its offset
+                key, stored = entity_id, stored_state(entity_id)
+                if stored.already_applied(message.topic, message.partition, message.offset):
+                    return
+            state = stored.state if stored.state is not None else processor.new_state(entity_id)
+            step = processor.step(state, EntityRecord(entity_id, spec, value, datetime.now(UTC)))
+        except Exception as error:
+            if not isinstance(error, InvalidRecord):
+                log.exception("processing a record failed", extra={"topic": spec.name, "entity_id": key})
+                # The step may have changed the state before it failed: go back to the table's.
+                decoded_states.pop(key, None)
+                stored = stored_state(key)
+            await dead_letter(spec, message, str(error) if isinstance(error, InvalidRecord) else repr(error))
+            write(key, stored, message)  # so a replay of this record does not dead-letter it again
+            return
+        await publish(step, stored, spec, message)
+        stored.state = step.state
+        write(key, stored, message)
+
+    @app.agent(source)
+    async def process(stream: faust.StreamT) -> None:
+        await alerts.start()
+        async for event in stream.events():
+            message = event.message
+            await alerts.take_over_if_reassigned()
+            spec = specs[message.topic]
+            BUS_METRICS.consumed.labels(spec.name).inc()
+            await apply(spec, message)
+
+    if processor.ticks is not None:
+        ticks = processor.ticks
+
+        @app.timer(interval=ticks.interval_s, on_leader=True)
+        async def tick() -> None:
+            sink = sinks[ticks.topic.name]
+            for entity_id, tick_message in ticks.make(datetime.now(UTC)):
+                await sink.send(key=entity_id.encode(), value=encode(tick_message),
+                                headers=standard_headers(ticks.topic, processor.source))
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ready = app.rebalancing is False and process.started if hasattr(process, "started") else True
+            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(alerts.ledger)},
+                             status=200 if ready else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body, content_type = metrics_response()
+            return self.bytes(body, content_type=content_type.split(";")[0])
+
+    return app
+
+
+def run_entity_processor(
+    processor: EntityProcessor[S],
+    settings: MadinaSettings,
+    topics: Sequence[TopicSpec],
+    *,
+    web_port: int,
+    web_host: str = "127.0.0.1",
+) -> int:
+    """Create ``topics`` (and their dead-letter twins) if missing, then run the worker until SIGTERM."""
+    from madina.bus import ensure_topics
+    from madina.streams import run_worker
+
+    asyncio.run(ensure_topics(settings.bootstrap_servers, topics, default_partitions=settings.topic_partitions,
+                              replication_factor=settings.topic_replication_factor))
+    app = create_entity_app(processor, settings, web_port=web_port, web_host=web_host, trace=settings.debug_trace)
+    run_worker(app, settings)
+    return 0
