@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-
-import uvicorn
 
 from madina.auth import load_service_credentials
 from madina.bus import EventProducer, ensure_topics
-from madina.grpc import AgencyAuthInterceptor, GrpcServer
-from madina.http import uvicorn_tls_options
+from madina.grpc import GrpcServer
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
+from madina.serving import ApiServers, grpc_server
 from madina.settings import load_settings
 from madina_proto.environment.v1 import environment_service_pb2_grpc as pb_grpc
 from services.environment.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, EnvironmentServicer
@@ -41,16 +38,12 @@ def build_runtime(settings: EnvironmentSettings) -> EnvironmentRuntime:
 
 def build_grpc_server(runtime: EnvironmentRuntime, port: int | None = None) -> GrpcServer:
     settings = runtime.settings
-    return GrpcServer(
-        host=settings.bind_host,
+    return grpc_server(
+        settings,
         port=settings.environment_grpc_port if port is None else port,
-        services=[
-            (pb_grpc.add_EnvironmentServiceServicer_to_server, EnvironmentServicer(runtime), SERVICE_NAME)
-        ],
-        interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
-        tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
-        tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
-        tls_client_ca_file=None if settings.grpc_insecure else settings.grpc_tls_client_ca_file,
+        servicers=[(pb_grpc.add_EnvironmentServiceServicer_to_server, EnvironmentServicer(runtime), SERVICE_NAME)],
+        credentials=runtime.credentials,
+        required_scopes=REQUIRED_SCOPES,
     )
 
 
@@ -65,26 +58,13 @@ async def serve(settings: EnvironmentSettings) -> None:
     await runtime.producer.start()
     runtime.producer_ready = True
     feed = asyncio.create_task(runtime.follow_status_feed())
-    grpc_server = build_grpc_server(runtime)
-    await grpc_server.start()
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_http_app(runtime),
-            host=settings.bind_host,
-            port=settings.environment_http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            **uvicorn_tls_options(settings),
-        )
-    )
-    # uvicorn would capture SIGTERM/SIGINT while serving; the process-wide runner owns them.
-    http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=settings.environment_http_port,
+                         grpc=build_grpc_server(runtime))
     try:
-        await http.serve()
+        await servers.start()
+        await servers.wait()
     finally:
-        http.should_exit = True
-        await grpc_server.stop()
+        await servers.stop()
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
         await runtime.producer.stop()

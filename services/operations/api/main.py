@@ -13,14 +13,12 @@ import asyncio
 import contextlib
 import logging
 
-import uvicorn
-
 from madina.auth import load_service_credentials
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
-from madina.grpc import AgencyAuthInterceptor, GrpcServer
-from madina.http import uvicorn_tls_options
+from madina.grpc import GrpcServer
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
+from madina.serving import ApiServers, grpc_server
 from madina.settings import load_settings
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from services.operations.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, AlertServicer
@@ -51,14 +49,12 @@ def build_runtime(settings: OperationsSettings) -> OperationsRuntime:
 
 def build_grpc_server(runtime: OperationsRuntime, port: int | None = None) -> GrpcServer:
     settings = runtime.settings
-    return GrpcServer(
-        host=settings.bind_host,
+    return grpc_server(
+        settings,
         port=settings.operations_grpc_port if port is None else port,
-        services=[(pb_grpc.add_AlertServiceServicer_to_server, AlertServicer(runtime), SERVICE_NAME)],
-        interceptors=[AgencyAuthInterceptor(runtime.credentials, REQUIRED_SCOPES)],
-        tls_cert_file=None if settings.grpc_insecure else settings.grpc_tls_cert_file,
-        tls_key_file=None if settings.grpc_insecure else settings.grpc_tls_key_file,
-        tls_client_ca_file=None if settings.grpc_insecure else settings.grpc_tls_client_ca_file,
+        servicers=[(pb_grpc.add_AlertServiceServicer_to_server, AlertServicer(runtime), SERVICE_NAME)],
+        credentials=runtime.credentials,
+        required_scopes=REQUIRED_SCOPES,
     )
 
 
@@ -69,9 +65,7 @@ class OperationsService:
         self.settings = settings
         self.runtime: OperationsRuntime | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._grpc: GrpcServer | None = None
-        self._http: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._servers: ApiServers | None = None
 
     async def start(self) -> OperationsRuntime:
         settings = self.settings
@@ -91,33 +85,21 @@ class OperationsService:
         ]
         for task in self._tasks:
             task.add_done_callback(_log_crash)
-        self._grpc = build_grpc_server(runtime)
-        await self._grpc.start()
-        self._http = uvicorn.Server(uvicorn.Config(
-            create_http_app(runtime), host=settings.bind_host, port=settings.operations_http_port,
-            log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3,
-            **uvicorn_tls_options(settings),
-        ))
-        # uvicorn would install its own signal handlers; the process-wide runner owns them.
-        self._http.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
-        self._http_task = asyncio.create_task(self._http.serve(), name="operations-http")
-        while not self._http.started:
-            if self._http_task.done():
-                await self._http_task  # raises what stopped it (e.g. port in use)
-                raise RuntimeError("HTTP server stopped during start-up")
-            await asyncio.sleep(0.02)
+        self._servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=settings.operations_http_port,
+                                   grpc=build_grpc_server(runtime), graceful_shutdown_s=3)
+        await self._servers.start()
         return runtime
 
     @property
     def http_port(self) -> int:
         """The bound HTTP port (settings may say 0: any free port)."""
-        assert self._http is not None
-        return int(self._http.servers[0].sockets[0].getsockname()[1])
+        assert self._servers is not None
+        return self._servers.http_port
 
     @property
     def grpc_port(self) -> int:
-        assert self._grpc is not None
-        return int(self._grpc.port)
+        assert self._servers is not None and self._servers.grpc is not None
+        return int(self._servers.grpc.port)
 
     async def wait_ready(self, timeout_s: float = 30.0) -> None:
         """Until the consumer joined its group and the KPI backlog is read."""
@@ -127,23 +109,20 @@ class OperationsService:
         )
 
     async def serve_forever(self) -> None:
-        assert self._http_task is not None
-        waiting = [self._http_task, *self._tasks]
+        assert self._servers is not None
+        waiting = [self._servers.http_task, *self._tasks]
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()  # a crashed consumer stops the process, so the supervisor restarts it
 
     async def stop(self) -> None:
         runtime = self.runtime
-        if self._http is not None:
-            self._http.should_exit = True
+        if self._servers is not None:
+            self._servers.http.should_exit = True
         if runtime is not None:
             runtime.ingest.stop()
-        if self._grpc is not None:
-            await self._grpc.stop()
-        if self._http_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._http_task, 5)
+        if self._servers is not None:
+            await self._servers.stop()
         consumer = self._tasks[0] if self._tasks else None
         if consumer is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):

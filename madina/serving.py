@@ -1,0 +1,108 @@
+"""Serving a domain's APIs from its settings: one FastAPI app over uvicorn and gRPC servicers.
+
+Every API process does the same: gRPC with TLS (and mutual TLS when a client CA is set) unless
+MADINA_GRPC_INSECURE, the per-agency auth interceptor (tokens, scopes, rate limits from the
+credentials), HTTP with TLS when MADINA_HTTP_TLS_* are set, both bound to MADINA_BIND_HOST. And
+uvicorn must not take SIGTERM/SIGINT: the process-wide runner (madina.runtime) owns them and stops
+the servers in order. :func:`grpc_server` and :class:`ApiServers` are that, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+import uvicorn
+
+from madina.auth import Credentials
+from madina.grpc import AgencyAuthInterceptor, GrpcServer
+from madina.http import uvicorn_tls_options
+from madina.settings import ServiceSettings
+
+# (add_XServicer_to_server, servicer, full service name), as GrpcServer takes them.
+Servicer = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
+
+
+def grpc_server(
+    settings: ServiceSettings,
+    *,
+    port: int,
+    servicers: Sequence[Servicer],
+    credentials: Credentials,
+    required_scopes: Mapping[str, str],
+) -> GrpcServer:
+    """The servicers behind auth (scope per full method name), with TLS as the settings say."""
+    tls = not settings.grpc_insecure
+    return GrpcServer(
+        host=settings.bind_host,
+        port=port,
+        services=servicers,
+        interceptors=[AgencyAuthInterceptor(credentials, required_scopes)],
+        tls_cert_file=settings.grpc_tls_cert_file if tls else None,
+        tls_key_file=settings.grpc_tls_key_file if tls else None,
+        tls_client_ca_file=settings.grpc_tls_client_ca_file if tls else None,
+    )
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers (uvicorn 0.54 installs them in ``capture_signals``)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServers:
+    """HTTP and gRPC of one process: ``await start()``, then ``await wait()`` or ``await stop()``."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        http_app: Any,
+        http_port: int,
+        grpc: GrpcServer | None = None,
+        graceful_shutdown_s: int | None = None,
+    ) -> None:
+        self.grpc = grpc
+        self.http = _QuietServer(uvicorn.Config(
+            http_app, host=settings.bind_host, port=http_port, log_config=None, access_log=False,
+            lifespan="off", timeout_graceful_shutdown=graceful_shutdown_s, **uvicorn_tls_options(settings),
+        ))
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Both servers listening (gRPC first: HTTP's /healthz says the process is up)."""
+        if self.grpc is not None:
+            await self.grpc.start()
+        self._http_task = asyncio.create_task(self.http.serve(), name="http")
+        while not self.http.started:
+            if self._http_task.done():
+                await self._http_task  # raises what stopped it (e.g. port in use)
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP port (settings may say 0: any free port)."""
+        return int(self.http.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def http_task(self) -> asyncio.Task[None]:
+        assert self._http_task is not None, "start() first"
+        return self._http_task
+
+    async def wait(self) -> None:
+        """Until the HTTP server stops (it raises what stopped it)."""
+        await self.http_task
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        self.http.should_exit = True
+        if self.grpc is not None:
+            await self.grpc.stop()
+        if self._http_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._http_task, timeout_s)
