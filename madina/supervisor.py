@@ -15,13 +15,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from madina.devservers.launch import broker_argv, madina_argv, service_argv
 from madina.domains import Component, all_topics, discover
 from madina.localsecrets import ensure_local_secrets
 from madina.privatefiles import open_private_append, private_directory, restrict_umask
@@ -108,19 +108,8 @@ def _start_broker(settings: MadinaSettings, env: dict[str, str]) -> Child:
         )
     broker = Child(
         name="broker",
-        argv=[
-            sys.executable,
-            "-m",
-            "madina",
-            "broker",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(settings.data_dir / "broker"),
-            "--default-partitions",
-            str(settings.topic_partitions),
-            "--no-auto-create",
-        ],
+        argv=broker_argv(port=port, data_dir=settings.data_dir / "broker",
+                         default_partitions=settings.topic_partitions, auto_create=False),
         env=env,
         log_path=settings.data_dir / "logs" / "broker.log",
     )
@@ -177,7 +166,7 @@ def _component_child(component: Component, env: dict[str, str], logs: Path) -> C
         os.environ.update(saved)
     return Child(
         name=component.name,
-        argv=[sys.executable, "-m", "madina", "service", component.name],
+        argv=service_argv(component.name),
         env=env,
         log_path=logs / f"{component.name}.log",
         health_url=health_url,
@@ -250,7 +239,7 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
         if simulate and not stopping:
             simulator = Child(
                 name="simulator",
-                argv=[sys.executable, "-m", "madina", "simulate", "--city", city, "--rate", str(rate)],
+                argv=madina_argv("simulate", "--city", city, "--rate", str(rate)),
                 env=env,
                 log_path=logs / "simulator.log",
             )

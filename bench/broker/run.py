@@ -51,6 +51,9 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.stats import percentile
+from madina.devservers.launch import broker_argv
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "broker.json"
 READY_PREFIX = "madina broker listening on "
@@ -371,8 +374,8 @@ def _latency_summary(delays: list[int], count: int) -> dict:
     delays_ms = sorted(delay / 1e6 for delay in delays[count // 10 :])  # skip warm-up
     return {
         "records": len(delays),
-        "p50_ms": _percentile(delays_ms, 50),
-        "p99_ms": _percentile(delays_ms, 99),
+        "p50_ms": percentile(delays_ms, 0.50),
+        "p99_ms": percentile(delays_ms, 0.99),
     }
 
 
@@ -384,12 +387,6 @@ def _split_share(topic: str) -> tuple[str, int, int]:
     index, count = share.split("/")
     return name, int(index), int(count)
 
-
-def _percentile(sorted_values: list[float], percentile: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, round(percentile / 100 * (len(sorted_values) - 1)))
-    return sorted_values[index]
 
 
 def host_mock_cluster() -> None:
@@ -445,17 +442,7 @@ class Server:
         self.kind = kind
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         if kind == "madina":
-            argv = [
-                sys.executable,
-                "-m",
-                "madina.broker",
-                "--port",
-                "0",
-                "--data-dir",
-                data_dir or "",
-                "--default-partitions",
-                str(partitions),
-            ]
+            argv = broker_argv(data_dir=Path(data_dir) if data_dir else None, default_partitions=partitions)
             prefix = READY_PREFIX
         else:
             argv = [sys.executable, "-m", "bench.broker.run", "--host-mock"]

@@ -21,10 +21,8 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -37,7 +35,10 @@ import grpc
 import httpx
 from sqlalchemy import create_engine, make_url, text
 
+from bench.stats import percentile
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
+from madina.devservers.launch import BrokerProcess, service_argv, wait_for_http
+from madina.devservers.ports import free_port
 from madina.devservers.postgres import PostgresUnavailable, server_url
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
@@ -45,7 +46,6 @@ from services.operations.api.hub import ChangeHub
 from services.operations.api.ingest import AlertIngest
 from services.operations.store import AlertStore, migrate
 from tests.support.operations import alert_event, write_test_secrets
-from tests.support.processes import BrokerProcess, wait_for_http
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "operations.json"
 CLIENTS = 100
@@ -53,11 +53,6 @@ CLIENTS = 100
 
 def log(message: str) -> None:
     print(f"[bench.operations {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -173,19 +168,13 @@ async def bench_ingest(bootstrap: str, events: int, runs: int, workdir: Path) ->
 # -- fan-out ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class ServiceProcess:
     """``madina service operations`` as its own process, so clients do not share its interpreter."""
 
     def __init__(self, bootstrap: str, workdir: Path) -> None:
         credentials_file, self.tokens, cert, key = write_test_secrets(workdir)
         self.tls_cert = cert.read_bytes()
-        http_port, grpc_port = _free_port(), _free_port()
+        http_port, grpc_port = free_port(), free_port()
         self.http_url = f"http://127.0.0.1:{http_port}"
         self.grpc_target = f"localhost:{grpc_port}"
         env = {
@@ -201,7 +190,7 @@ class ServiceProcess:
             "MADINA_LOG_LEVEL": "WARNING",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "madina", "service", "operations"], env=env, cwd=workdir
+            service_argv("operations"), env=env, cwd=workdir
         )
         wait_for_http(f"{self.http_url}/healthz", timeout_s=60, process=self.process)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,8 @@ import httpx
 import pytest
 
 from madina.bus import ALERTS, EventProducer
+from madina.devservers.launch import service_argv
+from madina.devservers.ports import free_port
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from tests.support.operations import alert_event, new_id, write_test_secrets
@@ -37,12 +37,6 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class OperationsProcess:
@@ -67,7 +61,7 @@ def operations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperationsP
     directory = tmp_path_factory.mktemp("operations-e2e")
     credentials_file, tokens, cert, key = write_test_secrets(directory)
     broker = BrokerProcess.start(memory=True, default_partitions=2)
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
         "MADINA_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -81,7 +75,7 @@ def operations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperationsP
         "MADINA_LOG_FORMAT": "console",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "madina", "service", "operations"], env=env, cwd=directory
+        service_argv("operations"), env=env, cwd=directory
     )
     try:
         http_url = f"http://127.0.0.1:{http_port}"
