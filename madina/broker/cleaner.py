@@ -15,6 +15,9 @@ This is the only place where the broker opens record batches. It follows Kafka's
   as they were. A batch that loses all of its records is dropped, except when it is
   one of the last batches of an idempotent producer: it is kept as an empty batch so
   the producer's sequence state is rebuilt correctly after a restart, as Kafka does;
+- transactions: cleaning stops before the segment holding the first open transaction
+  (the last stable offset), records of aborted transactions are removed and never shadow
+  a committed record of their key, and transaction markers are kept;
 - consecutive cleaned segments are merged while their total stays under
   ``segment.bytes``, so a long-lived compacted topic does not pile up small files. The
   merged segment keeps the first one's base offset, so the log start offset never moves.
@@ -53,6 +56,7 @@ from madina.broker.records import (
     CONTROL_FLAG,
     CRC_START,
     LOG_OVERHEAD,
+    TRANSACTIONAL_FLAG,
     BatchHeader,
     read_header,
 )
@@ -197,13 +201,26 @@ def segment_bytes(segment: Segment) -> Iterator:
             yield mapped
 
 
-def build_offset_map(segments: list[Segment]) -> dict[bytes, int]:
+# producer id -> (first offset, marker offset) of each of its aborted transactions
+AbortedRanges = dict[int, list[tuple[int, int]]]
+
+
+def _is_aborted(header: BatchHeader, aborted: AbortedRanges) -> bool:
+    """Whether a transactional batch belongs to a transaction that was aborted."""
+    if not header.attributes & TRANSACTIONAL_FLAG or header.attributes & CONTROL_FLAG:
+        return False
+    return any(first <= header.base_offset < last for first, last in aborted.get(header.producer_id, ()))
+
+
+def build_offset_map(segments: list[Segment], aborted: AbortedRanges | None = None) -> dict[bytes, int]:
     offsets: dict[bytes, int] = {}
     for segment in segments:
         with segment_bytes(segment) as data:
             for header in iterate_batches(data):
                 if header.attributes & CONTROL_FLAG or header.record_count == 0:
                     continue
+                if aborted and _is_aborted(header, aborted):
+                    continue  # an aborted record never shadows a committed one
                 for record in decode_records(data, header):
                     if record.key is not None:
                         offsets[map_key(record.key)] = record.offset
@@ -217,16 +234,19 @@ def prepare(
     dirty_from: int,
     now_ms: int,
     keep_batches: set[int],
+    aborted: AbortedRanges | None = None,
 ) -> CleanResult:
     """Clean ``closed`` (the partition's closed segments); runs in a worker thread.
 
     Files are committed on disk here (see the module docstring); the in-memory swap is
     left to the event loop. ``keep_batches`` are base offsets of batches kept even when
-    emptied: the producers' most recent batches.
+    emptied: the producers' most recent batches. ``aborted`` maps producer ids to the
+    ``(first offset, marker offset)`` of their aborted transactions, whose records go.
     """
     result = CleanResult(partition, clean_until=end_offset)
     dirty = [segment for segment in closed if segment.next_offset > dirty_from]
-    offsets = build_offset_map(dirty)
+    aborted = aborted or {}
+    offsets = build_offset_map(dirty, aborted)
     delete_retention_ms = partition.config_int("delete.retention.ms")
     max_bytes = partition.segment_limits()[0]
     group: list[Segment] = []
@@ -257,15 +277,18 @@ def prepare(
                     output_size += len(raw)
                     continue
                 records = decode_records(data, header)
-                kept = [
-                    record
-                    for record in records
-                    if record.key is None
-                    or (
-                        offsets.get(map_key(record.key), -1) <= record.offset
-                        and not (record.value is None and record.timestamp + delete_retention_ms < now_ms)
-                    )
-                ]
+                if aborted and _is_aborted(header, aborted):
+                    kept = []
+                else:
+                    kept = [
+                        record
+                        for record in records
+                        if record.key is None
+                        or (
+                            offsets.get(map_key(record.key), -1) <= record.offset
+                            and not (record.value is None and record.timestamp + delete_retention_ms < now_ms)
+                        )
+                    ]
                 if len(kept) == len(records):
                     chunks.append(raw)
                     output_size += len(raw)

@@ -617,7 +617,13 @@ class PartitionLog:
         """
         if not self.compacted or len(self.segments) < 2 or self.deleted:
             return None
-        closed = self.segments[:-1]
+        # Like Kafka's cleaner, stop at the first open transaction: whether its records
+        # count is not decided yet.
+        stable = self.last_stable_offset
+        closed = [segment for segment in self.segments[:-1] if segment.next_offset <= stable]
+        if not closed:
+            return None
+        end_offset = self.segments[len(closed)].base_offset
         total = sum(segment.size for segment in closed)
         dirty = sum(segment.size for segment in closed if segment.next_offset > self.clean_until)
         if not force:
@@ -627,7 +633,10 @@ class PartitionLog:
             if dirty == 0 or dirty < ratio * total:
                 return None
         keep = {base for state in self.producers.values() for _, _, base in state.recent_batches}
-        return (self, closed, self.segments[-1].base_offset, self.clean_until, now_ms, keep)
+        aborted: dict[int, list[tuple[int, int]]] = {}
+        for producer_id, first, last in self.aborted_transactions:
+            aborted.setdefault(producer_id, []).append((first, last))
+        return (self, closed, end_offset, self.clean_until, now_ms, keep, aborted)
 
     def swap_cleaned(self, result: cleaner.CleanResult) -> None:
         """Put cleaned segments in place of the ones they replace (on the event loop)."""

@@ -16,6 +16,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+# A fresh Apache Kafka takes over a minute to create __consumer_offsets on this machine.
+pytestmark = pytest.mark.timeout(600)
+
 BATCH = 50
 INPUTS = 300
 
@@ -61,6 +64,22 @@ def _consumer(bootstrap: str, group: str | None, topic: str, committed: bool = T
     return consumer
 
 
+def _started_consumer(bootstrap: str, group: str, topic: str) -> Consumer:
+    """The loop's input consumer, once it reads. On a fresh Apache Kafka the first consumer
+    of a group can sit without fetching while __consumer_offsets is created and loaded (a
+    minute or more here, and librdkafka did not always recover): start a new one until a
+    record arrives, then rewind to the committed position."""
+    deadline = time.monotonic() + 300
+    while True:
+        consumer = _consumer(bootstrap, group, topic)
+        if _take(consumer, 1, timeout_s=30.0):
+            committed = consumer.committed(consumer.assignment(), 30)
+            consumer.assign([TopicPartition(topic, 0, max(committed[0].offset, 0))])
+            return consumer
+        consumer.close()
+        assert time.monotonic() < deadline, f"no consumer of {topic} read anything for 5 minutes"
+
+
 def _take(consumer: Consumer, count: int, timeout_s: float = 30.0) -> list:
     taken: list = []
     deadline = time.monotonic() + timeout_s
@@ -71,9 +90,11 @@ def _take(consumer: Consumer, count: int, timeout_s: float = 30.0) -> list:
     return taken
 
 
-def _process(producer: Producer, consumer: Consumer, out_topic: str, *, commit: bool = True) -> list[bytes]:
+def _process(
+    producer: Producer, consumer: Consumer, out_topic: str, *, commit: bool = True, timeout_s: float = 60.0
+) -> list[bytes]:
     """One transaction: up to BATCH inputs copied to the output, their offsets committed with them."""
-    messages = _take(consumer, BATCH, timeout_s=10.0)
+    messages = _take(consumer, BATCH, timeout_s)
     if not messages:
         return []
     producer.begin_transaction()
@@ -110,7 +131,7 @@ def test_transactional_loop_is_exactly_once_and_aborts_stay_invisible(broker_boo
     _create_topics(broker_bootstrap, in_topic, out_topic)
     _fill_input(broker_bootstrap, in_topic)
     producer = _producer(broker_bootstrap, transactional_id)
-    consumer = _consumer(broker_bootstrap, group, in_topic)
+    consumer = _started_consumer(broker_bootstrap, group, in_topic)
     try:
         # An aborted transaction first: its records must never be read as committed.
         producer.begin_transaction()

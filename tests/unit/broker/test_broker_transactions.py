@@ -217,3 +217,58 @@ def test_a_marker_at_a_bumped_epoch_fences_the_old_epoch(tmp_path: Path):
     assert partition.check_producer(late)[0] == errors.INVALID_PRODUCER_EPOCH
     fresh = parse_batches(_transactional_batch(5, 1, 0))[0]
     assert partition.check_producer(fresh)[0] == errors.NONE
+
+
+def _keyed_transactional(producer_id: int, sequence: int, key: bytes, value: bytes) -> bytes:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=1,
+        producer_id=producer_id,
+        producer_epoch=0,
+        base_sequence=sequence,
+        batch_size=1 << 20,
+    )
+    builder.append(0, timestamp=1000, key=key, value=value + b"." * 200, headers=[])
+    return bytes(builder.build())
+
+
+def _values(partition: PartitionLog) -> list[bytes]:
+    from madina.broker.cleaner import decode_records
+
+    seen = []
+    offset = 0
+    while offset < partition.next_offset:
+        data = partition.read(offset, 1 << 30, True)
+        if not data:
+            break
+        for header in parse_batches(data):
+            offset = header.base_offset + header.offset_count
+            if not header.attributes & 0x20:
+                seen += [record.value[:1] for record in decode_records(data, header)]
+    return seen
+
+
+def test_compaction_drops_aborted_records_and_stops_at_an_open_transaction():
+    partition = PartitionLog("t", 0, None, {"cleanup.policy": "compact", "segment.bytes": "300"})
+    partition.open_empty()
+    _append(partition, _keyed_transactional(1, 0, b"k", b"a"))  # committed
+    _append(partition, build_control_batch(1, 0, True, 0, 1))
+    _append(partition, _keyed_transactional(2, 0, b"k", b"b"))  # aborted: must not win
+    _append(partition, build_control_batch(2, 0, False, 0, 1))
+    _append(partition, _keyed_transactional(3, 0, b"j", b"c"))  # committed later
+    _append(partition, build_control_batch(3, 0, True, 0, 1))
+    assert len(partition.segments) > 2
+    partition.clean_now(now_ms=10**13)
+    assert _values(partition) == [b"a", b"c"]
+
+    # An open transaction holds the cleaner back from its first segment onwards.
+    _append(partition, _keyed_transactional(4, 0, b"k", b"d"))
+    _append(partition, _keyed_transactional(5, 0, b"k", b"e"))
+    _append(partition, build_control_batch(5, 0, True, 0, 1))
+    _append(partition, _keyed_transactional(6, 0, b"z", b"f"))
+    stable = partition.last_stable_offset
+    plan = partition.plan_cleaning(10**13, force=True)
+    assert plan is not None and all(segment.next_offset <= stable for segment in plan[1])
