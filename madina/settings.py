@@ -87,13 +87,11 @@ class MadinaSettings(KafkaClientSettings):
         env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    database_url: str = Field(
-        default="", description="SQLAlchemy URL of the operations store; unset: SQLite in MADINA_DATA_DIR."
-    )
     data_dir: Path = Field(default=Path("data"), description="Where local state lives.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     debug_trace: bool = Field(default=False, description="Stream processors log a line per record (tests).")
+    bind_host: str = Field(default="127.0.0.1", description="Interface HTTP, gRPC and processor web servers listen on.")
     embedded_broker_port: int = Field(default=EMBEDDED_BROKER_PORT, ge=1, le=65535)
     topic_partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Madina creates."
@@ -114,12 +112,6 @@ class MadinaSettings(KafkaClientSettings):
                 raise ValueError(f"MADINA_CITIES: unknown city id(s) {unknown}")
         return self
 
-    @model_validator(mode="after")
-    def _default_database_in_data_dir(self) -> MadinaSettings:
-        if not self.database_url:
-            self.database_url = f"sqlite:///{self.data_dir / 'madina.db'}"
-        return self
-
     @property
     def bootstrap_servers(self) -> str:
         """Where Kafka clients connect: the configured cluster, or the embedded broker."""
@@ -136,7 +128,6 @@ class ServiceSettings(MadinaSettings):
     credentials_file: Path = Field(
         description="YAML/JSON file of principals (token SHA-256 and scopes); see madina.auth."
     )
-    bind_host: str = Field(default="127.0.0.1", description="Interface HTTP and gRPC servers listen on.")
     grpc_tls_cert_file: Path | None = None
     grpc_tls_key_file: Path | None = None
     grpc_insecure: bool = Field(default=False, description="Serve gRPC without TLS (tests, sidecar TLS).")

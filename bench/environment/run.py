@@ -50,7 +50,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.environment.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from bench.environment.workload import Record, Workload, make_stations, write_stations_file
 from bench.stats import percentile
-from madina.auth import write_credentials
 from madina.bus import ALERTS, KPIS, ensure_topics
 from madina.devservers.launch import BrokerProcess, ServiceProcess, service_argv
 from madina.devservers.ports import free_port
@@ -118,13 +117,10 @@ class FaustProcessor(Processor):
     alerts_topic = ALERTS.name
 
     def __init__(self, bootstrap: str, workdir: Path, stations_file: Path) -> None:
-        credentials, port = workdir / "credentials.yaml", free_port()
-        write_credentials(credentials, {"nobody": []})
+        port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
             "MADINA_KAFKA_BOOTSTRAP": bootstrap,
-            "MADINA_CREDENTIALS_FILE": str(credentials),
-            "MADINA_GRPC_INSECURE": "true",
             "MADINA_TOPIC_PARTITIONS": str(PARTITIONS),
             "MADINA_DATA_DIR": str(workdir / "data"),
             "MADINA_ENVIRONMENT_PROCESSOR_PORT": str(port),

@@ -8,9 +8,9 @@ from services.environment.topics import ALL
 
 def _settings():  # type: ignore[no-untyped-def]
     from madina.settings import load_settings
-    from services.environment.settings import EnvironmentSettings
+    from services.environment.settings import EnvironmentPorts
 
-    return load_settings(EnvironmentSettings)
+    return load_settings(EnvironmentPorts)
 
 
 def _api_health() -> str:

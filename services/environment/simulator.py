@@ -17,7 +17,6 @@ is visible in minutes. All randomness comes from the seeded ``rng``.
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Sequence
 from datetime import datetime
@@ -65,7 +64,8 @@ class EnvironmentGenerator:
     domain = "environment"
 
     def __init__(self, context: SimulationContext, stations: Sequence[Station] | None = None) -> None:
-        from services.environment.settings import EnvironmentSettings
+        from madina.settings import load_settings
+        from services.environment.settings import EnvironmentPorts
 
         self.context = context
         self.rng: random.Random = context.rng
@@ -73,10 +73,7 @@ class EnvironmentGenerator:
         self.stations = [s for s in all_stations if s.city == context.city]
         if not self.stations:
             raise ValueError(f"no environment stations in city {context.city!r}")
-        # Only the port is needed; the full settings would demand the services' credentials.
-        port = context.options.get("environment_http_port") or os.environ.get(
-            "MADINA_ENVIRONMENT_HTTP_PORT", EnvironmentSettings.model_fields["environment_http_port"].default
-        )
+        port = context.options.get("environment_http_port") or load_settings(EnvironmentPorts).environment_http_port
         self.ingest_url = f"http://127.0.0.1:{port}"
         self._cursor = 0
         self.episode_station = self._pick(StationKind.AIR, industrial=True)

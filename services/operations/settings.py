@@ -16,12 +16,17 @@ from madina.settings import MadinaSettings, ServiceSettings
 class OperationsStoreSettings(MadinaSettings):
     """What reaching the store needs (also used by the rebuild command, which serves nothing)."""
 
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the operations store; unset: SQLite in MADINA_DATA_DIR."
+    )
     database_password_file: Path | None = Field(
         default=None, description="File holding the database password, injected into MADINA_DATABASE_URL."
     )
 
     @model_validator(mode="after")
     def _inject_database_password(self) -> OperationsStoreSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'madina.db'}"
         if self.database_password_file is not None:
             if not self.database_password_file.is_file():
                 raise ValueError(f"file {self.database_password_file} does not exist")

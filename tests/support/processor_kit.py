@@ -35,7 +35,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf.message import Message
 
-from madina.auth import write_credentials
 from madina.bus import ensure_topics
 from madina.bus.codec import standard_headers
 from madina.bus.topics import ALERTS, KPIS, TopicSpec
@@ -104,16 +103,11 @@ class ProcessorKit:
         partitions: int | None = None,
     ) -> ProcessorProcess:
         """The processor (or ``argv``, a variant of it) with its settings for ``bootstrap``, once healthy."""
-        credentials = workdir / "credentials.yaml"
-        if not credentials.exists():
-            write_credentials(credentials, {"nobody": []})
         port = free_port()
         env = {
             # Only the settings given here: none inherited from the shell that runs the tests.
             **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
             "MADINA_KAFKA_BOOTSTRAP": bootstrap,
-            "MADINA_CREDENTIALS_FILE": str(credentials),
-            "MADINA_GRPC_INSECURE": "true",
             "MADINA_TOPIC_PARTITIONS": str(partitions or self.partitions),
             "MADINA_DATA_DIR": str(workdir / "data"),
             "MADINA_LOG_FORMAT": "json",

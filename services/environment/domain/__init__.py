@@ -15,7 +15,7 @@
 Typical wiring::
 
     profiles = load_profiles(settings.environment_extra_profile_files)
-    rules = select_rules(profiles, [settings.environment_air_profile, "who-water-2022", "who-noise-2018"])
+    rules = select_rules(profiles, settings.environment_profiles)  # e.g. ["who-2021", "who-water-2022"]
     state, transitions, aqi, rejected = apply_observations(state, batch, rules, station)
 """
 

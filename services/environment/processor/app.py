@@ -27,14 +27,14 @@ from services.environment.domain.evaluator import EvaluatorConfig
 from services.environment.domain.profiles import load_profiles, select_rules
 from services.environment.domain.stations import load_stations
 from services.environment.processor.station_stream import StoredState, station_step
-from services.environment.settings import EnvironmentSettings
+from services.environment.settings import EnvironmentProcessorSettings
 from services.environment.topics import ALL, AQI, PROCESSOR_INPUTS, STATION_STATUS, STATION_TICKS
 
 SOURCE = "environment-processor"
 APP_ID = "madina-environment-processor"
 
 
-def environment_processor(settings: EnvironmentSettings) -> EntityProcessor[StoredState]:
+def environment_processor(settings: EnvironmentProcessorSettings) -> EntityProcessor[StoredState]:
     stations = {s.id: s for s in load_stations(settings.environment_stations_file, serving=settings.cities)}
     rules = select_rules(load_profiles(settings.environment_extra_profile_files), settings.environment_profiles)
     config = EvaluatorConfig(event_time_bounds=settings.event_time_bounds())
@@ -62,7 +62,7 @@ def main() -> int:
     from madina.observability import configure_logging
     from madina.settings import load_settings
 
-    settings = load_settings(EnvironmentSettings)
+    settings = load_settings(EnvironmentProcessorSettings)
     configure_logging(SOURCE, settings.log_level, settings.log_format)
     return run_entity_processor(
         environment_processor(settings), settings, ALL,

@@ -45,9 +45,11 @@ def test_configured_bootstrap_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> 
 def test_default_database_is_sqlite_under_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MADINA_DATABASE_URL", raising=False)
     monkeypatch.delenv("MADINA_DATA_DIR", raising=False)
-    assert load_settings(MadinaSettings).database_url == "sqlite:///data/madina.db"
+    from services.operations.settings import OperationsStoreSettings
+
+    assert load_settings(OperationsStoreSettings).database_url == "sqlite:///data/madina.db"
     monkeypatch.setenv("MADINA_DATA_DIR", "/var/lib/madina")
-    assert load_settings(MadinaSettings).database_url == "sqlite:////var/lib/madina/madina.db"
+    assert load_settings(OperationsStoreSettings).database_url == "sqlite:////var/lib/madina/madina.db"
 
 
 def test_service_without_tls_stops_unless_explicitly_insecure(
