@@ -59,7 +59,7 @@ from madina.broker.log import (
     validate_topic_configs,
 )
 from madina.broker.protocol import KAFKA_RELEASE
-from madina.broker.records import CorruptBatchError, build_control_batch, crc_matches, parse_batches
+from madina.broker.records import TRANSACTIONAL_FLAG, CorruptBatchError, build_control_batch, crc_matches, parse_batches
 from madina.broker.transactions import TransactionCoordinator, TransactionLog
 
 logger = logging.getLogger("madina.broker")
@@ -186,11 +186,17 @@ class FetchWaiter:
     """
 
     def __init__(
-        self, partitions: list[tuple[PartitionLog, int]], min_bytes: int, build: Callable[[], object]
+        self,
+        partitions: list[tuple[PartitionLog, int]],
+        min_bytes: int,
+        build: Callable[[], object],
+        committed_only: bool = False,
     ):
         self.loop = asyncio.get_running_loop()
         self.partitions = partitions
         self.min_bytes = min_bytes
+        # read_committed: only bytes below the last stable offset count.
+        self.committed_only = committed_only
         self.build = build
         self.future = self.loop.create_future()
         self.check_scheduled = False
@@ -212,7 +218,11 @@ class FetchWaiter:
         self.check_scheduled = False
         if self.future.done():
             return
-        available = sum(partition.bytes_after(offset) for partition, offset in self.partitions)
+        available = sum(
+            partition.bytes_after(offset)
+            for partition, offset in self.partitions
+            if not self.committed_only or offset < partition.last_stable_offset
+        )
         if available >= self.min_bytes:
             self._finish()
 
@@ -351,6 +361,16 @@ class Handlers(AdminApis):
                 return errors.CORRUPT_MESSAGE, -1, partition.log_start_offset
         if headers[0].producer_id >= 0:
             for header in headers:
+                if (
+                    header.attributes & TRANSACTIONAL_FLAG
+                    and header.producer_id not in partition.open_transactions
+                    and not self.transactions.has_partition(
+                        header.producer_id, header.producer_epoch, topic, partition_data.index
+                    )
+                ):
+                    # Written outside a transaction that added this partition, it would
+                    # hold the last stable offset back forever (a hanging transaction).
+                    return transactions.INVALID_TXN_STATE, -1, partition.log_start_offset
                 sequence_error, duplicate_of = partition.check_producer(header)
                 if sequence_error != errors.NONE:
                     return sequence_error, -1, partition.log_start_offset
@@ -395,7 +415,7 @@ class Handlers(AdminApis):
                     available += partition.bytes_after(offset)
         if available >= max(request.min_bytes, 1) or request.max_wait_ms <= 0 or not watched:
             return build()
-        return FetchWaiter(watched, max(request.min_bytes, 1), build).park(request.max_wait_ms)
+        return FetchWaiter(watched, max(request.min_bytes, 1), build, committed_only).park(request.max_wait_ms)
 
     def _build_fetch(self, wanted, max_bytes: int, committed_only: bool = False):
         remaining = max_bytes
@@ -468,7 +488,9 @@ class Handlers(AdminApis):
                 if partition is None:
                     error = errors.UNKNOWN_TOPIC_OR_PARTITION
                 elif wanted.timestamp == LATEST_TIMESTAMP:
-                    offset = partition.next_offset
+                    # read_committed consumers' "end" is the last stable offset.
+                    committed_only = ctx.version >= 2 and request.isolation_level == READ_COMMITTED
+                    offset = partition.last_stable_offset if committed_only else partition.next_offset
                 elif wanted.timestamp == EARLIEST_TIMESTAMP:
                     offset = partition.log_start_offset
                 elif wanted.timestamp == MAX_TIMESTAMP:

@@ -183,6 +183,8 @@ class TransactionCoordinator:
         self.allocate_producer_id = allocate_producer_id
         self.max_timeout_ms = max_timeout_ms
         self.transactions: dict[str, Transaction] = {}
+        # producer id -> its transactional id's state (the id may since have moved on)
+        self.by_producer: dict[int, Transaction] = {}
 
     @staticmethod
     def _now() -> int:
@@ -191,6 +193,7 @@ class TransactionCoordinator:
     def load(self) -> None:
         """Read the log and finish the transactions a crash left half-completed."""
         self.transactions = self.log.load()
+        self.by_producer = {t.producer_id: t for t in self.transactions.values()}
         for transaction in self.transactions.values():
             if transaction.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 logger.info(
@@ -205,6 +208,7 @@ class TransactionCoordinator:
         return max((t.producer_id for t in self.transactions.values()), default=-1)
 
     def _save(self, transaction: Transaction) -> None:
+        self.by_producer[transaction.producer_id] = transaction
         transaction.updated_ms = self._now()
         self.log.write(transaction)
 
@@ -347,6 +351,17 @@ class TransactionCoordinator:
         transaction.groups = {}
         transaction.started_ms = -1
         self._save(transaction)
+
+    def has_partition(self, producer_id: int, producer_epoch: int, topic: str, index: int) -> bool:
+        """Whether that producer's open transaction has added the partition (produce verification)."""
+        transaction = self.by_producer.get(producer_id)
+        return (
+            transaction is not None
+            and transaction.producer_id == producer_id
+            and transaction.state is TxnState.ONGOING
+            and transaction.producer_epoch == producer_epoch
+            and (topic, index) in transaction.partitions
+        )
 
     def pending_offsets(self, group_id: str) -> set[tuple[str, int]]:
         """Partitions of ``group_id`` with a transactional commit not yet decided."""

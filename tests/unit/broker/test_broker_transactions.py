@@ -272,3 +272,15 @@ def test_compaction_drops_aborted_records_and_stops_at_an_open_transaction():
     stable = partition.last_stable_offset
     plan = partition.plan_cleaning(10**13, force=True)
     assert plan is not None and all(segment.next_offset <= stable for segment in plan[1])
+
+
+def test_only_partitions_added_to_the_open_transaction_take_its_batches():
+    txns, _ = coordinator()
+    _, pid, epoch = txns.init_producer_id("t1", 60_000)
+    assert not txns.has_partition(pid, epoch, "a", 0)
+    txns.add_partitions("t1", pid, epoch, [("a", 0)], exists)
+    assert txns.has_partition(pid, epoch, "a", 0)
+    assert not txns.has_partition(pid, epoch, "a", 1)
+    assert not txns.has_partition(pid, epoch - 1, "a", 0)
+    txns.end_txn("t1", pid, epoch, commit=True)
+    assert not txns.has_partition(pid, epoch, "a", 0)
