@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from madina.eventtime import DEFAULT_MAX_AGE, DEFAULT_MAX_FUTURE_SKEW, EventTimeBounds
 from madina.settings import MadinaSettings, ServiceSettings
-from services.environment.domain.eventtime import DEFAULT_MAX_AGE, DEFAULT_MAX_FUTURE_SKEW, EventTimeBounds
 
 
 class EnvironmentPorts(MadinaSettings):

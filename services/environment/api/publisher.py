@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from madina.bus import EventProducer
+from madina.eventtime import EventTimeBounds, event_time_problem
 from madina.inputs import echo
 from services.environment.convert import batches_by_station
-from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain.measurands import Observation, StationKind, validate_observation
 from services.environment.domain.stations import Station
 from services.environment.topics import TOPIC_OF

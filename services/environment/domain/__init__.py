@@ -6,7 +6,6 @@
 * :mod:`.profiles` - versioned threshold profiles loaded from YAML, each rule citing its source.
 * :mod:`.stations` - station metadata loaded from YAML and checked against ``madina.geo``.
 * :mod:`.evaluator` - ``apply_observations``: one station's batch -> state, alerts, AQI, rejects.
-* :mod:`.eventtime` - the event times ingest and processor accept (future skew, age vs. now).
 * :mod:`.hourly` - clock-hour means and their validity (75 % of the hour).
 * :mod:`.nowcast` - EPA NowCast for PM: the current AQI from the last 12 hourly means.
 * :mod:`.compliance` - calendar-year exceedances vs. allowances, allowance alerts, daily and annual means.

@@ -27,7 +27,7 @@ without it read back with it empty.
 Data gaps need a clock, so they are checked separately by :func:`check_data_gaps`, which the
 processor calls on a timer with a watermark; an observation arriving clears an open gap. The
 processor passes its clock as ``now`` too, to refuse event times outside
-:mod:`.eventtime`'s bounds (the rule the ingest APIs apply) before they can move a station's clock.
+:mod:`madina.eventtime`'s bounds (the rule the ingest APIs apply) before they can move a station's clock.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ from madina.alerts import (
     touch,
 )
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+from madina.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain import aqi as aqi_inputs
 from services.environment.domain.aqi import AqiResult, compute_aqi
 from services.environment.domain.compliance import ComplianceState, close_periods, period_of
 from services.environment.domain.durations import format_duration
-from services.environment.domain.eventtime import EventTimeBounds, event_time_problem
 from services.environment.domain.hourly import HourlyStore, hour_index, quarters_needed
 from services.environment.domain.measurands import (
     MEASURANDS,

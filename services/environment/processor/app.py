@@ -10,7 +10,7 @@ restarts and rebalances, and dead-letters poison once.
 
 Poison: a record that does not decode, is not the station's under its own key, carries times or
 numbers no domain value holds, or is dated outside the event-time bounds of this process's clock
-(services.environment.domain.eventtime, the rule the ingest API applies) goes to the topic's
+(madina.eventtime, the rule the ingest API applies) goes to the topic's
 ``.dlq`` with the reason, before it can touch a station's state; the agent goes on.
 """
 

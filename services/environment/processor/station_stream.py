@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from madina.alerts import AlertState
 from madina.bus.topics import KPIS, TopicSpec
 from madina.contract import InvalidRecord, required_time
+from madina.eventtime import event_time_problem
 from madina.streams.entities import EntityRecord, Step, decode_entity_record
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
@@ -40,7 +41,6 @@ from services.environment.domain.evaluator import (
     apply_observations,
     check_data_gaps,
 )
-from services.environment.domain.eventtime import event_time_problem
 from services.environment.domain.profiles import Rule
 from services.environment.domain.stations import Station
 from services.environment.topics import AQI, STATION_STATUS, STATION_TICKS

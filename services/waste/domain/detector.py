@@ -53,9 +53,10 @@ from madina.alerts import (
     step,
 )
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
+from madina.eventtime import EventTimeBounds
 from services.waste.domain.containers import Container
 from services.waste.domain.fillrate import MAX_HISTORY, FillEstimate, estimate_fill
-from services.waste.domain.readings import EventTimeBounds, Reading, validate_reading
+from services.waste.domain.readings import Reading, validate_reading
 
 DOMAIN = "waste"
 RULE_FULL = "container-full"

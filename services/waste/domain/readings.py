@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from madina.eventtime import EventTimeBounds, event_time_problem
 
 # Generous on purpose: they reject broken sensors and unit mix-ups (percent sent as a ratio,
 # Fahrenheit sent as Celsius in a fire is still < 150), not unusual but real values.
 TEMPERATURE_C_RANGE = (-40.0, 150.0)
 TILT_DEG_RANGE = (0.0, 180.0)
 BATTERY_PERCENT_RANGE = (0.0, 100.0)
-DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
-DEFAULT_MAX_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,6 @@ class Reading:
     battery_percent: float | None = None
 
 
-@dataclass(frozen=True)
-class EventTimeBounds:
-    """How far ahead of and behind the judge's clock a reading's time may be."""
-
-    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
-    max_age: timedelta = DEFAULT_MAX_AGE
-
-
 def validate_reading(
     reading: Reading, now: datetime | None = None, bounds: EventTimeBounds = EventTimeBounds()
 ) -> list[str]:
@@ -59,11 +51,8 @@ def validate_reading(
     moment = reading.observe_time
     if moment.tzinfo is None or moment.utcoffset() is None:
         errors.append("observe_time: must be timezone-aware")
-    elif now is not None:
-        if moment > now + bounds.max_future_skew:
-            errors.append(f"observe_time: {moment.isoformat()} is more than {bounds.max_future_skew} in the future")
-        elif moment < now - bounds.max_age:
-            errors.append(f"observe_time: {moment.isoformat()} is more than {bounds.max_age} old")
+    elif now is not None and (problem := event_time_problem(moment, now, bounds)) is not None:
+        errors.append(f"observe_time: {problem}")
     _check_number(errors, "fill_ratio", reading.fill_ratio, (0.0, 1.0), required=True)
     _check_number(errors, "temperature_c", reading.temperature_c, TEMPERATURE_C_RANGE)
     _check_number(errors, "tilt_deg", reading.tilt_deg, TILT_DEG_RANGE)
