@@ -292,3 +292,115 @@ class ContainerStatus(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tilt_deg) -> _WhichOneofReturnType__tilt_deg | None: ...
 
 Global___ContainerStatus: _TypeAlias = ContainerStatus  # noqa: Y015
+
+@_typing.final
+class ContainerStatusChanged(_message.Message):
+    """A container's new status, published by the processor on the compacted waste.container-status.v1
+    keyed by container_id; the API serves fill rates and predictions from it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___ContainerStatus:
+        """The status."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___ContainerStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerStatusChanged: _TypeAlias = ContainerStatusChanged  # noqa: Y015
+
+@_typing.final
+class ContainerClockTick(_message.Message):
+    """A periodic clock tick for one container, published by the processor on waste.container-ticks.v1
+    keyed by container_id, so a silent sensor is noticed inside the container's own ordered stream.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    TICK_TIME_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    """Container to check."""
+    @_builtins.property
+    def tick_time(self) -> _timestamp_pb2.Timestamp:
+        """Wall-clock time of the tick; a container silent since long before it gets a data-gap alert."""
+
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+        tick_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tick_time", b"tick_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "tick_time", b"tick_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerClockTick: _TypeAlias = ContainerClockTick  # noqa: Y015
+
+@_typing.final
+class ContainerCollected(_message.Message):
+    """An emptying seen in a container's readings, published on waste.collections.v1 keyed by container_id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    PREVIOUS_READING_TIME_FIELD_NUMBER: _builtins.int
+    DETECT_TIME_FIELD_NUMBER: _builtins.int
+    FILL_RATIO_BEFORE_FIELD_NUMBER: _builtins.int
+    FILL_RATIO_AFTER_FIELD_NUMBER: _builtins.int
+    COLLECTED_L_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    """Container that was emptied."""
+    stream: Global___WasteStream.ValueType
+    """What it collects."""
+    fill_ratio_before: _builtins.float
+    """Judged fill before the emptying, 0 to 1."""
+    fill_ratio_after: _builtins.float
+    """Fill right after it, 0 to 1."""
+    collected_l: _builtins.float
+    """Content collected, litres."""
+    @_builtins.property
+    def district(self) -> _common_pb2.District:
+        """Where it is."""
+
+    @_builtins.property
+    def previous_reading_time(self) -> _timestamp_pb2.Timestamp:
+        """Event time of the last reading before the emptying."""
+
+    @_builtins.property
+    def detect_time(self) -> _timestamp_pb2.Timestamp:
+        """Event time of the reading that showed it emptied."""
+
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+        district: _common_pb2.District | None = ...,
+        stream: Global___WasteStream.ValueType = ...,
+        previous_reading_time: _timestamp_pb2.Timestamp | None = ...,
+        detect_time: _timestamp_pb2.Timestamp | None = ...,
+        fill_ratio_before: _builtins.float = ...,
+        fill_ratio_after: _builtins.float = ...,
+        collected_l: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["detect_time", b"detect_time", "district", b"district", "previous_reading_time", b"previous_reading_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collected_l", b"collected_l", "container_id", b"container_id", "detect_time", b"detect_time", "district", b"district", "fill_ratio_after", b"fill_ratio_after", "fill_ratio_before", b"fill_ratio_before", "previous_reading_time", b"previous_reading_time", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerCollected: _TypeAlias = ContainerCollected  # noqa: Y015
