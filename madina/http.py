@@ -11,16 +11,17 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from madina.auth import Credentials, NotAuthenticated, Principal, Throttled
+from madina.inputs import InvalidInput
 from madina.observability.metrics import metrics_response
 from madina.settings import ServiceSettings
 
@@ -158,6 +159,41 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return JSONResponse({"detail": f"invalid request: {summary}", "errors": problems}, status_code=422)
+
+
+def validation_problems(error: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as ``field: message; ...``, fields written ``items[3].name``."""
+    parts = []
+    for problem in error.errors():
+        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in problem["loc"]).replace(".[", "[")
+        parts.append(f"{prefix}{field}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_items(body: Any, model: type[M], list_field: str, max_items: int) -> list[tuple[str, M]]:
+    """An ingest body that is one ``model`` or ``{list_field: [model, ...]}``, as ``(where, item)``
+    pairs (``where`` is ``""`` or ``list_field[i]``); InvalidInput naming the first bad field."""
+    if isinstance(body, dict) and list_field in body:
+        items = body[list_field]
+        if not isinstance(items, list) or not items:
+            raise InvalidInput(f"{list_field}: expected a non-empty list")
+        if len(items) > max_items:
+            raise InvalidInput(f"{list_field}: at most {max_items} per request, got {len(items)}")
+        if set(body) != {list_field}:
+            raise InvalidInput(f"{sorted(set(body) - {list_field})[0]}: unexpected field")
+        labelled = [(f"{list_field}[{i}]", item) for i, item in enumerate(items)]
+    else:
+        labelled = [("", body)]
+    parsed = []
+    for where, item in labelled:
+        try:
+            parsed.append((where, model.model_validate(item)))
+        except ValidationError as error:
+            raise InvalidInput(validation_problems(error, f"{where}." if where else "")) from None
+    return parsed
 
 
 def install_common(

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from madina.auth import Principal
-from madina.http import openapi_schema, require_scope
-from madina.inputs import UtcTime, echo
+from madina.http import openapi_schema, parse_items, require_scope
+from madina.inputs import InvalidInput, UtcTime, echo
 from services.environment.api.publisher import ObservationRejected, check_observation, publish
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import MEASURANDS_OF
@@ -54,35 +54,13 @@ class Accepted(BaseModel):
     accepted: int = Field(description="Observations accepted and published.")
 
 
-def _errors(error: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for problem in error.errors():
-        field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in problem["loc"]).replace(
-            ".[", "["
-        )
-        parts.append(f"{prefix}{field}: {problem['msg']}")
-    return "; ".join(parts)
-
-
 def _parse(kind: StationKind, body: Any, max_batch: int) -> list[Observation]:
-    model = MODELS[kind]
-    if isinstance(body, dict) and "observations" in body:
-        items = body["observations"]
-        if not isinstance(items, list) or not items:
-            raise ObservationRejected("observations: expected a non-empty list")
-        if len(items) > max_batch:
-            raise ObservationRejected(f"observations: at most {max_batch} per request, got {len(items)}")
-        if set(body) != {"observations"}:
-            raise ObservationRejected(f"{sorted(set(body) - {'observations'})[0]}: unexpected field")
-        labelled = [(f"observations[{i}]", item) for i, item in enumerate(items)]
-    else:
-        labelled = [("", body)]
+    try:
+        items = parse_items(body, MODELS[kind], "observations", max_batch)
+    except InvalidInput as error:
+        raise ObservationRejected(str(error)) from None
     observations = []
-    for where, item in labelled:
-        try:
-            parsed = model.model_validate(item)
-        except ValidationError as error:
-            raise ObservationRejected(_errors(error, f"{where}." if where else "")) from None
+    for where, parsed in items:
         values = {
             name: value
             for name, value in parsed.model_dump(exclude={"station_id", "observe_time"}).items()
