@@ -1,4 +1,4 @@
-"""GTFS-Realtime protobuf (``gtfs-realtime-bindings``) -> plain mobility domain values.
+"""GTFS-Realtime protobuf (``gtfs-realtime-bindings``) and Madina's mobility events <-> plain domain values.
 
 The only place that reads ``gtfs_realtime_pb2``, so ``services/mobility/domain`` stays free of
 protobuf. Field presence is read with ``HasField`` because GTFS-Realtime is proto2: a delay of 0
@@ -7,10 +7,18 @@ protobuf. Field presence is read with ``HasField`` because GTFS-Realtime is prot
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.transit import gtfs_realtime_pb2
 
+from madina.alerts import AlertTransition
+from madina.bus.alert_events import timestamp, to_alert_event
+from madina.contract import InvalidRecord, coordinates, finite, optional_time, required_time
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2
 from services.mobility.domain.realtime import (
     StopRelationship,
     StopTimeEvent,
@@ -108,3 +116,240 @@ def feed_from_pb(
         if entity.HasField("vehicle") and entity.vehicle.HasField("position"):
             positions.append(vehicle_position_from_pb(entity.vehicle, header_time))
     return trip_updates, positions, skipped
+
+
+# --- Madina's own wire form (events.proto) <-> domain values ------------------------------------
+# Enum values are named alike on both sides (TRIP_SCHEDULE_RELATIONSHIP_CANCELED <-> CANCELED);
+# the zero value (*_UNSPECIFIED) reads as SCHEDULED, GTFS-Realtime's own default.
+
+_TRIP_TO_WIRE = {r: events_pb2.TripScheduleRelationship.Value(f"TRIP_SCHEDULE_RELATIONSHIP_{r.value}")
+                 for r in TripRelationship}
+_TRIP_FROM_WIRE = {value: key for key, value in _TRIP_TO_WIRE.items()}
+_STOP_TO_WIRE = {r: events_pb2.StopScheduleRelationship.Value(f"STOP_SCHEDULE_RELATIONSHIP_{r.value}")
+                 for r in StopRelationship}
+_STOP_FROM_WIRE = {value: key for key, value in _STOP_TO_WIRE.items()}
+
+
+def _event_to_wire(event: StopTimeEvent) -> events_pb2.StopTimeEvent:
+    wire = events_pb2.StopTimeEvent(delay_s=event.delay_s, uncertainty_s=event.uncertainty_s)
+    if event.time is not None:
+        wire.time.CopyFrom(timestamp(event.time))
+    if event.scheduled_time is not None:
+        wire.scheduled_time.CopyFrom(timestamp(event.scheduled_time))
+    return wire
+
+
+def _event_from_wire(wire: events_pb2.StopTimeEvent, where: str) -> StopTimeEvent:
+    return StopTimeEvent(
+        delay_s=wire.delay_s if wire.HasField("delay_s") else None,
+        time=optional_time(wire, "time", where),
+        uncertainty_s=wire.uncertainty_s if wire.HasField("uncertainty_s") else None,
+        scheduled_time=optional_time(wire, "scheduled_time", where),
+    )
+
+
+def trip_update_to_wire(update: TripUpdate, feed_id: str = "") -> events_pb2.TripUpdateReceived:
+    """The event form of a trip update (``route_id`` must be filled in: it is the record key)."""
+    wire = events_pb2.TripUpdateReceived(
+        route_id=update.route_id or "",
+        trip_id=update.trip_id,
+        start_date=update.start_date or "",
+        start_time=update.start_time or "",
+        direction_id=update.direction_id,
+        schedule_relationship=_TRIP_TO_WIRE[update.relationship],
+        vehicle_id=update.vehicle_id or "",
+        update_time=timestamp(update.timestamp),
+        delay_s=update.delay_s,
+        new_trip_id=update.new_trip_id or "",
+        new_start_date=update.new_start_date or "",
+        new_start_time=update.new_start_time or "",
+        feed_id=feed_id,
+    )
+    for stu in update.stop_time_updates:
+        item = wire.stop_time_updates.add(
+            stop_id=stu.stop_id or "", schedule_relationship=_STOP_TO_WIRE[stu.relationship]
+        )
+        if stu.stop_sequence is not None:
+            item.stop_sequence = stu.stop_sequence
+        if stu.arrival is not None:
+            item.arrival.CopyFrom(_event_to_wire(stu.arrival))
+        if stu.departure is not None:
+            item.departure.CopyFrom(_event_to_wire(stu.departure))
+    return wire
+
+
+def trip_update_from_wire(wire: events_pb2.TripUpdateReceived, where: str = "") -> TripUpdate:
+    """A trip update event as a domain value, or InvalidRecord naming the field."""
+    if not wire.trip_id:
+        raise InvalidRecord(f"{where}trip_id: required")
+    updates = []
+    for index, stu in enumerate(wire.stop_time_updates):
+        at = f"{where}stop_time_updates[{index}]."
+        updates.append(StopTimeUpdate(
+            stop_sequence=stu.stop_sequence if stu.HasField("stop_sequence") else None,
+            stop_id=stu.stop_id or None,
+            arrival=_event_from_wire(stu.arrival, f"{at}arrival.") if stu.HasField("arrival") else None,
+            departure=_event_from_wire(stu.departure, f"{at}departure.") if stu.HasField("departure") else None,
+            relationship=_STOP_FROM_WIRE.get(stu.schedule_relationship, StopRelationship.SCHEDULED),
+        ))
+    return TripUpdate(
+        trip_id=wire.trip_id,
+        start_date=wire.start_date or None,
+        relationship=_TRIP_FROM_WIRE.get(wire.schedule_relationship, TripRelationship.SCHEDULED),
+        timestamp=required_time(wire, "update_time", where),
+        route_id=wire.route_id or None,
+        direction_id=wire.direction_id if wire.HasField("direction_id") else None,
+        start_time=wire.start_time or None,
+        vehicle_id=wire.vehicle_id or None,
+        delay_s=wire.delay_s if wire.HasField("delay_s") else None,
+        stop_time_updates=tuple(updates),
+        new_trip_id=wire.new_trip_id or None,
+        new_start_date=wire.new_start_date or None,
+        new_start_time=wire.new_start_time or None,
+    )
+
+
+def position_to_wire(position: VehiclePosition) -> events_pb2.VehiclePositionReported:
+    return events_pb2.VehiclePositionReported(
+        route_id=position.route_id or "",
+        vehicle_id=position.vehicle_id,
+        trip_id=position.trip_id or "",
+        start_date=position.start_date or "",
+        position=common_pb2.GeoPoint(latitude_deg=position.lat, longitude_deg=position.lon),
+        report_time=timestamp(position.timestamp),
+        bearing_deg=position.bearing_deg,
+        speed_mps=position.speed_mps,
+    )
+
+
+def position_from_wire(wire: events_pb2.VehiclePositionReported, where: str = "") -> VehiclePosition:
+    if not wire.vehicle_id:
+        raise InvalidRecord(f"{where}vehicle_id: required")
+    if not wire.HasField("position"):
+        raise InvalidRecord(f"{where}position: required")
+    lat, lon = coordinates(wire.position.latitude_deg, wire.position.longitude_deg, f"{where}position")
+    return VehiclePosition(
+        vehicle_id=wire.vehicle_id,
+        lat=lat,
+        lon=lon,
+        timestamp=required_time(wire, "report_time", where),
+        trip_id=wire.trip_id or None,
+        start_date=wire.start_date or None,
+        route_id=wire.route_id or None,
+        bearing_deg=finite(wire.bearing_deg, f"{where}bearing_deg") if wire.HasField("bearing_deg") else None,
+        speed_mps=finite(wire.speed_mps, f"{where}speed_mps") if wire.HasField("speed_mps") else None,
+    )
+
+
+# --- Feeds out: Madina's state -> GTFS-Realtime ------------------------------------------------
+
+_TRIP_TO_GTFS = {value: gtfs_realtime_pb2.TripDescriptor.ScheduleRelationship.Value(key.value)
+                 for key, value in _TRIP_TO_WIRE.items()}
+_STOP_TO_GTFS = {value: gtfs_realtime_pb2.TripUpdate.StopTimeUpdate.ScheduleRelationship.Value(key.value)
+                 for key, value in _STOP_TO_WIRE.items()}
+
+
+def feed_message(entities: Iterable[gtfs_realtime_pb2.FeedEntity], now: datetime) -> gtfs_realtime_pb2.FeedMessage:
+    """A FULL_DATASET FeedMessage (GTFS-Realtime 2.0) of ``entities``."""
+    feed = gtfs_realtime_pb2.FeedMessage()
+    feed.header.gtfs_realtime_version = "2.0"
+    feed.header.incrementality = gtfs_realtime_pb2.FeedHeader.FULL_DATASET
+    feed.header.timestamp = int(now.timestamp())
+    feed.entity.extend(entities)
+    return feed
+
+
+def _seconds(stamp: Timestamp) -> int:
+    return int(stamp.seconds)
+
+
+def trip_update_entity(wire: events_pb2.TripUpdateReceived) -> gtfs_realtime_pb2.FeedEntity:
+    entity = gtfs_realtime_pb2.FeedEntity(id=f"{wire.trip_id}:{wire.start_date}")
+    update = entity.trip_update
+    update.trip.trip_id = wire.trip_id
+    update.trip.route_id = wire.route_id
+    if wire.start_date:
+        update.trip.start_date = wire.start_date
+    if wire.start_time:
+        update.trip.start_time = wire.start_time
+    if wire.HasField("direction_id"):
+        update.trip.direction_id = wire.direction_id
+    update.trip.schedule_relationship = _TRIP_TO_GTFS.get(wire.schedule_relationship, 0)  # type: ignore[assignment]
+    if wire.vehicle_id:
+        update.vehicle.id = wire.vehicle_id
+    update.timestamp = _seconds(wire.update_time)
+    if wire.HasField("delay_s"):
+        update.delay = wire.delay_s
+    for stu in wire.stop_time_updates:
+        out = update.stop_time_update.add(schedule_relationship=_STOP_TO_GTFS.get(stu.schedule_relationship, 0))
+        if stu.HasField("stop_sequence"):
+            out.stop_sequence = stu.stop_sequence
+        if stu.stop_id:
+            out.stop_id = stu.stop_id
+        for name in ("arrival", "departure"):
+            if stu.HasField(name):
+                source, target = getattr(stu, name), getattr(out, name)
+                if source.HasField("delay_s"):
+                    target.delay = source.delay_s
+                if source.HasField("time"):
+                    target.time = _seconds(source.time)
+                if source.HasField("uncertainty_s"):
+                    target.uncertainty = source.uncertainty_s
+    return entity
+
+
+def vehicle_entity(vehicle: mobility_service_pb2.VehicleStatus) -> gtfs_realtime_pb2.FeedEntity:
+    entity = gtfs_realtime_pb2.FeedEntity(id=vehicle.vehicle_id)
+    out = entity.vehicle
+    out.vehicle.id = vehicle.vehicle_id
+    out.trip.route_id = vehicle.route_id
+    if vehicle.trip_id:
+        out.trip.trip_id = vehicle.trip_id
+    if vehicle.start_date:
+        out.trip.start_date = vehicle.start_date
+    out.position.latitude = vehicle.position.latitude_deg
+    out.position.longitude = vehicle.position.longitude_deg
+    if vehicle.last_stop_id:
+        out.stop_id = vehicle.last_stop_id
+    out.timestamp = _seconds(vehicle.report_time)
+    return entity
+
+
+# Which GTFS-Realtime cause and effect each mobility rule's alert announces.
+_CAUSE_EFFECT = {
+    "trip-delay": ("UNKNOWN_CAUSE", "SIGNIFICANT_DELAYS"),
+    "route-delays": ("UNKNOWN_CAUSE", "SIGNIFICANT_DELAYS"),
+    "bunching": ("UNKNOWN_CAUSE", "REDUCED_SERVICE"),
+    "trip-canceled": ("UNKNOWN_CAUSE", "NO_SERVICE"),
+    "data-gap": ("TECHNICAL_PROBLEM", "UNKNOWN_EFFECT"),
+}
+
+
+def alert_entity(event: alerts_pb2.AlertEvent) -> gtfs_realtime_pb2.FeedEntity:
+    """A Madina alert as a GTFS-Realtime Alert: who it concerns (route, trip, stop), when, why."""
+    entity = gtfs_realtime_pb2.FeedEntity(id=event.alert_id)
+    alert = entity.alert
+    period = alert.active_period.add(start=_seconds(event.raise_time))
+    if event.HasField("clear_time"):
+        period.end = _seconds(event.clear_time)
+    labels = event.labels
+    informed = alert.informed_entity.add()
+    if labels.get("route_id"):
+        informed.route_id = labels["route_id"]
+    if labels.get("trip_id"):
+        informed.trip.trip_id = labels["trip_id"]
+        if labels.get("start_date"):
+            informed.trip.start_date = labels["start_date"]
+    if labels.get("stop_id"):
+        informed.stop_id = labels["stop_id"]
+    cause, effect = _CAUSE_EFFECT.get(event.rule_id, ("UNKNOWN_CAUSE", "UNKNOWN_EFFECT"))
+    alert.cause = gtfs_realtime_pb2.Alert.Cause.Value(cause)  # type: ignore[assignment]
+    alert.effect = gtfs_realtime_pb2.Alert.Effect.Value(effect)  # type: ignore[assignment]
+    alert.header_text.translation.add(text=event.message, language="en")
+    alert.description_text.translation.add(text=event.message, language="en")
+    return entity
+
+
+def mobility_alert_event(transition: AlertTransition) -> alerts_pb2.AlertEvent:
+    """The wire form of a mobility transition (route, trip, vehicle and stop are in its labels)."""
+    return to_alert_event(transition)

@@ -427,3 +427,87 @@ class ParkingOccupancyObserved(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ParkingOccupancyObserved: _TypeAlias = ParkingOccupancyObserved  # noqa: Y015
+
+@_typing.final
+class TripUpdateReceivedBatch(_message.Message):
+    """One route's trip updates from one published feed: the processor pays its per-record cost once per batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_ID_FIELD_NUMBER: _builtins.int
+    TRIP_UPDATES_FIELD_NUMBER: _builtins.int
+    route_id: _builtins.str
+    """The route every trip update of the batch belongs to (the record key)."""
+    @_builtins.property
+    def trip_updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___TripUpdateReceived]:
+        """The trip updates, in feed order."""
+
+    def __init__(
+        self,
+        *,
+        route_id: _builtins.str = ...,
+        trip_updates: _abc.Iterable[Global___TripUpdateReceived] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["route_id", b"route_id", "trip_updates", b"trip_updates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TripUpdateReceivedBatch: _TypeAlias = TripUpdateReceivedBatch  # noqa: Y015
+
+@_typing.final
+class VehiclePositionReportedBatch(_message.Message):
+    """One route's vehicle positions from one published feed or AVL post."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_ID_FIELD_NUMBER: _builtins.int
+    VEHICLE_POSITIONS_FIELD_NUMBER: _builtins.int
+    route_id: _builtins.str
+    """The route every position of the batch belongs to (the record key)."""
+    @_builtins.property
+    def vehicle_positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___VehiclePositionReported]:
+        """The positions, in feed order."""
+
+    def __init__(
+        self,
+        *,
+        route_id: _builtins.str = ...,
+        vehicle_positions: _abc.Iterable[Global___VehiclePositionReported] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["route_id", b"route_id", "vehicle_positions", b"vehicle_positions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VehiclePositionReportedBatch: _TypeAlias = VehiclePositionReportedBatch  # noqa: Y015
+
+@_typing.final
+class RouteClockTick(_message.Message):
+    """A processor clock tick for one route, so silence and ended runs are detected in the route's stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_ID_FIELD_NUMBER: _builtins.int
+    TICK_TIME_FIELD_NUMBER: _builtins.int
+    route_id: _builtins.str
+    """The route ticked."""
+    @_builtins.property
+    def tick_time(self) -> _timestamp_pb2.Timestamp:
+        """The processor's clock when the tick was sent."""
+
+    def __init__(
+        self,
+        *,
+        route_id: _builtins.str = ...,
+        tick_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tick_time", b"tick_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["route_id", b"route_id", "tick_time", b"tick_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteClockTick: _TypeAlias = RouteClockTick  # noqa: Y015

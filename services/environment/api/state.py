@@ -2,7 +2,7 @@
 
 Station status is computed by the stream processor and published on the compacted
 ``environment.station-status.v1``; this process reads that topic from the start (no consumer
-group: every API replica needs every station) and keeps the latest per station in memory, so
+group: every API replica needs every station) and keeps the latest per station in memory (madina.bus.latest), so
 reads never touch Kafka and ``WatchStation`` streams changes as they arrive. A status record
 that is not a known station's under its own key (:func:`~services.environment.convert.status_from_event`)
 is skipped by the reader, so nothing but valid statuses is ever served.
@@ -11,9 +11,7 @@ is skipped by the reader, so nothing but valid statuses is ever served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 
 from madina.auth import Credentials
 from madina.bus import EventProducer
+from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina_proto.environment.v1 import station_pb2
 from services.environment.convert import station_to_pb, status_from_event
@@ -37,12 +36,13 @@ class EnvironmentRuntime:
     stations: dict[str, Station]
     credentials: Credentials
     producer: EventProducer
-    statuses: dict[str, station_pb2.StationStatus] = field(default_factory=dict)
-    watchers: dict[str, set[asyncio.Queue[station_pb2.StationStatus]]] = field(
-        default_factory=lambda: defaultdict(set)
-    )
+    latest: LatestByKey[station_pb2.StationStatus] = field(default_factory=LatestByKey)
     status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     producer_ready: bool = False
+
+    @property
+    def statuses(self) -> dict[str, station_pb2.StationStatus]:
+        return self.latest.values
 
     def status_of(self, station_id: str) -> station_pb2.StationStatus:
         known = self.statuses.get(station_id)
@@ -63,28 +63,18 @@ class EnvironmentRuntime:
         }
 
     def watch(self, station_id: str) -> asyncio.Queue[station_pb2.StationStatus]:
-        queue: asyncio.Queue[station_pb2.StationStatus] = asyncio.Queue(maxsize=100)
-        self.watchers[station_id].add(queue)
-        return queue
+        return self.latest.watch(station_id)
 
     def unwatch(self, station_id: str, queue: asyncio.Queue[station_pb2.StationStatus]) -> None:
-        self.watchers[station_id].discard(queue)
-
-    def _publish_status(self, status: station_pb2.StationStatus) -> None:
-        station_id = status.station.station_id
-        self.statuses[station_id] = status
-        for queue in list(self.watchers.get(station_id, ())):
-            if queue.full():  # a slow watcher gets the newest status, not a backlog
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(status)
+        self.latest.unwatch(station_id, queue)
 
     async def follow_status_feed(self) -> None:
         """Read the status topic forever; readiness is set once the backlog is read."""
 
         def on_status(station_id: str, event: station_pb2.StationStatusChanged | None) -> None:
             if event is not None:
-                self._publish_status(status_from_event(station_id, event, self.stations))
+                status = status_from_event(station_id, event, self.stations)
+                self.latest.put(status.station.station_id, status)
 
         await read_topic(
             self.settings.bootstrap_servers, STATION_STATUS, on_status, caught_up=self.status_feed_ready

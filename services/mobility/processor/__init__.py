@@ -1,0 +1,1 @@
+"""The mobility stream processor: one route's state per table value, run by madina.streams.entities."""

@@ -1,0 +1,65 @@
+"""``madina service mobility-processor``: the faust worker behind mobility alerts.
+
+The entity-processor runner (:mod:`madina.streams.entities`) over trip updates, vehicle positions
+and route clock ticks, all keyed and partitioned by route: each route's state is one table value,
+written once per record, and its step (``route_stream.route_step``) publishes alert transitions
+(trip delay episodes, cancelled trips, route-level delays, bunching, silent buses) exactly once,
+KPIs and the route's status. Inputs are batches of one route's entities from one published
+feed, so faust's per-record cost is paid per route per feed, not per entity (see bench/mobility).
+
+Start-up loads the GTFS Schedule feeds (MADINA_MOBILITY_GTFS_FEEDS); a broken feed stops it with
+the loader's message naming file, line and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from madina.bus.topics import KPIS
+from madina.eventtime import EventTimeBounds
+from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
+from madina_proto.mobility.v1 import events_pb2
+from services.mobility.domain.avl import PathIndex
+from services.mobility.domain.gtfs import load_feeds
+from services.mobility.processor.route_stream import StoredRoute, route_step, tick_message
+from services.mobility.settings import MobilityProcessorSettings
+from services.mobility.topics import ALL, PROCESSOR_INPUTS, ROUTE_STATUS, ROUTE_TICKS
+
+SOURCE = "mobility-processor"
+APP_ID = "madina-mobility-processor"
+
+
+def mobility_processor(settings: MobilityProcessorSettings) -> EntityProcessor[StoredRoute]:
+    schedule = load_feeds(settings.mobility_gtfs_feeds)
+    paths = PathIndex(schedule)
+
+    def clock_ticks(now: datetime) -> Iterator[tuple[str, events_pb2.RouteClockTick]]:
+        for route_id in schedule.routes:
+            yield route_id, tick_message(route_id, now)
+
+    return EntityProcessor(
+        app_id=APP_ID,
+        domain="mobility",
+        source=SOURCE,
+        inputs=PROCESSOR_INPUTS,
+        outputs=(ROUTE_STATUS, KPIS),
+        step=route_step(schedule, paths, settings.rules(), EventTimeBounds()),
+        new_state=StoredRoute.new,
+        state_to_dict=StoredRoute.to_dict,
+        state_from_dict=StoredRoute.from_dict,
+        ticks=Ticks(ROUTE_TICKS, settings.mobility_tick_interval_s, clock_ticks),
+        table="route-state",
+    )
+
+
+def main() -> int:
+    from madina.observability import configure_logging
+    from madina.settings import load_settings
+
+    settings = load_settings(MobilityProcessorSettings)
+    configure_logging(SOURCE, settings.log_level, settings.log_format)
+    return run_entity_processor(
+        mobility_processor(settings), settings, ALL,
+        web_port=settings.mobility_processor_port, web_host=settings.bind_host,
+    )

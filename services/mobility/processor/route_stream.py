@@ -1,0 +1,222 @@
+"""Per-record work of the mobility processor, free of faust: the step :mod:`madina.streams.entities` runs.
+
+One input record is one route's batch of trip updates or vehicle positions from one published
+feed, or a clock tick. The pure evaluator (:func:`apply_route_events`, :func:`tick_route`) turns
+the route's state into a new state, alert transitions and KPIs; this module maps them to the
+records to publish and keeps what the API serves beside the evaluator's state: the latest trip
+update per trip run, the latest position per vehicle and the active alerts, all published as
+the route's status (``mobility.route-status.v1``) after every record that changed something.
+
+An entity naming a trip the static feed does not have, or a trip of another route, is refused
+(dead-lettered alone with the reason, as a batch of one); the batch's other entities still flow.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from madina.alerts import AlertState, AlertTransition
+from madina.bus.alert_events import timestamp
+from madina.bus.topics import KPIS, TopicSpec
+from madina.contract import InvalidRecord, required_time
+from madina.eventtime import EventTimeBounds, event_time_problem
+from madina.streams.entities import EntityRecord, Step
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+from madina_proto.kpis.v1 import kpis_pb2
+from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2, status_pb2
+from services.mobility.convert import (
+    mobility_alert_event,
+    position_from_wire,
+    position_to_wire,
+    trip_update_from_wire,
+    trip_update_to_wire,
+)
+from services.mobility.domain.avl import PathIndex
+from services.mobility.domain.delays import trip_key_of
+from services.mobility.domain.evaluator import Kpi, MobilityConfig, RouteState, apply_route_events, tick_route
+from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.realtime import TripUpdate, VehiclePosition
+from services.mobility.topics import ROUTE_STATUS, ROUTE_TICKS
+
+KPI_NAMES = {"late-trips": "Late trips", "mean-delay": "Mean delay"}
+
+
+@dataclass
+class StoredRoute:
+    """A route's table value: the evaluator's state plus what the API serves from the route's status."""
+
+    route: RouteState
+    trip_updates: dict[str, dict[str, Any]]  # trip key -> latest TripUpdate.to_dict()
+    positions: dict[str, dict[str, Any]]  # vehicle id -> latest VehiclePosition.to_dict()
+    active_alerts: dict[str, str]  # alert id -> base64 AlertEvent (latest revision)
+
+    @classmethod
+    def new(cls, route_id: str) -> StoredRoute:
+        return cls(RouteState.new(route_id), {}, {}, {})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], route_id: str) -> StoredRoute:
+        return cls(
+            RouteState.from_dict(data["route"]),
+            dict(data.get("trip_updates", {})),
+            dict(data.get("positions", {})),
+            dict(data.get("active_alerts", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route.to_dict(),
+            "trip_updates": dict(self.trip_updates),
+            "positions": dict(self.positions),
+            "active_alerts": dict(self.active_alerts),
+        }
+
+
+def events_of(
+    batch: Message, route_id: str, schedule: Schedule
+) -> tuple[list[TripUpdate | VehiclePosition], list[tuple[str, Message]]]:
+    """The batch's entities as domain values, and those refused (reason, batch of that one entity)."""
+    accepted: list[TripUpdate | VehiclePosition] = []
+    rejected: list[tuple[str, Message]] = []
+    trip_updates = isinstance(batch, events_pb2.TripUpdateReceivedBatch)
+    items = batch.trip_updates if trip_updates else batch.vehicle_positions  # type: ignore[attr-defined]
+    for index, item in enumerate(items):
+        where = f"{'trip_updates' if trip_updates else 'vehicle_positions'}[{index}]."
+        try:
+            event = trip_update_from_wire(item, where) if trip_updates else position_from_wire(item, where)
+            check_route(event, route_id, schedule, where)
+            if event.route_id != route_id:
+                event = replace(event, route_id=route_id)
+        except InvalidRecord as error:
+            single = type(batch)(route_id=route_id)
+            (single.trip_updates if trip_updates else single.vehicle_positions).append(item)  # type: ignore[attr-defined]
+            rejected.append((str(error), single))
+            continue
+        accepted.append(event)
+    return accepted, rejected
+
+
+def check_route(event: TripUpdate | VehiclePosition, route_id: str, schedule: Schedule, where: str = "") -> None:
+    """InvalidRecord unless the entity's trip is in the static feed and on ``route_id``."""
+    if event.trip_id:
+        trip = schedule.trips.get(event.trip_id)
+        if trip is None:
+            raise InvalidRecord(f"{where}trip_id: unknown trip {event.trip_id[:200]!r}")
+        if trip.route_id != route_id:
+            raise InvalidRecord(f"{where}trip_id: trip {event.trip_id!r} runs on route {trip.route_id!r}, "
+                                f"not {route_id[:200]!r}")
+    elif route_id not in schedule.routes:
+        raise InvalidRecord(f"{where}route_id: unknown route {route_id[:200]!r}")
+
+
+def route_step(
+    schedule: Schedule, paths: PathIndex, config: MobilityConfig, bounds: EventTimeBounds | None = None
+) -> Callable[[StoredRoute, EntityRecord], Step[StoredRoute]]:
+    """The processor's step: a tick checks for silence and ended runs, a batch goes through the rules."""
+
+    def step(stored: StoredRoute, record: EntityRecord) -> Step[StoredRoute]:
+        route_id = record.entity_id
+        if route_id not in schedule.routes:
+            raise InvalidRecord(f"route_id: unknown route {route_id[:200]!r}")
+        if record.spec is ROUTE_TICKS:
+            now = required_time(record.value, "tick_time")
+            if bounds is not None and (problem := event_time_problem(now, record.now, bounds)):
+                raise InvalidRecord(f"tick_time: {problem}")
+            result = tick_route(stored.route, now, schedule, paths, config)
+            rejected: list[tuple[str, Message]] = []
+        else:
+            events, rejected = events_of(record.value, route_id, schedule)
+            if not events:
+                return Step(stored, rejected=rejected)
+            result = apply_route_events(stored.route, events, schedule, paths, config)
+            _remember(stored, events)
+        stored.route = result.state
+        alerts = [_collect(stored, transition) for transition in result.transitions]
+        _forget_ended(stored)
+        records: list[tuple[TopicSpec, str, Message]] = [
+            (KPIS, f"{kpi.kpi_id}/{route_id}", kpi_message(kpi, schedule)) for kpi in result.kpis
+        ]
+        if record.spec is not ROUTE_TICKS or result.transitions:
+            records.append((ROUTE_STATUS, route_id, status_event(stored)))
+        return Step(stored, alerts, records, rejected)
+
+    return step
+
+
+def _remember(stored: StoredRoute, events: Sequence[TripUpdate | VehiclePosition]) -> None:
+    for event in sorted(events, key=lambda e: e.timestamp):
+        if isinstance(event, TripUpdate):
+            key = trip_key_of(event)
+            if key is not None and key.text in stored.route.trips:
+                stored.trip_updates[key.text] = event.to_dict()
+        else:
+            stored.positions[event.vehicle_id] = event.to_dict()
+
+
+def _forget_ended(stored: StoredRoute) -> None:
+    """What the evaluator dropped (ended runs, vehicles gone) leaves the status too."""
+    for key in [key for key in stored.trip_updates if key not in stored.route.trips]:
+        del stored.trip_updates[key]
+    for vehicle_id in [v for v in stored.positions if v not in stored.route.vehicles]:
+        del stored.positions[vehicle_id]
+
+
+def _collect(stored: StoredRoute, transition: AlertTransition) -> alerts_pb2.AlertEvent:
+    event = mobility_alert_event(transition)
+    if transition.state is AlertState.CLEARED:
+        stored.active_alerts.pop(event.alert_id, None)
+    else:
+        stored.active_alerts[event.alert_id] = base64.b64encode(event.SerializeToString()).decode()
+    return event
+
+
+def status_event(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
+    route = stored.route
+    status = status_pb2.RouteStatusChanged(route_id=route.route_id)
+    for key in sorted(stored.trip_updates):
+        update = TripUpdate.from_dict(stored.trip_updates[key])
+        status.trip_updates.append(trip_update_to_wire(update))
+    for vehicle_id in sorted(stored.positions):
+        position = position_to_wire(VehiclePosition.from_dict(stored.positions[vehicle_id]))
+        vehicle = mobility_service_pb2.VehicleStatus(
+            vehicle_id=vehicle_id, route_id=route.route_id, position=position.position,
+            report_time=position.report_time,
+        )
+        track = route.vehicles.get(vehicle_id)
+        trip = route.trips.get(track.trip_key) if track is not None and track.trip_key else None
+        if trip is not None:
+            vehicle.trip_id, vehicle.start_date = trip.key.trip_id, trip.key.start_date
+            if trip.delay_s is not None:
+                vehicle.delay_s = trip.delay_s
+            vehicle.last_stop_id = trip.delay_stop_id or ""
+        status.vehicles.append(vehicle)
+    for raw in stored.active_alerts.values():
+        status.active_alerts.append(alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)))
+    if route.watermark is not None:
+        status.status_time.CopyFrom(timestamp(route.watermark))
+    return status
+
+
+def kpi_message(kpi: Kpi, schedule: Schedule) -> kpis_pb2.KpiObserved:
+    route = schedule.routes.get(kpi.route_id)
+    return kpis_pb2.KpiObserved(
+        domain="mobility",
+        kpi_id=kpi.kpi_id,
+        display_name=f"{KPI_NAMES.get(kpi.kpi_id, kpi.kpi_id)} ({route.display_name if route else kpi.route_id})",
+        entity=common_pb2.EntityRef(domain="mobility", kind="route", entity_id=kpi.route_id),
+        value=kpi.value,
+        unit=kpi.unit,
+        observe_time=timestamp(kpi.observe_time),
+    )
+
+
+def tick_message(route_id: str, now: datetime) -> events_pb2.RouteClockTick:
+    return events_pb2.RouteClockTick(route_id=route_id, tick_time=timestamp(now))
+

@@ -1,0 +1,63 @@
+"""Settings of the mobility service, one class per kind of process, each reading only what it
+needs. Its own variables are MADINA_MOBILITY_*; the shared ones come from MadinaSettings, and the
+API's credentials and TLS from ServiceSettings.
+
+- :class:`MobilityPorts`: where the service listens (the simulator and `madina up` need this);
+- :class:`MobilityProcessorSettings`: the stream processor (feeds and thresholds; no credentials);
+- :class:`MobilitySettings`: the ingest, feeds-out and gRPC API.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+
+from madina.settings import MadinaSettings, ServiceSettings
+from services.mobility.domain.evaluator import MobilityConfig
+
+SAMPLE_FEEDS = Path(__file__).parent / "data" / "gtfs"
+_DEFAULTS = MobilityConfig()
+
+
+class MobilityPorts(MadinaSettings):
+    mobility_http_port: int = Field(default=8082, ge=0, le=65535)
+    mobility_grpc_port: int = Field(default=50052, ge=0, le=65535)
+    mobility_processor_port: int = Field(
+        default=8092, ge=0, le=65535, description="Stream processor's /healthz and /metrics."
+    )
+
+
+class MobilityProcessorSettings(MobilityPorts):
+    mobility_gtfs_feeds: list[Path] = Field(
+        default=[SAMPLE_FEEDS / "berkane", SAMPLE_FEEDS / "casablanca"],
+        description="GTFS Schedule feeds (JSON list of directories or zips); a broken feed stops start-up.",
+    )
+    mobility_tick_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    mobility_raise_delay_s: int = Field(default=_DEFAULTS.raise_delay_s, ge=1)
+    mobility_major_delay_s: int = Field(default=_DEFAULTS.major_delay_s, ge=1)
+    mobility_clear_delay_s: int = Field(default=_DEFAULTS.clear_delay_s, ge=0)
+    mobility_consecutive_updates: int = Field(default=_DEFAULTS.consecutive, ge=1, le=100)
+    mobility_route_late_count: int = Field(default=_DEFAULTS.route_late_count, ge=2)
+    mobility_bunching_fraction: float = Field(default=_DEFAULTS.bunching_fraction, gt=0, lt=1)
+    mobility_vehicle_report_interval_s: float = Field(
+        default=_DEFAULTS.vehicle_report_interval.total_seconds(), gt=0
+    )
+    mobility_gap_factor: float = Field(default=_DEFAULTS.gap_factor, ge=1)
+
+    def rules(self) -> MobilityConfig:
+        return MobilityConfig(
+            raise_delay_s=self.mobility_raise_delay_s,
+            major_delay_s=self.mobility_major_delay_s,
+            clear_delay_s=self.mobility_clear_delay_s,
+            consecutive=self.mobility_consecutive_updates,
+            route_late_count=self.mobility_route_late_count,
+            bunching_fraction=self.mobility_bunching_fraction,
+            vehicle_report_interval=timedelta(seconds=self.mobility_vehicle_report_interval_s),
+            gap_factor=self.mobility_gap_factor,
+        )
+
+
+class MobilitySettings(ServiceSettings, MobilityProcessorSettings):
+    mobility_max_feed_entities: int = Field(default=20_000, ge=1, le=1_000_000)
