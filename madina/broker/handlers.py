@@ -25,7 +25,10 @@ from kafka.protocol.admin import (
     DeleteTopicsResponse,
     DescribeConfigsResponse,
     DescribeGroupsResponse,
+    DescribeProducersResponse,
+    DescribeTransactionsResponse,
     ListGroupsResponse,
+    ListTransactionsResponse,
 )
 from kafka.protocol.consumer import (
     FetchResponse,
@@ -74,6 +77,7 @@ READ_COMMITTED = 1
 COORDINATOR_GROUP = 0
 COORDINATOR_TRANSACTION = 1
 UNSTABLE_OFFSET_COMMIT = 88
+TRANSACTIONAL_ID_NOT_FOUND = 105
 # DescribeConfigs config sources and types (org.apache.kafka.common.requests.DescribeConfigsResponse)
 DYNAMIC_TOPIC_CONFIG = 1
 STATIC_BROKER_CONFIG = 4
@@ -299,6 +303,9 @@ class Handlers(AdminApis):
             46: self.list_partition_reassignments,
             50: self.describe_user_scram_credentials,
             51: self.alter_user_scram_credentials,
+            61: self.describe_producers,
+            65: self.describe_transactions,
+            66: self.list_transactions,
         }
 
     def _wait_durable(self, required: bool) -> asyncio.Future | None:
@@ -993,6 +1000,102 @@ class Handlers(AdminApis):
         )
         response = EndTxnResponse(throttle_time_ms=0, error_code=self._fenced_error(error, ctx.version, 2))
         return self._after_transaction_log(response)
+
+    def describe_producers(self, request, ctx: RequestContext):
+        topic_class = DescribeProducersResponse.TopicResponse
+        partition_class = topic_class.PartitionResponse
+        topics = []
+        for topic in request.topics:
+            partitions = []
+            for index in topic.partition_indexes:
+                partition = self.store.partition(topic.name, index)
+                if partition is None:
+                    partitions.append(
+                        partition_class(
+                            partition_index=index,
+                            error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
+                            error_message="The partition does not exist.",
+                            active_producers=[],
+                        )
+                    )
+                    continue
+                producers = [
+                    partition_class.ProducerState(
+                        producer_id=producer_id,
+                        producer_epoch=state.epoch,
+                        last_sequence=state.last_sequence,
+                        last_timestamp=-1,
+                        coordinator_epoch=0,
+                        current_txn_start_offset=partition.open_transactions.get(producer_id, -1),
+                    )
+                    for producer_id, state in sorted(partition.producers.items())
+                ]
+                partitions.append(
+                    partition_class(
+                        partition_index=index, error_code=errors.NONE, error_message=None, active_producers=producers
+                    )
+                )
+            topics.append(topic_class(name=topic.name, partitions=partitions))
+        return DescribeProducersResponse(throttle_time_ms=0, topics=topics)
+
+    def describe_transactions(self, request, ctx: RequestContext):
+        state_class = DescribeTransactionsResponse.TransactionState
+        states = []
+        for transactional_id in request.transactional_ids:
+            transaction = self.transactions.transactions.get(transactional_id)
+            if transaction is None:
+                states.append(
+                    state_class(
+                        error_code=TRANSACTIONAL_ID_NOT_FOUND,
+                        transactional_id=transactional_id,
+                        transaction_state="",
+                        transaction_timeout_ms=0,
+                        transaction_start_time_ms=-1,
+                        producer_id=-1,
+                        producer_epoch=-1,
+                        topics=[],
+                    )
+                )
+                continue
+            by_topic: dict[str, list[int]] = {}
+            for topic, index in sorted(transaction.partitions):
+                by_topic.setdefault(topic, []).append(index)
+            states.append(
+                state_class(
+                    error_code=errors.NONE,
+                    transactional_id=transactional_id,
+                    transaction_state=transaction.state.value,
+                    transaction_timeout_ms=transaction.timeout_ms,
+                    transaction_start_time_ms=transaction.started_ms,
+                    producer_id=transaction.producer_id,
+                    producer_epoch=transaction.producer_epoch,
+                    topics=[
+                        state_class.TopicData(topic=topic, partitions=indexes) for topic, indexes in by_topic.items()
+                    ],
+                )
+            )
+        return DescribeTransactionsResponse(throttle_time_ms=0, transaction_states=states)
+
+    def list_transactions(self, request, ctx: RequestContext):
+        known = {state.value for state in transactions.TxnState}
+        wanted_states = set(request.state_filters or [])
+        wanted_ids = set(request.producer_id_filters or [])
+        listed = [
+            ListTransactionsResponse.TransactionState(
+                transactional_id=transaction.transactional_id,
+                producer_id=transaction.producer_id,
+                transaction_state=transaction.state.value,
+            )
+            for transaction in self.transactions.transactions.values()
+            if (not wanted_states or transaction.state.value in wanted_states)
+            and (not wanted_ids or transaction.producer_id in wanted_ids)
+        ]
+        return ListTransactionsResponse(
+            throttle_time_ms=0,
+            error_code=errors.NONE,
+            unknown_state_filters=sorted(wanted_states - known),
+            transaction_states=listed,
+        )
 
     def abort_expired_transactions(self) -> None:
         if self.transactions.abort_expired() and self.store.durable:

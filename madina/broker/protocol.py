@@ -45,6 +45,10 @@ from kafka.protocol.admin import (
     DescribeGroupsResponse,
     DescribeLogDirsRequest,
     DescribeLogDirsResponse,
+    DescribeProducersRequest,
+    DescribeProducersResponse,
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
     DescribeUserScramCredentialsRequest,
     DescribeUserScramCredentialsResponse,
     ElectLeadersRequest,
@@ -55,6 +59,8 @@ from kafka.protocol.admin import (
     ListGroupsResponse,
     ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
+    ListTransactionsRequest,
+    ListTransactionsResponse,
 )
 from kafka.protocol.consumer import (
     FetchRequest,
@@ -181,6 +187,9 @@ SUPPORTED_APIS: dict[int, ApiSpec] = {
         _spec(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, 0, 0),
         _spec(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0, 0),
         _spec(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0, 0),
+        _spec(DescribeProducersRequest, DescribeProducersResponse, 0, 0),
+        _spec(DescribeTransactionsRequest, DescribeTransactionsResponse, 0, 0),
+        _spec(ListTransactionsRequest, ListTransactionsResponse, 0, 0),
     )
 }
 

@@ -208,3 +208,34 @@ def test_transactional_loop_survives_kill_9_mid_transaction(own_broker_factory, 
     assert committed == [str(number).encode() for number in range(INPUTS)]
     # The abandoned transaction's records are in the log, marked aborted.
     assert len(_read_output(broker.bootstrap, out_topic, False, INPUTS + len(in_flight))) == INPUTS + len(in_flight)
+
+
+def test_admin_tools_see_the_open_transaction_and_its_producer(broker_bootstrap: str):
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka import TopicPartition as KafkaTopicPartition
+
+    _in_topic, out_topic, _group, transactional_id = _names()
+    _create_topics(broker_bootstrap, out_topic)
+    producer = KafkaProducer(bootstrap_servers=broker_bootstrap, transactional_id=transactional_id)
+    admin = KafkaAdminClient(bootstrap_servers=broker_bootstrap)
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(out_topic, b"open", partition=0).get(30)
+        listed = [entry for entries in admin.list_transactions().values() for entry in entries]
+        assert any(entry.transactional_id == transactional_id and entry.state.value == "Ongoing" for entry in listed)
+        described = admin.describe_transactions([transactional_id])[transactional_id]
+        assert described.state.value == "Ongoing"
+        assert described.topic_partitions == {KafkaTopicPartition(out_topic, 0)}
+        producers = admin.describe_producers([KafkaTopicPartition(out_topic, 0)])
+        (state,) = producers[KafkaTopicPartition(out_topic, 0)].active_producers
+        assert state.current_transaction_start_offset == 0
+        producer.commit_transaction()
+        # Kafka answers EndTxn at PrepareCommit and writes the markers after; we do both first.
+        deadline = time.monotonic() + 15
+        while admin.describe_transactions([transactional_id])[transactional_id].state.value != "CompleteCommit":
+            assert time.monotonic() < deadline, "transaction never reached CompleteCommit"
+            time.sleep(0.2)
+    finally:
+        producer.close()
+        admin.close()
