@@ -25,10 +25,10 @@ from madina_proto.common.v1 import common_pb2
 from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.waste.v1 import container_pb2, plan_pb2
 from services.waste.domain.containers import Container, Depot, Stream, Truck
-from services.waste.domain.detector import DOMAIN, ContainerStatus
+from services.waste.domain.detector import DOMAIN, Collection, ContainerStatus
 from services.waste.domain.fillrate import FULL_FILL_RATIO
 from services.waste.domain.kpis import KpiValue
-from services.waste.domain.planning import CollectionPlan
+from services.waste.domain.planning import CollectionPlan, ContainerForecast
 from services.waste.domain.readings import Reading
 
 STREAM_TO_PB = {
@@ -209,3 +209,29 @@ def plan_to_pb(plan: CollectionPlan) -> plan_pb2.CollectionPlanned:
         ],
         total_distance_m=plan.total_distance_m,
     )
+
+
+def collection_to_pb(collection: Collection, container: Container) -> container_pb2.ContainerCollected:
+    return container_pb2.ContainerCollected(
+        container_id=collection.container_id,
+        district=district_of(container),
+        stream=STREAM_TO_PB[container.stream],
+        previous_reading_time=timestamp(collection.previous_reading_time),
+        detect_time=timestamp(collection.detect_time),
+        fill_ratio_before=collection.fill_ratio_before,
+        fill_ratio_after=collection.fill_ratio_after,
+        collected_l=collection.collected_l,
+    )
+
+
+def forecast_from_status(
+    status: container_pb2.ContainerStatus, container: Container, now: datetime
+) -> ContainerForecast | None:
+    """What planning needs from a served status: the fill extrapolated to ``now`` at the estimated
+    rate (no rate yet: the judged fill as it stands); ``None`` for a container that never reported."""
+    if not status.HasField("fill_ratio") or not status.HasField("last_observe_time"):
+        return None
+    rate = status.fill_ratio_per_hour if status.HasField("fill_ratio_per_hour") else 0.0
+    since = status.last_observe_time.ToDatetime(tzinfo=UTC)
+    hours = max(0.0, (now - since).total_seconds() / 3600)
+    return ContainerForecast(container, min(1.0, status.fill_ratio + rate * hours), rate)

@@ -1,0 +1,109 @@
+"""What the waste API process holds: containers, the fleet, a producer, and every container's
+live status; and the one way a collection round is planned and published.
+
+Container status (fill, fill rate, predicted full time, active alerts) is computed by the stream
+processor and published on the compacted ``waste.container-status.v1``; this process reads that
+topic from the start (no consumer group: every API replica needs every container) through
+:func:`madina.bus.reader.read_topic` and keeps the newest per container, so reads and plans never
+touch Kafka. A status record that is not a known container's under its own key is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from madina.auth import Credentials
+from madina.bus import EventProducer
+from madina.bus.reader import read_topic
+from madina.contract import InvalidRecord
+from madina_proto.waste.v1 import container_pb2, plan_pb2
+from services.waste.convert import container_to_pb, forecast_from_status, plan_to_pb
+from services.waste.domain.containers import Container, Fleet
+from services.waste.domain.fillrate import FULL_FILL_RATIO
+from services.waste.domain.planning import plan_collection
+from services.waste.settings import WasteSettings
+from services.waste.topics import COLLECTION_PLANS, CONTAINER_STATUS
+
+
+class UnknownDepot(LookupError):
+    """The request names a depot or truck the fleet does not have; the message names the field."""
+
+
+@dataclass
+class WasteRuntime:
+    settings: WasteSettings
+    containers: dict[str, Container]
+    fleet: Fleet
+    credentials: Credentials
+    producer: EventProducer
+    statuses: dict[str, container_pb2.ContainerStatus] = field(default_factory=dict)
+    status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    producer_ready: bool = False
+
+    def status_of(self, container_id: str) -> container_pb2.ContainerStatus:
+        known = self.statuses.get(container_id)
+        if known is not None:
+            return known
+        container = container_to_pb(self.containers[container_id])
+        return container_pb2.ContainerStatus(container=container, full_fill_ratio=FULL_FILL_RATIO)
+
+    def status_json(self, container_id: str) -> dict[str, Any]:
+        return MessageToDict(self.status_of(container_id), preserving_proto_field_name=True)
+
+    async def health(self) -> dict[str, Any]:
+        return {
+            "producer": "ok" if self.producer_ready else "starting",
+            "status_feed": "ok" if self.status_feed_ready.is_set() else "starting",
+        }
+
+    async def follow_status_feed(self) -> None:
+        """Read the status topic forever; readiness is set once the backlog is read."""
+
+        def on_status(container_id: str, event: container_pb2.ContainerStatusChanged | None) -> None:
+            if event is None:
+                return
+            if container_id not in self.containers or event.status.container.container_id != container_id:
+                raise InvalidRecord(f"container_id: status of {container_id[:200]!r} is not a known container's")
+            self.statuses[container_id] = event.status
+
+        await read_topic(self.settings.bootstrap_servers, CONTAINER_STATUS, on_status, caught_up=self.status_feed_ready)
+
+    async def plan(
+        self, depot_id: str, horizon: timedelta, truck_ids: list[str], now: datetime | None = None
+    ) -> plan_pb2.CollectionPlanned:
+        """Plan a round from the served predictions and publish it on waste.collection-plans.v1.
+
+        UnknownDepot for a depot or truck not in the fleet; ValueError for a bad horizon;
+        :class:`~services.waste.domain.planning.CapacityError` when the due containers do not fit.
+        """
+        if horizon <= timedelta(0) or horizon > timedelta(days=14):
+            raise ValueError("horizon: must be more than 0 and at most 14 days")
+        try:
+            depot = self.fleet.depot(depot_id)
+        except KeyError:
+            raise UnknownDepot(f"depot_id: unknown depot {depot_id[:200]!r}") from None
+        based = {truck.id: truck for truck in self.fleet.trucks_at(depot.id)}
+        unknown = [truck_id for truck_id in truck_ids if truck_id not in based]
+        if unknown:
+            raise UnknownDepot(f"truck_ids: {unknown[0][:200]!r} is not a truck of {depot.id}")
+        trucks = [based[t] for t in truck_ids] if truck_ids else list(based.values())
+        plan_time = (now or datetime.now(UTC)).replace(microsecond=0)
+        forecasts = [
+            forecast
+            for container in self.containers.values()
+            if container.city == depot.city
+            and (status := self.statuses.get(container.id)) is not None
+            and (forecast := forecast_from_status(status, container, plan_time)) is not None
+        ]
+        limit = timedelta(seconds=self.settings.waste_plan_time_limit_s)
+        plan = await asyncio.to_thread(
+            plan_collection, depot, trucks, horizon, forecasts, plan_time=plan_time, time_limit=limit
+        )
+        message = plan_to_pb(plan)
+        await self.producer.send_and_wait(COLLECTION_PLANS, depot.id, message)
+        return message

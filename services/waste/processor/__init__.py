@@ -1,0 +1,1 @@
+"""The waste stream processor (faust, through madina.streams.entities)."""

@@ -1,0 +1,64 @@
+"""``madina service waste-processor``: the faust worker behind waste alerts, statuses and collections.
+
+The entity-processor runner (:mod:`madina.streams.entities`) over ``waste.container-levels.v1``
+and the container clock ticks, both keyed and partitioned by container: each container's state is
+one table value, written once per record, and its step (``container_stream.container_step``)
+publishes alert transitions, the container's status, its fill KPI and the collections seen. The
+runner gives each alert revision exactly once across kill -9, restarts and rebalances, and
+dead-letters poison once: a record that does not decode, is not the container's under its own
+key, names an unknown container, or readings the step refuses (implausible, stale, or outside the
+event-time bounds of this process's clock, :mod:`madina.eventtime`, the rule the ingest API applies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from madina.bus.alert_events import timestamp
+from madina.bus.topics import KPIS
+from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
+from madina_proto.waste.v1 import container_pb2
+from services.waste.domain.containers import load_containers
+from services.waste.domain.detector import DetectionConfig
+from services.waste.processor.container_stream import StoredState, container_step
+from services.waste.settings import WasteProcessorSettings
+from services.waste.topics import ALL, COLLECTIONS, CONTAINER_STATUS, CONTAINER_TICKS, PROCESSOR_INPUTS
+
+SOURCE = "waste-processor"
+APP_ID = "madina-waste-processor"
+
+
+def waste_processor(settings: WasteProcessorSettings) -> EntityProcessor[StoredState]:
+    containers = {c.id: c for c in load_containers(settings.waste_containers_file, serving=settings.cities)}
+    config = DetectionConfig(event_time_bounds=settings.event_time_bounds())
+
+    def clock_ticks(now: datetime) -> Iterator[tuple[str, container_pb2.ContainerClockTick]]:
+        for container_id in containers:
+            yield container_id, container_pb2.ContainerClockTick(container_id=container_id, tick_time=timestamp(now))
+
+    return EntityProcessor(
+        app_id=APP_ID,
+        domain="waste",
+        source=SOURCE,
+        inputs=PROCESSOR_INPUTS,
+        outputs=(CONTAINER_STATUS, COLLECTIONS, KPIS),
+        step=container_step(containers, config),
+        new_state=StoredState.new,
+        state_to_dict=StoredState.to_dict,
+        state_from_dict=StoredState.from_dict,
+        ticks=Ticks(CONTAINER_TICKS, settings.waste_tick_interval_s, clock_ticks),
+        table="container-state",
+    )
+
+
+def main() -> int:
+    from madina.observability import configure_logging
+    from madina.settings import load_settings
+
+    settings = load_settings(WasteProcessorSettings)
+    configure_logging(SOURCE, settings.log_level, settings.log_format)
+    return run_entity_processor(
+        waste_processor(settings), settings, ALL,
+        web_port=settings.waste_processor_port, web_host=settings.bind_host,
+    )

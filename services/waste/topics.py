@@ -1,0 +1,48 @@
+"""The waste domain's topics. Readings travel as batches of one container's readings, so the
+stream processor pays its per-record cost once per batch, not once per reading."""
+
+from __future__ import annotations
+
+from madina.bus.topics import DAY_MS, TopicSpec
+from madina_proto.waste.v1 import container_pb2, plan_pb2
+
+CONTAINER_LEVELS = TopicSpec(
+    name="waste.container-levels.v1",
+    message_type=container_pb2.ContainerLevelObservedBatch,
+    key="container_id",
+    description="Container fill-sensor readings (fill, temperature, tilt, lid, battery), batched per container.",
+    retention_ms=14 * DAY_MS,
+)
+CONTAINER_TICKS = TopicSpec(
+    name="waste.container-ticks.v1",
+    message_type=container_pb2.ContainerClockTick,
+    key="container_id",
+    description="Processor clock ticks per container, so silence is detected inside the container's stream.",
+    retention_ms=1 * DAY_MS,
+)
+CONTAINER_STATUS = TopicSpec(
+    name="waste.container-status.v1",
+    message_type=container_pb2.ContainerStatusChanged,
+    key="container_id",
+    description="Latest status per container (fill, fill rate, predicted full time, active alerts); compacted.",
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
+COLLECTIONS = TopicSpec(
+    name="waste.collections.v1",
+    message_type=container_pb2.ContainerCollected,
+    key="container_id",
+    description="Emptyings seen in the readings, one record per collection.",
+    retention_ms=90 * DAY_MS,
+)
+COLLECTION_PLANS = TopicSpec(
+    name="waste.collection-plans.v1",
+    message_type=plan_pb2.CollectionPlanned,
+    key="depot_id",
+    description="Planned collection rounds (routes per truck), for crews and dashboards.",
+    retention_ms=90 * DAY_MS,
+)
+
+# Everything the processor reads must be co-partitioned with its container table.
+PROCESSOR_INPUTS = (CONTAINER_LEVELS, CONTAINER_TICKS)
+ALL = (*PROCESSOR_INPUTS, CONTAINER_STATUS, COLLECTIONS, COLLECTION_PLANS)
