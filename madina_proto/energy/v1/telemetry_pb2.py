@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n madina/energy/v1/telemetry.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x14StreetlightTelemetry\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x30\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x03 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\x04 \x01(\x01\x12\x0f\n\x07power_w\x18\x05 \x01(\x01\x12\x16\n\tvoltage_v\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tenergy_wh\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nfault_code\x18\x08 \x01(\tB\x0c\n\n_voltage_vB\x0c\n\n_energy_wh\"h\n\x19StreetlightTelemetryBatch\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12\x37\n\x07reports\x18\x02 \x03(\x0b\x32&.madina.energy.v1.StreetlightTelemetry\"\xc7\x01\n\x12GenerationObserved\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x30\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08power_kw\x18\x03 \x01(\x01\x12\x16\n\tenergy_wh\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1f\n\x12poa_irradiance_wm2\x18\x05 \x01(\x01H\x01\x88\x01\x01\x42\x0c\n\n_energy_whB\x15\n\x13_poa_irradiance_wm2\"a\n\x17GenerationObservedBatch\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x35\n\x07reports\x18\x02 \x03(\x0b\x32$.madina.energy.v1.GenerationObservedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n madina/energy/v1/telemetry.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x14StreetlightTelemetry\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x30\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x03 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\x04 \x01(\x01\x12\x0f\n\x07power_w\x18\x05 \x01(\x01\x12\x16\n\tvoltage_v\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tenergy_wh\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nfault_code\x18\x08 \x01(\tB\x0c\n\n_voltage_vB\x0c\n\n_energy_wh\"h\n\x19StreetlightTelemetryBatch\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12\x37\n\x07reports\x18\x02 \x03(\x0b\x32&.madina.energy.v1.StreetlightTelemetry\"\xc7\x01\n\x12GenerationObserved\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x30\n\x0cobserve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08power_kw\x18\x03 \x01(\x01\x12\x16\n\tenergy_wh\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1f\n\x12poa_irradiance_wm2\x18\x05 \x01(\x01H\x01\x88\x01\x01\x42\x0c\n\n_energy_whB\x15\n\x13_poa_irradiance_wm2\"a\n\x17GenerationObservedBatch\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x35\n\x07reports\x18\x02 \x03(\x0b\x32$.madina.energy.v1.GenerationObserved\"U\n\x10\x43ircuitClockTick\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12-\n\ttick_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\rSiteClockTick\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12-\n\ttick_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,4 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATIONOBSERVED']._serialized_end=631
   _globals['_GENERATIONOBSERVEDBATCH']._serialized_start=633
   _globals['_GENERATIONOBSERVEDBATCH']._serialized_end=730
+  _globals['_CIRCUITCLOCKTICK']._serialized_start=732
+  _globals['_CIRCUITCLOCKTICK']._serialized_end=817
+  _globals['_SITECLOCKTICK']._serialized_start=819
+  _globals['_SITECLOCKTICK']._serialized_end=898
 # @@protoc_insertion_point(module_scope)

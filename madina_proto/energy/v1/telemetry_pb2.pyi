@@ -180,3 +180,61 @@ class GenerationObservedBatch(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerationObservedBatch: _TypeAlias = GenerationObservedBatch  # noqa: Y015
+
+@_typing.final
+class CircuitClockTick(_message.Message):
+    """The energy processor's clock for one circuit (energy.circuit-ticks.v1): a watermark that checks
+    silence and command timeouts and closes hours of a quiet circuit.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CIRCUIT_ID_FIELD_NUMBER: _builtins.int
+    TICK_TIME_FIELD_NUMBER: _builtins.int
+    circuit_id: _builtins.str
+    """Circuit the tick is for; also the record key."""
+    @_builtins.property
+    def tick_time(self) -> _timestamp_pb2.Timestamp:
+        """The processor's clock when it sent the tick."""
+
+    def __init__(
+        self,
+        *,
+        circuit_id: _builtins.str = ...,
+        tick_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tick_time", b"tick_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_id", b"circuit_id", "tick_time", b"tick_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CircuitClockTick: _TypeAlias = CircuitClockTick  # noqa: Y015
+
+@_typing.final
+class SiteClockTick(_message.Message):
+    """The PV processor's clock for one site (energy.site-ticks.v1): checks the site for silence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    TICK_TIME_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    """PV site the tick is for; also the record key."""
+    @_builtins.property
+    def tick_time(self) -> _timestamp_pb2.Timestamp:
+        """The processor's clock when it sent the tick."""
+
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+        tick_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tick_time", b"tick_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["site_id", b"site_id", "tick_time", b"tick_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SiteClockTick: _TypeAlias = SiteClockTick  # noqa: Y015

@@ -1,0 +1,1 @@
+"""The energy service's API: HTTP ingest and control, EnergyService gRPC."""

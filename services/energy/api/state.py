@@ -1,0 +1,107 @@
+"""What the energy API process holds: the network, a producer, and views of three topics.
+
+Everything served by the read RPCs is computed by the processors and read back here with
+:func:`madina.bus.reader.read_topic` (all partitions from the start, no consumer group: every API
+replica needs everything): lamp states from the compacted ``energy.circuit-status.v1``, open
+energy alerts from ``alerts.v1`` (the latest revision of each, cleared ones dropped), and hourly
+and daily energy KPIs from ``kpis.v1`` (kept for ``HISTORY`` periods per series while this process
+runs; the compacted topic itself holds only the latest of each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from madina.auth import Credentials
+from madina.bus import EventProducer
+from madina.bus.reader import read_topic
+from madina.bus.topics import ALERTS, KPIS
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.energy.v1 import status_pb2
+from madina_proto.kpis.v1 import kpis_pb2
+from services.energy.domain.network import Network
+from services.energy.domain.sun import SunCalendar
+from services.energy.settings import EnergySettings
+from services.energy.topics import CIRCUIT_STATUS
+
+HISTORY = 24 * 62  # hours (and days) kept per KPI series
+_OPEN = {alerts_pb2.ALERT_STATE_RAISED, alerts_pb2.ALERT_STATE_UPDATED, alerts_pb2.ALERT_STATE_ESCALATED}
+SeriesKey = tuple[str, str, str, str]  # kpi_id, entity kind, entity id, period ("hour" | "day")
+
+
+@dataclass
+class EnergyRuntime:
+    settings: EnergySettings
+    network: Network
+    credentials: Credentials
+    producer: EventProducer
+    sun: SunCalendar = field(default_factory=SunCalendar)
+    circuits: dict[str, status_pb2.CircuitStatusChanged] = field(default_factory=dict)
+    open_alerts: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict)
+    series: dict[SeriesKey, deque[kpis_pb2.KpiObserved]] = field(
+        default_factory=lambda: defaultdict(lambda: deque(maxlen=HISTORY)))
+    feeds_ready: dict[str, asyncio.Event] = field(
+        default_factory=lambda: {name: asyncio.Event() for name in ("status", "alerts", "kpis")})
+    producer_ready: bool = False
+
+    async def health(self) -> dict[str, Any]:
+        return {
+            "producer": "ok" if self.producer_ready else "starting",
+            **{f"{name}_feed": "ok" if ready.is_set() else "starting" for name, ready in self.feeds_ready.items()},
+        }
+
+    def lamp_state(self, lamp_id: str) -> status_pb2.LampState | None:
+        status = self.circuits.get(self.network.lamps[lamp_id].circuit)
+        return next((lamp for lamp in status.lamps if lamp.lamp_id == lamp_id), None) if status else None
+
+    def alerts_about(self, *entity_ids: str) -> list[alerts_pb2.AlertEvent]:
+        return sorted((a for a in self.open_alerts.values() if a.source.entity_id in entity_ids),
+                      key=lambda a: a.alert_id)
+
+    def faults(self, city: str, district: str) -> list[alerts_pb2.AlertEvent]:
+        return sorted(
+            (a for a in self.open_alerts.values()
+             if city in ("", a.district.city_id) and district in ("", a.district.district_id)),
+            key=lambda a: (a.raise_time.ToDatetime(), a.alert_id))
+
+    def periods(self, kpi_id: str, kind: str, entity_id: str, period: str) -> list[kpis_pb2.KpiObserved]:
+        return list(self.series.get((kpi_id, kind, entity_id, period), ()))
+
+    def _on_status(self, circuit_id: str, event: status_pb2.CircuitStatusChanged | None) -> None:
+        if event is None:
+            self.circuits.pop(circuit_id, None)
+        elif circuit_id in self.network.circuits and event.circuit_id == circuit_id:
+            self.circuits[circuit_id] = event
+
+    def _on_alert(self, alert_id: str, event: alerts_pb2.AlertEvent | None) -> None:
+        if event is None or event.domain != "energy":
+            return
+        known = self.open_alerts.get(event.alert_id)
+        if known is not None and known.revision >= event.revision:
+            return
+        if event.state in _OPEN:
+            self.open_alerts[event.alert_id] = event
+        else:
+            self.open_alerts.pop(event.alert_id, None)
+
+    def _on_kpi(self, key: str, event: kpis_pb2.KpiObserved | None) -> None:
+        if event is None or event.domain != "energy":
+            return
+        kind, _, rest = key.partition("/")[2].partition(":")
+        entity_id, _, period = rest.rpartition(":")
+        history = self.series[(event.kpi_id, kind, entity_id, period)]
+        if history and history[-1].observe_time.ToDatetime() >= event.observe_time.ToDatetime():
+            return  # a replayed snapshot
+        history.append(event)
+
+    async def follow_feeds(self) -> None:
+        """Read the three topics forever; each feed is ready once its backlog is read."""
+        bootstrap = self.settings.bootstrap_servers
+        await asyncio.gather(
+            read_topic(bootstrap, CIRCUIT_STATUS, self._on_status, caught_up=self.feeds_ready["status"]),
+            read_topic(bootstrap, ALERTS, self._on_alert, caught_up=self.feeds_ready["alerts"]),
+            read_topic(bootstrap, KPIS, self._on_kpi, caught_up=self.feeds_ready["kpis"]),
+        )

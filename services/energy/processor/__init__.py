@@ -1,0 +1,1 @@
+"""The energy service's stream processors (circuits and PV sites)."""

@@ -1,0 +1,201 @@
+"""``madina service energy-processor`` and ``madina service energy-pv-processor``: the energy
+domain's pure steps run by the entity-processor runner (:mod:`madina.streams.entities`).
+
+Two processors, because the runner keeps one entity kind per processor (all inputs keyed and
+partitioned by it) and a PV site is not a circuit:
+
+- **circuits** (``energy-processor``): street-light telemetry batches, lighting commands and
+  clock ticks, all keyed by circuit id, through ``domain.circuit.step``: lamp and circuit alerts
+  (one ``circuit-dark`` alert listing the lamps, their ``lamp-out`` alerts suppressed), data gaps,
+  command confirmations and ``command-timeout``; hourly and daily kWh, baseline, savings and CO2
+  KPIs; the circuit's lamp states on the compacted status topic.
+- **PV sites** (``energy-pv-processor``): generation batches and clock ticks keyed by site id,
+  through ``domain.pv``: underperformance against clear-sky expectation, data gaps, hourly KPIs.
+
+Alerts go out exactly once (the runner); reports the domain refuses are dead-lettered one by one
+while the rest of their batch flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from google.protobuf.message import Message
+
+from madina.bus.alert_events import timestamp
+from madina.bus.topics import KPIS, TopicSpec
+from madina.contract import InvalidRecord, required_time
+from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, run_entity_processor
+from madina_proto.energy.v1 import status_pb2, telemetry_pb2
+from services.energy.convert import (
+    alert_event,
+    batch_from_pb,
+    batch_to_pb,
+    command_from_pb,
+    confirmation_to_pb,
+    generation_from_pb,
+    generation_to_pb,
+    kpi_to_pb,
+)
+from services.energy.domain.circuit import CircuitContext, CircuitState, ClockTick, Event, StepResult, step
+from services.energy.domain.config import EnergyConfig
+from services.energy.domain.kpis import EnergyKpi
+from services.energy.domain.network import Network
+from services.energy.domain.pv import PvExpectation, SiteState, apply_generation, check_site_silence
+from services.energy.domain.sun import SunCalendar
+from services.energy.settings import EnergyProcessorSettings
+from services.energy.topics import (
+    ALL,
+    CIRCUIT_INPUTS,
+    CIRCUIT_STATUS,
+    CIRCUIT_TICKS,
+    COMMAND_CONFIRMATIONS,
+    LIGHTING_COMMANDS,
+    SITE_INPUTS,
+    SITE_TICKS,
+    STREETLIGHT_TELEMETRY,
+)
+
+SOURCE = "energy-processor"
+PV_SOURCE = "energy-pv-processor"
+
+
+def _kpi_record(kpi: EnergyKpi) -> tuple[TopicSpec, str, Message]:
+    return KPIS, f"{kpi.kpi_id}/{kpi.scope}", kpi_to_pb(kpi)
+
+
+def circuit_events(record: EntityRecord) -> list[Event]:
+    """The domain events one record carries (InvalidRecord when the wire value holds none)."""
+    if record.spec is STREETLIGHT_TELEMETRY:
+        return [batch_from_pb(record.value)]
+    if record.spec is LIGHTING_COMMANDS:
+        return [command_from_pb(record.value)]
+    return [ClockTick(required_time(record.value, "tick_time"))]
+
+
+def circuit_status(state: CircuitState) -> status_pb2.CircuitStatusChanged:
+    message = status_pb2.CircuitStatusChanged(circuit_id=state.circuit_id)
+    for lamp_id, lamp in sorted(state.lamps.items()):
+        if lamp.last_time is None:
+            continue
+        message.lamps.append(status_pb2.LampState(
+            lamp_id=lamp_id, last_observe_time=timestamp(lamp.last_time), on=lamp.on,
+            dimming_pct=lamp.dimming_pct, power_w=lamp.power_w))
+    if state.watermark is not None:
+        message.change_time.CopyFrom(timestamp(state.watermark))
+    return message
+
+
+def circuit_stepper(
+    network: Network, config: EnergyConfig, sun: SunCalendar
+) -> Callable[[CircuitState, EntityRecord], Step[CircuitState]]:
+    contexts: dict[str, CircuitContext] = {}
+
+    def circuit_step(state: CircuitState, record: EntityRecord) -> Step[CircuitState]:
+        circuit_id = record.entity_id
+        if circuit_id not in network.circuits:
+            raise InvalidRecord(f"circuit_id: unknown circuit {circuit_id[:100]!r}")
+        ctx = contexts.get(circuit_id)
+        if ctx is None:
+            ctx = contexts[circuit_id] = CircuitContext.of(network, circuit_id, config, sun)
+        result: StepResult = step(state, circuit_events(record), ctx)
+        records: list[tuple[TopicSpec, str, Message]] = [_kpi_record(kpi) for kpi in result.kpis]
+        records += [(COMMAND_CONFIRMATIONS, circuit_id, confirmation_to_pb(c)) for c in result.confirmations]
+        if record.spec is STREETLIGHT_TELEMETRY:
+            records.append((CIRCUIT_STATUS, circuit_id, circuit_status(result.state)))
+        return Step(
+            result.state,
+            alerts=[alert_event(t, network) for t in result.transitions],
+            records=records,
+            rejected=[(f"{r.code}: {r.detail}", batch_to_pb(circuit_id, [r.reading])) for r in result.rejected],
+        )
+
+    return circuit_step
+
+
+def circuit_processor(settings: EnergyProcessorSettings) -> EntityProcessor[CircuitState]:
+    network = settings.network()
+
+    def clock_ticks(now: datetime) -> Iterator[tuple[str, telemetry_pb2.CircuitClockTick]]:
+        for circuit_id in network.circuits:
+            yield circuit_id, telemetry_pb2.CircuitClockTick(circuit_id=circuit_id, tick_time=timestamp(now))
+
+    return EntityProcessor(
+        app_id="madina-energy-processor",
+        domain="energy",
+        source=SOURCE,
+        inputs=CIRCUIT_INPUTS,
+        outputs=(KPIS, COMMAND_CONFIRMATIONS, CIRCUIT_STATUS),
+        step=circuit_stepper(network, settings.config(), SunCalendar()),
+        new_state=CircuitState.new,
+        state_to_dict=CircuitState.to_dict,
+        state_from_dict=lambda data, _id: CircuitState.from_dict(data),
+        ticks=Ticks(CIRCUIT_TICKS, settings.energy_tick_interval_s, clock_ticks),
+        table="circuit-state",
+    )
+
+
+def site_stepper(
+    network: Network, config: EnergyConfig, expectation: PvExpectation
+) -> Callable[[SiteState, EntityRecord], Step[SiteState]]:
+    def site_step(state: SiteState, record: EntityRecord) -> Step[SiteState]:
+        site = network.pv_sites.get(record.entity_id)
+        if site is None:
+            raise InvalidRecord(f"site_id: unknown PV site {record.entity_id[:100]!r}")
+        if record.spec is SITE_TICKS:
+            result = check_site_silence(state, required_time(record.value, "tick_time"), site,
+                                        config.lighting.gap_factor)
+        else:
+            readings = [generation_from_pb(m, f"reports[{i}].") for i, m in enumerate(record.value.reports)]
+            result = apply_generation(state, readings, site, expectation, config)
+        return Step(
+            result.state,
+            alerts=[alert_event(t, network) for t in result.transitions],
+            records=[_kpi_record(kpi) for kpi in result.kpis],
+            rejected=[(reason, telemetry_pb2.GenerationObservedBatch(
+                site_id=site.id, reports=[generation_to_pb(reading)])) for reading, reason in result.rejected],
+        )
+
+    return site_step
+
+
+def pv_processor(settings: EnergyProcessorSettings) -> EntityProcessor[SiteState]:
+    network = settings.network()
+    config = settings.config()
+
+    def clock_ticks(now: datetime) -> Iterator[tuple[str, telemetry_pb2.SiteClockTick]]:
+        for site_id in network.pv_sites:
+            yield site_id, telemetry_pb2.SiteClockTick(site_id=site_id, tick_time=timestamp(now))
+
+    return EntityProcessor(
+        app_id="madina-energy-pv-processor",
+        domain="energy",
+        source=PV_SOURCE,
+        inputs=SITE_INPUTS,
+        outputs=(KPIS,),
+        step=site_stepper(network, config, PvExpectation(config.pv)),
+        new_state=SiteState.new,
+        state_to_dict=SiteState.to_dict,
+        state_from_dict=lambda data, _id: SiteState.from_dict(data),
+        ticks=Ticks(SITE_TICKS, settings.energy_tick_interval_s, clock_ticks),
+        table="site-state",
+    )
+
+
+def _run(make: Callable[[EnergyProcessorSettings], EntityProcessor], source: str, port_of: str) -> int:  # type: ignore[type-arg]
+    from madina.observability import configure_logging
+    from madina.settings import load_settings
+
+    settings = load_settings(EnergyProcessorSettings)
+    configure_logging(source, settings.log_level, settings.log_format)
+    return run_entity_processor(make(settings), settings, ALL,
+                                web_port=getattr(settings, port_of), web_host=settings.bind_host)
+
+
+def main() -> int:
+    return _run(circuit_processor, SOURCE, "energy_processor_port")
+
+
+def pv_main() -> int:
+    return _run(pv_processor, PV_SOURCE, "energy_pv_processor_port")
