@@ -1,0 +1,164 @@
+"""``madina.mobility.v1.MobilityService`` for partner operators and dashboards.
+
+PublishFeed takes the same GTFS-Realtime FeedMessages and AVL fixes as HTTP ingest (one code
+path, :mod:`.publisher`). Reads come from the routes' latest status (:mod:`.state`); trip status
+is the GTFS-Realtime delay semantics (``resolve_trip``) applied to the trip's latest update.
+Ticket validations and parking occupancy are not handled yet (UNIMPLEMENTED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+
+from madina.bus.alert_events import timestamp
+from madina.contract import InvalidRecord
+from madina_proto.mobility.v1 import mobility_service_pb2 as pb
+from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
+from services.mobility.api.publisher import FeedRejected, feed_batches, parse_feed, publish, route_batches
+from services.mobility.api.state import MobilityRuntime
+from services.mobility.convert import position_from_wire, trip_update_from_wire
+from services.mobility.domain.delays import Prediction, TripStatus, resolve_trip, trip_key_of
+from services.mobility.plugin import PUBLISH, READ
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MobilityService"].full_name
+REQUIRED_SCOPES = {
+    f"/{SERVICE_NAME}/PublishFeed": PUBLISH,
+    f"/{SERVICE_NAME}/GetTripStatus": READ,
+    f"/{SERVICE_NAME}/ListRouteDelays": READ,
+    f"/{SERVICE_NAME}/WatchVehicles": READ,
+    f"/{SERVICE_NAME}/GetParkingAvailability": READ,
+    f"/{SERVICE_NAME}/GetRidership": READ,
+}
+
+
+class MobilityServicer(pb_grpc.MobilityServiceServicer):
+    def __init__(self, runtime: MobilityRuntime) -> None:
+        self.runtime = runtime
+
+    async def PublishFeed(
+        self, request_iterator: AsyncIterator[pb.PublishFeedRequest], context: grpc.aio.ServicerContext
+    ) -> pb.PublishFeedResponse:
+        response = pb.PublishFeedResponse()
+        index = 0
+        async for request in request_iterator:
+            which = request.WhichOneof("item")
+            try:
+                if which == "gtfs_realtime_feed_message":
+                    limit = self.runtime.settings.mobility_max_feed_entities
+                    feed = parse_feed(request.gtfs_realtime_feed_message, limit)
+                    batches = feed_batches(feed, self.runtime.schedule)
+                elif which == "vehicle_position":
+                    position = position_from_wire(request.vehicle_position, f"items[{index}].vehicle_position.")
+                    batches = route_batches(self.runtime.schedule, positions=[position])
+                else:
+                    raise FeedRejected(f"items[{index}]: {which or 'no item'} is not accepted here yet")
+            except (FeedRejected, InvalidRecord) as error:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"items[{index}]: {error} ({index} accepted before it)")
+            await publish(self.runtime.producer, batches)
+            response.trip_updates_count += batches.trip_updates_count
+            response.vehicle_positions_count += batches.positions_count
+            index += 1
+        return response
+
+    async def GetTripStatus(
+        self, request: pb.GetTripStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTripStatusResponse:
+        trip = self.runtime.schedule.trips.get(request.trip_id)
+        if trip is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown trip {request.trip_id[:200]!r}")
+            raise AssertionError("abort raises")
+        status = self.runtime.latest.get(trip.route_id)
+        for wire in status.trip_updates if status is not None else ():
+            if wire.trip_id == request.trip_id and request.start_date in ("", wire.start_date):
+                update = trip_update_from_wire(wire)
+                resolved = resolve_trip(self.runtime.schedule, update, datetime.now(UTC), key=trip_key_of(update),
+                                        stale_after=self.runtime.settings.rules().stale_after)
+                return pb.GetTripStatusResponse(status=trip_status_to_pb(resolved, trip.route_id))
+        return pb.GetTripStatusResponse(status=pb.TripStatus(
+            trip_id=request.trip_id, start_date=request.start_date, route_id=trip.route_id,
+            state=pb.TRIP_STATE_UNKNOWN, reason="no real-time update for this trip"))
+
+    async def ListRouteDelays(
+        self, request: pb.ListRouteDelaysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRouteDelaysResponse:
+        wanted = set(request.route_ids)
+        raise_delay_s = self.runtime.settings.mobility_raise_delay_s
+        response = pb.ListRouteDelaysResponse()
+        for status in self.runtime.statuses():
+            if wanted and status.route_id not in wanted:
+                continue
+            route = self.runtime.schedule.routes[status.route_id]
+            delays = [v for v in status.vehicles if v.HasField("delay_s")]
+            out = response.routes.add(route_id=status.route_id, route_short_name=route.short_name)
+            for vehicle in delays:
+                out.trips.add(trip_id=vehicle.trip_id, start_date=vehicle.start_date, vehicle_id=vehicle.vehicle_id,
+                              delay_s=vehicle.delay_s, stop_id=vehicle.last_stop_id, measure_time=vehicle.report_time)
+            out.late_trips_count = sum(1 for v in delays if v.delay_s >= raise_delay_s)
+            out.mean_delay_s = sum(v.delay_s for v in delays) / len(delays) if delays else 0.0
+        return response
+
+    async def WatchVehicles(
+        self, request: pb.WatchVehiclesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchVehiclesResponse]:
+        wanted = set(request.route_ids)
+        queue = self.runtime.latest.watch()
+        try:
+            for status in self.runtime.statuses():
+                if not wanted or status.route_id in wanted:
+                    for vehicle in status.vehicles:
+                        yield pb.WatchVehiclesResponse(vehicle=vehicle)
+            while True:
+                status = await queue.get()
+                if not wanted or status.route_id in wanted:
+                    for vehicle in status.vehicles:
+                        yield pb.WatchVehiclesResponse(vehicle=vehicle)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.runtime.latest.unwatch("", queue)
+
+    async def GetParkingAvailability(
+        self, request: pb.GetParkingAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetParkingAvailabilityResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "parking occupancy is not processed yet")
+        raise AssertionError("abort raises")
+
+    async def GetRidership(
+        self, request: pb.GetRidershipRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRidershipResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ticket validations are not processed yet")
+        raise AssertionError("abort raises")
+
+
+def _prediction(prediction: Prediction | None) -> pb.StopPrediction | None:
+    if prediction is None:
+        return None
+    return pb.StopPrediction(time=timestamp(prediction.time), delay_s=prediction.delay_s,
+                             uncertainty_s=prediction.uncertainty_s)
+
+
+def trip_status_to_pb(status: TripStatus, route_id: str) -> pb.TripStatus:
+    out = pb.TripStatus(
+        trip_id=status.key.trip_id, start_date=status.key.start_date, route_id=status.route_id or route_id,
+        state=pb.TripState.Value(f"TRIP_STATE_{status.state.value}"), reason=status.reason,
+        vehicle_id=status.vehicle_id or "",
+    )
+    if status.update_time is not None:
+        out.update_time.CopyFrom(timestamp(status.update_time))
+    found = status.delay_at(datetime.now(UTC))
+    if found is not None:
+        out.current_delay_s = found[1]
+    for stop in status.stops:
+        item = out.stops.add(stop_sequence=stop.stop_sequence, stop_id=stop.stop_id,
+                             state=pb.StopState.Value(f"STOP_STATE_{stop.state.value}"),
+                             arrival=_prediction(stop.arrival), departure=_prediction(stop.departure))
+        if stop.scheduled_arrival is not None:
+            item.scheduled_arrival_time.CopyFrom(timestamp(stop.scheduled_arrival))
+        if stop.scheduled_departure is not None:
+            item.scheduled_departure_time.CopyFrom(timestamp(stop.scheduled_departure))
+    return out

@@ -1,0 +1,166 @@
+"""Mobility HTTP: GTFS-Realtime and AVL in (scope mobility:publish), GTFS-Realtime feeds out (mobility:read).
+
+- ``POST /v1/gtfs-rt``: a GTFS-Realtime FeedMessage, ``application/x-protobuf``. A body that does
+  not parse is a 400 naming the problem; entities that cannot be keyed by route are dead-lettered
+  with the reason (see :mod:`.publisher`) and counted in the answer.
+- ``POST /v1/vehicle-positions``: one raw AVL fix as JSON; a bad field is a 422 naming it.
+- ``GET /gtfs-rt/{trip-updates,vehicle-positions,alerts}.pb``: FULL_DATASET FeedMessages from the
+  routes' latest status; ``?format=json`` gives the same feed as JSON for people.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from google.protobuf.json_format import MessageToDict
+from google.transit import gtfs_realtime_pb2
+from pydantic import BaseModel, ConfigDict, Field
+
+from madina.auth import Principal
+from madina.http import require_scope
+from services.mobility.api.publisher import FeedRejected, RouteBatches, feed_batches, parse_feed, publish, route_batches
+from services.mobility.api.state import MobilityRuntime
+from services.mobility.convert import alert_entity, feed_message, trip_update_entity, vehicle_entity
+from services.mobility.domain.realtime import VehiclePosition
+from services.mobility.plugin import PUBLISH, READ
+
+PROTOBUF = "application/x-protobuf"
+
+
+class Accepted(BaseModel):
+    trip_updates: int = Field(description="Trip updates published.")
+    vehicle_positions: int = Field(description="Vehicle positions published.")
+    dead_lettered: list[str] = Field(description="Entities that could not be keyed by route, with the reason.")
+
+
+class VehiclePositionIn(BaseModel):
+    """One raw AVL fix."""
+
+    model_config = ConfigDict(extra="forbid")
+    vehicle_id: str = Field(min_length=1, max_length=200)
+    trip_id: str | None = Field(default=None, min_length=1, max_length=200, description="Trip being served.")
+    route_id: str | None = Field(default=None, min_length=1, max_length=200, description="When trip_id is absent.")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    timestamp: datetime = Field(description="When the fix was taken, RFC 3339 with offset.")
+    bearing: float | None = Field(default=None, ge=0, lt=360)
+    speed: float | None = Field(default=None, ge=0, le=100, description="m/s")
+
+
+def _runtime(request: Request) -> MobilityRuntime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+# Module level: FastAPI resolves (string) annotations against module globals.
+PUBLISHER = require_scope(PUBLISH)
+READER = require_scope(READ)
+
+
+def _accepted(batches: RouteBatches) -> Accepted:
+    return Accepted(
+        trip_updates=batches.trip_updates_count,
+        vehicle_positions=batches.positions_count,
+        dead_lettered=[reason for _, _, _, reason in batches.dead],
+    )
+
+
+def ingest_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["ingest"])
+
+    @router.post(
+        "/gtfs-rt", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+        summary="Publish a GTFS-Realtime FeedMessage (TripUpdates, VehiclePositions)",
+        openapi_extra={"requestBody": {"required": True, "content": {PROTOBUF: {"schema": {"type": "string",
+                                                                                          "format": "binary"}}}}},
+    )
+    async def gtfs_rt(
+        request: Request,
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        principal: Annotated[Principal, Depends(PUBLISHER)],
+    ) -> Accepted:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type not in (PROTOBUF, "application/octet-stream"):
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"content-type must be {PROTOBUF}")
+        try:
+            feed = parse_feed(await request.body(), runtime.settings.mobility_max_feed_entities)
+        except FeedRejected as error:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
+        batches = feed_batches(feed, runtime.schedule, feed_id=principal.principal_id)
+        await publish(runtime.producer, batches)
+        return _accepted(batches)
+
+    @router.post("/vehicle-positions", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+                 summary="Publish one raw AVL position")
+    async def vehicle_position(
+        body: VehiclePositionIn,
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(PUBLISHER)],
+    ) -> Accepted:
+        if body.timestamp.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "timestamp: needs a UTC offset")
+        if not body.trip_id and not body.route_id:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "trip_id or route_id: required")
+        position = VehiclePosition(
+            vehicle_id=body.vehicle_id, lat=body.lat, lon=body.lon, timestamp=body.timestamp.astimezone(UTC),
+            trip_id=body.trip_id, route_id=body.route_id, bearing_deg=body.bearing, speed_mps=body.speed,
+        )
+        batches = route_batches(runtime.schedule, positions=[position])
+        if batches.dead:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, batches.dead[0][3])
+        await publish(runtime.producer, batches)
+        return _accepted(batches)
+
+    return router
+
+
+def feed_of(runtime: MobilityRuntime, which: str) -> gtfs_realtime_pb2.FeedMessage:
+    statuses = runtime.statuses()
+    now = datetime.now(UTC)
+    if which == "trip-updates":
+        return feed_message((trip_update_entity(u) for s in statuses for u in s.trip_updates), now)
+    if which == "vehicle-positions":
+        return feed_message((vehicle_entity(v) for s in statuses for v in s.vehicles), now)
+    return feed_message((alert_entity(a) for s in statuses for a in s.active_alerts), now)
+
+
+def feeds_router() -> APIRouter:
+    router = APIRouter(prefix="/gtfs-rt", tags=["feeds"])
+
+    @router.get("/{which}.pb", summary="GTFS-Realtime feed (FULL_DATASET); ?format=json for people",
+                responses={200: {"content": {PROTOBUF: {}}}})
+    async def feed(
+        which: Literal["trip-updates", "vehicle-positions", "alerts"],
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(READER)],
+        format: Literal["pb", "json"] = "pb",
+    ) -> Response:
+        message = feed_of(runtime, which)
+        if format == "json":
+            return Response(content=_json(message), media_type="application/json")
+        return Response(content=message.SerializeToString(), media_type=PROTOBUF)
+
+    return router
+
+
+def _json(message: Any) -> str:
+    import json
+
+    return json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=1)
+
+
+def create_http_app(runtime: MobilityRuntime) -> FastAPI:
+    from madina.http import install_common
+
+    app = FastAPI(
+        title="Madina mobility service",
+        version="1.0.0",
+        description="GTFS-Realtime and AVL in; GTFS-Realtime feeds, trip status and route delays out.",
+    )
+    app.state.runtime = runtime
+    install_common(app, credentials=runtime.credentials, health_check=runtime.health,
+                   max_body_bytes=runtime.settings.max_body_bytes)
+    app.include_router(ingest_router())
+    app.include_router(feeds_router())
+    return app

@@ -1,0 +1,126 @@
+"""From a published GTFS-Realtime FeedMessage (or AVL fixes) to route-keyed events, shared by HTTP and gRPC.
+
+Every entity is keyed by its route (the processor keeps one state per route). A partner may leave
+``route_id`` out: it is filled in from the static feed by ``trip_id``. An entity whose trip the
+static feed does not have, whose trip runs on another route than it says, or which names neither
+a known trip nor a known route, cannot be keyed: it goes to the input topic's ``.dlq`` alone (as
+a batch of one, with the reason) and the feed's other entities still flow. A FeedMessage that
+does not parse is refused whole (:class:`FeedRejected`, HTTP 400): nothing of it can be trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from google.protobuf.message import DecodeError, Message
+from google.transit import gtfs_realtime_pb2
+
+from madina.bus import EventProducer
+from madina.bus.codec import standard_headers
+from madina.bus.topics import TopicSpec
+from madina.inputs import echo
+from madina_proto.mobility.v1 import events_pb2
+from services.mobility.convert import feed_from_pb, position_to_wire, trip_update_to_wire
+from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.realtime import TripUpdate, VehiclePosition
+from services.mobility.topics import TRIP_UPDATES, VEHICLE_POSITIONS
+
+
+class FeedRejected(ValueError):
+    """The whole feed is refused; the message names the problem."""
+
+
+@dataclass
+class RouteBatches:
+    """One feed's entities as route batches, and those that could not be keyed."""
+
+    trip_updates: dict[str, events_pb2.TripUpdateReceivedBatch] = field(default_factory=dict)
+    positions: dict[str, events_pb2.VehiclePositionReportedBatch] = field(default_factory=dict)
+    dead: list[tuple[TopicSpec, str, Message, str]] = field(default_factory=list)  # topic, key, batch, reason
+    trip_updates_count: int = 0
+    positions_count: int = 0
+
+
+def parse_feed(body: bytes, max_entities: int) -> gtfs_realtime_pb2.FeedMessage:
+    """The FeedMessage in ``body``, or FeedRejected naming what is wrong with it."""
+    if not body:
+        raise FeedRejected("body is empty: expected a GTFS-Realtime FeedMessage (application/x-protobuf)")
+    feed = gtfs_realtime_pb2.FeedMessage()
+    try:
+        feed.ParseFromString(body)
+    except (DecodeError, RuntimeError) as error:
+        raise FeedRejected(f"body is not a valid GTFS-Realtime FeedMessage: {error}") from None
+    if not feed.header.gtfs_realtime_version:
+        raise FeedRejected("header.gtfs_realtime_version: required")
+    if not feed.header.timestamp:
+        raise FeedRejected("header.timestamp: required (POSIX seconds)")
+    if len(feed.entity) > max_entities:
+        raise FeedRejected(f"entity: {len(feed.entity)} entities, more than the {max_entities} allowed")
+    return feed
+
+
+def route_batches(
+    schedule: Schedule,
+    trip_updates: Iterable[TripUpdate] = (),
+    positions: Iterable[VehiclePosition] = (),
+    feed_id: str = "",
+) -> RouteBatches:
+    out = RouteBatches()
+    for update in trip_updates:
+        route_id, problem = route_of(schedule, update.trip_id, update.route_id)
+        wire = trip_update_to_wire(replace(update, route_id=route_id or update.route_id), feed_id)
+        if problem is not None:
+            single = events_pb2.TripUpdateReceivedBatch(route_id=wire.route_id, trip_updates=[wire])
+            out.dead.append((TRIP_UPDATES, wire.route_id or update.trip_id, single, problem))
+            continue
+        batch = out.trip_updates.setdefault(route_id, events_pb2.TripUpdateReceivedBatch(route_id=route_id))
+        batch.trip_updates.append(wire)
+        out.trip_updates_count += 1
+    for position in positions:
+        route_id, problem = route_of(schedule, position.trip_id, position.route_id)
+        wire_position = position_to_wire(replace(position, route_id=route_id or position.route_id))
+        if problem is not None:
+            dead = events_pb2.VehiclePositionReportedBatch(route_id=wire_position.route_id,
+                                                           vehicle_positions=[wire_position])
+            out.dead.append((VEHICLE_POSITIONS, wire_position.route_id or position.vehicle_id, dead, problem))
+            continue
+        positions_batch = out.positions.setdefault(
+            route_id, events_pb2.VehiclePositionReportedBatch(route_id=route_id))
+        positions_batch.vehicle_positions.append(wire_position)
+        out.positions_count += 1
+    return out
+
+
+def route_of(schedule: Schedule, trip_id: str | None, route_id: str | None) -> tuple[str, str | None]:
+    """(route id, None), or ("", the reason the entity cannot be keyed by route)."""
+    if trip_id:
+        trip = schedule.trips.get(trip_id)
+        if trip is None:
+            return "", f"trip_id: unknown trip {echo(trip_id)}"
+        if route_id and route_id != trip.route_id:
+            return "", f"route_id: {echo(route_id)}, but trip {trip_id} runs on route {trip.route_id}"
+        return trip.route_id, None
+    if not route_id:
+        return "", "trip_id or route_id: required"
+    if route_id not in schedule.routes:
+        return "", f"route_id: unknown route {echo(route_id)}"
+    return route_id, None
+
+
+def feed_batches(feed: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, feed_id: str = "") -> RouteBatches:
+    trip_updates, positions, _deleted = feed_from_pb(feed)
+    return route_batches(schedule, trip_updates, positions, feed_id)
+
+
+async def publish(producer: EventProducer, batches: RouteBatches) -> None:
+    """Every batch and dead letter, acknowledged (acks=all) before it returns."""
+    futures = [await producer.send(TRIP_UPDATES, route_id, batch) for route_id, batch in batches.trip_updates.items()]
+    futures += [await producer.send(VEHICLE_POSITIONS, route_id, batch)
+                for route_id, batch in batches.positions.items()]
+    for spec, key, message, reason in batches.dead:
+        futures.append(await producer.send_dead_letter(
+            spec, key=key.encode(), value=message.SerializeToString(),
+            headers=standard_headers(spec, producer.source), reason=reason))
+    await asyncio.gather(*futures)
