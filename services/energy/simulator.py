@@ -109,10 +109,15 @@ class LightingWorld:
         return GenerationReading(site_id=site.id, observe_time=moment, power_kw=round(power, 3))
 
 
-def _report_json(report: LampTelemetry) -> dict[str, object]:
-    return {"lamp_id": report.lamp_id, "observe_time": report.observe_time.isoformat(), "on": report.on,
-            "dimming_pct": report.dimming_pct, "power_w": report.power_w, "voltage_v": report.voltage_v,
-            "energy_wh": report.energy_wh}
+def report_json(report: LampTelemetry) -> dict[str, object]:
+    """A report as a gateway posts it to ``/v1/streetlight-telemetry``."""
+    body: dict[str, object] = {"lamp_id": report.lamp_id, "observe_time": report.observe_time.isoformat(),
+                               "on": report.on, "dimming_pct": report.dimming_pct, "power_w": report.power_w}
+    if report.voltage_v is not None:
+        body["voltage_v"] = report.voltage_v
+    if report.energy_wh is not None:
+        body["energy_wh"] = report.energy_wh
+    return body
 
 
 class EnergyGenerator:
@@ -146,7 +151,7 @@ class EnergyGenerator:
         while len(reports) < budget:
             circuit = circuits[self._cursor % len(circuits)]
             self._cursor += 1
-            reports.extend(_report_json(r) for r in self.world.circuit_reports(circuit, moment))
+            reports.extend(report_json(r) for r in self.world.circuit_reports(circuit, moment))
             if self._cursor % len(circuits) == 0:
                 break
         deliveries: list[Delivery] = [HttpPost("/v1/streetlight-telemetry", {"reports": reports}, len(reports))]
