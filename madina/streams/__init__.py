@@ -72,6 +72,11 @@ class StreamApp(faust.App):
         # commits right after recovery must already wait for the changelog.
         producer = super()._new_producer()
         _drain_before_commit(producer.buffer)
+        # faust makes its aiokafka producer idempotent only inside transactions. Without it, a
+        # batch whose acknowledgement is lost when a Kafka leader dies is sent again to the new
+        # leader and stored twice: an alert revision doubled by a broker failover (seen on the
+        # three-node cluster test). The instance attribute shadows the transport's method.
+        producer._settings_extra = lambda: {"acks": "all", "enable_idempotence": True}
         return producer
 
 

@@ -103,6 +103,7 @@ class ProcessorKit:
         partitions: int | None = None,
     ) -> ProcessorProcess:
         """The processor (or ``argv``, a variant of it) with its settings for ``bootstrap``, once healthy."""
+        workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         env = {
             # Only the settings given here: none inherited from the shell that runs the tests.
