@@ -1,0 +1,52 @@
+"""The mobility API in the test process, built as ``services.mobility.api.main`` builds it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from madina.auth import write_credentials
+from madina.bus import ensure_topics
+from madina.serving import ApiServers
+from services.mobility.api.http import create_http_app
+from services.mobility.api.main import build_runtime
+from services.mobility.api.state import MobilityRuntime
+from services.mobility.settings import MobilitySettings
+from services.mobility.topics import ALL
+
+PRINCIPALS = {"operator-feed": ["mobility:publish"], "dashboard": ["mobility:read"]}
+
+
+@dataclass
+class MobilityApi:
+    runtime: MobilityRuntime
+    url: str
+    tokens: dict[str, str]
+
+    def headers(self, principal: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[principal]}", **extra}
+
+
+@contextlib.asynccontextmanager
+async def running_mobility_api(bootstrap: str, directory: Path) -> AsyncIterator[MobilityApi]:
+    await ensure_topics(bootstrap, ALL, default_partitions=2)
+    tokens = write_credentials(directory / "credentials.yaml", PRINCIPALS)
+    settings = MobilitySettings(kafka_bootstrap=bootstrap, credentials_file=directory / "credentials.yaml",
+                                grpc_insecure=True, mobility_http_port=0)
+    runtime = build_runtime(settings)
+    await runtime.producer.start()
+    runtime.producer_ready = True
+    feed = asyncio.create_task(runtime.follow_status_feed())
+    servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=0)
+    try:
+        await asyncio.wait_for(runtime.status_feed_ready.wait(), 20)
+        await servers.start()
+        yield MobilityApi(runtime, f"http://127.0.0.1:{servers.http_port}", tokens)
+    finally:
+        await servers.stop()
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+        await runtime.producer.stop()
