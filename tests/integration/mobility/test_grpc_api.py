@@ -62,7 +62,8 @@ async def test_published_feed_is_served_as_trip_status_route_delays_and_watched_
                     assert (seen.vehicle_id, seen.route_id, seen.trip_id) == ("BK-E42", "BK-1", trip_id)
                     watch.cancel()
 
-                    status = (await stub.GetTripStatus(pb.GetTripStatusRequest(trip_id=trip_id), metadata=reader)).status
+                    found = await stub.GetTripStatus(pb.GetTripStatusRequest(trip_id=trip_id), metadata=reader)
+                    status = found.status
                     assert status.state == pb.TRIP_STATE_PREDICTED and status.route_id == "BK-1"
                     assert status.vehicle_id == "BK-E42" and len(status.stops) == len(run.trip.stop_times)
                     delays = await stub.ListRouteDelays(pb.ListRouteDelaysRequest(route_ids=["BK-1"]), metadata=reader)
