@@ -208,7 +208,9 @@ class ApacheKafkaCluster:
             if not fresh:
                 continue
             self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.config_path), check=True
+                # `--cluster-id=` form: a random id may start with "-", which argparse takes for an option.
+                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", f"--config={node.config_path}",
+                check=True,
             )
 
     def _java(self, main: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
