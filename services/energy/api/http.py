@@ -92,6 +92,9 @@ def _runtime(request: Request) -> EnergyRuntime:
 PUBLISHER = require_scope(PUBLISH)
 READER = require_scope(READ)
 CONTROLLER = require_scope(CONTROL)
+# Module level: FastAPI resolves (string) annotations against module globals.
+Reader = Annotated[Principal, Depends(READER)]
+Runtime = Annotated[EnergyRuntime, Depends(_runtime)]
 
 
 def _json(message: Message) -> dict[str, Any]:
@@ -182,8 +185,6 @@ def control_router() -> APIRouter:
 
 def read_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["status"])
-    Reader = Annotated[Principal, Depends(READER)]
-    Runtime = Annotated[EnergyRuntime, Depends(_runtime)]
 
     def answer(build: Any) -> dict[str, Any]:
         try:

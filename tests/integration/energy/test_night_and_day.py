@@ -1,0 +1,93 @@
+"""A simulated night and day through the energy API's HTTP ingest and the circuit processor, on a
+broker of its own: exactly the alerts, confirmations and commands the pure domain code gives for
+the same input, and a dimming command round trip (confirmed where the lamps obey, command-timeout
+where they do not), with who sent it and why on the command topic."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.energy.v1 import control_pb2
+from services.energy.topics import COMMAND_CONFIRMATIONS, LIGHTING_COMMANDS
+from tests.integration.energy.harness import (
+    DISOBEYS,
+    KIT,
+    OBEYS,
+    TRIPS,
+    Night,
+    command_records,
+    oracle,
+    report_json,
+    running_energy_api,
+)
+from tests.support.processor_kit import assert_exactly_once, read_all, settled_alerts
+
+
+async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_confirmations(
+    broker: str, tmp_path: Path
+) -> None:
+    night = Night.scripted(hours=19)
+    await KIT.create_topics(broker)
+    processor = KIT.start(broker, tmp_path)
+    try:
+        async with running_energy_api(broker, tmp_path) as api:
+            schedule = {
+                "schedule_id": "winter-nights", "city_id": "casablanca", "circuit_ids": [OBEYS, DISOBEYS],
+                "steps": [{"trigger": "sunset", "dimming_pct": 100}, {"trigger": "23:00", "dimming_pct": 50}],
+                "reason": "late-night dimming, council decision 2026-41",
+                "start_time": night.start.isoformat(),
+                "end_time": (night.start + timedelta(hours=night.hours)).isoformat(),
+            }
+            response = await api.client.post("/v1/dimming-schedules", json=schedule,
+                                              headers=api.headers("night-operator"))
+            assert response.status_code == 202, response.text
+            assert len(response.json()["commands"]) == 4  # two steps on two circuits
+            forbidden = await api.client.post("/v1/dimming-schedules", json=schedule, headers=api.headers("gateway"))
+            assert forbidden.status_code == 403
+            # The commands reach the circuits' streams before any telemetry (the oracle's order).
+            for _ in range(300):
+                if processor.applied() >= 4:
+                    break
+                await asyncio.sleep(0.1)
+            for _, reports in night.steps:
+                posted = await api.client.post("/v1/streetlight-telemetry",
+                                               json={"reports": [report_json(r) for r in reports]},
+                                               headers=api.headers("gateway"))
+                assert posted.status_code == 202, posted.text
+
+            commands = [control_pb2.LightingCommand.FromString(r.value)
+                        for r in await read_all(broker, LIGHTING_COMMANDS.name)]
+            assert {(c.issuer, c.reason) for c in commands} == {("night-operator", schedule["reason"])}
+            expected = oracle([*command_records(commands), *night.records()])
+            events = await settled_alerts(broker, sum(expected.alerts.values()), timeout_s=60)
+            assert_exactly_once(events, expected.alerts)
+
+            confirmed = [control_pb2.LightingCommandConfirmed.FromString(r.value)
+                         for r in await read_all(broker, COMMAND_CONFIRMATIONS.name)]
+            assert sorted(c.SerializeToString() for c in confirmed) == sorted(
+                c.SerializeToString() for c in expected.confirmations)
+            late_dimming = {c.command_id: c.circuit_id for c in commands if c.trigger == "23:00"}
+            assert {c.circuit_id for c in confirmed if c.command_id in late_dimming} == {OBEYS}
+            raised = {(e.category, e.source.entity_id) for e in events if e.state == alerts_pb2.ALERT_STATE_RAISED}
+            assert ("command-timeout", DISOBEYS) in raised
+            assert ("circuit-dark", TRIPS) in raised
+            assert not any(kind == "lamp-out" and entity in night.world.network.circuits[TRIPS].lamp_ids
+                           for kind, entity in raised), "lamp-out is suppressed under circuit-dark"
+
+            # The read API serves the open faults from alerts.v1 and lamp states from the status topic.
+            failing = night.world.network.circuits[OBEYS].lamp_ids[3]
+            for _ in range(100):
+                got = await api.client.get(f"/v1/lamps/{failing}/status", headers=api.headers("dashboard"))
+                assert got.status_code == 200, got.text
+                status = got.json()
+                if status["status"].get("active_alerts") and status["status"].get("last_observe_time"):
+                    break
+                await asyncio.sleep(0.1)
+            assert [a["category"] for a in status["status"]["active_alerts"]] == ["lamp-out"]
+            faults = (await api.client.get("/v1/faults?city_id=casablanca", headers=api.headers("dashboard"))).json()
+            assert {f["category"] for f in faults["faults"]} >= {"circuit-dark", "lamp-out", "command-timeout"}
+    finally:
+        processor.stop()
