@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-SUITES = ("broker", "environment", "operations")
+SUITES = ("broker", "environment", "mobility", "operations")
 
 
 def main() -> int:

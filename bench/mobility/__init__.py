@@ -1,0 +1,1 @@
+"""Benchmark of the mobility pipeline: trip updates -> delay detection -> alerts (see run.py)."""
