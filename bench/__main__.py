@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-SUITES = ("broker", "environment", "mobility", "operations")
+SUITES = ("broker", "environment", "mobility", "energy", "operations")
 
 
 def main() -> int:

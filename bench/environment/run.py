@@ -41,19 +41,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from bench.environment.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from bench.environment.workload import Record, Workload, make_stations, write_stations_file
+from bench.pipeline import Observer, cpu_seconds, produce_all, start_broker
 from bench.stats import percentile
 from madina.bus import ALERTS, KPIS, ensure_topics
-from madina.devservers.launch import BrokerProcess, ServiceProcess, service_argv
+from madina.devservers.launch import ServiceProcess, service_argv
 from madina.devservers.ports import free_port
-from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.topics import ALL, STATION_STATUS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,12 +67,6 @@ LABELS = {"faust": "faust processor", "plain": "plain aiokafka"}
 
 def log(message: str) -> None:
     print(f"[bench.environment {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -158,95 +152,10 @@ class PlainProcessor(Processor):
 PROCESSORS: dict[str, type[Processor]] = {"faust": FaustProcessor, "plain": PlainProcessor}
 
 
-def start_broker(data_dir: Path, log_path: Path) -> BrokerProcess:
-    """The embedded broker in durable mode, logging to a file."""
-    return BrokerProcess.start(memory=False, data_dir=data_dir, default_partitions=PARTITIONS,
-                               initial_rebalance_delay_ms=None, log_path=log_path)
-
-
 # -- what comes out --------------------------------------------------------------------------
 
 
-@dataclass
-class Observer:
-    """Reads a processor's applied markers and alerts from the beginning, noting when each arrived."""
-
-    bootstrap: str
-    applied_topic: str
-    alerts_topic: str
-    applied_ms: list[int] = field(default_factory=list)  # record timestamps, in arrival order
-    alerts: list[tuple[float, str, int]] = field(default_factory=list)  # (received, station, event ms)
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
-        )
-        await self._consumer.start()
-        assignment = [TopicPartition(topic, p) for topic in (self.applied_topic, self.alerts_topic)
-                      for p in range(PARTITIONS)]
-        self._consumer.assign(assignment)
-        await self._consumer.seek_to_beginning(*assignment)
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            polled = await self._consumer.getmany(timeout_ms=200)
-            received = time.perf_counter()
-            for tp, records in polled.items():
-                if tp.topic == self.applied_topic:
-                    self.applied_ms.extend(record.timestamp for record in records)
-                    continue
-                for record in records:
-                    event = alerts_pb2.AlertEvent.FromString(record.value)
-                    self.alerts.append((received, event.source.entity_id, event.event_time.ToMilliseconds()))
-
-    async def wait_applied(self, count: int, what: str, timeout_s: float, cpu: Any = None) -> None:
-        started = time.perf_counter()
-        last_report = started
-        seen = len(self.applied_ms)
-        while len(self.applied_ms) < count:
-            if self._task.done():
-                self._task.result()
-            now = time.perf_counter()
-            if now - started > timeout_s:
-                raise TimeoutError(f"{what}: {len(self.applied_ms)}/{count} records applied after {timeout_s:.0f} s")
-            if now - last_report >= 5:
-                applied = len(self.applied_ms)
-                pace = (applied - seen) / (now - last_report)
-                log(f"  {what}: {applied}/{count} records applied ({pace:,.0f} records/s)")
-                last_report, seen = now, applied
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with _suppress_cancel():
-            await self._task
-        await self._consumer.stop()
-
-
-class _suppress_cancel:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> bool:
-        return kind is asyncio.CancelledError
-
-
 # -- producing -------------------------------------------------------------------------------
-
-
-async def produce_all(bootstrap: str, records: Sequence[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20)
-    await producer.start()
-    try:
-        pending = []
-        for record in records:
-            pending.append(await producer.send(record.topic, record.value, key=record.key, headers=record.headers))
-        await producer.flush()
-        for future in pending:
-            await future
-    finally:
-        await producer.stop()
 
 
 async def produce_paced(
@@ -284,7 +193,7 @@ async def produce_paced(
 
 async def measure(kind: str, inputs: Inputs, scratch: Path) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=scratch))
-    broker = start_broker(workdir / "broker", workdir / "broker.log")
+    broker = start_broker(workdir / "broker", workdir / "broker.log", PARTITIONS)
     processor: Processor | None = None
     observer: Observer | None = None
     try:
@@ -298,7 +207,7 @@ async def measure(kind: str, inputs: Inputs, scratch: Path) -> dict[str, Any]:
 
         started = time.perf_counter()
         processor = PROCESSORS[kind](bootstrap, workdir, inputs.stations_file)
-        observer = Observer(bootstrap, processor.applied_topic, processor.alerts_topic)
+        observer = Observer(bootstrap, processor.applied_topic, processor.alerts_topic, PARTITIONS, log)
         await observer.start()
         await observer.wait_applied(len(inputs.backlog), f"{kind} backlog", timeout_s=900)
         applied = observer.applied_ms[: len(inputs.backlog)]
