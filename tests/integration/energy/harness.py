@@ -8,7 +8,7 @@ import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,23 +18,24 @@ import httpx
 from madina.auth import write_credentials
 from madina.bus.topics import ALERTS, KPIS
 from madina.streams.entities import EntityRecord
-from madina_proto.energy.v1 import control_pb2
+from madina_proto.energy.v1 import control_pb2, telemetry_pb2
 from services.energy.api.http import create_http_app
 from services.energy.api.main import build_runtime
 from services.energy.api.state import EnergyRuntime
-from services.energy.convert import batch_to_pb
-from services.energy.domain.circuit import CircuitState
+from services.energy.convert import batch_to_pb, generation_to_pb
 from services.energy.domain.network import Network, load_network
-from services.energy.domain.telemetry import LampTelemetry
-from services.energy.processor.app import circuit_processor
+from services.energy.domain.telemetry import GenerationReading, LampTelemetry
+from services.energy.processor.app import circuit_processor, pv_processor
 from services.energy.settings import EnergyProcessorSettings, EnergySettings
 from services.energy.simulator import LightingWorld, report_json
-from services.energy.topics import ALL, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
+from services.energy.topics import ALL, GENERATION, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
 from tests.support.processor_kit import ProcessorKit, Record
 
 # No wall-clock ticks during a test: the simulated night runs on event time only.
 TEST_ENV = {"MADINA_ENERGY_TICK_INTERVAL_S": "3600", "MADINA_CITIES": '["casablanca"]'}
 KIT = ProcessorKit("energy-processor", "MADINA_ENERGY_PROCESSOR_PORT", ALL, env=TEST_ENV)
+PV_KIT = ProcessorKit("energy-pv-processor", "MADINA_ENERGY_PV_PROCESSOR_PORT", ALL, env=TEST_ENV)
+PV_SITE = "cas-pv-maarif-school"
 OBEYS, TRIPS, DISOBEYS = "cas-cab-01-c1", "cas-cab-01-c2", "cas-cab-02-c1"
 FAILING_LAMP_CIRCUIT = OBEYS
 STEP = timedelta(minutes=5)
@@ -84,6 +85,26 @@ class Night:
         return out
 
 
+def sunny_day_with_a_failed_string(world: LightingWorld) -> list[GenerationReading]:
+    """PV_SITE on a clear day after the night; from 10:00 to 13:00 UTC a string is out (20 % output)."""
+    site = world.network.pv_sites[PV_SITE]
+    readings = []
+    moment = NIGHT_START.replace(hour=7, minute=30) + timedelta(days=1)
+    while moment < NIGHT_START.replace(hour=15) + timedelta(days=1):
+        reading = world.generation(site, moment, cloud=0.0)
+        if 10 <= moment.hour < 13:
+            reading = replace(reading, power_kw=round(reading.power_kw * 0.2, 3))
+        readings.append(reading)
+        moment += STEP
+    return readings
+
+
+def generation_records(readings: Sequence[GenerationReading]) -> list[Record]:
+    return [(GENERATION, r.site_id, telemetry_pb2.GenerationObservedBatch(site_id=r.site_id,
+                                                                          reports=[generation_to_pb(r)]))
+            for r in readings]
+
+
 def processor_settings() -> EnergyProcessorSettings:
     return EnergyProcessorSettings(cities=["casablanca"], energy_tick_interval_s=3600)
 
@@ -95,10 +116,10 @@ class Oracle:
     confirmations: list[control_pb2.LightingCommandConfirmed]
 
 
-def oracle(records: Sequence[Record]) -> Oracle:
-    """The pure domain step (as the processor wraps it) fed ``records`` in order, per circuit."""
-    processor = circuit_processor(processor_settings())
-    states: dict[str, CircuitState] = {}
+def oracle(records: Sequence[Record], pv: bool = False) -> Oracle:
+    """The pure domain step (as the processor wraps it) fed ``records`` in order, per entity."""
+    processor: Any = (pv_processor if pv else circuit_processor)(processor_settings())
+    states: dict[str, Any] = {}
     alerts: Counter[tuple[str, int, int]] = Counter()
     events: list[Any] = []
     confirmations = []

@@ -1,37 +1,49 @@
-"""A simulated night and day through the energy API's HTTP ingest and the circuit processor, on a
-broker of its own: exactly the alerts, confirmations and commands the pure domain code gives for
-the same input, and a dimming command round trip (confirmed where the lamps obey, command-timeout
-where they do not), with who sent it and why on the command topic."""
+"""A simulated night and day through the energy API's HTTP ingest and both processors, on a broker
+of its own: exactly the alerts, confirmations and commands the pure domain code gives for the same
+input; a dimming command round trip (confirmed where the lamps obey, command-timeout where they do
+not) with who sent it and why on the command topic; a PV string failure raising and clearing
+pv-underperformance; bad telemetry dead-lettered while the rest flows. One test, because each
+processor takes seconds to start."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from madina.bus.producer import HEADER_DLQ_REASON
 from madina_proto.alerts.v1 import alerts_pb2
-from madina_proto.energy.v1 import control_pb2
-from services.energy.topics import COMMAND_CONFIRMATIONS, LIGHTING_COMMANDS
+from madina_proto.energy.v1 import control_pb2, telemetry_pb2
+from services.energy.convert import lamp_telemetry_to_pb
+from services.energy.topics import COMMAND_CONFIRMATIONS, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
 from tests.integration.energy.harness import (
     DISOBEYS,
     KIT,
     OBEYS,
+    PV_KIT,
+    STEP,
     TRIPS,
     Night,
     command_records,
+    generation_records,
     oracle,
     report_json,
     running_energy_api,
+    sunny_day_with_a_failed_string,
 )
-from tests.support.processor_kit import assert_exactly_once, read_all, settled_alerts
+from tests.support.processor_kit import assert_exactly_once, produce, produce_raw, read_all, settled_alerts
 
 
 async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_confirmations(
     broker: str, tmp_path: Path
 ) -> None:
     night = Night.scripted(hours=19)
+    sunny = sunny_day_with_a_failed_string(night.world)
     await KIT.create_topics(broker)
     processor = KIT.start(broker, tmp_path)
+    (tmp_path / "pv").mkdir()
+    pv = PV_KIT.start(broker, tmp_path / "pv", name="pv")
     try:
         async with running_energy_api(broker, tmp_path) as api:
             schedule = {
@@ -57,13 +69,31 @@ async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_
                                                json={"reports": [report_json(r) for r in reports]},
                                                headers=api.headers("gateway"))
                 assert posted.status_code == 202, posted.text
+            for reading in sunny:
+                posted = await api.client.post("/v1/generation", json={
+                    "site_id": reading.site_id, "observe_time": reading.observe_time.isoformat(),
+                    "power_kw": reading.power_kw}, headers=api.headers("gateway"))
+                assert posted.status_code == 202, posted.text
+            # Poison straight onto the topic (the API would refuse it): an undecodable record, and a
+            # batch under OBEYS holding a lamp of another circuit.
+            stray = telemetry_pb2.StreetlightTelemetryBatch(circuit_id=OBEYS, reports=[lamp_telemetry_to_pb(
+                replace(night.steps[-1][1][0], lamp_id=night.world.network.circuits[TRIPS].lamp_ids[0],
+                        observe_time=night.steps[-1][0] + STEP))])
+            await produce_raw(broker, STREETLIGHT_TELEMETRY.name, OBEYS.encode(), b"\x0a\xffnot protobuf")
+            await produce(broker, [(STREETLIGHT_TELEMETRY, OBEYS, stray)])
 
             commands = [control_pb2.LightingCommand.FromString(r.value)
                         for r in await read_all(broker, LIGHTING_COMMANDS.name)]
             assert {(c.issuer, c.reason) for c in commands} == {("night-operator", schedule["reason"])}
-            expected = oracle([*command_records(commands), *night.records()])
-            events = await settled_alerts(broker, sum(expected.alerts.values()), timeout_s=60)
-            assert_exactly_once(events, expected.alerts)
+            expected = oracle([*command_records(commands), *night.records(), (STREETLIGHT_TELEMETRY, OBEYS, stray)])
+            expected_pv = oracle(generation_records(sunny), pv=True)
+            events = await settled_alerts(broker, sum((expected.alerts + expected_pv.alerts).values()), timeout_s=60)
+            assert_exactly_once(events, expected.alerts + expected_pv.alerts)
+            assert [alerts_pb2.AlertState.Name(e.state) for e in events if e.category == "pv-underperformance"][::11] \
+                == ["ALERT_STATE_RAISED", "ALERT_STATE_CLEARED"]
+            dead = await read_all(broker, STREETLIGHT_TELEMETRY.dead_letter.name)
+            reasons = sorted(dict(r.headers)[HEADER_DLQ_REASON].decode() for r in dead)
+            assert len(dead) == 2 and reasons[1].startswith("wrong_circuit"), reasons
 
             confirmed = [control_pb2.LightingCommandConfirmed.FromString(r.value)
                          for r in await read_all(broker, COMMAND_CONFIRMATIONS.name)]
@@ -91,3 +121,4 @@ async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_
             assert {f["category"] for f in faults["faults"]} >= {"circuit-dark", "lamp-out", "command-timeout"}
     finally:
         processor.stop()
+        pv.stop()
