@@ -170,8 +170,8 @@ async def latency(kind: str, bootstrap: str, schedule: Any, rate: int, batch: in
     collector.cancel()
     await asyncio.gather(collector, return_exceptions=True)
     await consumer.stop()
-    result = {"alerts": len(seen), "p50_ms": percentile(seen, 50) if seen else 0.0,
-              "p99_ms": percentile(seen, 99) if seen else 0.0, "max_ms": max(seen, default=0.0)}
+    result = {"alerts": len(seen), "p50_ms": percentile(seen, 0.5) if seen else 0.0,
+              "p99_ms": percentile(seen, 0.99) if seen else 0.0, "max_ms": max(seen, default=0.0)}
     print(f"  {kind}: latency at {rate} entities/s: {result}", flush=True)
     return result
 

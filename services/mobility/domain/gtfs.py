@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,6 +96,7 @@ def format_gtfs_time(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+@lru_cache(maxsize=4096)
 def parse_gtfs_date(text: str) -> date:
     """``YYYYMMDD`` as used by GTFS and GTFS-Realtime ``start_date``."""
     text = text.strip()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from madina.alerts.timeutil import require_utc
@@ -47,8 +48,11 @@ class TripKey:
         return parse_gtfs_date(self.start_date)
 
 
+@lru_cache(maxsize=4096)
 def service_day_origin(service_date: date, tz: ZoneInfo) -> datetime:
-    """The instant "noon minus 12 h" of ``service_date`` in ``tz`` (UTC), the zero of GTFS times."""
+    """The instant "noon minus 12 h" of ``service_date`` in ``tz`` (UTC), the zero of GTFS times.
+
+    Cached: every stop time of every trip update resolves through it (bench/mobility)."""
     noon = datetime.combine(service_date, time(12), tzinfo=tz).astimezone(UTC)
     return noon - timedelta(hours=12)
 
