@@ -19,7 +19,7 @@ while the rest of their batch flows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
@@ -163,6 +163,12 @@ def site_stepper(
 def pv_processor(settings: EnergyProcessorSettings) -> EntityProcessor[SiteState]:
     network = settings.network()
     config = settings.config()
+    expectation = PvExpectation(config.pv)
+    # pvlib and pandas take seconds to load and each site's day a pvlib call: done here, before the
+    # worker starts, not on the first record inside its event loop (where /healthz would stall).
+    today = datetime.now(UTC)
+    for site in network.pv_sites.values():
+        expectation.at(site, today)
 
     def clock_ticks(now: datetime) -> Iterator[tuple[str, telemetry_pb2.SiteClockTick]]:
         for site_id in network.pv_sites:
@@ -174,7 +180,7 @@ def pv_processor(settings: EnergyProcessorSettings) -> EntityProcessor[SiteState
         source=PV_SOURCE,
         inputs=SITE_INPUTS,
         outputs=(KPIS,),
-        step=site_stepper(network, config, PvExpectation(config.pv)),
+        step=site_stepper(network, config, expectation),
         new_state=SiteState.new,
         state_to_dict=SiteState.to_dict,
         state_from_dict=lambda data, _id: SiteState.from_dict(data),
