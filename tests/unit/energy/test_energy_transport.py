@@ -1,0 +1,50 @@
+"""The energy transport's pure parts: settings overrides, the processor steps' refusals, the simulator's world."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from madina.contract import InvalidRecord
+from madina.streams.entities import EntityRecord
+from madina_proto.energy.v1 import telemetry_pb2
+from services.energy.domain.circuit import CircuitState
+from services.energy.domain.network import load_network
+from services.energy.processor.app import circuit_processor
+from services.energy.settings import EnergyProcessorSettings
+from services.energy.simulator import LightingWorld
+from services.energy.topics import CIRCUIT_TICKS, STREETLIGHT_TELEMETRY
+
+
+def test_settings_override_the_grid_factor_and_command_timeout_of_the_config_file() -> None:
+    settings = EnergyProcessorSettings(energy_grid_emission_factor_t_per_mwh=0.5, energy_command_timeout_s=60)
+    config = settings.config()
+    assert config.grid.emission_factor_t_per_mwh == 0.5
+    assert config.control.command_timeout_s == 60
+    assert EnergyProcessorSettings().config().grid.emission_factor_t_per_mwh == 0.66
+
+
+def test_circuit_step_refuses_an_unknown_circuit_and_a_tick_without_time() -> None:
+    processor = circuit_processor(EnergyProcessorSettings(cities=["casablanca"]))
+    now = datetime.now(UTC)
+    with pytest.raises(InvalidRecord, match="circuit_id"):
+        processor.step(CircuitState.new("nope"), EntityRecord(
+            "nope", STREETLIGHT_TELEMETRY, telemetry_pb2.StreetlightTelemetryBatch(circuit_id="nope"), now))
+    with pytest.raises(InvalidRecord, match="tick_time"):
+        processor.step(CircuitState.new("cas-cab-01-c1"), EntityRecord(
+            "cas-cab-01-c1", CIRCUIT_TICKS, telemetry_pb2.CircuitClockTick(circuit_id="cas-cab-01-c1"), now))
+
+
+def test_simulated_lamps_dim_late_at_night_and_a_tripped_breaker_darkens_the_whole_circuit() -> None:
+    network = load_network(serving=["casablanca"])
+    circuit = network.circuits["cas-cab-01-c1"]
+    world = LightingWorld(network, [circuit], random.Random(1), failures=False)
+    evening = world.circuit_reports(circuit, datetime(2026, 11, 20, 20, 0, tzinfo=UTC))
+    late = world.circuit_reports(circuit, datetime(2026, 11, 20, 23, 30, tzinfo=UTC))
+    assert {r.dimming_pct for r in evening} == {100.0} and {r.dimming_pct for r in late} == {50.0}
+    world.trip_breaker(circuit.id)
+    dark = world.circuit_reports(circuit, datetime(2026, 11, 20, 23, 35, tzinfo=UTC))
+    assert all(r.on and r.power_w < 1 for r in dark)
+    assert all(b.energy_wh >= a.energy_wh for a, b in zip(evening, late, strict=True))
