@@ -44,6 +44,10 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
             "ENVIRONMENT_HTTP_PORT",
             "ENVIRONMENT_GRPC_PORT",
             "ENVIRONMENT_PROCESSOR_PORT",
+            "ENERGY_HTTP_PORT",
+            "ENERGY_GRPC_PORT",
+            "ENERGY_PROCESSOR_PORT",
+            "ENERGY_PV_PROCESSOR_PORT",
             "OPERATIONS_HTTP_PORT",
             "OPERATIONS_GRPC_PORT",
         )
@@ -90,14 +94,15 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
         assert any(a["rule_id"] == "who-water-2022/ecoli" and a["severity"] == "critical" for a in alerts), (
             alerts
         )
-        assert {a["domain"] for a in alerts} == {"environment"}
+        assert "environment" in {a["domain"] for a in alerts}
         kpis = _get(f"{operations}/api/v1/kpis", tokens["viewer"])
         assert any(k["kpi_id"] == "aqi" for k in kpis["indicators"])
         # SIGHUP (re-read credentials) reaches the services and stops nothing.
         os.kill(city.pid, signal.SIGHUP)
         time.sleep(2)
         assert city.poll() is None, Path(console.name).read_text()[-3000:]
-        for port_name in ("ENVIRONMENT_HTTP_PORT", "ENVIRONMENT_PROCESSOR_PORT", "OPERATIONS_HTTP_PORT"):
+        for port_name in ("ENVIRONMENT_HTTP_PORT", "ENVIRONMENT_PROCESSOR_PORT", "ENERGY_HTTP_PORT",
+                          "ENERGY_PROCESSOR_PORT", "ENERGY_PV_PROCESSOR_PORT", "OPERATIONS_HTTP_PORT"):
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{ports[port_name]}/healthz", timeout=5
             ) as response:

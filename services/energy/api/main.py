@@ -26,6 +26,7 @@ def build_runtime(settings: EnergySettings) -> EnergyRuntime:
         network=settings.network(),
         credentials=load_service_credentials(settings),
         producer=EventProducer(settings.bootstrap_servers, source="energy-api"),
+        emission_factor_t_per_mwh=settings.config().grid.emission_factor_t_per_mwh,
     )
 
 

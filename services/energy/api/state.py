@@ -38,6 +38,7 @@ class EnergyRuntime:
     network: Network
     credentials: Credentials
     producer: EventProducer
+    emission_factor_t_per_mwh: float = 0.0  # the processors' (settings over the config file)
     sun: SunCalendar = field(default_factory=SunCalendar)
     circuits: dict[str, status_pb2.CircuitStatusChanged] = field(default_factory=dict)
     open_alerts: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict)

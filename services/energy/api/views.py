@@ -80,8 +80,7 @@ def consumption(
         for kpi in series:
             moment = kpi.observe_time.ToDatetime(tzinfo=UTC)
             rows.setdefault(moment, [0.0] * 4)[column] = kpi.value
-    response = pb.GetConsumptionResponse(
-        emission_factor_t_per_mwh=runtime.settings.config().grid.emission_factor_t_per_mwh)
+    response = pb.GetConsumptionResponse(emission_factor_t_per_mwh=runtime.emission_factor_t_per_mwh)
     for moment, (energy, baseline, savings, co2) in sorted(rows.items()):
         if _in(moment, start, end):
             response.periods.append(pb.ConsumptionPeriod(
