@@ -22,6 +22,7 @@ from tests.integration.energy.harness import (
     KIT,
     OBEYS,
     PV_KIT,
+    PV_SITE,
     STEP,
     TRIPS,
     Night,
@@ -119,6 +120,19 @@ async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_
             assert [a["category"] for a in status["status"]["active_alerts"]] == ["lamp-out"]
             faults = (await api.client.get("/v1/faults?city_id=casablanca", headers=api.headers("dashboard"))).json()
             assert {f["category"] for f in faults["faults"]} >= {"circuit-dark", "lamp-out", "command-timeout"}
+            # Hourly energy, savings and CO2 of a circuit, and a PV site's generation, from kpis.v1.
+            for _ in range(100):
+                hours = (await api.client.get(f"/v1/consumption?entity_kind=circuit&entity_id={OBEYS}",
+                                              headers=api.headers("dashboard"))).json()
+                generated = (await api.client.get(f"/v1/pv-sites/{PV_SITE}/generation",
+                                                  headers=api.headers("dashboard"))).json()
+                if len(hours.get("periods", ())) >= 15 and generated.get("periods"):
+                    break
+                await asyncio.sleep(0.1)
+            assert all(p["savings_kwh"] > 0 and p["savings_co2_t"] > 0 for p in hours["periods"]
+                       if p["energy_kwh"] > 0.1), hours
+            assert hours["emission_factor_t_per_mwh"] == 0.66
+            assert any(p["performance_ratio"] < 0.5 for p in generated["periods"]), generated
     finally:
         processor.stop()
         pv.stop()
