@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property, lru_cache
 from statistics import median
 from typing import Any, NamedTuple
 
@@ -97,11 +98,18 @@ class DetectionConfig:
     event_time_bounds: EventTimeBounds = field(default_factory=EventTimeBounds)
 
     def policy(self, rule_id: str) -> EpisodePolicy:
-        if rule_id == RULE_FULL:
-            return EpisodePolicy(clear_after=self.full_clear_after, update_interval=None)
-        if rule_id == RULE_FIRE:
-            return EpisodePolicy(clear_after=self.fire_clear_after, update_interval=timedelta(minutes=5))
-        return EpisodePolicy(clear_after=timedelta(0), update_interval=None)
+        return self._policies.get(rule_id) or _IMMEDIATE
+
+    @cached_property
+    def _policies(self) -> dict[str, EpisodePolicy]:
+        # Built once per config: the rules ask for their policy at every reading.
+        return {
+            RULE_FULL: EpisodePolicy(clear_after=self.full_clear_after, update_interval=None),
+            RULE_FIRE: EpisodePolicy(clear_after=self.fire_clear_after, update_interval=timedelta(minutes=5)),
+        }
+
+
+_IMMEDIATE = EpisodePolicy(clear_after=timedelta(0), update_interval=None)
 
 
 class RejectCode:
@@ -482,7 +490,10 @@ def _fast_rise(
     return best
 
 
+@lru_cache(maxsize=8192)
 def _details(container: Container, category: str, unit: str) -> AlertDetails:
+    # Cached (both are frozen): every rule asks for its details at every reading, and building
+    # them was a quarter of the step's time.
     return container.alert_details().refine(category=category, unit=unit)
 
 

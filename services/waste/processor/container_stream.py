@@ -38,6 +38,7 @@ from services.waste.convert import (
 from services.waste.domain.containers import Container
 from services.waste.domain.detector import (
     ContainerState,
+    ContainerStatus,
     DetectionConfig,
     RejectCode,
     apply_readings,
@@ -105,7 +106,7 @@ def apply_batch(
         (COLLECTIONS, container.id, collection_to_pb(collection, container)) for collection in result.collections
     ]
     if result.status is not None:
-        records.append((CONTAINER_STATUS, container.id, status_event(stored, container)))
+        records.append((CONTAINER_STATUS, container.id, status_event(stored, container, result.status)))
         records.extend((KPIS, kpi.key, kpi_to_pb(kpi)) for kpi in container_kpis(result.status, container))
     rejected = [
         (f"{rejection.code}: {rejection.detail}",
@@ -134,10 +135,13 @@ def apply_tick(
     return Step(stored, alerts, [(CONTAINER_STATUS, container.id, status_event(stored, container))])
 
 
-def status_event(stored: StoredState, container: Container) -> container_pb2.ContainerStatusChanged:
+def status_event(
+    stored: StoredState, container: Container, status: ContainerStatus | None = None
+) -> container_pb2.ContainerStatusChanged:
+    """``status``: the step's, when it has one (the fill estimate behind it is the costly part)."""
     active = [alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in stored.active_alerts.values()]
     return container_pb2.ContainerStatusChanged(
-        status=status_to_pb(container_status(stored.detector), container, active)
+        status=status_to_pb(status or container_status(stored.detector), container, active)
     )
 
 
