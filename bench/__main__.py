@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-SUITES = ("broker", "environment", "mobility", "energy", "operations")
+SUITES = ("broker", "environment", "mobility", "energy", "waste", "operations")
 
 
 def main() -> int:

@@ -1,5 +1,11 @@
-"""``python -m bench.waste``: the waste benchmarks (collection planning)."""
+"""``python -m bench.waste [--quick]``: the waste benchmarks, one after the other: the processor
+(readings/s per worker, reading -> alert latency; :mod:`bench.waste.run`) and collection planning
+(:mod:`bench.waste.planning`)."""
 
-from bench.waste.planning import main
+import sys
 
-main()
+from bench.waste import planning, run
+
+code = run.main(["--quick"] if "--quick" in sys.argv[1:] else [])
+planning.main()
+sys.exit(code)
