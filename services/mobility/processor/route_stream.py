@@ -14,7 +14,7 @@ An entity naming a trip the static feed does not have, or a trip of another rout
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -34,9 +34,7 @@ from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2, status_pb
 from services.mobility.convert import (
     mobility_alert_event,
     position_from_wire,
-    position_to_wire,
     trip_update_from_wire,
-    trip_update_to_wire,
 )
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.delays import trip_key_of
@@ -53,8 +51,10 @@ class StoredRoute:
     """A route's table value: the evaluator's state plus what the API serves from the route's status."""
 
     route: RouteState
-    trip_updates: dict[str, dict[str, Any]]  # trip key -> latest TripUpdate.to_dict()
-    positions: dict[str, dict[str, Any]]  # vehicle id -> latest VehiclePosition.to_dict()
+    # Kept in wire form (base64 TripUpdateReceived / VehiclePositionReported): the status is built
+    # from them after every record, and parsing bytes costs far less than rebuilding messages.
+    trip_updates: dict[str, str]  # trip key -> latest trip update
+    positions: dict[str, str]  # vehicle id -> latest position
     active_alerts: dict[str, str]  # alert id -> base64 AlertEvent (latest revision)
 
     @classmethod
@@ -79,11 +79,12 @@ class StoredRoute:
         }
 
 
-def events_of(
-    batch: Message, route_id: str, schedule: Schedule
-) -> tuple[list[TripUpdate | VehiclePosition], list[tuple[str, Message]]]:
-    """The batch's entities as domain values, and those refused (reason, batch of that one entity)."""
-    accepted: list[TripUpdate | VehiclePosition] = []
+Accepted = list[tuple[TripUpdate | VehiclePosition, Message]]  # domain value, its wire form
+
+
+def events_of(batch: Message, route_id: str, schedule: Schedule) -> tuple[Accepted, list[tuple[str, Message]]]:
+    """The batch's entities (domain value and wire form), and those refused (reason, batch of that one entity)."""
+    accepted: Accepted = []
     rejected: list[tuple[str, Message]] = []
     trip_updates = isinstance(batch, events_pb2.TripUpdateReceivedBatch)
     items = batch.trip_updates if trip_updates else batch.vehicle_positions  # type: ignore[attr-defined]
@@ -94,13 +95,17 @@ def events_of(
             check_route(event, route_id, schedule, where)
             if event.route_id != route_id:
                 event = replace(event, route_id=route_id)
+                item = type(item)()
+                item.CopyFrom(items[index])
+                item.route_id = route_id
         except InvalidRecord as error:
             single = type(batch)(route_id=route_id)
             (single.trip_updates if trip_updates else single.vehicle_positions).append(item)  # type: ignore[attr-defined]
             rejected.append((str(error), single))
             continue
-        accepted.append(event)
+        accepted.append((event, item))
     return accepted, rejected
+
 
 
 def check_route(event: TripUpdate | VehiclePosition, route_id: str, schedule: Schedule, where: str = "") -> None:
@@ -135,9 +140,10 @@ def route_step(
             events, rejected = events_of(record.value, route_id, schedule)
             if not events:
                 return Step(stored, rejected=rejected)
-            result = apply_route_events(stored.route, events, schedule, paths, config)
-            _remember(stored, events)
+            result = apply_route_events(stored.route, [event for event, _ in events], schedule, paths, config)
         stored.route = result.state
+        if record.spec is not ROUTE_TICKS:
+            _remember(stored, events)  # the runs the new state tracks
         alerts = [_collect(stored, transition) for transition in result.transitions]
         _forget_ended(stored)
         records: list[tuple[TopicSpec, str, Message]] = [
@@ -150,14 +156,15 @@ def route_step(
     return step
 
 
-def _remember(stored: StoredRoute, events: Sequence[TripUpdate | VehiclePosition]) -> None:
-    for event in sorted(events, key=lambda e: e.timestamp):
+def _remember(stored: StoredRoute, events: Accepted) -> None:
+    for event, wire in sorted(events, key=lambda pair: pair[0].timestamp):
+        encoded = base64.b64encode(wire.SerializeToString()).decode()
         if isinstance(event, TripUpdate):
             key = trip_key_of(event)
             if key is not None and key.text in stored.route.trips:
-                stored.trip_updates[key.text] = event.to_dict()
+                stored.trip_updates[key.text] = encoded
         else:
-            stored.positions[event.vehicle_id] = event.to_dict()
+            stored.positions[event.vehicle_id] = encoded
 
 
 def _forget_ended(stored: StoredRoute) -> None:
@@ -181,10 +188,9 @@ def status_event(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
     route = stored.route
     status = status_pb2.RouteStatusChanged(route_id=route.route_id)
     for key in sorted(stored.trip_updates):
-        update = TripUpdate.from_dict(stored.trip_updates[key])
-        status.trip_updates.append(trip_update_to_wire(update))
+        status.trip_updates.append(events_pb2.TripUpdateReceived.FromString(base64.b64decode(stored.trip_updates[key])))
     for vehicle_id in sorted(stored.positions):
-        position = position_to_wire(VehiclePosition.from_dict(stored.positions[vehicle_id]))
+        position = events_pb2.VehiclePositionReported.FromString(base64.b64decode(stored.positions[vehicle_id]))
         vehicle = mobility_service_pb2.VehicleStatus(
             vehicle_id=vehicle_id, route_id=route.route_id, position=position.position,
             report_time=position.report_time,
