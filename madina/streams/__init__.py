@@ -76,7 +76,7 @@ class StreamApp(faust.App):
         # batch whose acknowledgement is lost when a Kafka leader dies is sent again to the new
         # leader and stored twice: an alert revision doubled by a broker failover (seen on the
         # three-node cluster test). The instance attribute shadows the transport's method.
-        producer._settings_extra = lambda: {"acks": "all", "enable_idempotence": True}
+        producer._settings_extra = lambda: {"acks": "all", "enable_idempotence": True}  # type: ignore[attr-defined]
         return producer
 
 
