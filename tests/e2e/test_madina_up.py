@@ -48,6 +48,9 @@ def test_madina_up_reaches_healthy_and_simulated_alerts_reach_the_dashboard_api(
             "ENERGY_GRPC_PORT",
             "ENERGY_PROCESSOR_PORT",
             "ENERGY_PV_PROCESSOR_PORT",
+            "WASTE_HTTP_PORT",
+            "WASTE_GRPC_PORT",
+            "WASTE_PROCESSOR_PORT",
             "OPERATIONS_HTTP_PORT",
             "OPERATIONS_GRPC_PORT",
         )
