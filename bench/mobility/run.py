@@ -32,17 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from bench.mobility.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
-from bench.mobility.workload import ROUTE_LATE_COUNT, feeds
+from bench.mobility.workload import ROUTE_LATE_COUNT, START, feeds
+from bench.pipeline import Observer, start_broker
 from bench.stats import percentile
 from madina.bus import ALERTS, KPIS, EventProducer, ensure_topics
 from madina.bus.topics import TopicSpec
-from madina.devservers.launch import BrokerProcess, ServiceProcess, service_argv
+from madina.devservers.launch import ServiceProcess, service_argv
 from madina.devservers.ports import free_port
 from madina_proto.alerts.v1 import alerts_pb2
 from services.mobility.api.publisher import feed_batches, parse_feed, publish
@@ -88,16 +88,6 @@ def stop(processor: Any) -> None:
         processor.wait(10)
 
 
-async def _consumer(bootstrap: str, topic: str, *, from_end: bool) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    await consumer._client.force_metadata_update()
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
-    consumer.assign(partitions)
-    await (consumer.seek_to_end(*partitions) if from_end else consumer.seek_to_beginning(*partitions))
-    return consumer
-
-
 async def ingest(producer: EventProducer, schedule: Any, body: bytes) -> int:
     batches = feed_batches(parse_feed(body, 100_000), schedule)
     await publish(producer, batches)
@@ -106,70 +96,44 @@ async def ingest(producer: EventProducer, schedule: Any, body: bytes) -> int:
 
 async def backlog(
     kind: str, bootstrap: str, workdir: Path, schedule: Any, entities: int, batch: int
-) -> tuple[float, Any]:
+) -> tuple[float, Any, Observer, datetime]:
     source = feeds(schedule, batch)
     records = 0
+    last = START
     async with EventProducer(bootstrap, source="bench") as producer:
-        sent = 0
-        while sent < entities:
-            _, _, body = next(source)
+        for _ in range(entities // batch):
+            _, last, body = next(source)
             records += await ingest(producer, schedule, body)
-            sent += batch
     processor = start_processor(kind, bootstrap, workdir)
-    applied_topic = ROUTE_STATUS.name if kind == "faust" else PLAIN_APPLIED
-    consumer = await _consumer(bootstrap, applied_topic, from_end=False)
-    stamps: list[int] = []
-    deadline = time.monotonic() + 600
-    try:
-        while len(stamps) < records and time.monotonic() < deadline:
-            for got in (await consumer.getmany(timeout_ms=500)).values():
-                stamps += [r.timestamp for r in got]
-    finally:
-        await consumer.stop()
+    observer = Observer(bootstrap, ROUTE_STATUS.name if kind == "faust" else PLAIN_APPLIED,
+                        ALERTS.name if kind == "faust" else PLAIN_ALERTS, PARTITIONS)
+    await observer.start()
+    await observer.wait_applied(records, f"{kind} backlog", timeout_s=600)
+    stamps = observer.applied_ms
     rate = (len(stamps) - 1) * batch / ((max(stamps) - min(stamps)) / 1000) if len(stamps) > 1 else 0.0
     print(f"  {kind}: backlog {len(stamps)}/{records} records, {rate:,.0f} TripUpdate entities/s", flush=True)
-    source.close()
-    return rate, processor
+    return rate, processor, observer, last
 
 
-async def latency(kind: str, bootstrap: str, schedule: Any, rate: int, batch: int, seconds: float,
-                  first_time: Any) -> dict[str, float]:
-    alerts_topic = ALERTS.name if kind == "faust" else PLAIN_ALERTS
-    consumer = await _consumer(bootstrap, alerts_topic, from_end=True)
-    accepted: dict[tuple[str, int], float] = {}
-    seen: list[float] = []
-
-    async def collect() -> None:
-        while True:
-            for got in (await consumer.getmany(timeout_ms=100)).values():
-                now = time.perf_counter()
-                for record in got:
-                    event = alerts_pb2.AlertEvent.FromString(record.value)
-                    sent = accepted.get((event.labels["route_id"], event.event_time.seconds))
-                    if sent is not None:
-                        seen.append((now - sent) * 1000)
-
-    collector = asyncio.create_task(collect())
+async def latency(kind: str, bootstrap: str, schedule: Any, observer: Observer, after: datetime,
+                  rate: int, batch: int, seconds: float) -> dict[str, float]:
+    accepted: dict[int, float] = {}  # event time (ms) of the feed -> when the ingest began on it
     source = feeds(schedule, batch)
-    for _ in range(2000):  # skip past the backlog's event times
-        route_id, at, _ = next(source)
-        if at > first_time:
-            break
+    at = START
+    while at <= after:  # past the backlog's event times
+        _, at, _ = next(source)
     interval = batch / rate
     async with EventProducer(bootstrap, source="bench") as producer:
         start = time.perf_counter()
         n = 0
         while time.perf_counter() - start < seconds:
-            route_id, at, body = next(source)
-            t0 = time.perf_counter()
-            accepted[(route_id, int(at.timestamp()))] = t0
+            _, at, body = next(source)
+            accepted[int(at.timestamp() * 1000)] = time.perf_counter()
             await ingest(producer, schedule, body)
             n += 1
             await asyncio.sleep(max(0.0, start + n * interval - time.perf_counter()))
     await asyncio.sleep(3)
-    collector.cancel()
-    await asyncio.gather(collector, return_exceptions=True)
-    await consumer.stop()
+    seen = [(received - accepted[ms]) * 1000 for received, _, ms in observer.alerts if ms in accepted]
     result = {"alerts": len(seen), "p50_ms": percentile(seen, 0.5) if seen else 0.0,
               "p99_ms": percentile(seen, 0.99) if seen else 0.0, "max_ms": max(seen, default=0.0)}
     print(f"  {kind}: latency at {rate} entities/s: {result}", flush=True)
@@ -180,22 +144,20 @@ async def run_kind(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     schedule = load_feeds(MobilityProcessorSettings().mobility_gtfs_feeds)
     with tempfile.TemporaryDirectory(prefix=f"bench-mobility-{kind}-") as tmp:
         workdir = Path(tmp)
-        broker = BrokerProcess.start(memory=False, data_dir=workdir / "broker", default_partitions=PARTITIONS,
-                                     initial_rebalance_delay_ms=None, log_path=workdir / "broker.log")
+        broker = start_broker(workdir / "broker", workdir / "broker.log", PARTITIONS)
         try:
             extra = [TopicSpec(name=PLAIN_ALERTS, message_type=alerts_pb2.AlertEvent, key="alert_id",
                                description="bench"),
                      TopicSpec(name=PLAIN_APPLIED, message_type=alerts_pb2.AlertEvent, key="alert_id",
                                description="bench")]
             await ensure_topics(broker.bootstrap, [*ALL, ALERTS, KPIS, *extra], default_partitions=PARTITIONS)
-            rate, processor = await backlog(kind, broker.bootstrap, workdir, schedule, args.entities, args.batch)
+            rate, processor, observer, last = await backlog(
+                kind, broker.bootstrap, workdir, schedule, args.entities, args.batch)
             try:
-                source = feeds(schedule, args.batch)
-                last = None
-                for _ in range(args.entities // args.batch + 8):
-                    _, last, _ = next(source)
-                result = await latency(kind, broker.bootstrap, schedule, args.rate, args.batch, args.seconds, last)
+                result = await latency(kind, broker.bootstrap, schedule, observer, last, args.rate, args.batch,
+                                       args.seconds)
             finally:
+                await observer.stop()
                 stop(processor)
         finally:
             broker.stop()

@@ -1,7 +1,8 @@
 """The mobility benchmark's input: GTFS-Realtime FeedMessages of trip updates on the sample feeds.
 
 Each FeedMessage holds ``batch`` trip updates of one route (the ingest turns it into one record);
-routes take turns and each route's event time advances 20 s per feed, so delays come and go: a
+routes take turns and each route's event time advances 20 s per feed (offset by a second per
+route, so an alert's event time names the feed that caused it), so delays come and go: a
 trip visited with 700 s twice raises (consecutive = 2), then on-time updates clear it once held
 for 3 minutes. Route grouping is switched off in the processors (MADINA_MOBILITY_ROUTE_LATE_COUNT)
 so each alert belongs to the trip update that caused it. Event times start on a fixed weekday.
@@ -33,8 +34,8 @@ def feeds(schedule: Schedule, batch: int) -> Iterator[tuple[str, datetime, bytes
     cursors = {route_id: itertools.cycle(enumerate(ids)) for route_id, ids in trips.items() if ids}
     visits: dict[str, int] = {}
     for n in itertools.count():
-        for route_id, cursor in cursors.items():
-            at = START + timedelta(seconds=20 * n)
+        for index, (route_id, cursor) in enumerate(cursors.items()):
+            at = START + timedelta(seconds=20 * n + index)  # unique per feed: an alert names its feed
             feed = rt.FeedMessage()
             feed.header.gtfs_realtime_version = "2.0"
             feed.header.timestamp = int(at.timestamp())
