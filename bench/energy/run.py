@@ -14,7 +14,7 @@ Measured (workload: :func:`bench.energy.domain.telemetry_workload`, a batch per 
 5 minutes from 16:00 UTC, lamp 3 of every circuit dark at night, lamp 7 in fault later):
 
 1. **Backlog**: telemetry pre-loaded, then the processor started; lamp telemetry records/s
-   between the first and the last applied record (status records for faust, markers for plain).
+   between the first and the last applied record (table changelog records for faust, markers for plain).
 2. **Latency**: ``--rate`` telemetry records/s paced, a batch per circuit; for every alert, the
    time from producing the record holding its report to consuming the AlertEvent; p50/p99/max.
 
@@ -50,7 +50,7 @@ from madina.devservers.launch import ServiceProcess, service_argv
 from madina.devservers.ports import free_port
 from services.energy.convert import batch_to_pb
 from services.energy.domain.network import Network, load_network
-from services.energy.topics import ALL, CIRCUIT_STATUS, STREETLIGHT_TELEMETRY
+from services.energy.topics import ALL, STREETLIGHT_TELEMETRY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results" / "energy.json"
@@ -59,6 +59,8 @@ TARGET_RECORDS_PER_S = 3_500
 TARGET_P99_MS = 100.0
 SYSTEMS = ("faust", "plain")
 LABELS = {"faust": "faust processor", "plain": "plain aiokafka"}
+# The worker writes its table once per input record applied: its changelog counts them.
+CHANGELOG = "madina-energy-processor-circuit-state-changelog"
 
 
 def log(message: str) -> None:
@@ -114,7 +116,7 @@ def start_processor(kind: str, bootstrap: str, workdir: Path) -> Processor:
         }
         started = ServiceProcess.start(service_argv("energy-processor"), env, workdir / "processor.log",
                                        health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
-        return Processor(started.process, CIRCUIT_STATUS.name, ALERTS.name, started.log_path)
+        return Processor(started.process, CHANGELOG, ALERTS.name, started.log_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.energy.plain_loop", "--bootstrap", bootstrap, "--partitions", str(PARTITIONS)],
         stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, start_new_session=True,
