@@ -4,20 +4,23 @@ Every API process does the same: gRPC with TLS (and mutual TLS when a client CA 
 MADINA_GRPC_INSECURE, the per-agency auth interceptor (tokens, scopes, rate limits from the
 credentials), HTTP with TLS when MADINA_HTTP_TLS_* are set, both bound to MADINA_BIND_HOST. And
 uvicorn must not take SIGTERM/SIGINT: the process-wide runner (madina.runtime) owns them and stops
-the servers in order. :func:`grpc_server` and :class:`ApiServers` are that, once.
+the servers in order. :func:`grpc_server` and :class:`ApiServers` are that, once, and
+:func:`serve_domain_api` is the whole life of a domain's API process around them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import grpc
 import uvicorn
 
 from madina.auth import Credentials
+from madina.bus import EventProducer, ensure_topics
+from madina.bus.topics import TopicSpec
 from madina.grpc import AgencyAuthInterceptor, GrpcServer
 from madina.http import uvicorn_tls_options
 from madina.settings import ServiceSettings
@@ -106,3 +109,44 @@ class ApiServers:
         if self._http_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._http_task, timeout_s)
+
+
+class DomainApiRuntime(Protocol):
+    """What :func:`serve_domain_api` needs of a domain API's runtime object."""
+
+    producer: EventProducer
+    producer_ready: bool
+
+
+async def serve_domain_api(
+    settings: ServiceSettings,
+    runtime: DomainApiRuntime,
+    *,
+    topics: Sequence[TopicSpec],
+    http_app: Any,
+    http_port: int,
+    grpc: Any,
+    followers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """A domain API process from start to stop: create its topics (a deployment's init job may
+    have done it already), start its producer, follow its feeds (status topics) in tasks, serve
+    HTTP and gRPC until the runtime stops it, then stop all of it in reverse order."""
+    await ensure_topics(
+        settings.bootstrap_servers,
+        topics,
+        default_partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+    await runtime.producer.start()
+    runtime.producer_ready = True
+    tasks = [asyncio.create_task(follow()) for follow in followers]
+    servers = ApiServers(settings, http_app=http_app, http_port=http_port, grpc=grpc)
+    try:
+        await servers.start()
+        await servers.wait()
+    finally:
+        await servers.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.producer.stop()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from madina.auth import load_service_credentials
-from madina.bus import EventProducer, ensure_topics
+from madina.bus import EventProducer
 from madina.grpc import GrpcServer
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
-from madina.serving import ApiServers, grpc_server
+from madina.serving import grpc_server, serve_domain_api
 from madina.settings import load_settings
 from madina_proto.environment.v1 import environment_service_pb2_grpc as pb_grpc
 from services.environment.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, EnvironmentServicer
@@ -49,25 +48,15 @@ def build_grpc_server(runtime: EnvironmentRuntime, port: int | None = None) -> G
 
 async def serve(settings: EnvironmentSettings) -> None:
     runtime = build_runtime(settings)
-    await ensure_topics(
-        settings.bootstrap_servers,
-        ALL,
-        default_partitions=settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
+    await serve_domain_api(
+        settings,
+        runtime,
+        topics=ALL,
+        http_app=create_http_app(runtime),
+        http_port=settings.environment_http_port,
+        grpc=build_grpc_server(runtime),
+        followers=[runtime.follow_status_feed],
     )
-    await runtime.producer.start()
-    runtime.producer_ready = True
-    feed = asyncio.create_task(runtime.follow_status_feed())
-    servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=settings.environment_http_port,
-                         grpc=build_grpc_server(runtime))
-    try:
-        await servers.start()
-        await servers.wait()
-    finally:
-        await servers.stop()
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
-        await runtime.producer.stop()
 
 
 def main() -> int:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from madina.auth import load_service_credentials
-from madina.bus import EventProducer, ensure_topics
+from madina.bus import EventProducer
 from madina.grpc import GrpcServer
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
-from madina.serving import ApiServers, grpc_server
+from madina.serving import grpc_server, serve_domain_api
 from madina.settings import load_settings
 from madina_proto.waste.v1 import waste_service_pb2_grpc as pb_grpc
 from services.waste.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, WasteServicer
@@ -43,21 +41,15 @@ def build_grpc_server(runtime: WasteRuntime, port: int | None = None) -> GrpcSer
 
 async def serve(settings: WasteSettings) -> None:
     runtime = build_runtime(settings)
-    await ensure_topics(settings.bootstrap_servers, ALL, default_partitions=settings.topic_partitions,
-                        replication_factor=settings.topic_replication_factor)
-    await runtime.producer.start()
-    runtime.producer_ready = True
-    feed = asyncio.create_task(runtime.follow_status_feed())
-    servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=settings.waste_http_port,
-                         grpc=build_grpc_server(runtime))
-    try:
-        await servers.start()
-        await servers.wait()
-    finally:
-        await servers.stop()
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
-        await runtime.producer.stop()
+    await serve_domain_api(
+        settings,
+        runtime,
+        topics=ALL,
+        http_app=create_http_app(runtime),
+        http_port=settings.waste_http_port,
+        grpc=build_grpc_server(runtime),
+        followers=[runtime.follow_status_feed],
+    )
 
 
 def main() -> int:
