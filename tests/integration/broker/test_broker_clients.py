@@ -20,6 +20,23 @@ from kafka.admin import NewTopic as KafkaNewTopic
 RECORDS = 200
 
 
+def _eventually(check, timeout_s: float = 15.0) -> None:
+    """Apache Kafka answers CreateTopics and DeleteTopics once its controller has them; the
+    broker's metadata cache follows a moment later (about 0.5 s here), so metadata checks wait,
+    boundedly, as a client would. The embedded broker answers at once."""
+    deadline = time.monotonic() + timeout_s
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert check()
+
+
+async def _eventually_async(check, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check() and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a remote broker
+        await asyncio.sleep(0.1)
+    assert await check()
+
+
 def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], **config) -> None:
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **config})
     failures = []
@@ -198,7 +215,11 @@ async def test_aiokafka_admin_creates_lists_describes_and_deletes(broker_bootstr
     await admin.start()
     try:
         await admin.create_topics([AioNewTopic(topic_name, 3, 1, topic_configs={"retention.ms": "3600000"})])
-        assert topic_name in await admin.list_topics()
+
+        async def listed() -> bool:
+            return topic_name in await admin.list_topics()
+
+        await _eventually_async(listed)
         described = await admin.describe_topics([topic_name])
         assert len(described[0]["partitions"]) == 3
         consumer = aiokafka.AIOKafkaConsumer(
@@ -220,7 +241,11 @@ async def test_aiokafka_admin_creates_lists_describes_and_deletes(broker_bootstr
         finally:
             await consumer.stop()
         await admin.delete_topics([topic_name])
-        assert topic_name not in await admin.list_topics()
+
+        async def gone() -> bool:
+            return topic_name not in await admin.list_topics()
+
+        await _eventually_async(gone)
     finally:
         await admin.close()
 
@@ -235,7 +260,7 @@ def test_kafka_python_admin_creates_configures_lists_and_deletes(broker_bootstra
                 )
             ]
         )
-        assert topic_name in admin.list_topics()
+        _eventually(lambda: topic_name in admin.list_topics())
         configs = admin.describe_configs([KafkaConfigResource(ConfigResourceType.TOPIC, topic_name)])
         text = repr(configs)
         assert "cleanup.policy" in text and "compact" in text and "1048576" in text
@@ -252,7 +277,7 @@ def test_kafka_python_admin_creates_configures_lists_and_deletes(broker_bootstra
         assert group_name in [entry["group_id"] for entry in admin.list_groups()]
         assert admin.describe_groups([group_name])
         admin.delete_topics([topic_name])
-        assert topic_name not in admin.list_topics()
+        _eventually(lambda: topic_name not in admin.list_topics())
     finally:
         admin.close()
 
@@ -263,8 +288,8 @@ def test_confluent_admin_creates_lists_describes_and_deletes(broker_bootstrap, t
         [NewTopic(topic_name, num_partitions=4, replication_factor=1, config={"retention.bytes": "1000000"})]
     )
     futures[topic_name].result(10)
-    metadata = admin.list_topics(timeout=10)
-    assert len(metadata.topics[topic_name].partitions) == 4
+    _eventually(lambda: topic_name in admin.list_topics(timeout=10).topics)
+    assert len(admin.list_topics(timeout=10).topics[topic_name].partitions) == 4
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
     described = admin.describe_configs([resource])[resource].result(10)
     assert described["retention.bytes"].value == "1000000"
@@ -276,7 +301,7 @@ def test_confluent_admin_creates_lists_describes_and_deletes(broker_bootstrap, t
     groups = admin.describe_consumer_groups([group_name])
     assert groups[group_name].result(10).group_id == group_name
     admin.delete_topics([topic_name])[topic_name].result(10)
-    assert topic_name not in admin.list_topics(timeout=10).topics
+    _eventually(lambda: topic_name not in admin.list_topics(timeout=10).topics)
     failed = admin.create_topics([NewTopic("bad name!", num_partitions=1, replication_factor=1)])
     with pytest.raises(confluent_kafka.KafkaException):
         failed["bad name!"].result(10)
