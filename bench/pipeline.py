@@ -1,12 +1,16 @@
 """What every processor benchmark needs around the processor under test, written once: a durable
-embedded broker, producing a pre-built workload, an observer of the processor's applied markers
-and alerts (with arrival times), and a process's CPU time."""
+embedded broker, producing a pre-built workload (all at once, or paced), the processor as a
+process (the domain's faust worker, or a plain loop that prints a readiness line), an observer of
+the processor's applied markers and alerts (with arrival times), and a process's CPU time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,3 +113,77 @@ class Observer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         await self._consumer.stop()
+
+
+@dataclass
+class BenchProcessor:
+    """The processor under test: where it marks records applied and where its alerts go."""
+
+    process: subprocess.Popen[Any]
+    applied_topic: str
+    alerts_topic: str
+    log_path: Path | None = field(default=None)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_plain_loop(
+    module: str, args: Sequence[str], *, ready_line: str, applied_topic: str, alerts_topic: str,
+    cwd: Path, env: dict[str, str],
+) -> BenchProcessor:
+    """``python -m module args``, once it printed ``ready_line``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True, env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    processor = BenchProcessor(process, applied_topic, alerts_topic)
+    if line.strip() != ready_line:
+        processor.stop()
+        raise RuntimeError(f"plain loop did not start: {line!r}")
+    return processor
+
+
+class PacedRecord(OutRecord, Protocol):
+    """A record, the events an alert can name it by, and how many units (readings, reports) it
+    carries: the rate is in units per second."""
+
+    @property
+    def events(self) -> Sequence[tuple[str, int]]: ...
+
+    @property
+    def weight(self) -> int: ...
+
+
+async def produce_paced(
+    bootstrap: str, records: Sequence[PacedRecord], rate: float
+) -> tuple[dict[tuple[str, int], float], float]:
+    """Send ``records`` at ``rate`` units/s; the send time of every event and the rate achieved."""
+    sent: dict[tuple[str, int], float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        due = 0.0
+        for record in records:
+            delay = started + due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.perf_counter()
+            for event in record.events:
+                sent[event] = now
+            await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
+            due += record.weight / rate
+        await producer.flush()
+        elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return sent, sum(r.weight for r in records) / elapsed

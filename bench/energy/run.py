@@ -28,21 +28,24 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from bench.energy.domain import telemetry_workload
 from bench.energy.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
-from bench.pipeline import Observer, cpu_seconds, produce_all, start_broker
+from bench.pipeline import (
+    BenchProcessor,
+    Observer,
+    cpu_seconds,
+    produce_all,
+    produce_paced,
+    start_broker,
+    start_plain_loop,
+)
 from bench.stats import percentile
 from madina.bus import ALERTS, KPIS, ensure_topics
 from madina.bus.codec import standard_headers
@@ -76,6 +79,14 @@ class Record:
     reports: int
     event: tuple[str, int]  # (circuit id, report time ms): how an alert finds the record that caused it
 
+    @property
+    def events(self) -> list[tuple[str, int]]:
+        return [self.event]
+
+    @property
+    def weight(self) -> int:
+        return self.reports
+
 
 def workload(network: Network, minutes: int) -> list[Record]:
     out = []
@@ -88,24 +99,7 @@ def workload(network: Network, minutes: int) -> list[Record]:
     return out
 
 
-@dataclass
-class Processor:
-    process: subprocess.Popen[Any]
-    applied_topic: str
-    alerts_topic: str
-    log_path: Path | None = field(default=None)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def start_processor(kind: str, bootstrap: str, workdir: Path) -> Processor:
+def start_processor(kind: str, bootstrap: str, workdir: Path) -> BenchProcessor:
     if kind == "faust":
         port = free_port()
         env = {
@@ -116,50 +110,19 @@ def start_processor(kind: str, bootstrap: str, workdir: Path) -> Processor:
         }
         started = ServiceProcess.start(service_argv("energy-processor"), env, workdir / "processor.log",
                                        health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
-        return Processor(started.process, CHANGELOG, ALERTS.name, started.log_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.energy.plain_loop", "--bootstrap", bootstrap, "--partitions", str(PARTITIONS)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        return BenchProcessor(started.process, CHANGELOG, ALERTS.name, started.log_path)
+    return start_plain_loop(
+        "bench.energy.plain_loop", ["--bootstrap", bootstrap, "--partitions", str(PARTITIONS)],
+        ready_line=READY_LINE, applied_topic=PLAIN_APPLIED.name, alerts_topic=PLAIN_ALERTS.name,
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    processor = Processor(process, PLAIN_APPLIED.name, PLAIN_ALERTS.name)
-    if line.strip() != READY_LINE:
-        processor.stop()
-        raise RuntimeError(f"plain loop did not start: {line!r}")
-    return processor
-
-
-async def produce_paced(
-    bootstrap: str, records: list[Record], rate: float
-) -> tuple[dict[tuple[str, int], float], float]:
-    """Send ``records`` at ``rate`` lamp reports/s; the send time of every record and the rate achieved."""
-    sent: dict[tuple[str, int], float] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        due = 0.0
-        for record in records:
-            delay = started + due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent[record.event] = time.perf_counter()
-            await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-            due += record.reports / rate
-        await producer.flush()
-        elapsed = time.perf_counter() - started
-    finally:
-        await producer.stop()
-    return sent, sum(r.reports for r in records) / elapsed
 
 
 async def measure(kind: str, backlog: list[Record], paced: list[Record], network: Network, rate: float,
                   scratch: Path) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=scratch))
     broker = start_broker(workdir / "broker", workdir / "broker.log", PARTITIONS)
-    processor: Processor | None = None
+    processor: BenchProcessor | None = None
     observer: Observer | None = None
     try:
         bootstrap = broker.bootstrap

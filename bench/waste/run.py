@@ -30,20 +30,23 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from bench.pipeline import Observer, cpu_seconds, produce_all, start_broker
+from bench.pipeline import (
+    BenchProcessor,
+    Observer,
+    cpu_seconds,
+    produce_all,
+    produce_paced,
+    start_broker,
+    start_plain_loop,
+)
 from bench.stats import percentile
 from bench.waste.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from madina.bus import ALERTS, KPIS, ensure_topics
@@ -79,6 +82,10 @@ class Record:
     readings: int
     events: list[tuple[str, int]]  # (container id, reading time ms): how an alert finds its record
 
+    @property
+    def weight(self) -> int:
+        return self.readings
+
 
 def workload(containers: list[Container], hours: int, start: datetime) -> list[Record]:
     """Hour by hour, a record per container with its six readings of that hour."""
@@ -102,24 +109,7 @@ def workload(containers: list[Container], hours: int, start: datetime) -> list[R
     return out
 
 
-@dataclass
-class Processor:
-    process: subprocess.Popen[Any]
-    applied_topic: str
-    alerts_topic: str
-    log_path: Path | None = field(default=None)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def start_processor(kind: str, bootstrap: str, workdir: Path) -> Processor:
+def start_processor(kind: str, bootstrap: str, workdir: Path) -> BenchProcessor:
     if kind == "faust":
         port = free_port()
         env = {
@@ -131,52 +121,19 @@ def start_processor(kind: str, bootstrap: str, workdir: Path) -> Processor:
         }
         started = ServiceProcess.start(service_argv("waste-processor"), env, workdir / "processor.log",
                                        health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
-        return Processor(started.process, CONTAINER_STATUS.name, ALERTS.name, started.log_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.waste.plain_loop", "--bootstrap", bootstrap, "--partitions", str(PARTITIONS),
-         "--max-age-s", str(MAX_AGE_S)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, start_new_session=True,
+        return BenchProcessor(started.process, CONTAINER_STATUS.name, ALERTS.name, started.log_path)
+    return start_plain_loop(
+        "bench.waste.plain_loop",
+        ["--bootstrap", bootstrap, "--partitions", str(PARTITIONS), "--max-age-s", str(MAX_AGE_S)],
+        ready_line=READY_LINE, applied_topic=PLAIN_APPLIED.name, alerts_topic=PLAIN_ALERTS.name, cwd=REPO_ROOT,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")}, "PYTHONPATH": str(REPO_ROOT)},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    processor = Processor(process, PLAIN_APPLIED.name, PLAIN_ALERTS.name)
-    if line.strip() != READY_LINE:
-        processor.stop()
-        raise RuntimeError(f"plain loop did not start: {line!r}")
-    return processor
-
-
-async def produce_paced(
-    bootstrap: str, records: list[Record], rate: float
-) -> tuple[dict[tuple[str, int], float], float]:
-    """Send ``records`` at ``rate`` readings/s; the send time of every reading and the rate achieved."""
-    sent: dict[tuple[str, int], float] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        due = 0.0
-        for record in records:
-            delay = started + due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.perf_counter()
-            for event in record.events:
-                sent[event] = now
-            await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-            due += record.readings / rate
-        await producer.flush()
-        elapsed = time.perf_counter() - started
-    finally:
-        await producer.stop()
-    return sent, sum(r.readings for r in records) / elapsed
 
 
 async def measure(kind: str, backlog: list[Record], paced: list[Record], rate: float, scratch: Path) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=scratch))
     broker = start_broker(workdir / "broker", workdir / "broker.log", PARTITIONS)
-    processor: Processor | None = None
+    processor: BenchProcessor | None = None
     observer: Observer | None = None
     try:
         bootstrap = broker.bootstrap
