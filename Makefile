@@ -46,10 +46,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-system-deps: ## Debian packages the tests need (headless chromium; postgresql, which the tests start privately)
+system-deps: ## Debian packages the tests need (headless chromium; postgresql and mosquitto, which the tests start privately)
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 lint: install node_modules/.installed ## ruff, mypy on madina/ and services/, ESLint on the dashboard's JavaScript
