@@ -1,0 +1,27 @@
+"""Fixtures for the MQTT gateway's tests: a private Mosquitto per test (Debian's package, free
+loopback port, its own config and persistence directory), with the gateway's and the devices'
+users in its password file and ACL, as a real deployment keeps per-device credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from madina.devservers.mosquitto import MosquittoServer, MosquittoUnavailable, MqttUser
+
+GATEWAY_USER = MqttUser("madina-gateway", "gateway-secret", ("#",))
+DEVICE_USER = MqttUser("field-device", "device-secret", ("madina/#", "application/#", "v3/#"))
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    try:
+        server = MosquittoServer.start(tmp_path / "mosquitto", users=[GATEWAY_USER, DEVICE_USER])
+    except MosquittoUnavailable as error:
+        pytest.skip(f"mosquitto not available: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
