@@ -14,7 +14,7 @@ from madina.inputs import InvalidInput, echo, time_from_request
 from madina_proto.environment.v1 import environment_service_pb2 as pb
 from madina_proto.environment.v1 import environment_service_pb2_grpc as pb_grpc
 from madina_proto.environment.v1 import station_pb2
-from services.environment.api.publisher import ObservationRejected, check_observation, publish
+from services.environment.api.publisher import ObservationRejected, publish
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import PROTO_KIND, observation_from_pb, station_to_pb
 from services.environment.domain.measurands import Observation, StationKind
@@ -73,9 +73,7 @@ class EnvironmentServicer(pb_grpc.EnvironmentServiceServicer):
         check_request(message, f"{where}.")
         time_from_request(message.observe_time, f"{where}.observe_time")
         observation = observation_from_pb(message, _KIND_OF_FIELD[which])
-        check_observation(
-            observation, self.runtime.stations, where, datetime.now(UTC), self.runtime.settings.event_time_bounds()
-        )
+        self.runtime.check_observation(observation, where, datetime.now(UTC))
         return observation
 
     async def _reject(

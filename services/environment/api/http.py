@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from madina.auth import Principal
 from madina.http import openapi_schema, parse_items, require_scope
 from madina.inputs import InvalidInput, UtcTime, echo
-from services.environment.api.publisher import ObservationRejected, check_observation, publish
+from services.environment.api.publisher import ObservationRejected, publish
 from services.environment.api.state import EnvironmentRuntime
 from services.environment.convert import MEASURANDS_OF
 from services.environment.domain.measurands import MEASURANDS, Observation, StationKind
@@ -105,10 +105,7 @@ def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
             now = datetime.now(UTC)
             batched = isinstance(body, dict) and "observations" in body
             for index, observation in enumerate(observations):
-                check_observation(
-                    observation, runtime.stations, f"observations[{index}]" if batched else "", now,
-                    runtime.settings.event_time_bounds(),
-                )
+                runtime.check_observation(observation, f"observations[{index}]" if batched else "", now)
         except ObservationRejected as error:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid observation: {error}"

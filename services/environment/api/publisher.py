@@ -1,10 +1,18 @@
-"""Validating and publishing observations, shared by HTTP and gRPC ingest."""
+"""Validating and publishing observations: the one ingest path HTTP and gRPC (and any later gateway) share.
+
+:func:`check_observation` refuses what the processor would drop, naming the field: an unknown
+station or sensor kind, an implausible value, an event time outside the bounds of the clock,
+and a reading *late* behind the station's newest observation by more than the processor's
+allowed lateness. The newest observation is the one the status feed last reported, so the
+check is only as fresh as the feed: a reading made late by observations still in flight passes
+here and is dropped (dead-lettered) by the processor, as before.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from madina.bus import EventProducer
 from madina.eventtime import EventTimeBounds, event_time_problem
@@ -12,6 +20,7 @@ from madina.inputs import echo
 from services.environment.convert import batches_by_station
 from services.environment.domain.measurands import Observation, StationKind, validate_observation
 from services.environment.domain.stations import Station
+from services.environment.domain.windows import DEFAULT_ALLOWED_LATENESS, late_reason
 from services.environment.topics import TOPIC_OF
 
 
@@ -25,8 +34,13 @@ def check_observation(
     where: str = "",
     now: datetime | None = None,
     bounds: EventTimeBounds = EventTimeBounds(),
+    newest_observed: datetime | None = None,
+    allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS,
 ) -> None:
-    """Raise ObservationRejected naming the field; the event-time rule is the processor's own."""
+    """Raise ObservationRejected naming the field; the event-time and lateness rules are the processor's own.
+
+    ``newest_observed`` is the station's newest observation as the status feed knows it.
+    """
     prefix = f"{where}." if where else ""
     station = stations.get(observation.station_id)
     if station is None:
@@ -43,6 +57,9 @@ def check_observation(
     problem = event_time_problem(observation.observe_time, now or datetime.now(UTC), bounds)
     if problem is not None:
         raise ObservationRejected(f"{prefix}observe_time: {problem}")
+    late = late_reason(observation.observe_time, newest_observed, allowed_lateness)
+    if late is not None:
+        raise ObservationRejected(f"{prefix}observe_time: {late} (the station's newest observation)")
 
 
 async def publish(producer: EventProducer, observations: Sequence[Observation]) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -22,7 +23,9 @@ from madina.bus import EventProducer
 from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina_proto.environment.v1 import station_pb2
+from services.environment.api.publisher import check_observation
 from services.environment.convert import station_to_pb, status_from_event
+from services.environment.domain.measurands import Observation
 from services.environment.domain.stations import Station
 from services.environment.settings import EnvironmentSettings
 from services.environment.topics import STATION_STATUS
@@ -49,6 +52,20 @@ class EnvironmentRuntime:
         if known is not None:
             return known
         return station_pb2.StationStatus(station=station_to_pb(self.stations[station_id]))
+
+    def last_observe_time(self, station_id: str) -> datetime | None:
+        """The station's newest observation as the status feed last reported it."""
+        known = self.statuses.get(station_id)
+        if known is None or not known.HasField("last_observe_time"):
+            return None
+        return known.last_observe_time.ToDatetime(tzinfo=UTC)
+
+    def check_observation(self, observation: Observation, where: str, now: datetime) -> None:
+        """The ingest check (ObservationRejected naming the field) with this process's stations, bounds and feed."""
+        check_observation(
+            observation, self.stations, where, now, self.settings.event_time_bounds(),
+            newest_observed=self.last_observe_time(observation.station_id),
+        )
 
     def station_json(self, station: Station) -> dict[str, Any]:
         return MessageToDict(station_to_pb(station), preserving_proto_field_name=True)

@@ -45,6 +45,20 @@ DEFAULT_ALLOWED_LATENESS = timedelta(minutes=10)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def late_reason(
+    observe_time: datetime, newest: datetime | None, allowed_lateness: timedelta = DEFAULT_ALLOWED_LATENESS
+) -> str | None:
+    """Why a sample dated ``observe_time`` is refused as late behind a station's ``newest`` event time, or ``None``.
+
+    The one lateness rule: the windows apply it to every sample, and the ingest API applies it
+    against the status feed's newest observation, so a reading the processor would drop is
+    refused to its sender instead of vanishing.
+    """
+    if newest is None or observe_time >= newest - allowed_lateness:
+        return None
+    return f"late: {observe_time.isoformat()} is more than {allowed_lateness} behind {newest.isoformat()}"
+
+
 class Averaging(StrEnum):
     ARITHMETIC = "arithmetic"
     ENERGETIC = "energetic"
@@ -170,7 +184,7 @@ class StationWindows:
         moment = require_utc(observe_time, "observe_time")
         newest = self.max_event_time
         if newest is not None and moment < newest - allowed_lateness:
-            return f"late: {moment.isoformat()} is more than {allowed_lateness} behind {newest.isoformat()}"
+            return late_reason(moment, newest, allowed_lateness)
         latest = self._latest
         for measurand, value in values.items():
             previous = latest.get(measurand)
