@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RECORDS = 20
 
 
-def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootstrap):
+def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootstrap, tmp_path):
     app_id = f"faust-{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}-source"
     # Declared up front with the Table's partition count: otherwise the consumer's metadata
@@ -48,7 +48,7 @@ def test_faust_worker_processes_records_and_writes_table_changelog(broker_bootst
             "info",
             "--without-web",
         ],
-        cwd=REPO_ROOT,
+        cwd=tmp_path,  # faust keeps its data directory (<app id>-data) in the working directory
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
