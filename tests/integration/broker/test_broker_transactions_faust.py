@@ -50,7 +50,7 @@ def _read_committed(bootstrap: str, topic: str, expected: int, timeout_s: float 
     return seen
 
 
-def test_faust_exactly_once_worker_commits_sink_changelog_and_offsets(broker_bootstrap):
+def test_faust_exactly_once_worker_commits_sink_changelog_and_offsets(broker_bootstrap, tmp_path):
     app_id = f"faust-eos-{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}-source"
     admin = AdminClient({"bootstrap.servers": broker_bootstrap})
@@ -69,7 +69,7 @@ def test_faust_exactly_once_worker_commits_sink_changelog_and_offsets(broker_boo
             *(sys.executable, "-m", "faust", "-A", "tests.integration.broker.faust_eos_app", "worker"),
             *("-l", "info", "--without-web"),
         ],
-        cwd=REPO_ROOT,
+        cwd=tmp_path,  # faust keeps its data directory (<app id>-data) in the working directory
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
