@@ -124,7 +124,8 @@ def test_tombstones_disappear_after_delete_retention(own_broker_factory, topic_n
     assert _wait_until_compacted(broker.bootstrap, topic_name, expected, timeout_s=10) == expected
 
 
-def _faust_worker(bootstrap: str, app_id: str, topic: str) -> tuple[subprocess.Popen, list[str]]:
+def _faust_worker(bootstrap: str, app_id: str, topic: str, workdir: Path) -> tuple[subprocess.Popen, list[str]]:
+    """``workdir``: where faust keeps its data directory (``<app id>-data``)."""
     env = {
         **os.environ,
         "FAUST_TEST_BROKER": bootstrap,
@@ -135,7 +136,7 @@ def _faust_worker(bootstrap: str, app_id: str, topic: str) -> tuple[subprocess.P
     }
     argv = [sys.executable, "-m", "faust", "-A", "tests.integration.broker.faust_app", "worker", "-l", "info"]
     worker = subprocess.Popen(
-        [*argv, "--without-web"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*argv, "--without-web"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True).start()  # type: ignore[arg-type]
@@ -171,7 +172,7 @@ def _changelog_size(bootstrap: str, topic: str) -> int:
     return total
 
 
-def test_faust_table_recovers_its_state_from_a_compacted_changelog(own_broker_factory):
+def test_faust_table_recovers_its_state_from_a_compacted_changelog(own_broker_factory, tmp_path):
     # Small segments for compacted topics the broker did not get configs for: faust creates
     # the changelog itself with cleanup.policy=compact only.
     broker = own_broker_factory("--memory", *CLEANER, "--compact-segment-bytes", "300")
@@ -180,7 +181,7 @@ def test_faust_table_recovers_its_state_from_a_compacted_changelog(own_broker_fa
     _create(broker.bootstrap, topic, PARTITIONS)
     producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap})
 
-    worker, lines = _faust_worker(broker.bootstrap, app_id, topic)
+    worker, lines = _faust_worker(broker.bootstrap, app_id, topic, tmp_path)
     try:
         _wait_for(worker, lines, lambda: any("Ready" in line for line in lines), 60, "worker not ready")
         for number in range(30):
@@ -201,7 +202,7 @@ def test_faust_table_recovers_its_state_from_a_compacted_changelog(own_broker_fa
         time.sleep(0.2)
     assert "cleaned " + changelog in broker.log_text()
 
-    worker, lines = _faust_worker(broker.bootstrap, app_id, topic)
+    worker, lines = _faust_worker(broker.bootstrap, app_id, topic, tmp_path)
     try:
         _wait_for(worker, lines, lambda: any("Ready" in line for line in lines), 60, "worker not ready again")
         for number in range(3):
