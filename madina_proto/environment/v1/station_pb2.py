@@ -29,7 +29,7 @@ from madina_proto.common.v1 import common_pb2 as madina_dot_common_dot_v1_dot_co
 from madina_proto.environment.v1 import observations_pb2 as madina_dot_environment_dot_v1_dot_observations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#madina/environment/v1/station.proto\x12\x15madina.environment.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1dmadina/common/v1/common.proto\x1a(madina/environment/v1/observations.proto\"\x8b\x02\n\x07Station\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".madina.environment.v1.StationKind\x12,\n\x08\x64istrict\x18\x04 \x01(\x0b\x32\x1a.madina.common.v1.District\x12,\n\x08location\x18\x05 \x01(\x0b\x32\x1a.madina.common.v1.GeoPoint\x12\x12\n\nmeasurands\x18\x06 \x03(\t\x12\x34\n\x11\x65xpected_interval\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"u\n\x0bRollingMean\x12\x11\n\tmeasurand\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmean_value\x18\x03 \x01(\x01\x12\x14\n\x0csample_count\x18\x04 \x01(\x05\"\xa8\x03\n\rStationStatus\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.madina.environment.v1.Station\x12\x35\n\x11last_observe_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12M\n\rlatest_values\x18\x03 \x03(\x0b\x32\x36.madina.environment.v1.StationStatus.LatestValuesEntry\x12\x39\n\rrolling_means\x18\x04 \x03(\x0b\x32\".madina.environment.v1.RollingMean\x12;\n\x03\x61qi\x18\x05 \x01(\x0b\x32..madina.environment.v1.AirQualityIndexComputed\x12\x33\n\ractive_alerts\x18\x06 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x1a\x33\n\x11LatestValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"L\n\x14StationStatusChanged\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\"U\n\x10StationClockTick\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12-\n\ttick_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*q\n\x0bStationKind\x12\x1c\n\x18STATION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10STATION_KIND_AIR\x10\x01\x12\x16\n\x12STATION_KIND_WATER\x10\x02\x12\x16\n\x12STATION_KIND_NOISE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#madina/environment/v1/station.proto\x12\x15madina.environment.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1dmadina/common/v1/common.proto\x1a(madina/environment/v1/observations.proto\"\x8b\x02\n\x07Station\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".madina.environment.v1.StationKind\x12,\n\x08\x64istrict\x18\x04 \x01(\x0b\x32\x1a.madina.common.v1.District\x12,\n\x08location\x18\x05 \x01(\x0b\x32\x1a.madina.common.v1.GeoPoint\x12\x12\n\nmeasurands\x18\x06 \x03(\t\x12\x34\n\x11\x65xpected_interval\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"u\n\x0bRollingMean\x12\x11\n\tmeasurand\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nmean_value\x18\x03 \x01(\x01\x12\x14\n\x0csample_count\x18\x04 \x01(\x05\"\xa6\x05\n\rStationStatus\x12/\n\x07station\x18\x01 \x01(\x0b\x32\x1e.madina.environment.v1.Station\x12\x35\n\x11last_observe_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12M\n\rlatest_values\x18\x03 \x03(\x0b\x32\x36.madina.environment.v1.StationStatus.LatestValuesEntry\x12\x39\n\rrolling_means\x18\x04 \x03(\x0b\x32\".madina.environment.v1.RollingMean\x12;\n\x03\x61qi\x18\x05 \x01(\x0b\x32..madina.environment.v1.AirQualityIndexComputed\x12\x33\n\ractive_alerts\x18\x06 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12\x43\n\x0bnowcast_aqi\x18\x07 \x01(\x0b\x32..madina.environment.v1.AirQualityIndexComputed\x12\x41\n\tdaily_aqi\x18\x08 \x01(\x0b\x32..madina.environment.v1.AirQualityIndexComputed\x12;\n\x0b\x65xceedances\x18\t \x03(\x0b\x32&.madina.environment.v1.ExceedanceCount\x12\x37\n\x0c\x61nnual_means\x18\n \x03(\x0b\x32!.madina.environment.v1.AnnualMean\x1a\x33\n\x11LatestValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe9\x01\n\x0f\x45xceedanceCount\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x11\n\tmeasurand\x18\x02 \x01(\t\x12\x33\n\x10\x61veraging_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04year\x18\x04 \x01(\x05\x12\x13\n\x0blimit_value\x18\x05 \x01(\x01\x12\x15\n\rallowed_count\x18\x06 \x01(\x05\x12\x18\n\x10\x65xceedance_count\x18\x07 \x01(\x05\x12\x17\n\x0fremaining_count\x18\x08 \x01(\x05\x12\x10\n\x08\x62reached\x18\t \x01(\x08\"\xb8\x02\n\nAnnualMean\x12\x11\n\tmeasurand\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x17\n\nmean_value\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x10valid_hour_count\x18\x04 \x01(\x05\x12\x1a\n\x12\x65lapsed_hour_count\x18\x05 \x01(\x05\x12\x17\n\x0fyear_hour_count\x18\x06 \x01(\x05\x12\x19\n\x11\x63overage_fraction\x18\x07 \x01(\x01\x12\x10\n\x08limit_id\x18\x08 \x01(\t\x12\x18\n\x0blimit_value\x18\t \x01(\x01H\x01\x88\x01\x01\x12\r\n\x05valid\x18\n \x01(\x08\x12\x1a\n\rexceeds_limit\x18\x0b \x01(\x08H\x02\x88\x01\x01\x42\r\n\x0b_mean_valueB\x0e\n\x0c_limit_valueB\x10\n\x0e_exceeds_limit\"L\n\x14StationStatusChanged\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.madina.environment.v1.StationStatus\"U\n\x10StationClockTick\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12-\n\ttick_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*q\n\x0bStationKind\x12\x1c\n\x18STATION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10STATION_KIND_AIR\x10\x01\x12\x16\n\x12STATION_KIND_WATER\x10\x02\x12\x16\n\x12STATION_KIND_NOISE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,18 +38,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATIONSTATUS_LATESTVALUESENTRY']._loaded_options = None
   _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_options = b'8\001'
-  _globals['_STATIONKIND']._serialized_start=1212
-  _globals['_STATIONKIND']._serialized_end=1325
+  _globals['_STATIONKIND']._serialized_start=2017
+  _globals['_STATIONKIND']._serialized_end=2130
   _globals['_STATION']._serialized_start=232
   _globals['_STATION']._serialized_end=499
   _globals['_ROLLINGMEAN']._serialized_start=501
   _globals['_ROLLINGMEAN']._serialized_end=618
   _globals['_STATIONSTATUS']._serialized_start=621
-  _globals['_STATIONSTATUS']._serialized_end=1045
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_start=994
-  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_end=1045
-  _globals['_STATIONSTATUSCHANGED']._serialized_start=1047
-  _globals['_STATIONSTATUSCHANGED']._serialized_end=1123
-  _globals['_STATIONCLOCKTICK']._serialized_start=1125
-  _globals['_STATIONCLOCKTICK']._serialized_end=1210
+  _globals['_STATIONSTATUS']._serialized_end=1299
+  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_start=1248
+  _globals['_STATIONSTATUS_LATESTVALUESENTRY']._serialized_end=1299
+  _globals['_EXCEEDANCECOUNT']._serialized_start=1302
+  _globals['_EXCEEDANCECOUNT']._serialized_end=1535
+  _globals['_ANNUALMEAN']._serialized_start=1538
+  _globals['_ANNUALMEAN']._serialized_end=1850
+  _globals['_STATIONSTATUSCHANGED']._serialized_start=1852
+  _globals['_STATIONSTATUSCHANGED']._serialized_end=1928
+  _globals['_STATIONCLOCKTICK']._serialized_start=1930
+  _globals['_STATIONCLOCKTICK']._serialized_end=2015
 # @@protoc_insertion_point(module_scope)

@@ -174,6 +174,10 @@ class StationStatus(_message.Message):
     ROLLING_MEANS_FIELD_NUMBER: _builtins.int
     AQI_FIELD_NUMBER: _builtins.int
     ACTIVE_ALERTS_FIELD_NUMBER: _builtins.int
+    NOWCAST_AQI_FIELD_NUMBER: _builtins.int
+    DAILY_AQI_FIELD_NUMBER: _builtins.int
+    EXCEEDANCES_FIELD_NUMBER: _builtins.int
+    ANNUAL_MEANS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def station(self) -> Global___Station:
         """The station."""
@@ -198,6 +202,24 @@ class StationStatus(_message.Message):
     def active_alerts(self) -> _containers.RepeatedCompositeFieldContainer[_alerts_pb2.AlertEvent]:
         """Active alerts on the station."""
 
+    @_builtins.property
+    def nowcast_aqi(self) -> _observations_pb2.AirQualityIndexComputed:
+        """The current index as regulators publish it hourly: EPA NowCast AQI of PM2.5 and PM10 from the last
+        12 clock-hour means; unset until 2 of the 3 newest hours are valid. (aqi above is the rolling-mean index.)
+        """
+
+    @_builtins.property
+    def daily_aqi(self) -> _observations_pb2.AirQualityIndexComputed:
+        """EPA 24-hour PM AQI of the newest complete local day with a valid daily mean; compute_time is that day's end."""
+
+    @_builtins.property
+    def exceedances(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExceedanceCount]:
+        """This calendar year's exceedances per counted limit value of the profiles in force, against its allowance."""
+
+    @_builtins.property
+    def annual_means(self) -> _containers.RepeatedCompositeFieldContainer[Global___AnnualMean]:
+        """This calendar year's mean per air measurand, with its coverage, against the annual limit values in force."""
+
     def __init__(
         self,
         *,
@@ -207,14 +229,147 @@ class StationStatus(_message.Message):
         rolling_means: _abc.Iterable[Global___RollingMean] | None = ...,
         aqi: _observations_pb2.AirQualityIndexComputed | None = ...,
         active_alerts: _abc.Iterable[_alerts_pb2.AlertEvent] | None = ...,
+        nowcast_aqi: _observations_pb2.AirQualityIndexComputed | None = ...,
+        daily_aqi: _observations_pb2.AirQualityIndexComputed | None = ...,
+        exceedances: _abc.Iterable[Global___ExceedanceCount] | None = ...,
+        annual_means: _abc.Iterable[Global___AnnualMean] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aqi", b"aqi", "last_observe_time", b"last_observe_time", "station", b"station"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aqi", b"aqi", "daily_aqi", b"daily_aqi", "last_observe_time", b"last_observe_time", "nowcast_aqi", b"nowcast_aqi", "station", b"station"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_alerts", b"active_alerts", "aqi", b"aqi", "last_observe_time", b"last_observe_time", "latest_values", b"latest_values", "rolling_means", b"rolling_means", "station", b"station"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_alerts", b"active_alerts", "annual_means", b"annual_means", "aqi", b"aqi", "daily_aqi", b"daily_aqi", "exceedances", b"exceedances", "last_observe_time", b"last_observe_time", "latest_values", b"latest_values", "nowcast_aqi", b"nowcast_aqi", "rolling_means", b"rolling_means", "station", b"station"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StationStatus: _TypeAlias = StationStatus  # noqa: Y015
+
+@_typing.final
+class ExceedanceCount(_message.Message):
+    """How often a station exceeded one limit value this calendar year, against the number of times it may."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    MEASURAND_FIELD_NUMBER: _builtins.int
+    AVERAGING_PERIOD_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    LIMIT_VALUE_FIELD_NUMBER: _builtins.int
+    ALLOWED_COUNT_FIELD_NUMBER: _builtins.int
+    EXCEEDANCE_COUNT_FIELD_NUMBER: _builtins.int
+    REMAINING_COUNT_FIELD_NUMBER: _builtins.int
+    BREACHED_FIELD_NUMBER: _builtins.int
+    rule_id: _builtins.str
+    """Rule counted, e.g. "eu-2024-2881/pm10-24h"."""
+    measurand: _builtins.str
+    """Measurand name, e.g. "pm10_ugm3"."""
+    year: _builtins.int
+    """Calendar year counted, in the station's local time."""
+    limit_value: _builtins.float
+    """The limit value, in the measurand's unit."""
+    allowed_count: _builtins.int
+    """Exceedances the directive allows per calendar year."""
+    exceedance_count: _builtins.int
+    """Exceedances so far this year."""
+    remaining_count: _builtins.int
+    """Exceedances left before the limit value is breached for the year; negative once breached."""
+    breached: _builtins.bool
+    """More exceedances than allowed: the limit value is breached for the year."""
+    @_builtins.property
+    def averaging_period(self) -> _duration_pb2.Duration:
+        """What one exceedance is: a clock hour (1 h) or a local calendar day (24 h) above the limit value."""
+
+    def __init__(
+        self,
+        *,
+        rule_id: _builtins.str = ...,
+        measurand: _builtins.str = ...,
+        averaging_period: _duration_pb2.Duration | None = ...,
+        year: _builtins.int = ...,
+        limit_value: _builtins.float = ...,
+        allowed_count: _builtins.int = ...,
+        exceedance_count: _builtins.int = ...,
+        remaining_count: _builtins.int = ...,
+        breached: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["averaging_period", b"averaging_period"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_count", b"allowed_count", "averaging_period", b"averaging_period", "breached", b"breached", "exceedance_count", b"exceedance_count", "limit_value", b"limit_value", "measurand", b"measurand", "remaining_count", b"remaining_count", "rule_id", b"rule_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExceedanceCount: _TypeAlias = ExceedanceCount  # noqa: Y015
+
+@_typing.final
+class AnnualMean(_message.Message):
+    """A calendar year's mean of one measurand from its valid hourly means, with its coverage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEASURAND_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    MEAN_VALUE_FIELD_NUMBER: _builtins.int
+    VALID_HOUR_COUNT_FIELD_NUMBER: _builtins.int
+    ELAPSED_HOUR_COUNT_FIELD_NUMBER: _builtins.int
+    YEAR_HOUR_COUNT_FIELD_NUMBER: _builtins.int
+    COVERAGE_FRACTION_FIELD_NUMBER: _builtins.int
+    LIMIT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_VALUE_FIELD_NUMBER: _builtins.int
+    VALID_FIELD_NUMBER: _builtins.int
+    EXCEEDS_LIMIT_FIELD_NUMBER: _builtins.int
+    measurand: _builtins.str
+    """Measurand name, e.g. "no2_ugm3"."""
+    year: _builtins.int
+    """Calendar year, in the station's local time."""
+    mean_value: _builtins.float
+    """Mean of the year's valid hourly means; unset without any."""
+    valid_hour_count: _builtins.int
+    """Valid hourly means behind it."""
+    elapsed_hour_count: _builtins.int
+    """Hours of the year closed so far."""
+    year_hour_count: _builtins.int
+    """Hours in the year."""
+    coverage_fraction: _builtins.float
+    """valid_hour_count / year_hour_count: what decides validity once the year is complete."""
+    limit_id: _builtins.str
+    """Annual limit compared with, e.g. "eu-2024-2881/no2-year"; empty if none is in force."""
+    limit_value: _builtins.float
+    """That limit value, in the measurand's unit."""
+    valid: _builtins.bool
+    """Coverage reaches the limit's minimum, so the mean may be judged against it."""
+    exceeds_limit: _builtins.bool
+    """A valid mean above the limit value; unset when not judged."""
+    def __init__(
+        self,
+        *,
+        measurand: _builtins.str = ...,
+        year: _builtins.int = ...,
+        mean_value: _builtins.float | None = ...,
+        valid_hour_count: _builtins.int = ...,
+        elapsed_hour_count: _builtins.int = ...,
+        year_hour_count: _builtins.int = ...,
+        coverage_fraction: _builtins.float = ...,
+        limit_id: _builtins.str = ...,
+        limit_value: _builtins.float | None = ...,
+        valid: _builtins.bool = ...,
+        exceeds_limit: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exceeds_limit", b"_exceeds_limit", "_limit_value", b"_limit_value", "_mean_value", b"_mean_value", "exceeds_limit", b"exceeds_limit", "limit_value", b"limit_value", "mean_value", b"mean_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exceeds_limit", b"_exceeds_limit", "_limit_value", b"_limit_value", "_mean_value", b"_mean_value", "coverage_fraction", b"coverage_fraction", "elapsed_hour_count", b"elapsed_hour_count", "exceeds_limit", b"exceeds_limit", "limit_id", b"limit_id", "limit_value", b"limit_value", "mean_value", b"mean_value", "measurand", b"measurand", "valid", b"valid", "valid_hour_count", b"valid_hour_count", "year", b"year", "year_hour_count", b"year_hour_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__exceeds_limit: _TypeAlias = _typing.Literal["exceeds_limit"]  # noqa: Y015
+    _WhichOneofArgType__exceeds_limit: _TypeAlias = _typing.Literal["_exceeds_limit", b"_exceeds_limit"]  # noqa: Y015
+    _WhichOneofReturnType__limit_value: _TypeAlias = _typing.Literal["limit_value"]  # noqa: Y015
+    _WhichOneofArgType__limit_value: _TypeAlias = _typing.Literal["_limit_value", b"_limit_value"]  # noqa: Y015
+    _WhichOneofReturnType__mean_value: _TypeAlias = _typing.Literal["mean_value"]  # noqa: Y015
+    _WhichOneofArgType__mean_value: _TypeAlias = _typing.Literal["_mean_value", b"_mean_value"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exceeds_limit) -> _WhichOneofReturnType__exceeds_limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_value) -> _WhichOneofReturnType__limit_value | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mean_value) -> _WhichOneofReturnType__mean_value | None: ...
+
+Global___AnnualMean: _TypeAlias = AnnualMean  # noqa: Y015
 
 @_typing.final
 class StationStatusChanged(_message.Message):
