@@ -33,7 +33,8 @@ from kafka.protocol.admin import (
 )
 
 from madina.broker import errors
-from madina.broker.log import LogStore, validate_topic_configs
+from madina.broker.store import LogStore
+from madina.broker.topic_configs import validate_topic_configs
 
 SECURITY_DISABLED = 54
 UNSUPPORTED_SASL_MECHANISM = 33

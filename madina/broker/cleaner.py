@@ -23,7 +23,7 @@ This is the only place where the broker opens record batches. It follows Kafka's
   merged segment keeps the first one's base offset, so the log start offset never moves.
 
 Cleaning a partition runs in a worker thread (``prepare``) and only the final swap of
-``Segment`` objects happens on the event loop (``PartitionLog.swap_cleaned``).
+``Segment`` objects happens on the event loop (``PartitionLog.swap_cleaned`` in madina.broker.partition).
 
 Crash safety on disk: the cleaned segment is written to ``<base>.cleaned`` and fsynced,
 then renamed to ``<base>-<end>.swap`` (the commit point; ``end`` is the base offset of
@@ -44,7 +44,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import crc32c
 from kafka.record.default_records import DefaultRecordBatch
@@ -60,9 +60,7 @@ from madina.broker.records import (
     BatchHeader,
     read_header,
 )
-
-if TYPE_CHECKING:
-    from madina.broker.log import PartitionLog, Segment
+from madina.broker.segment import SEGMENT_SUFFIX, Segment
 
 logger = logging.getLogger("madina.broker")
 
@@ -73,6 +71,20 @@ LOG_APPEND_TIME_FLAG = 0x08
 _CRC = struct.Struct(">I")
 # Keys longer than this are remembered by a 16-byte digest, which bounds the map's memory.
 MAX_PLAIN_KEY = 32
+
+
+class CleanablePartition(Protocol):
+    """What cleaning needs of a partition log (madina.broker.partition.PartitionLog is one)."""
+
+    @property
+    def directory(self) -> Path | None: ...
+
+    @property
+    def deleted(self) -> bool: ...
+
+    def config_int(self, key: str) -> int: ...
+
+    def segment_limits(self) -> tuple[int, int]: ...
 
 
 def map_key(key: bytes) -> bytes:
@@ -178,7 +190,7 @@ class CleanedGroup:
 
 @dataclass
 class CleanResult:
-    partition: PartitionLog
+    partition: CleanablePartition
     groups: list[CleanedGroup] = field(default_factory=list)
     clean_until: int = 0
     records_removed: int = 0
@@ -228,7 +240,7 @@ def build_offset_map(segments: list[Segment], aborted: AbortedRanges | None = No
 
 
 def prepare(
-    partition: PartitionLog,
+    partition: CleanablePartition,
     closed: list[Segment],
     end_offset: int,
     dirty_from: int,
@@ -303,9 +315,7 @@ def prepare(
     return result
 
 
-def _write_segment(partition: PartitionLog, base: int, end: int, chunks: list[bytes]) -> Segment:
-    from madina.broker.log import SEGMENT_SUFFIX, Segment
-
+def _write_segment(partition: CleanablePartition, base: int, end: int, chunks: list[bytes]) -> Segment:
     directory = partition.directory
     if directory is None:
         segment = Segment(base, None)
@@ -347,8 +357,6 @@ def _fsync_directory(directory: Path) -> None:
 
 def _finish_swap(directory: Path, swap: Path) -> None:
     """Replace the segments a committed swap file covers with it (also used at recovery)."""
-    from madina.broker.log import SEGMENT_SUFFIX
-
     base_text, end_text = swap.name[: -len(SWAP_SUFFIX)].split("-")
     base, end = int(base_text), int(end_text)
     for path in directory.glob("*" + SEGMENT_SUFFIX):

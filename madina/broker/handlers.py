@@ -53,16 +53,16 @@ from kafka.protocol.producer import (
 from madina.broker import errors, transactions
 from madina.broker.admin import AdminApis
 from madina.broker.groups import DEFAULT_INITIAL_REBALANCE_DELAY_MS, GroupCoordinator, JoinResult, SyncResult
-from madina.broker.log import (
+from madina.broker.partition import PartitionLog
+from madina.broker.protocol import KAFKA_RELEASE
+from madina.broker.records import TRANSACTIONAL_FLAG, CorruptBatchError, build_control_batch, crc_matches, parse_batches
+from madina.broker.store import LogStore
+from madina.broker.topic_configs import (
     DEFAULT_TOPIC_CONFIGS,
     INTEGER_TOPIC_CONFIGS,
-    LogStore,
-    PartitionLog,
     topic_name_problem,
     validate_topic_configs,
 )
-from madina.broker.protocol import KAFKA_RELEASE
-from madina.broker.records import TRANSACTIONAL_FLAG, CorruptBatchError, build_control_batch, crc_matches, parse_batches
 from madina.broker.transactions import TransactionCoordinator, TransactionLog
 
 logger = logging.getLogger("madina.broker")

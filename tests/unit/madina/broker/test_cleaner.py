@@ -11,7 +11,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from madina.broker import cleaner
-from madina.broker.log import PartitionLog
+from madina.broker.partition import PartitionLog
 from madina.broker.records import parse_batches, patch_base_offset
 
 NOW = int(time.time() * 1000)

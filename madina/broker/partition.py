@@ -1,32 +1,25 @@
-"""Partition logs: append-only segments of stored record batches, their index, and recovery.
+"""The log of one topic partition: its segments, offsets, idempotent producers and transactions.
 
 Layout with a data directory::
 
-    DATA_DIR/topics.json                               topic names, ids, partition counts, configs
-    DATA_DIR/<topic>-<partition>/<base offset:020>.log stored batches, byte for byte as produced
+    DATA_DIR/<topic>-<partition>/<base offset:020>.log   stored batches (madina.broker.segment)
+    DATA_DIR/<topic>-<partition>/log-start-offset        DeleteRecords' low watermark
 
-There is no index file: at start-up every segment is walked header by header (61 bytes per
-batch, via mmap) and an in-memory index of batch base offsets, file positions and running
-max timestamps is rebuilt. The last segment of each partition is also CRC-checked batch by
-batch, so the half-written tail a ``kill -9`` or power loss leaves behind is found and cut
-off before anything is served. Without a data directory the same structures live in
-bytearrays and nothing touches the disk.
+At start-up (``PartitionLog.recover``) every segment is walked header by header (61 bytes per
+batch, via mmap) and the in-memory index is rebuilt. The last segment is also CRC-checked batch
+by batch, so the half-written tail a ``kill -9`` or power loss leaves behind is found and cut
+off before anything is served. Compaction (madina.broker.cleaner) rewrites closed segments in a
+worker thread; this class plans it and swaps the result in on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
-import json
 import logging
 import mmap
 import os
-import re
-import shutil
 import time
-import uuid
-from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,163 +39,15 @@ from madina.broker.records import (
     read_header,
     scan_valid_prefix,
 )
+from madina.broker.segment import SEGMENT_SUFFIX, Segment
+from madina.broker.topic_configs import DEFAULT_TOPIC_CONFIGS
 
 logger = logging.getLogger("madina.broker")
 
-SEGMENT_SUFFIX = ".log"
 # DeleteRecords' low watermark when it falls inside a segment (Kafka's log-start-offset checkpoint)
 START_OFFSET_FILE = "log-start-offset"
-TOPICS_FILE = "topics.json"
-DELETED_SUFFIX = ".deleted"
-LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-
-# Kafka's own defaults, reported by DescribeConfigs and used when a topic sets nothing.
-DEFAULT_TOPIC_CONFIGS: dict[str, str] = {
-    "cleanup.policy": "delete",
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-    "segment.bytes": "1073741824",
-    "segment.ms": "604800000",
-    "delete.retention.ms": "86400000",
-    "min.cleanable.dirty.ratio": "0.5",
-    "max.message.bytes": "1048588",
-    "message.timestamp.type": "CreateTime",
-    "min.insync.replicas": "1",
-    "compression.type": "producer",
-}
-INTEGER_TOPIC_CONFIGS = {
-    "retention.ms",
-    "retention.bytes",
-    "segment.bytes",
-    "segment.ms",
-    "delete.retention.ms",
-    "max.message.bytes",
-    "min.insync.replicas",
-}
 # Remembered per producer so a retried batch is recognised; Kafka keeps the same five.
 PRODUCER_BATCHES_REMEMBERED = 5
-
-
-def topic_name_problem(name: str | None) -> str | None:
-    if not name or name in (".", "..") or not LEGAL_TOPIC_NAME.match(name):
-        return f"illegal topic name {name!r}: use 1-249 of [a-zA-Z0-9._-]"
-    return None
-
-
-def validate_topic_configs(configs: dict[str, str | None]) -> str | None:
-    for key, value in configs.items():
-        if key in INTEGER_TOPIC_CONFIGS and value is not None:
-            try:
-                int(value)
-            except ValueError:
-                return f"config {key} must be an integer, got {value!r}"
-        if key == "min.cleanable.dirty.ratio" and value is not None:
-            try:
-                ratio = float(value)
-            except ValueError:
-                ratio = -1.0
-            if not 0 <= ratio <= 1:
-                return f"config {key} must be a number from 0 to 1, got {value!r}"
-        policies = set((value or "").replace(" ", "").split(","))
-        if key == "cleanup.policy" and value is not None and not policies <= {"delete", "compact"}:
-            return f"cleanup.policy must be delete and/or compact, got {value!r}"
-    return None
-
-
-class Segment:
-    """One file (or bytearray) of consecutive batches, with a per-batch index."""
-
-    __slots__ = (
-        "base_offset",
-        "batch_ends",
-        "batch_offsets",
-        "batch_positions",
-        "buffer",
-        "fd",
-        "max_timestamp",
-        "next_offset",
-        "path",
-        "roll_timestamp",
-        "running_max_timestamps",
-        "size",
-    )
-
-    def __init__(self, base_offset: int, path: Path | None = None):
-        self.base_offset = base_offset
-        self.next_offset = base_offset
-        self.path = path
-        self.size = 0
-        self.max_timestamp = -1
-        self.batch_offsets = array("q")
-        self.batch_positions = array("q")
-        # Offset after each batch's last one: a compacted segment has gaps between batches.
-        self.batch_ends = array("q")
-        # Wall-clock ms that segment.ms counts from: the first append, or at recovery the
-        # first batch's timestamp (as Kafka does); -1 while empty.
-        self.roll_timestamp = -1
-        # Running maximum, so that a bisect finds the first batch reaching a timestamp even
-        # when producers send timestamps out of order.
-        self.running_max_timestamps = array("q")
-        self.buffer: bytearray | None = None
-        self.fd = -1
-        if path is None:
-            self.buffer = bytearray()
-        else:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-            self.size = os.fstat(self.fd).st_size
-
-    @property
-    def batch_count(self) -> int:
-        return len(self.batch_offsets)
-
-    def index_batch(self, header: BatchHeader, position: int, base_offset: int) -> None:
-        self.batch_offsets.append(base_offset)
-        self.batch_positions.append(position)
-        self.batch_ends.append(base_offset + header.offset_count)
-        if header.max_timestamp > self.max_timestamp:
-            self.max_timestamp = header.max_timestamp
-        self.running_max_timestamps.append(self.max_timestamp)
-        self.next_offset = base_offset + header.offset_count
-
-    def write(self, chunks: list) -> None:
-        """Append byte chunks in one go (one writev on disk, so no joined copy is needed)."""
-        size = sum(len(chunk) for chunk in chunks)
-        if self.buffer is not None:
-            for chunk in chunks:
-                self.buffer += chunk
-        else:
-            if len(chunks) > 512:
-                # writev takes at most IOV_MAX (1024 on Linux) buffers.
-                chunks = [b"".join(chunks)]
-            written = os.writev(self.fd, chunks)
-            if written < size:
-                rest = memoryview(b"".join(chunks))[written:]
-                while rest:
-                    rest = rest[os.write(self.fd, rest) :]
-        self.size += size
-
-    def read(self, start: int, end: int) -> bytes:
-        if self.buffer is not None:
-            return bytes(self.buffer[start:end])
-        return os.pread(self.fd, end - start, start)
-
-    def locate(self, offset: int) -> int:
-        """Index of the batch that holds ``offset`` (or the first one after it)."""
-        number = max(bisect.bisect_right(self.batch_offsets, offset) - 1, 0)
-        if self.batch_ends[number] <= offset and number + 1 < len(self.batch_ends):
-            number += 1  # ``offset`` falls in a gap a compaction left
-        return number
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def delete(self) -> None:
-        self.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
 
 
 @dataclass
@@ -648,7 +493,7 @@ class PartitionLog:
             count = len(group.replaced)
             in_place = self.segments[start : start + count]
             if start < 0 or any(a is not b for a, b in zip(in_place, group.replaced, strict=True)):
-                        # Cannot happen while retention and cleaning take turns; keep serving the old ones.
+                # Cannot happen while retention and cleaning take turns; keep serving the old ones.
                 logger.error("partition %s-%d: cleaned segments no longer in place", self.topic, self.index)
                 group.segment.close()
                 continue
@@ -674,258 +519,3 @@ class PartitionLog:
     def close(self) -> None:
         for segment in self.segments:
             segment.close()
-
-
-@dataclass
-class Topic:
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[PartitionLog]
-    configs: dict[str, str]
-
-    def describe(self) -> dict:
-        return {"topic_id": str(self.topic_id), "partitions": len(self.partitions), "configs": self.configs}
-
-
-class SyncCoalescer:
-    """Group commit: every caller waiting at once shares one fsync pass in a worker thread.
-
-    A caller that arrives while a pass runs waits for the next pass, which starts as soon
-    as the current one ends and covers everything written in between.
-    """
-
-    def __init__(self, store: LogStore):
-        self._store = store
-        self._running: asyncio.Future | None = None
-        self._next: asyncio.Future | None = None
-
-    def wait(self) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.create_future()
-            if self._running is None:
-                self._start(loop)
-        return self._next
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        done, self._next = self._next, None
-        assert done is not None
-        fds = self._store.take_dirty_fds()
-        self._running = loop.run_in_executor(None, _fsync_all, fds)
-        self._running.add_done_callback(lambda finished: self._finished(loop, finished, done))
-
-    def _finished(self, loop, finished: asyncio.Future, done: asyncio.Future) -> None:
-        self._running = None
-        error = finished.exception()
-        if not done.done():
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-        if self._next is not None:
-            self._start(loop)
-
-
-def _fsync_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.fsync(fd)
-        except OSError as error:
-            # A segment deleted by retention while queued: nothing left to make durable.
-            if error.errno != 9:
-                raise
-
-
-class LogStore:
-    """All topics and partitions, on disk under ``data_dir`` or in memory when it is None."""
-
-    def __init__(self, data_dir: str | None, compact_defaults: dict[str, str] | None = None):
-        self.data_dir = Path(data_dir) if data_dir else None
-        self.compact_defaults = compact_defaults or {}
-        # Retention and compaction take turns, so neither removes segments the other reads.
-        self.maintenance_lock = asyncio.Lock()
-        self.topics: dict[str, Topic] = {}
-        self._dirty: set[PartitionLog] = set()
-        self._dirty_fds: set[int] = set()
-        self.highest_producer_id = -1
-        self.syncer = SyncCoalescer(self)
-
-    @property
-    def durable(self) -> bool:
-        return self.data_dir is not None
-
-    def load(self) -> None:
-        if self.data_dir is None:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.data_dir.glob("*" + DELETED_SUFFIX):
-            shutil.rmtree(leftover, ignore_errors=True)
-        topics_file = self.data_dir / TOPICS_FILE
-        if not topics_file.exists():
-            return
-        started = time.monotonic()
-        described = json.loads(topics_file.read_text())
-        batches = 0
-        for name, info in described.items():
-            topic = Topic(name, uuid.UUID(info["topic_id"]), [], dict(info.get("configs", {})))
-            for index in range(int(info["partitions"])):
-                partition = self._new_partition(name, index, topic.configs)
-                partition.recover()
-                batches += sum(segment.batch_count for segment in partition.segments)
-                if partition.producers:
-                    self.highest_producer_id = max(self.highest_producer_id, *partition.producers)
-                topic.partitions.append(partition)
-            self.topics[name] = topic
-        logger.info(
-            "recovered %d topics, %d batches from %s in %.2fs",
-            len(self.topics),
-            batches,
-            self.data_dir,
-            time.monotonic() - started,
-        )
-
-    def _new_partition(self, name: str, index: int, configs: dict[str, str]) -> PartitionLog:
-        return PartitionLog(name, index, self._partition_dir(name, index), configs, self.compact_defaults)
-
-    def _partition_dir(self, topic: str, index: int) -> Path | None:
-        if self.data_dir is None:
-            return None
-        return self.data_dir / f"{topic}-{index}"
-
-    def _save_topics(self) -> None:
-        if self.data_dir is None:
-            return
-        described = {name: topic.describe() for name, topic in self.topics.items()}
-        temporary = self.data_dir / (TOPICS_FILE + ".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(described, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.data_dir / TOPICS_FILE)
-        directory_fd = os.open(self.data_dir, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
-
-    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> Topic:
-        topic = Topic(name, uuid.uuid4(), [], dict(configs))
-        for index in range(partitions):
-            partition = self._new_partition(name, index, topic.configs)
-            partition.open_empty()
-            topic.partitions.append(partition)
-        self.topics[name] = topic
-        self._save_topics()
-        logger.info("created topic %s with %d partitions", name, partitions)
-        return topic
-
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        """Replace a topic's configs; its partitions share the dict, so they see the change."""
-        topic = self.topics[name]
-        topic.configs.clear()
-        topic.configs.update(configs)
-        self._save_topics()
-        logger.info("configs of topic %s set to %s", name, configs)
-
-    def add_partitions(self, name: str, count: int) -> None:
-        topic = self.topics[name]
-        for index in range(len(topic.partitions), count):
-            partition = self._new_partition(name, index, topic.configs)
-            partition.open_empty()
-            topic.partitions.append(partition)
-        self._save_topics()
-
-    def delete_topic(self, name: str) -> None:
-        topic = self.topics.pop(name)
-        self._save_topics()
-        for partition in topic.partitions:
-            partition.deleted = True
-            partition.close()
-            self._dirty.discard(partition)
-            if partition.directory is not None and partition.directory.exists():
-                doomed = partition.directory.with_name(
-                    partition.directory.name + "." + uuid.uuid4().hex + DELETED_SUFFIX
-                )
-                partition.directory.rename(doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-        logger.info("deleted topic %s", name)
-
-    def partition(self, topic: str, index: int) -> PartitionLog | None:
-        found = self.topics.get(topic)
-        if found is None or not 0 <= index < len(found.partitions):
-            return None
-        return found.partitions[index]
-
-    def mark_dirty(self, partition: PartitionLog) -> None:
-        if self.data_dir is not None:
-            self._dirty.add(partition)
-
-    def mark_fd_dirty(self, fd: int) -> None:
-        if fd >= 0:
-            self._dirty_fds.add(fd)
-
-    def take_dirty_fds(self) -> list[int]:
-        fds = [fd for partition in self._dirty for fd in partition.dirty_fds()]
-        fds.extend(self._dirty_fds)
-        self._dirty = set()
-        self._dirty_fds = set()
-        return fds
-
-    def enforce_retention(self) -> int:
-        now_ms = int(time.time() * 1000)
-        deleted = 0
-        for topic in self.topics.values():
-            for partition in topic.partitions:
-                deleted += partition.enforce_retention(now_ms)
-        if deleted:
-            logger.info("retention deleted %d segments", deleted)
-        return deleted
-
-    async def run_cleaner(self, force: bool = False) -> int:
-        """Compact every partition that is due (all compacted ones with ``force``); return records removed.
-
-        The reading and rewriting happen in a worker thread, one partition at a time; only
-        the swap of segment objects runs on the event loop.
-        """
-        loop = asyncio.get_running_loop()
-        removed = 0
-        async with self.maintenance_lock:
-            for topic in list(self.topics.values()):
-                for partition in topic.partitions:
-                    plan = partition.plan_cleaning(int(time.time() * 1000), force)
-                    if plan is None:
-                        continue
-                    started = time.monotonic()
-                    try:
-                        result = await loop.run_in_executor(None, cleaner.prepare, *plan)
-                    except Exception:
-                        if partition.deleted:
-                            continue
-                        logger.exception("cleaning %s-%d failed", partition.topic, partition.index)
-                        continue
-                    partition.swap_cleaned(result)
-                    removed += result.records_removed
-                    if result.groups:
-                        logger.info(
-                            "cleaned %s-%d: %d records removed, %d -> %d bytes in %d segments, %.2fs",
-                            partition.topic,
-                            partition.index,
-                            result.records_removed,
-                            sum(group.bytes_before for group in result.groups),
-                            sum(group.bytes_after for group in result.groups),
-                            len(result.groups),
-                            time.monotonic() - started,
-                        )
-        return removed
-
-    def flush_all(self) -> None:
-        for topic in self.topics.values():
-            for partition in topic.partitions:
-                _fsync_all(partition.dirty_fds())
-
-    def close(self) -> None:
-        if self.data_dir is not None:
-            self.flush_all()
-        for topic in self.topics.values():
-            for partition in topic.partitions:
-                partition.close()

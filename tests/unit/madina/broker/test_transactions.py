@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from madina.broker import errors
-from madina.broker.log import PartitionLog
+from madina.broker.partition import PartitionLog
 from madina.broker.records import (
     TRANSACTIONAL_FLAG,
     build_control_batch,

@@ -6,9 +6,9 @@ import os
 import time
 
 from madina.broker import errors
-from madina.broker.log import PartitionLog
+from madina.broker.partition import PartitionLog
 from madina.broker.records import parse_batches
-from tests.unit.broker.test_broker_records import build_batch
+from tests.unit.madina.broker.test_records import build_batch
 
 
 def append(partition: PartitionLog, count: int = 3, **batch_options) -> int:
