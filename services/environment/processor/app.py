@@ -24,7 +24,7 @@ from madina.bus.topics import KPIS
 from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
 from madina_proto.environment.v1 import station_pb2
 from services.environment.domain.evaluator import EvaluatorConfig
-from services.environment.domain.profiles import load_profiles, select_rules
+from services.environment.domain.profiles import load_profiles, select_annual_limits, select_rules
 from services.environment.domain.stations import load_stations
 from services.environment.processor.station_stream import StoredState, station_step
 from services.environment.settings import EnvironmentProcessorSettings
@@ -36,7 +36,9 @@ APP_ID = "madina-environment-processor"
 
 def environment_processor(settings: EnvironmentProcessorSettings) -> EntityProcessor[StoredState]:
     stations = {s.id: s for s in load_stations(settings.environment_stations_file, serving=settings.cities)}
-    rules = select_rules(load_profiles(settings.environment_extra_profile_files), settings.environment_profiles)
+    profiles = load_profiles(settings.environment_extra_profile_files)
+    rules = select_rules(profiles, settings.environment_profiles)
+    limits = select_annual_limits(profiles, settings.environment_profiles)
     config = EvaluatorConfig(event_time_bounds=settings.event_time_bounds())
 
     def clock_ticks(now: datetime) -> Iterator[tuple[str, station_pb2.StationClockTick]]:
@@ -49,7 +51,7 @@ def environment_processor(settings: EnvironmentProcessorSettings) -> EntityProce
         source=SOURCE,
         inputs=PROCESSOR_INPUTS,
         outputs=(AQI, STATION_STATUS, KPIS),
-        step=station_step(stations, rules, config),
+        step=station_step(stations, rules, config, limits),
         new_state=StoredState.new,
         state_to_dict=StoredState.to_dict,
         state_from_dict=StoredState.from_dict,

@@ -22,13 +22,10 @@ from madina.contract import InvalidRecord, required_time
 from madina.eventtime import event_time_problem
 from madina.streams.entities import EntityRecord, Step, decode_entity_record
 from madina_proto.alerts.v1 import alerts_pb2
-from madina_proto.common.v1 import common_pb2
 from madina_proto.environment.v1 import station_pb2
-from madina_proto.kpis.v1 import kpis_pb2
 from services.environment.convert import (
     alert_event,
     aqi_event,
-    district_of,
     observation_to_pb,
     observations_from_batch,
     status_message,
@@ -41,18 +38,10 @@ from services.environment.domain.evaluator import (
     apply_observations,
     check_data_gaps,
 )
-from services.environment.domain.profiles import Rule
+from services.environment.domain.profiles import AnnualLimit, Rule
 from services.environment.domain.stations import Station
+from services.environment.reporting import add_regulatory_status, aqi_kpi, kpis_on_change
 from services.environment.topics import AQI, STATION_STATUS, STATION_TICKS
-
-AQI_BAND_LEVEL = {
-    "Good": 0,
-    "Moderate": 1,
-    "Unhealthy for Sensitive Groups": 2,
-    "Unhealthy": 3,
-    "Very Unhealthy": 4,
-    "Hazardous": 5,
-}
 
 
 @dataclass
@@ -120,16 +109,19 @@ def station_of(station_id: str, stations: Mapping[str, Station]) -> Station:
 
 
 def station_step(
-    stations: Mapping[str, Station], rules: Sequence[Rule], config: EvaluatorConfig
+    stations: Mapping[str, Station],
+    rules: Sequence[Rule],
+    config: EvaluatorConfig,
+    annual_limits: Sequence[AnnualLimit] = (),
 ) -> Callable[[StoredState, EntityRecord], Step[StoredState]]:
     """The processor's step: a tick checks for silence, a batch is evaluated."""
 
     def step(stored: StoredState, record: EntityRecord) -> Step[StoredState]:
         station = station_of(record.entity_id, stations)
         if record.spec is STATION_TICKS:
-            outputs = apply_tick(stored, record.value, station, config, record.now)
+            outputs = apply_tick(stored, record.value, station, config, record.now, rules, annual_limits)
         else:
-            outputs = apply_batch(stored, record.value, station, rules, config, record.now)
+            outputs = apply_batch(stored, record.value, station, rules, config, record.now, annual_limits)
         rejected = [
             (f"{rejection.code}: {rejection.detail}",
              record.spec.message_type(station_id=station.id, observations=[observation_to_pb(rejection.observation)]))
@@ -147,6 +139,7 @@ def apply_batch(
     rules: Sequence[Rule],
     config: EvaluatorConfig,
     now: datetime | None = None,
+    annual_limits: Sequence[AnnualLimit] = (),
 ) -> Outputs:
     """Fold one batch record into ``stored`` (mutated) and say what to publish.
 
@@ -154,7 +147,8 @@ def apply_batch(
     ``now``, the processor's clock, bounds the event times it accepts.
     """
     observations = observations_from_batch(batch)
-    result = apply_observations(stored.evaluator, observations, rules, station, config, now)
+    before = stored.evaluator
+    result = apply_observations(before, observations, rules, station, config, now)
     stored.evaluator = result.state
     outputs = Outputs(rejected=list(result.rejected))
     _collect_alerts(stored, result.transitions, station, outputs)
@@ -163,9 +157,10 @@ def apply_batch(
         newest = result.state.windows.max_event_time or datetime.now(UTC)
         computed = aqi_event(result.aqi, station, newest)
         outputs.records.append((AQI, station.id, computed))
-        outputs.records.append((KPIS, f"aqi/{station.id}", _aqi_kpi(computed, station)))
+        outputs.records.append((KPIS, f"aqi/{station.id}", aqi_kpi(computed, station)))
+    outputs.records.extend(kpis_on_change(before, result.state, station, rules))
     if len(result.rejected) < len(batch.observations):  # type: ignore[attr-defined]
-        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station)))
+        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station, rules, annual_limits)))
     return outputs
 
 
@@ -175,6 +170,8 @@ def apply_tick(
     station: Station,
     config: EvaluatorConfig,
     clock: datetime | None = None,
+    rules: Sequence[Rule] = (),
+    annual_limits: Sequence[AnnualLimit] = (),
 ) -> Outputs:
     """Check the station for silence at the tick's time.
 
@@ -189,7 +186,7 @@ def apply_tick(
     outputs = Outputs()
     if transition is not None:
         _collect_alerts(stored, [transition], station, outputs)
-        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station)))
+        outputs.records.append((STATION_STATUS, station.id, status_event(stored, station, rules, annual_limits)))
     return outputs
 
 
@@ -205,7 +202,9 @@ def _collect_alerts(
             stored.active_alerts[event.alert_id] = base64.b64encode(event.SerializeToString()).decode()
 
 
-def status_event(stored: StoredState, station: Station) -> station_pb2.StationStatusChanged:
+def status_event(
+    stored: StoredState, station: Station, rules: Sequence[Rule] = (), annual_limits: Sequence[AnnualLimit] = ()
+) -> station_pb2.StationStatusChanged:
     windows = stored.evaluator.windows
     latest = {
         m: v for m in station.measurands if (found := windows.latest(m)) is not None for _, v in [found]
@@ -228,19 +227,6 @@ def status_event(stored: StoredState, station: Station) -> station_pb2.StationSt
         aqi=aqi_event(last_aqi, station, newest) if last_aqi is not None and newest is not None else None,
         active_alerts=active,
     )
+    add_regulatory_status(status, stored.evaluator, station, rules, annual_limits)
     return station_pb2.StationStatusChanged(status=status)
-
-
-def _aqi_kpi(computed: Any, station: Station) -> kpis_pb2.KpiObserved:
-    return kpis_pb2.KpiObserved(
-        domain="environment",
-        kpi_id="aqi",
-        display_name="Air Quality Index (US EPA)",
-        district=district_of(station),
-        entity=common_pb2.EntityRef(domain="environment", kind="station", entity_id=station.id),
-        value=float(computed.aqi),
-        band=computed.category,
-        band_level=AQI_BAND_LEVEL.get(computed.category, 0),
-        observe_time=computed.compute_time,
-    )
 
