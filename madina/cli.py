@@ -156,6 +156,12 @@ def _cmd_agency(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_environment_replay(args: argparse.Namespace) -> int:
+    from services.environment.replay_command import run
+
+    return run(args)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from madina.supervisor import run_city
 
@@ -215,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the local broker: Madina's embedded one (no JVM), or Apache Kafka from Maven Central (needs Java)",
     )
     up.set_defaults(func=_cmd_up)
+
+    environment = commands.add_parser("environment", help="environment tools (replay a proposed threshold profile)")
+    environment_commands = environment.add_subparsers(dest="environment_command", metavar="COMMAND", required=True)
+    replay = environment_commands.add_parser(
+        "replay", help="re-evaluate stored observations under a proposed profile and compare with the profiles in force"
+    )
+    from services.environment.replay_command import add_arguments as add_replay_arguments
+
+    add_replay_arguments(replay)
+    replay.set_defaults(func=_cmd_environment_replay)
 
     agency = commands.add_parser("agency", help="add, revoke or list partner tokens")
     from madina.agency import add_arguments as add_agency_arguments

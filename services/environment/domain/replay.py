@@ -80,11 +80,13 @@ def replay(
     rules: Sequence[Rule],
     stations: Mapping[str, Station],
     config: EvaluatorConfig = EvaluatorConfig(),
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ReplayResult:
     """Run the evaluator from fresh state over ``observations`` and collect the alert episodes.
 
     Observations of unknown stations count as rejected. Event-time bounds against a clock are not
     applied (a replay's data is old by design); lateness against each station's newest reading is.
+    ``progress(station_id, done, total)`` is called before each station, for a caller's progress line.
     """
     by_station: dict[str, list[Observation]] = {}
     rejected = 0
@@ -95,7 +97,9 @@ def replay(
             rejected += 1
     transitions: list[AlertTransition] = []
     end: datetime | None = None
-    for station_id in sorted(by_station):
+    for done, station_id in enumerate(sorted(by_station)):
+        if progress is not None:
+            progress(station_id, done, len(by_station))
         station = stations[station_id]
         batch = sorted(by_station[station_id], key=lambda o: require_utc(o.observe_time))
         result = apply_observations(StationState.new(station_id), batch, rules, station, config)
