@@ -1,0 +1,1 @@
+"""The MQTT gateway process (``madina service mqtt-gateway``): transport around services.devices.domain."""
