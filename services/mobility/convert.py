@@ -18,7 +18,8 @@ from madina.bus.alert_events import timestamp, to_alert_event
 from madina.contract import InvalidRecord, coordinates, finite, optional_time, required_time
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
-from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2
+from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2, status_pb2
+from services.mobility.domain.parking import CarPark, CarParkState, ParkingObservation
 from services.mobility.domain.realtime import (
     StopRelationship,
     StopTimeEvent,
@@ -27,6 +28,7 @@ from services.mobility.domain.realtime import (
     TripUpdate,
     VehiclePosition,
 )
+from services.mobility.domain.tickets import Validation
 
 _TRIP_RELATIONSHIP = {
     value: TripRelationship(name) for name, value in gtfs_realtime_pb2.TripDescriptor.ScheduleRelationship.items()
@@ -353,3 +355,67 @@ def alert_entity(event: alerts_pb2.AlertEvent) -> gtfs_realtime_pb2.FeedEntity:
 def mobility_alert_event(transition: AlertTransition) -> alerts_pb2.AlertEvent:
     """The wire form of a mobility transition (route, trip, vehicle and stop are in its labels)."""
     return to_alert_event(transition)
+
+
+# --- Ticket validations and car parks ------------------------------------------------------------
+
+
+def validation_to_wire(validation: Validation) -> events_pb2.TicketValidated:
+    return events_pb2.TicketValidated(
+        validation_id=validation.validation_id, card_hash=validation.card_hash, vehicle_id=validation.vehicle_id,
+        route_id=validation.route_id, stop_id=validation.stop_id,
+        position=common_pb2.GeoPoint(latitude_deg=validation.lat, longitude_deg=validation.lon),
+        validate_time=timestamp(validation.time),
+    )
+
+
+def validation_from_wire(wire: events_pb2.TicketValidated, where: str = "") -> Validation:
+    for name in ("validation_id", "card_hash", "vehicle_id", "route_id"):
+        if not getattr(wire, name):
+            raise InvalidRecord(f"{where}{name}: required")
+    if not wire.HasField("position"):
+        raise InvalidRecord(f"{where}position: required")
+    lat, lon = coordinates(wire.position.latitude_deg, wire.position.longitude_deg, f"{where}position")
+    return Validation(
+        validation_id=wire.validation_id, card_hash=wire.card_hash, vehicle_id=wire.vehicle_id,
+        route_id=wire.route_id, lat=lat, lon=lon, time=required_time(wire, "validate_time", where),
+        stop_id=wire.stop_id,
+    )
+
+
+def ridership_counted(route_id: str, stop_id: str, hour: datetime, count: int) -> events_pb2.RidershipCounted:
+    return events_pb2.RidershipCounted(route_id=route_id, stop_id=stop_id, hour_start_time=timestamp(hour),
+                                       validations_count=count)
+
+
+def parking_to_wire(observation: ParkingObservation) -> events_pb2.ParkingOccupancyObserved:
+    return events_pb2.ParkingOccupancyObserved(
+        car_park_id=observation.car_park_id, observe_time=timestamp(observation.time),
+        occupied_spaces_count=observation.occupied, capacity_spaces_count=observation.capacity,
+    )
+
+
+def parking_from_wire(wire: events_pb2.ParkingOccupancyObserved, where: str = "") -> ParkingObservation:
+    if not wire.car_park_id:
+        raise InvalidRecord(f"{where}car_park_id: required")
+    if wire.capacity_spaces_count <= 0:
+        raise InvalidRecord(f"{where}capacity_spaces_count: must be positive")
+    if wire.occupied_spaces_count > wire.capacity_spaces_count:
+        raise InvalidRecord(f"{where}occupied_spaces_count: {wire.occupied_spaces_count} is more than the "
+                            f"{wire.capacity_spaces_count} spaces")
+    return ParkingObservation(wire.car_park_id, required_time(wire, "observe_time", where),
+                              wire.occupied_spaces_count, wire.capacity_spaces_count)
+
+
+def car_park_status(
+    state: CarParkState, park: CarPark, district: common_pb2.District | None, full_ratio: float,
+    active_alert: alerts_pb2.AlertEvent | None,
+) -> status_pb2.CarParkStatusChanged:
+    availability = mobility_service_pb2.CarParkAvailability(
+        car_park_id=park.car_park_id, display_name=park.display_name, district=district,
+        free_spaces_count=state.free or 0, capacity_spaces_count=state.capacity or park.capacity,
+        full=state.occupied is not None and state.occupied >= full_ratio * (state.capacity or park.capacity),
+    )
+    if state.observe_time is not None:
+        availability.observe_time.CopyFrom(timestamp(state.observe_time))
+    return status_pb2.CarParkStatusChanged(car_park=availability, active_alert=active_alert)

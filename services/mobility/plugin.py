@@ -43,17 +43,20 @@ DOMAIN = Domain(
         Component(
             name="mobility-processor",
             entry_point="services.mobility.processor.app:main",
-            description="faust worker: trip delays, cancellations, route delays, bunching, silent buses",
+            description="faust worker: trip delays, cancellations, route delays, bunching, silent buses; "
+                        "ticket fraud and ridership; car-park availability and full car parks",
             health_url=_processor_health,
         ),
     ],
     simulator="services.mobility.simulator:create",
     start_order=20,
     scopes=[
-        Scope("mobility:publish", "Publish GTFS-Realtime feeds and vehicle positions (POST /v1/gtfs-rt, "
-                                  "/v1/vehicle-positions, PublishFeed).", PUBLISHERS),
-        Scope("mobility:read", "Read trip status, route delays and vehicles (feeds out, GetTripStatus, "
-                               "ListRouteDelays, WatchVehicles).", READERS),
+        Scope("mobility:publish", "Publish GTFS-Realtime feeds, vehicle positions, ticket validations and "
+                                  "car-park counts (POST /v1/gtfs-rt, /v1/vehicle-positions, "
+                                  "/v1/ticket-validations, /v1/parking-occupancy, PublishFeed).", PUBLISHERS),
+        Scope("mobility:read", "Read trip status, route delays, vehicles, car parks and ridership (feeds out, "
+                               "GetTripStatus, ListRouteDelays, WatchVehicles, GetParkingAvailability, "
+                               "GetRidership).", READERS),
     ],
 )
 PUBLISH = DOMAIN.scope("mobility:publish")

@@ -16,6 +16,8 @@ from pydantic import Field
 
 from madina.settings import MadinaSettings, ServiceSettings
 from services.mobility.domain.evaluator import MobilityConfig
+from services.mobility.domain.parking import CAR_PARKS, ParkingPolicy
+from services.mobility.domain.tickets import FraudPolicy
 
 SAMPLE_FEEDS = Path(__file__).parent / "data" / "gtfs"
 _DEFAULTS = MobilityConfig()
@@ -45,6 +47,14 @@ class MobilityProcessorSettings(MobilityPorts):
         default=_DEFAULTS.vehicle_report_interval.total_seconds(), gt=0
     )
     mobility_gap_factor: float = Field(default=_DEFAULTS.gap_factor, ge=1)
+    mobility_car_parks_file: Path = Field(
+        default=CAR_PARKS, description="Car-park registry (CSV: car_park_id, display_name, city_id, lat, lon, "
+                                       "capacity_spaces); counts for other car parks are refused.")
+    mobility_fraud_max_speed_kmh: float = Field(default=FraudPolicy().max_speed_kmh, gt=0)
+    mobility_fraud_min_distance_m: float = Field(default=FraudPolicy().min_distance_m, ge=0)
+    mobility_car_park_full_for_s: float = Field(
+        default=ParkingPolicy().full_for.total_seconds(), ge=0,
+        description="How long a car park stays full before the car-park-full alert.")
 
     def rules(self) -> MobilityConfig:
         return MobilityConfig(
@@ -57,6 +67,13 @@ class MobilityProcessorSettings(MobilityPorts):
             vehicle_report_interval=timedelta(seconds=self.mobility_vehicle_report_interval_s),
             gap_factor=self.mobility_gap_factor,
         )
+
+    def fraud_policy(self) -> FraudPolicy:
+        return FraudPolicy(max_speed_kmh=self.mobility_fraud_max_speed_kmh,
+                           min_distance_m=self.mobility_fraud_min_distance_m)
+
+    def parking_policy(self) -> ParkingPolicy:
+        return ParkingPolicy(full_for=timedelta(seconds=self.mobility_car_park_full_for_s))
 
 
 class MobilitySettings(ServiceSettings, MobilityProcessorSettings):

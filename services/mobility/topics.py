@@ -1,4 +1,4 @@
-"""The mobility domain's topics, all keyed by ``route_id``.
+"""The mobility domain's topics: buses keyed by ``route_id``, tickets by card, car parks by car park.
 
 One route's trip updates, vehicle positions and clock ticks share a key and a partition, so the
 processor keeps one route state (:class:`~services.mobility.domain.evaluator.RouteState`) and the
@@ -6,6 +6,12 @@ route-level rules (several trips late at once, bunching) see every vehicle of th
 place. The ingest fills ``route_id`` from the static feed when a partner leaves it out. Inputs
 carry batches of one route's entities from one published feed: the processor pays its per-record
 cost once per batch.
+
+The same processor keeps three other kinds of entity in its table, each keyed by its own id on
+its own inputs: a card (``mobility.ticket-validations.v1``, for the fraud check), a route's stop
+(``mobility.ridership-validations.v1``, the card step's accepted validations re-keyed, for the
+ridership counts) and a car park (``mobility.parking-occupancy.v1``). Their keys cannot meet a
+route's: card hashes are hex digests, stop keys hold a ``/``, and car parks come from a registry.
 """
 
 from __future__ import annotations
@@ -43,6 +49,45 @@ ROUTE_STATUS = TopicSpec(
     retention_ms=-1,
 )
 
-# Everything the processor reads must be co-partitioned with its route table.
-PROCESSOR_INPUTS = (TRIP_UPDATES, VEHICLE_POSITIONS, ROUTE_TICKS)
-ALL = (*PROCESSOR_INPUTS, ROUTE_STATUS)
+TICKET_VALIDATIONS = TopicSpec(
+    name="mobility.ticket-validations.v1",
+    message_type=events_pb2.TicketValidated,
+    key="card_hash",
+    description="Ticket validations on board (hashed card, vehicle, route, stop, position, time).",
+    retention_ms=7 * DAY_MS,
+)
+RIDERSHIP_VALIDATIONS = TopicSpec(
+    name="mobility.ridership-validations.v1",
+    message_type=events_pb2.TicketValidated,
+    key="route_id/stop_id",  # composite: "<route_id>/<stop_id>"
+    description="Validations the processor accepted (not repeats), re-keyed by route and stop for ridership.",
+    retention_ms=2 * DAY_MS,
+)
+RIDERSHIP = TopicSpec(
+    name="mobility.ridership.v1",
+    message_type=events_pb2.RidershipCounted,
+    key="route_id/stop_id/hour_start",  # composite: "<route_id>/<stop_id>/<hour start, RFC 3339>"
+    description="Validations per route, stop and agency-local hour (latest is the total); compacted.",
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
+PARKING_OCCUPANCY = TopicSpec(
+    name="mobility.parking-occupancy.v1",
+    message_type=events_pb2.ParkingOccupancyObserved,
+    key="car_park_id",
+    description="Car-park counts (occupied and total spaces).",
+    retention_ms=7 * DAY_MS,
+)
+CAR_PARK_STATUS = TopicSpec(
+    name="mobility.car-park-status.v1",
+    message_type=status_pb2.CarParkStatusChanged,
+    key="car_park_id",  # of its car_park field
+    description="Latest availability per car park, with its active car-park-full alert; compacted.",
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
+
+# Everything the processor reads must be co-partitioned with its table.
+PROCESSOR_INPUTS = (TRIP_UPDATES, VEHICLE_POSITIONS, ROUTE_TICKS, TICKET_VALIDATIONS, RIDERSHIP_VALIDATIONS,
+                    PARKING_OCCUPANCY)
+ALL = (*PROCESSOR_INPUTS, ROUTE_STATUS, RIDERSHIP, CAR_PARK_STATUS)

@@ -344,7 +344,10 @@ Global___VehiclePositionReported: _TypeAlias = VehiclePositionReported  # noqa: 
 
 @_typing.final
 class TicketValidated(_message.Message):
-    """A ticket or card validation on board: one Kafka record on mobility.ticket-validations.v1, keyed by card_hash."""
+    """A ticket or card validation on board: one Kafka record on mobility.ticket-validations.v1, keyed by
+    card_hash (the fraud check follows one card); the processor re-publishes each one it accepts on
+    mobility.ridership-validations.v1 keyed by "<route_id>/<stop_id>" for the ridership counts.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -511,3 +514,41 @@ class RouteClockTick(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RouteClockTick: _TypeAlias = RouteClockTick  # noqa: Y015
+
+@_typing.final
+class RidershipCounted(_message.Message):
+    """Validations counted on one route at one stop in one agency-local hour: one record on the compacted
+    mobility.ridership.v1, keyed by "<route_id>/<stop_id>/<hour start, RFC 3339>"; the latest is the total.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTE_ID_FIELD_NUMBER: _builtins.int
+    STOP_ID_FIELD_NUMBER: _builtins.int
+    HOUR_START_TIME_FIELD_NUMBER: _builtins.int
+    VALIDATIONS_COUNT_FIELD_NUMBER: _builtins.int
+    route_id: _builtins.str
+    """Route id."""
+    stop_id: _builtins.str
+    """Stop id; empty when the validator did not know its stop."""
+    validations_count: _builtins.int
+    """Validations counted so far in that hour (duplicates of one validation_id count once)."""
+    @_builtins.property
+    def hour_start_time(self) -> _timestamp_pb2.Timestamp:
+        """Start of the agency-local hour, as an instant."""
+
+    def __init__(
+        self,
+        *,
+        route_id: _builtins.str = ...,
+        stop_id: _builtins.str = ...,
+        hour_start_time: _timestamp_pb2.Timestamp | None = ...,
+        validations_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hour_start_time", b"hour_start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hour_start_time", b"hour_start_time", "route_id", b"route_id", "stop_id", b"stop_id", "validations_count", b"validations_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RidershipCounted: _TypeAlias = RidershipCounted  # noqa: Y015

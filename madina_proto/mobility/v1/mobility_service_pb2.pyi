@@ -734,8 +734,11 @@ class GetRidershipRequest(_message.Message):
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    STOP_ID_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
     """Only this route; empty means all."""
+    stop_id: _builtins.str
+    """Only this stop; empty means all stops (counts are then per route and hour)."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the period (inclusive)."""
@@ -750,10 +753,11 @@ class GetRidershipRequest(_message.Message):
         route_id: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        stop_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "route_id", b"route_id", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "route_id", b"route_id", "start_time", b"start_time", "stop_id", b"stop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -768,10 +772,13 @@ class RidershipCount(_message.Message):
     ROUTE_ID_FIELD_NUMBER: _builtins.int
     HOUR_START_TIME_FIELD_NUMBER: _builtins.int
     VALIDATIONS_COUNT_FIELD_NUMBER: _builtins.int
+    STOP_ID_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
     """Route id."""
     validations_count: _builtins.int
     """Validations counted."""
+    stop_id: _builtins.str
+    """Stop id, when the request named a stop."""
     @_builtins.property
     def hour_start_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the hour (agency local hour, as an instant)."""
@@ -782,10 +789,11 @@ class RidershipCount(_message.Message):
         route_id: _builtins.str = ...,
         hour_start_time: _timestamp_pb2.Timestamp | None = ...,
         validations_count: _builtins.int = ...,
+        stop_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hour_start_time", b"hour_start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hour_start_time", b"hour_start_time", "route_id", b"route_id", "validations_count", b"validations_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hour_start_time", b"hour_start_time", "route_id", b"route_id", "stop_id", b"stop_id", "validations_count", b"validations_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

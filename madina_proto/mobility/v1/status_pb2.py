@@ -28,7 +28,7 @@ from madina_proto.mobility.v1 import events_pb2 as madina_dot_mobility_dot_v1_do
 from madina_proto.mobility.v1 import mobility_service_pb2 as madina_dot_mobility_dot_v1_dot_mobility__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmadina/mobility/v1/status.proto\x12\x12madina.mobility.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1fmadina/mobility/v1/events.proto\x1a)madina/mobility/v1/mobility_service.proto\"\xff\x01\n\x12RouteStatusChanged\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12<\n\x0ctrip_updates\x18\x02 \x03(\x0b\x32&.madina.mobility.v1.TripUpdateReceived\x12\x33\n\x08vehicles\x18\x03 \x03(\x0b\x32!.madina.mobility.v1.VehicleStatus\x12\x33\n\ractive_alerts\x18\x04 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12/\n\x0bstatus_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmadina/mobility/v1/status.proto\x12\x12madina.mobility.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1fmadina/mobility/v1/events.proto\x1a)madina/mobility/v1/mobility_service.proto\"\xff\x01\n\x12RouteStatusChanged\x12\x10\n\x08route_id\x18\x01 \x01(\t\x12<\n\x0ctrip_updates\x18\x02 \x03(\x0b\x32&.madina.mobility.v1.TripUpdateReceived\x12\x33\n\x08vehicles\x18\x03 \x03(\x0b\x32!.madina.mobility.v1.VehicleStatus\x12\x33\n\ractive_alerts\x18\x04 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12/\n\x0bstatus_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x14\x43\x61rParkStatusChanged\x12\x39\n\x08\x63\x61r_park\x18\x01 \x01(\x0b\x32\'.madina.mobility.v1.CarParkAvailability\x12\x32\n\x0c\x61\x63tive_alert\x18\x02 \x01(\x0b\x32\x1c.madina.alerts.v1.AlertEventb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTESTATUSCHANGED']._serialized_start=196
   _globals['_ROUTESTATUSCHANGED']._serialized_end=451
+  _globals['_CARPARKSTATUSCHANGED']._serialized_start=454
+  _globals['_CARPARKSTATUSCHANGED']._serialized_end=587
 # @@protoc_insertion_point(module_scope)

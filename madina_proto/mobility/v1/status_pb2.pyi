@@ -67,3 +67,35 @@ class RouteStatusChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RouteStatusChanged: _TypeAlias = RouteStatusChanged  # noqa: Y015
+
+@_typing.final
+class CarParkStatusChanged(_message.Message):
+    """The latest count of one car park with its availability, published by the processor on the
+    compacted mobility.car-park-status.v1 (keyed by car_park_id) for the API.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAR_PARK_FIELD_NUMBER: _builtins.int
+    ACTIVE_ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def car_park(self) -> _mobility_service_pb2.CarParkAvailability:
+        """The car park's availability (the record key is its car_park_id)."""
+
+    @_builtins.property
+    def active_alert(self) -> _alerts_pb2.AlertEvent:
+        """The car park's active car-park-full alert, when there is one."""
+
+    def __init__(
+        self,
+        *,
+        car_park: _mobility_service_pb2.CarParkAvailability | None = ...,
+        active_alert: _alerts_pb2.AlertEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active_alert", b"active_alert", "car_park", b"car_park"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_alert", b"active_alert", "car_park", b"car_park"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CarParkStatusChanged: _TypeAlias = CarParkStatusChanged  # noqa: Y015

@@ -1,9 +1,10 @@
 """``madina.mobility.v1.MobilityService`` for partner operators and dashboards.
 
-PublishFeed takes the same GTFS-Realtime FeedMessages and AVL fixes as HTTP ingest (one code
-path, :mod:`.publisher`). Reads come from the routes' latest status (:mod:`.state`); trip status
-is the GTFS-Realtime delay semantics (``resolve_trip``) applied to the trip's latest update.
-Ticket validations and parking occupancy are not handled yet (UNIMPLEMENTED).
+PublishFeed takes the same GTFS-Realtime FeedMessages, AVL fixes, ticket validations and car-park
+counts as HTTP ingest (one code path, :mod:`.publisher`). Reads come from the compacted topics the
+processor publishes (:mod:`.state`): trip status is the GTFS-Realtime delay semantics
+(``resolve_trip``) applied to the trip's latest update; parking availability is each car park's
+latest status; ridership sums the hourly totals per route (and stop, when asked).
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ from madina.bus.alert_events import timestamp
 from madina.contract import InvalidRecord
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
-from services.mobility.api.publisher import FeedRejected, feed_batches, parse_feed, publish, route_batches
+from services.mobility.api.publisher import (
+    FeedRejected,
+    RouteBatches,
+    feed_batches,
+    ingest_parking,
+    ingest_validations,
+    parse_feed,
+    publish,
+    route_batches,
+)
 from services.mobility.api.state import MobilityRuntime
-from services.mobility.convert import position_from_wire, trip_update_from_wire
+from services.mobility.convert import parking_from_wire, position_from_wire, trip_update_from_wire, validation_from_wire
 from services.mobility.domain.delays import Prediction, TripStatus, resolve_trip, trip_key_of
 from services.mobility.plugin import PUBLISH, READ
 
@@ -43,25 +53,36 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
         self, request_iterator: AsyncIterator[pb.PublishFeedRequest], context: grpc.aio.ServicerContext
     ) -> pb.PublishFeedResponse:
         response = pb.PublishFeedResponse()
+        runtime = self.runtime
         index = 0
         async for request in request_iterator:
             which = request.WhichOneof("item")
+            where = f"items[{index}].{which}."
+            batches: RouteBatches | None = None
             try:
                 if which == "gtfs_realtime_feed_message":
-                    limit = self.runtime.settings.mobility_max_feed_entities
-                    feed = parse_feed(request.gtfs_realtime_feed_message, limit)
-                    batches = feed_batches(feed, self.runtime.schedule)
+                    feed = parse_feed(request.gtfs_realtime_feed_message, runtime.settings.mobility_max_feed_entities)
+                    batches = feed_batches(feed, runtime.schedule)
                 elif which == "vehicle_position":
-                    position = position_from_wire(request.vehicle_position, f"items[{index}].vehicle_position.")
-                    batches = route_batches(self.runtime.schedule, positions=[position])
+                    position = position_from_wire(request.vehicle_position, where)
+                    batches = route_batches(runtime.schedule, positions=[position])
+                elif which == "ticket_validation":
+                    validation = validation_from_wire(request.ticket_validation, where)
+                    response.ticket_validations_count += await ingest_validations(
+                        runtime.producer, runtime.schedule, [validation])
+                elif which == "parking_occupancy":
+                    observation = parking_from_wire(request.parking_occupancy, where)
+                    response.parking_occupancies_count += await ingest_parking(
+                        runtime.producer, runtime.car_parks, [observation])
                 else:
-                    raise FeedRejected(f"items[{index}]: {which or 'no item'} is not accepted here yet")
+                    raise FeedRejected("no item")
             except (FeedRejected, InvalidRecord) as error:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"items[{index}]: {error} ({index} accepted before it)")
-            await publish(self.runtime.producer, batches)
-            response.trip_updates_count += batches.trip_updates_count
-            response.vehicle_positions_count += batches.positions_count
+            if batches is not None:
+                await publish(runtime.producer, batches)
+                response.trip_updates_count += batches.trip_updates_count
+                response.vehicle_positions_count += batches.positions_count
             index += 1
         return response
 
@@ -125,14 +146,45 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
     async def GetParkingAvailability(
         self, request: pb.GetParkingAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetParkingAvailabilityResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "parking occupancy is not processed yet")
-        raise AssertionError("abort raises")
+        if request.car_park_id and request.car_park_id not in self.runtime.car_parks:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown car park {request.car_park_id[:200]!r}")
+        return pb.GetParkingAvailabilityResponse(car_parks=parking_availability(
+            self.runtime, request.city_id, request.car_park_id))
 
     async def GetRidership(
         self, request: pb.GetRidershipRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRidershipResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ticket validations are not processed yet")
-        raise AssertionError("abort raises")
+        if request.route_id and request.route_id not in self.runtime.schedule.routes:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown route {request.route_id[:200]!r}")
+        start = request.start_time.seconds if request.HasField("start_time") else None
+        end = request.end_time.seconds if request.HasField("end_time") else None
+        return ridership_response(self.runtime, request.route_id, request.stop_id, start, end)
+
+
+def ridership_response(
+    runtime: MobilityRuntime, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None
+) -> pb.GetRidershipResponse:
+    response = pb.GetRidershipResponse()
+    for route, stop, hour, count in runtime.ridership_counts(route_id, stop_id, start, end):
+        item = response.counts.add(route_id=route, stop_id=stop, validations_count=count)
+        item.hour_start_time.seconds = hour
+    return response
+
+
+def parking_availability(runtime: MobilityRuntime, city_id: str = "", car_park_id: str = "") -> list[
+        pb.CarParkAvailability]:
+    """The registered car parks asked for, in id order; one never counted has no observe_time."""
+    out = []
+    for park in sorted(runtime.car_parks.values(), key=lambda p: p.car_park_id):
+        if (city_id and park.city_id != city_id) or (car_park_id and park.car_park_id != car_park_id):
+            continue
+        status = runtime.car_park_status.get(park.car_park_id)
+        if status is not None:
+            out.append(status.car_park)
+        else:
+            out.append(pb.CarParkAvailability(car_park_id=park.car_park_id, display_name=park.display_name,
+                                              capacity_spaces_count=park.capacity))
+    return out
 
 
 def _prediction(prediction: Prediction | None) -> pb.StopPrediction | None:

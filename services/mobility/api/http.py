@@ -1,11 +1,15 @@
 """Mobility HTTP: GTFS-Realtime and AVL in (scope mobility:publish), GTFS-Realtime feeds out (mobility:read).
 
-- ``POST /v1/gtfs-rt``: a GTFS-Realtime FeedMessage, ``application/x-protobuf``. A body that does
-  not parse is a 400 naming the problem; entities that cannot be keyed by route are dead-lettered
-  with the reason (see :mod:`.publisher`) and counted in the answer.
+- ``POST /v1/gtfs-rt``: a GTFS-Realtime FeedMessage, ``application/x-protobuf`` (or the same
+  message as JSON, ``application/json``, in the field names of the bindings' ``MessageToDict``).
+  A body that does not parse is a 400 naming the problem; entities that cannot be keyed by route
+  are dead-lettered with the reason (see :mod:`.publisher`) and counted in the answer.
 - ``POST /v1/vehicle-positions``: one raw AVL fix as JSON; a bad field is a 422 naming it.
+- ``POST /v1/ticket-validations`` and ``POST /v1/parking-occupancy``: lists as JSON, taken whole
+  or refused with a 422 naming the first bad item and field.
 - ``GET /gtfs-rt/{trip-updates,vehicle-positions,alerts}.pb``: FULL_DATASET FeedMessages from the
   routes' latest status; ``?format=json`` gives the same feed as JSON for people.
+- ``GET /v1/car-parks`` and ``GET /v1/ridership``: GetParkingAvailability and GetRidership as JSON.
 """
 
 from __future__ import annotations
@@ -14,16 +18,30 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.transit import gtfs_realtime_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
 from madina.auth import Principal
+from madina.contract import InvalidRecord
 from madina.http import require_scope
-from services.mobility.api.publisher import FeedRejected, RouteBatches, feed_batches, parse_feed, publish, route_batches
+from madina_proto.mobility.v1 import mobility_service_pb2 as pb
+from services.mobility.api.grpc import parking_availability, ridership_response
+from services.mobility.api.publisher import (
+    FeedRejected,
+    RouteBatches,
+    feed_batches,
+    ingest_parking,
+    ingest_validations,
+    parse_feed,
+    publish,
+    route_batches,
+)
 from services.mobility.api.state import MobilityRuntime
 from services.mobility.convert import alert_entity, feed_message, trip_update_entity, vehicle_entity
+from services.mobility.domain.parking import ParkingObservation
 from services.mobility.domain.realtime import VehiclePosition
+from services.mobility.domain.tickets import Validation
 from services.mobility.plugin import PUBLISH, READ
 
 PROTOBUF = "application/x-protobuf"
@@ -47,6 +65,50 @@ class VehiclePositionIn(BaseModel):
     timestamp: datetime = Field(description="When the fix was taken, RFC 3339 with offset.")
     bearing: float | None = Field(default=None, ge=0, lt=360)
     speed: float | None = Field(default=None, ge=0, le=100, description="m/s")
+
+
+class TicketValidationIn(BaseModel):
+    """One validation on board; the card arrives hashed (salted by the operator), never as its number."""
+
+    model_config = ConfigDict(extra="forbid")
+    validation_id: str = Field(min_length=1, max_length=200, description="Unique id, for deduplication.")
+    card_hash: str = Field(min_length=16, max_length=128)
+    vehicle_id: str = Field(min_length=1, max_length=200)
+    route_id: str = Field(min_length=1, max_length=200)
+    stop_id: str = Field(default="", max_length=200, description="Stop at or after which it happened.")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    timestamp: datetime = Field(description="When the card was validated, RFC 3339 with offset.")
+
+
+class TicketValidationsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ticket_validations: list[TicketValidationIn] = Field(min_length=1, max_length=10_000)
+
+
+class ParkingOccupancyIn(BaseModel):
+    """One count of a car park."""
+
+    model_config = ConfigDict(extra="forbid")
+    car_park_id: str = Field(min_length=1, max_length=200)
+    occupied_spaces: int = Field(ge=0, le=100_000)
+    capacity_spaces: int = Field(gt=0, le=100_000)
+    timestamp: datetime = Field(description="When the count was taken, RFC 3339 with offset.")
+
+
+class ParkingOccupanciesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parking_occupancies: list[ParkingOccupancyIn] = Field(min_length=1, max_length=10_000)
+
+
+class Counted(BaseModel):
+    published: int = Field(description="Items published.")
+
+
+def _utc(moment: datetime, where: str) -> datetime:
+    if moment.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{where}timestamp: needs a UTC offset")
+    return moment.astimezone(UTC)
 
 
 def _runtime(request: Request) -> MobilityRuntime:
@@ -81,10 +143,14 @@ def ingest_router() -> APIRouter:
         principal: Annotated[Principal, Depends(PUBLISHER)],
     ) -> Accepted:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type not in (PROTOBUF, "application/octet-stream"):
-            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"content-type must be {PROTOBUF}")
+        if content_type not in (PROTOBUF, "application/octet-stream", "application/json"):
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                                f"content-type must be {PROTOBUF} (or application/json)")
+        body = await request.body()
         try:
-            feed = parse_feed(await request.body(), runtime.settings.mobility_max_feed_entities)
+            if content_type == "application/json":
+                body = _feed_from_json(body)
+            feed = parse_feed(body, runtime.settings.mobility_max_feed_entities)
         except FeedRejected as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
         batches = feed_batches(feed, runtime.schedule, feed_id=principal.principal_id)
@@ -111,6 +177,80 @@ def ingest_router() -> APIRouter:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, batches.dead[0][3])
         await publish(runtime.producer, batches)
         return _accepted(batches)
+
+    @router.post("/ticket-validations", status_code=status.HTTP_202_ACCEPTED, response_model=Counted,
+                 summary="Publish ticket validations (hashed cards)")
+    async def ticket_validations(
+        body: TicketValidationsIn,
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(PUBLISHER)],
+    ) -> Counted:
+        validations = [
+            Validation(validation_id=v.validation_id, card_hash=v.card_hash, vehicle_id=v.vehicle_id,
+                       route_id=v.route_id, lat=v.lat, lon=v.lon, stop_id=v.stop_id,
+                       time=_utc(v.timestamp, f"ticket_validations[{index}]."))
+            for index, v in enumerate(body.ticket_validations)
+        ]
+        try:
+            return Counted(published=await ingest_validations(runtime.producer, runtime.schedule, validations))
+        except InvalidRecord as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+
+    @router.post("/parking-occupancy", status_code=status.HTTP_202_ACCEPTED, response_model=Counted,
+                 summary="Publish car-park counts")
+    async def parking_occupancy(
+        body: ParkingOccupanciesIn,
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(PUBLISHER)],
+    ) -> Counted:
+        observations = [
+            ParkingObservation(o.car_park_id, _utc(o.timestamp, f"parking_occupancies[{index}]."),
+                               o.occupied_spaces, o.capacity_spaces)
+            for index, o in enumerate(body.parking_occupancies)
+        ]
+        try:
+            return Counted(published=await ingest_parking(runtime.producer, runtime.car_parks, observations))
+        except InvalidRecord as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+
+    return router
+
+
+def _feed_from_json(body: bytes) -> bytes:
+    import json
+
+    try:
+        feed = ParseDict(json.loads(body), gtfs_realtime_pb2.FeedMessage())
+    except (ValueError, ParseError) as error:
+        raise FeedRejected(f"body is not a GTFS-Realtime FeedMessage as JSON: {error}") from None
+    return feed.SerializeToString()
+
+
+def reads_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["reads"])
+
+    @router.get("/car-parks", summary="Free spaces per car park (GetParkingAvailability)")
+    async def car_parks(
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(READER)],
+        city_id: str = "",
+    ) -> Response:
+        return Response(content=_json(pb.GetParkingAvailabilityResponse(
+            car_parks=parking_availability(runtime, city_id))), media_type="application/json")
+
+    @router.get("/ridership", summary="Validations per route (and stop) and hour (GetRidership)")
+    async def ridership(
+        runtime: Annotated[MobilityRuntime, Depends(_runtime)],
+        _: Annotated[Principal, Depends(READER)],
+        route_id: str = "",
+        stop_id: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Response:
+        response = ridership_response(
+            runtime, route_id, stop_id, None if start is None else int(_utc(start, "start.").timestamp()),
+            None if end is None else int(_utc(end, "end.").timestamp()))
+        return Response(content=_json(response), media_type="application/json")
 
     return router
 
@@ -163,4 +303,5 @@ def create_http_app(runtime: MobilityRuntime) -> FastAPI:
                    max_body_bytes=runtime.settings.max_body_bytes)
     app.include_router(ingest_router())
     app.include_router(feeds_router())
+    app.include_router(reads_router())
     return app

@@ -18,6 +18,7 @@ from services.mobility.api.grpc import REQUIRED_SCOPES, SERVICE_NAME, MobilitySe
 from services.mobility.api.http import create_http_app
 from services.mobility.api.state import MobilityRuntime
 from services.mobility.domain.gtfs import load_feeds
+from services.mobility.domain.parking import load_car_parks
 from services.mobility.settings import MobilitySettings
 from services.mobility.topics import ALL
 
@@ -28,6 +29,7 @@ def build_runtime(settings: MobilitySettings) -> MobilityRuntime:
         schedule=load_feeds(settings.mobility_gtfs_feeds),
         credentials=load_service_credentials(settings),
         producer=EventProducer(settings.bootstrap_servers, source="mobility-api"),
+        car_parks=load_car_parks(settings.mobility_car_parks_file),
     )
 
 
@@ -51,7 +53,7 @@ async def serve(settings: MobilitySettings) -> None:
         http_app=create_http_app(runtime),
         http_port=settings.mobility_http_port,
         grpc=build_grpc_server(runtime),
-        followers=[runtime.follow_status_feed],
+        followers=[runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed],
     )
 
 

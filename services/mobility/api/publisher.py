@@ -1,5 +1,10 @@
 """From a published GTFS-Realtime FeedMessage (or AVL fixes) to route-keyed events, shared by HTTP and gRPC.
 
+Ticket validations and car-park counts go through :func:`ingest_validations` and
+:func:`ingest_parking`, also shared by HTTP and gRPC: every item is checked (known route, stop of
+that route's feed, known car park, counts within capacity) before any is published, so a
+request is taken whole or refused naming the first bad field (:class:`madina.contract.InvalidRecord`).
+
 Every entity is keyed by its route (the processor keeps one state per route). A partner may leave
 ``route_id`` out: it is filled in from the static feed by ``trip_id``. An entity whose trip the
 static feed does not have, whose trip runs on another route than it says, or which names neither
@@ -20,12 +25,21 @@ from google.transit import gtfs_realtime_pb2
 from madina.bus import EventProducer
 from madina.bus.codec import standard_headers
 from madina.bus.topics import TopicSpec
+from madina.contract import InvalidRecord
 from madina.inputs import echo
 from madina_proto.mobility.v1 import events_pb2
-from services.mobility.convert import feed_from_pb, position_to_wire, trip_update_to_wire
+from services.mobility.convert import (
+    feed_from_pb,
+    parking_to_wire,
+    position_to_wire,
+    trip_update_to_wire,
+    validation_to_wire,
+)
 from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.parking import CarPark, ParkingObservation
 from services.mobility.domain.realtime import TripUpdate, VehiclePosition
-from services.mobility.topics import TRIP_UPDATES, VEHICLE_POSITIONS
+from services.mobility.domain.tickets import Validation
+from services.mobility.topics import PARKING_OCCUPANCY, TICKET_VALIDATIONS, TRIP_UPDATES, VEHICLE_POSITIONS
 
 
 class FeedRejected(ValueError):
@@ -124,3 +138,44 @@ async def publish(producer: EventProducer, batches: RouteBatches) -> None:
             spec, key=key.encode(), value=message.SerializeToString(),
             headers=standard_headers(spec, producer.source), reason=reason))
     await asyncio.gather(*futures)
+
+
+def check_validation(schedule: Schedule, validation: Validation, where: str = "") -> None:
+    """InvalidRecord naming the field unless the validation names a served route (and a known stop)."""
+    route = schedule.routes.get(validation.route_id)
+    if route is None:
+        raise InvalidRecord(f"{where}route_id: unknown route {echo(validation.route_id)}")
+    if validation.stop_id and validation.stop_id not in schedule.stops:
+        raise InvalidRecord(f"{where}stop_id: unknown stop {echo(validation.stop_id)}")
+
+
+async def ingest_validations(producer: EventProducer, schedule: Schedule, validations: Iterable[Validation]) -> int:
+    """Check every validation, then publish each keyed by its card (acks=all); how many were published."""
+    items = list(validations)
+    for index, validation in enumerate(items):
+        check_validation(schedule, validation, f"ticket_validations[{index}].")
+    futures = [await producer.send(TICKET_VALIDATIONS, v.card_hash, validation_to_wire(v)) for v in items]
+    await asyncio.gather(*futures)
+    return len(items)
+
+
+def check_parking(car_parks: dict[str, CarPark], observation: ParkingObservation, where: str = "") -> None:
+    """InvalidRecord naming the field unless the count is of a registered car park and within its capacity."""
+    park = car_parks.get(observation.car_park_id)
+    if park is None:
+        raise InvalidRecord(f"{where}car_park_id: unknown car park {echo(observation.car_park_id)}")
+    if observation.occupied > observation.capacity:
+        raise InvalidRecord(f"{where}occupied_spaces_count: {observation.occupied} is more than the "
+                            f"{observation.capacity} spaces")
+
+
+async def ingest_parking(
+    producer: EventProducer, car_parks: dict[str, CarPark], observations: Iterable[ParkingObservation]
+) -> int:
+    """Check every count, then publish each keyed by its car park (acks=all); how many were published."""
+    items = list(observations)
+    for index, observation in enumerate(items):
+        check_parking(car_parks, observation, f"parking_occupancies[{index}].")
+    futures = [await producer.send(PARKING_OCCUPANCY, o.car_park_id, parking_to_wire(o)) for o in items]
+    await asyncio.gather(*futures)
+    return len(items)

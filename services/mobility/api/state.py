@@ -7,6 +7,10 @@ route delays and vehicles are all served from it. Active alerts come from the sa
 than from ``alerts.v1``: the processor already holds each route's active alerts (latest revision)
 next to the trips they name, so the alerts feed and the trip feed describe the same moment, and
 the API need not fold every revision of every domain's alerts to find mobility's open ones.
+
+Car parks' availability (``mobility.car-park-status.v1``) and ridership counts
+(``mobility.ridership.v1``, one record per route, stop and hour) are compacted topics the
+processor publishes too, followed the same way.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from madina.bus import EventProducer
 from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
-from madina_proto.mobility.v1 import status_pb2
+from madina_proto.mobility.v1 import events_pb2, status_pb2
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.parking import CarPark
 from services.mobility.settings import MobilitySettings
-from services.mobility.topics import ROUTE_STATUS
+from services.mobility.topics import CAR_PARK_STATUS, RIDERSHIP, ROUTE_STATUS
 
 
 @dataclass
@@ -33,8 +38,13 @@ class MobilityRuntime:
     schedule: Schedule
     credentials: Credentials
     producer: EventProducer
+    car_parks: dict[str, CarPark] = field(default_factory=dict)
     latest: LatestByKey[status_pb2.RouteStatusChanged] = field(default_factory=LatestByKey)
     status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    car_park_status: LatestByKey[status_pb2.CarParkStatusChanged] = field(default_factory=LatestByKey)
+    car_park_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ridership: LatestByKey[events_pb2.RidershipCounted] = field(default_factory=LatestByKey)
+    ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     producer_ready: bool = False
 
     @property
@@ -48,6 +58,8 @@ class MobilityRuntime:
         return {
             "producer": "ok" if self.producer_ready else "starting",
             "status_feed": "ok" if self.status_feed_ready.is_set() else "starting",
+            "car_park_feed": "ok" if self.car_park_feed_ready.is_set() else "starting",
+            "ridership_feed": "ok" if self.ridership_feed_ready.is_set() else "starting",
         }
 
     async def follow_status_feed(self) -> None:
@@ -61,3 +73,45 @@ class MobilityRuntime:
             self.latest.put(event.route_id, event)
 
         await read_topic(self.settings.bootstrap_servers, ROUTE_STATUS, on_status, caught_up=self.status_feed_ready)
+
+    async def follow_car_park_feed(self) -> None:
+        """Read the car-park status topic forever; a status of an unregistered car park is skipped."""
+
+        def on_status(car_park_id: str, event: status_pb2.CarParkStatusChanged | None) -> None:
+            if event is None:
+                return
+            if event.car_park.car_park_id not in self.car_parks or car_park_id != event.car_park.car_park_id:
+                raise InvalidRecord(f"car_park_id: {event.car_park.car_park_id[:200]!r} is not a registered "
+                                    "car park under its key")
+            self.car_park_status.put(car_park_id, event)
+
+        await read_topic(self.settings.bootstrap_servers, CAR_PARK_STATUS, on_status,
+                         caught_up=self.car_park_feed_ready)
+
+    async def follow_ridership_feed(self) -> None:
+        """Read the ridership totals forever (the latest per route, stop and hour is the total)."""
+
+        def on_count(key: str, event: events_pb2.RidershipCounted | None) -> None:
+            if event is None:
+                return
+            if event.route_id not in self.schedule.routes:
+                raise InvalidRecord(f"route_id: {event.route_id[:200]!r} is not a served route")
+            self.ridership.put(key, event)
+
+        await read_topic(self.settings.bootstrap_servers, RIDERSHIP, on_count, caught_up=self.ridership_feed_ready)
+
+    def ridership_counts(
+        self, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None
+    ) -> list[tuple[str, str, int, int]]:
+        """(route, stop or "", hour start in POSIX s, validations) in hour then route order; without a stop,
+        the stops of a route and hour are summed. ``start``/``end``: POSIX s, inclusive/exclusive."""
+        totals: dict[tuple[int, str, str], int] = {}
+        for event in self.ridership.values.values():
+            hour = event.hour_start_time.seconds
+            if (route_id and event.route_id != route_id) or (stop_id and event.stop_id != stop_id):
+                continue
+            if (start is not None and hour < start) or (end is not None and hour >= end):
+                continue
+            key = (hour, event.route_id, event.stop_id if stop_id else "")
+            totals[key] = totals.get(key, 0) + event.validations_count
+        return [(route, stop, hour, count) for (hour, route, stop), count in sorted(totals.items())]

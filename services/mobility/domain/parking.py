@@ -1,4 +1,7 @@
-"""Car parks: occupancy state and the ``car-park-full`` alert.
+"""Car parks: the registry, occupancy state and the ``car-park-full`` alert.
+
+The registry (``data/car_parks.csv``, in the spirit of FIWARE's OffStreetParking: id, name, city,
+position, total spaces) says which car parks exist; a count for any other is refused at ingest.
 
 A car park counts as full at or above ``full_ratio`` of its capacity. The alert is raised once it
 has stayed full for ``full_for`` (a car park that fills for two minutes at the school gate is
@@ -7,9 +10,11 @@ not news), and clears when occupancy is back under ``clear_ratio`` for ``clear_a
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from madina.alerts import AlertDetails, AlertTransition, EpisodePolicy, EpisodeState, Evaluation, Severity, step
@@ -17,6 +22,40 @@ from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 
 DOMAIN = "mobility"
 CAR_PARK_FULL_RULE = "car-park-full"
+
+
+CAR_PARKS = Path(__file__).resolve().parent.parent / "data" / "car_parks.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class CarPark:
+    """One car park of the registry."""
+
+    car_park_id: str
+    display_name: str
+    city_id: str
+    lat: float
+    lon: float
+    capacity: int
+
+
+def load_car_parks(path: Path = CAR_PARKS) -> dict[str, CarPark]:
+    """The registry by id; a malformed row is a ValueError naming file, line and field."""
+    parks: dict[str, CarPark] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            where = f"{path.name}:{line}"
+            try:
+                park = CarPark(row["car_park_id"], row["display_name"], row["city_id"], float(row["lat"]),
+                               float(row["lon"]), int(row["capacity_spaces"]))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{where}: {error}") from None
+            if not park.car_park_id or park.capacity <= 0:
+                raise ValueError(f"{where}: car_park_id required and capacity_spaces positive")
+            if park.car_park_id in parks:
+                raise ValueError(f"{where}: car_park_id {park.car_park_id!r} listed twice")
+            parks[park.car_park_id] = park
+    return parks
 
 
 @dataclass(frozen=True)

@@ -39,14 +39,17 @@ async def running_mobility_api(bootstrap: str, directory: Path) -> AsyncIterator
     runtime = build_runtime(settings)
     await runtime.producer.start()
     runtime.producer_ready = True
-    feed = asyncio.create_task(runtime.follow_status_feed())
+    feeds = [asyncio.create_task(follow()) for follow in (
+        runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed)]
     servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=0)
     try:
-        await asyncio.wait_for(runtime.status_feed_ready.wait(), 20)
+        for ready in (runtime.status_feed_ready, runtime.car_park_feed_ready, runtime.ridership_feed_ready):
+            await asyncio.wait_for(ready.wait(), 20)
         await servers.start()
         yield MobilityApi(runtime, f"http://127.0.0.1:{servers.http_port}", tokens)
     finally:
         await servers.stop()
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
+        for feed in feeds:
+            feed.cancel()
+        await asyncio.gather(*feeds, return_exceptions=True)
         await runtime.producer.stop()

@@ -63,3 +63,35 @@ def test_car_park_alert_only_after_staying_full_for_the_configured_time() -> Non
     assert transitions == [(0, None), (10, None), (16, AlertState.RAISED), (20, None), (30, AlertState.CLEARED)]
     assert state.free == 50
     assert CarParkState.from_dict(state.to_dict()) == state
+
+
+def test_fraud_alert_raises_on_the_clone_and_clears_after_an_hour_of_plausible_validations() -> None:
+    from services.mobility.domain.tickets import apply_card_validation
+
+    state = CardState.new("c1")
+    states = []
+    for validation in [_v("a", "BK-E01", 34.9335, -2.3360, 0), _v("b", "CA-T07", 33.5990, -7.6090, 10),
+                       _v("b", "CA-T07", 33.5990, -7.6090, 10), _v("c", "CA-T07", 33.5991, -7.6091, 40),
+                       _v("d", "CA-T08", 33.5995, -7.6080, 101)]:
+        result = apply_card_validation(state, validation)
+        state = result.state
+        states.append((validation.validation_id, result.duplicate,
+                       result.transition.state if result.transition else None))
+    assert states == [("a", False, None), ("b", False, AlertState.RAISED), ("b", True, None), ("c", False, None),
+                      ("d", False, AlertState.CLEARED)]
+    assert CardState.from_dict(state.to_dict()) == state
+
+
+def test_stop_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() -> None:
+    from services.mobility.domain.tickets import StopRidership, count_validation
+
+    tz = ZoneInfo("UTC")
+    state = StopRidership("BK-1", "BK-HH1")
+    hours = []
+    for validation in [_v("a", "BK-E01", 0, 0, 5), _v("a", "BK-E01", 0, 0, 6), _v("b", "BK-E01", 0, 0, 65),
+                       _v("c", "BK-E01", 0, 0, 5 + 60 * 30), _v("d", "BK-E01", 0, 0, 7)]:
+        state, hour = count_validation(state, validation, tz, keep=timedelta(hours=26))
+        hours.append(hour)
+    assert hours == [T0, None, T0 + timedelta(hours=1), T0 + timedelta(hours=30), None]  # "d" is too old now
+    assert state.counts == {T0 + timedelta(hours=30): 1}
+    assert StopRidership.from_dict(state.to_dict()) == state

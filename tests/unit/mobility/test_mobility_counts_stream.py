@@ -1,0 +1,112 @@
+"""The processor's step for cards, stops' ridership and car parks (no broker): what each record publishes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from madina.bus.topics import KPIS
+from madina.contract import InvalidRecord
+from madina.geo import load_cities
+from madina.streams.entities import EntityRecord
+from madina_proto.alerts.v1 import alerts_pb2
+from services.mobility.convert import parking_to_wire, validation_to_wire
+from services.mobility.domain.avl import PathIndex
+from services.mobility.domain.evaluator import MobilityConfig
+from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.parking import ParkingObservation, ParkingPolicy, load_car_parks
+from services.mobility.domain.tickets import Validation
+from services.mobility.processor.counts_stream import (
+    CountsConfig,
+    StoredCarPark,
+    Unseen,
+    entity_from_dict,
+    entity_to_dict,
+    mobility_entity_of,
+    mobility_step,
+)
+from services.mobility.processor.route_stream import StoredRoute, route_step
+from services.mobility.topics import (
+    CAR_PARK_STATUS,
+    PARKING_OCCUPANCY,
+    RIDERSHIP,
+    RIDERSHIP_VALIDATIONS,
+    TICKET_VALIDATIONS,
+)
+
+NOW = datetime(2026, 11, 26, 8, 20, tzinfo=UTC)
+CARD = "a1" * 32
+
+
+def _step(schedule: Schedule, **config: object):  # type: ignore[no-untyped-def]
+    route = route_step(schedule, PathIndex(schedule), MobilityConfig())
+    return mobility_step(route, schedule, load_car_parks(), load_cities(), CountsConfig(**config))  # type: ignore[arg-type]
+
+
+def _validation(vid: str, vehicle: str, route: str, stop: str, lat: float, lon: float, minutes: float) -> Validation:
+    return Validation(vid, CARD, vehicle, route, lat, lon, NOW + timedelta(minutes=minutes), stop)
+
+
+def _run(step, state, spec, value):  # type: ignore[no-untyped-def]
+    entity = mobility_entity_of(spec, value)
+    result = step(state if state is not None else Unseen(entity), EntityRecord(entity, spec, value, NOW))
+    return entity, result
+
+
+def test_card_step_forwards_new_validations_by_route_and_stop_and_raises_fraud_once(schedule: Schedule) -> None:
+    step = _step(schedule)
+    first = validation_to_wire(_validation("v1", "BK-E01", "BK-1", "BK-HH1", 34.9335, -2.3360, 0))
+    entity, result = _run(step, None, TICKET_VALIDATIONS, first)
+    assert entity == CARD and not result.alerts
+    assert [(spec, key) for spec, key, _ in result.records] == [(RIDERSHIP_VALIDATIONS, "BK-1/BK-HH1")]
+    _, retry = _run(step, result.state, TICKET_VALIDATIONS, first)
+    assert not retry.records and not retry.alerts
+    clone = validation_to_wire(_validation("v2", "CA-T07", "CA-T1", "", 33.5990, -7.6090, 5))
+    _, fraud = _run(step, retry.state, TICKET_VALIDATIONS, clone)
+    assert [a.rule_id for a in fraud.alerts] == ["ticket-fraud"]
+    assert fraud.alerts[0].state == alerts_pb2.ALERT_STATE_RAISED
+    assert "BK-E01" in fraud.alerts[0].message and "CA-T07" in fraud.alerts[0].message
+    assert entity_from_dict(entity_to_dict(fraud.state), CARD) == fraud.state
+
+
+def test_stop_step_counts_each_validation_once_per_local_hour_and_publishes_the_total(schedule: Schedule) -> None:
+    step = _step(schedule)
+    state = None
+    totals = []
+    for vid, minutes in [("a", 0), ("b", 10), ("a", 11), ("c", 45)]:  # "a" again: a replayed card step
+        wire = validation_to_wire(_validation(vid, "BK-E01", "BK-1", "BK-HH1", 34.9335, -2.3360, minutes))
+        entity, result = _run(step, state, RIDERSHIP_VALIDATIONS, wire)
+        state = result.state
+        totals += [(key, msg.validations_count) for spec, key, msg in result.records if spec is RIDERSHIP]
+        assert all(spec in (RIDERSHIP, KPIS) for spec, _, _ in result.records)
+    # 08:20 UTC is 09:20 in Africa/Casablanca (UTC+1): 08:00 local starts at 08:00 UTC; 09:05 is the next hour.
+    assert entity == "BK-1/BK-HH1"
+    assert totals == [("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 1), ("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 2),
+                      ("BK-1/BK-HH1/2026-11-26T09:00:00+00:00", 1)]
+    assert entity_from_dict(entity_to_dict(state), entity) == state
+
+
+def test_car_park_step_publishes_availability_and_raises_when_it_stays_full(schedule: Schedule) -> None:
+    step = _step(schedule, parking=ParkingPolicy(full_for=timedelta(minutes=10), clear_after=timedelta(minutes=5)))
+    state = None
+    raised = []
+    for minutes, occupied in [(0, 180), (5, 180), (11, 180), (20, 100), (26, 100)]:
+        wire = parking_to_wire(ParkingObservation("BK-P1", NOW + timedelta(minutes=minutes), occupied, 180))
+        _, result = _run(step, state, PARKING_OCCUPANCY, wire)
+        state = result.state
+        raised += [(minutes, a.state) for a in result.alerts]
+        status = next(msg for spec, _, msg in result.records if spec is CAR_PARK_STATUS)
+        assert status.car_park.free_spaces_count == 180 - occupied
+        assert status.car_park.district.city_id == "berkane"
+    assert raised == [(11, alerts_pb2.ALERT_STATE_RAISED), (26, alerts_pb2.ALERT_STATE_CLEARED)]
+    assert isinstance(state, StoredCarPark) and state.active_alert == ""
+
+
+def test_a_key_holding_another_kind_of_entity_is_refused(schedule: Schedule) -> None:
+    step = _step(schedule)
+    wire = parking_to_wire(ParkingObservation("BK-P1", NOW, 10, 180))
+    with pytest.raises(InvalidRecord, match="StoredRoute"):
+        step(StoredRoute.new("BK-P1"), EntityRecord("BK-P1", PARKING_OCCUPANCY, wire, NOW))
+    with pytest.raises(InvalidRecord, match="car_park_id: unknown car park"):
+        _run(step, None, PARKING_OCCUPANCY, parking_to_wire(ParkingObservation("NOPE", NOW, 1, 2)))
