@@ -14,6 +14,7 @@ tokens, without a new token, on the next start.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class LocalSecrets:
     tokens: dict[str, str]
     tls_cert_file: Path
     tls_key_file: Path
+    alert_signing_key_file: Path
 
 
 def secrets_dir(settings: MadinaSettings) -> Path:
@@ -50,7 +52,15 @@ def ensure_local_secrets(settings: MadinaSettings) -> LocalSecrets:
         tokens = write_credentials(credentials_file, principals)
         write_private(tokens_file, yaml.safe_dump(tokens))
     cert, key = ensure_self_signed(directory)
-    return LocalSecrets(credentials_file, tokens, cert, key)
+    return LocalSecrets(credentials_file, tokens, cert, key, _ensure_alert_signing_key(directory))
+
+
+def _ensure_alert_signing_key(directory: Path) -> Path:
+    """The key every local process signs and checks ``alerts.v1`` records with (madina.bus.signing)."""
+    path = directory / "alert-signing.key"
+    if not path.exists():
+        write_private(path, secrets.token_hex(32))
+    return path
 
 
 def simulator_token(settings: MadinaSettings) -> str:

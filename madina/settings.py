@@ -43,6 +43,10 @@ class KafkaClientSettings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(
         default=None, description="CA bundle that signed the brokers' certificates; unset: the system's CAs."
     )
+    alert_signing_key_file: Path | None = Field(
+        default=None,
+        description="Secret key (32+ bytes) signing alerts.v1 records; set, unsigned or forged alerts are refused.",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaClientSettings:
@@ -53,7 +57,7 @@ class KafkaClientSettings(BaseSettings):
                 f"MADINA_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "MADINA_KAFKA_SASL_USERNAME and MADINA_KAFKA_SASL_PASSWORD_FILE"
             )
-        for path in (self.kafka_sasl_password_file, self.kafka_ssl_cafile):
+        for path in (self.kafka_sasl_password_file, self.kafka_ssl_cafile, self.alert_signing_key_file):
             if path is not None and not path.is_file():
                 raise ValueError(f"file {path} does not exist")
         return self

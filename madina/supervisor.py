@@ -149,6 +149,7 @@ def _child_env(settings: MadinaSettings) -> dict[str, str]:
     env.setdefault("MADINA_CREDENTIALS_FILE", str(secrets.credentials_file.resolve()))
     env.setdefault("MADINA_GRPC_TLS_CERT_FILE", str(secrets.tls_cert_file.resolve()))
     env.setdefault("MADINA_GRPC_TLS_KEY_FILE", str(secrets.tls_key_file.resolve()))
+    env.setdefault("MADINA_ALERT_SIGNING_KEY_FILE", str(secrets.alert_signing_key_file.resolve()))
     env["MADINA_KAFKA_BOOTSTRAP"] = settings.bootstrap_servers
     env["MADINA_SIMULATOR_TOKEN"] = secrets.tokens["simulator"]
     env["PYTHONUNBUFFERED"] = "1"

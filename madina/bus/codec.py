@@ -5,7 +5,8 @@ plugs the same into faust. Decoding checks the content-type header when present,
 the wrong type is rejected instead of being misread as another message that happens to parse.
 Without the header (every Madina producer sets it, a hand-made record may not) the bytes alone
 must convince: fields the type does not define, or a key that is not the entity the message is
-about, mean it is some other message. Every decoded record also passes
+about, mean it is some other message. Records of signed topics must carry the platform's
+signature when a key is configured (:mod:`madina.bus.signing`). Every decoded record also passes
 :func:`madina.contract.check_wire_values` (timestamps a datetime can hold, finite numbers), so no
 consumer meets such a value later, outside its dead-letter path.
 """
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from faust.serializers.codecs import Codec
 from google.protobuf.message import DecodeError, Message
 
+from madina.bus.signing import signature_problem
 from madina.bus.topics import TopicSpec
 from madina.contract import InvalidRecord, check_wire_values, unknown_fields
 
@@ -54,9 +56,13 @@ def decode(
     """
     if value is None:
         raise InvalidRecord("record has no value (tombstone) where an event was expected")
+    headers = list(headers or ())
+    forged = signature_problem(spec.name, key, value, headers)
+    if forged is not None:
+        raise InvalidRecord(forged)
     expected = spec.content_type
     typed = False
-    for name, raw in headers or ():
+    for name, raw in headers:
         if name == HEADER_CONTENT_TYPE and raw:
             if raw.decode("utf-8", "replace") != expected:
                 raise InvalidRecord(f"content type {raw.decode('utf-8', 'replace')!r}, expected {expected!r}")

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 
 from madina.bus.codec import Headers, encode, standard_headers
+from madina.bus.signing import signed
 from madina.bus.topics import TopicSpec
 from madina.observability.metrics import BUS_METRICS
 from madina.settings import kafka_security_options
@@ -86,11 +87,12 @@ class EventProducer:
                 f"{spec.name} carries {spec.message_type.DESCRIPTOR.full_name}, not {type(message).__name__}"
             )
         BUS_METRICS.produced.labels(spec.name).inc()
+        value, raw_key = encode(message), key.encode()
         return await self._producer.send(
             spec.name,
-            value=encode(message),
-            key=key.encode(),
-            headers=standard_headers(spec, self.source, event_time_ms),
+            value=value,
+            key=raw_key,
+            headers=signed(spec.name, raw_key, value, standard_headers(spec, self.source, event_time_ms)),
             timestamp_ms=event_time_ms,
         )
 

@@ -21,6 +21,7 @@ from mode.utils.queues import FlowControlEvent
 
 from madina.bus.alert_events import AlertLedger, AlertOutbox
 from madina.bus.codec import encode, standard_headers
+from madina.bus.signing import signed
 from madina.bus.topics import ALERTS
 from madina.runtime import freeze_startup_heap
 from madina.settings import MadinaSettings
@@ -220,9 +221,11 @@ class ExactlyOnceAlerts:
             if self.ledger.already_published(event.alert_id, event.revision):
                 return False
             self.ledger.record(event.alert_id, event.revision)
+        key, value = event.alert_id.encode(), encode(event)
         sent = await self._sink.send(
-            key=event.alert_id.encode(), value=encode(event),
-            headers=standard_headers(ALERTS, self.source, int(event.event_time.ToMilliseconds())))
+            key=key, value=value,
+            headers=signed(ALERTS.name, key, value,
+                           standard_headers(ALERTS, self.source, int(event.event_time.ToMilliseconds()))))
         alert_id, revision = event.alert_id, event.revision
 
         def acknowledged(future: asyncio.Future[Any]) -> None:
