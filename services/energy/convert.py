@@ -11,15 +11,22 @@ from datetime import datetime
 
 from madina.alerts import AlertTransition
 from madina.bus.alert_events import timestamp, to_alert_event
-from madina.contract import InvalidRecord, optional_time, required_time
+from madina.contract import InvalidRecord, finite, optional_time, required_time
 from madina.geo import load_cities
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
-from madina_proto.energy.v1 import control_pb2, telemetry_pb2
+from madina_proto.energy.v1 import control_pb2, status_pb2, telemetry_pb2
 from madina_proto.kpis.v1 import kpis_pb2
 from services.energy.domain.circuit import TelemetryBatch
 from services.energy.domain.dimming import CommandConfirmation, DimmingSchedule, LightingCommand, ScheduleStep
-from services.energy.domain.kpis import DISPLAY_NAMES, EnergyKpi
+from services.energy.domain.kpis import (
+    DISPLAY_NAMES,
+    LIGHTING_BASELINE_KWH,
+    LIGHTING_ENERGY_KWH,
+    LIGHTING_SAVINGS_KWH,
+    LIGHTING_SAVINGS_TCO2,
+    EnergyKpi,
+)
 from services.energy.domain.network import Network
 from services.energy.domain.telemetry import GenerationReading, LampTelemetry
 
@@ -142,6 +149,45 @@ def kpi_to_pb(kpi: EnergyKpi) -> kpis_pb2.KpiObserved:
     if kpi.entity_kind != "district":
         message.entity.CopyFrom(common_pb2.EntityRef(domain="energy", kind=kpi.entity_kind, entity_id=kpi.entity_id))
     return message
+
+
+def history_key(kpi: EnergyKpi) -> str:
+    """The ``energy.consumption-history.v1`` key: one per period, so compaction keeps every period."""
+    return f"{kpi.kpi_id}/{kpi.scope}/{kpi.period_start.isoformat()}"
+
+
+_CIRCUIT_COLUMNS = {
+    LIGHTING_ENERGY_KWH: "energy_kwh", LIGHTING_BASELINE_KWH: "baseline_energy_kwh",
+    LIGHTING_SAVINGS_KWH: "savings_kwh", LIGHTING_SAVINGS_TCO2: "savings_co2_t",
+}
+
+
+def circuit_consumption_to_pb(kpis: list[EnergyKpi]) -> list[status_pb2.CircuitConsumptionClosed]:
+    """A circuit's closed-period KPIs of one step, one message per (period, start)."""
+    periods: dict[tuple[str, datetime], status_pb2.CircuitConsumptionClosed] = {}
+    for kpi in kpis:
+        column = _CIRCUIT_COLUMNS.get(kpi.kpi_id)
+        if kpi.entity_kind != "circuit" or column is None:
+            continue
+        message = periods.get((kpi.period, kpi.period_start))
+        if message is None:
+            message = periods[(kpi.period, kpi.period_start)] = status_pb2.CircuitConsumptionClosed(
+                circuit_id=kpi.entity_id, district=common_pb2.District(city_id=kpi.city, district_id=kpi.district),
+                period=kpi.period, period_start_time=timestamp(kpi.period_start))
+        setattr(message, column, kpi.value)
+    return list(periods.values())
+
+
+def circuit_consumption_from_pb(message: status_pb2.CircuitConsumptionClosed) -> list[EnergyKpi]:
+    """The circuit KPIs a ``CircuitConsumptionClosed`` carries (InvalidRecord when it holds none)."""
+    if not message.circuit_id or not message.district.city_id or not message.district.district_id:
+        raise InvalidRecord("circuit_id, district: required")
+    if message.period not in ("hour", "day"):
+        raise InvalidRecord(f"period: expected hour or day, got {message.period[:20]!r}")
+    start = required_time(message, "period_start_time")
+    return [EnergyKpi(kpi_id, "circuit", message.circuit_id, message.district.city_id,
+                      message.district.district_id, message.period, start, finite(getattr(message, column), column))
+            for kpi_id, column in _CIRCUIT_COLUMNS.items()]
 
 
 def alert_event(transition: AlertTransition, network: Network) -> alerts_pb2.AlertEvent:

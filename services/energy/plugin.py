@@ -33,6 +33,10 @@ def _pv_processor_health() -> str:
     return f"http://127.0.0.1:{_settings().energy_pv_processor_port}/healthz"
 
 
+def _district_processor_health() -> str:
+    return f"http://127.0.0.1:{_settings().energy_district_processor_port}/healthz"
+
+
 DOMAIN = Domain(
     name="energy",
     topics=ALL,
@@ -55,6 +59,12 @@ DOMAIN = Domain(
             entry_point="services.energy.processor.app:pv_main",
             description="faust worker per PV site: underperformance and data-gap alerts, generation KPIs",
             health_url=_pv_processor_health,
+        ),
+        Component(
+            name="energy-district-processor",
+            entry_point="services.energy.processor.app:district_main",
+            description="faust worker per district: district kWh, savings and CO2 KPIs from the circuits' totals",
+            health_url=_district_processor_health,
         ),
     ],
     simulator="services.energy.simulator:create",

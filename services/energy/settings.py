@@ -28,6 +28,9 @@ class EnergyPorts(MadinaSettings):
     energy_pv_processor_port: int = Field(
         default=8103, ge=0, le=65535, description="PV processor's /healthz and /metrics."
     )
+    energy_district_processor_port: int = Field(
+        default=8113, ge=0, le=65535, description="District processor's /healthz and /metrics."
+    )
 
 
 class EnergyProcessorSettings(EnergyPorts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from madina.bus.topics import DAY_MS, TopicSpec
 from madina_proto.energy.v1 import control_pb2, status_pb2, telemetry_pb2
+from madina_proto.kpis.v1 import kpis_pb2
 
 STREETLIGHT_TELEMETRY = TopicSpec(
     name="energy.streetlight-telemetry.v1",
@@ -62,7 +63,28 @@ SITE_TICKS = TopicSpec(
     retention_ms=1 * DAY_MS,
 )
 
+CIRCUIT_CONSUMPTION = TopicSpec(
+    name="energy.circuit-consumption.v1",
+    message_type=kpis_pb2.KpiObserved,
+    key="<city>/<district>",
+    description="Circuits' closed-period energy KPIs keyed by district: the district stage's input.",
+    retention_ms=7 * DAY_MS,
+)
+# kpis.v1 is compacted to the latest value per series, so it cannot hold history. Here the key is
+# the period itself: compaction keeps each period's final value (a district revised as its circuits
+# close replaces its own earlier value) and deletion drops periods older than the retention.
+CONSUMPTION_HISTORY = TopicSpec(
+    name="energy.consumption-history.v1",
+    message_type=kpis_pb2.KpiObserved,
+    key="<kpi_id>/<entity kind>:<entity id>:<period>/<period start>",
+    description="Every closed hour and day of energy KPIs (lamps, circuits, districts, PV sites); "
+                "what GetConsumption and GetGeneration serve, rebuilt from here when the API starts.",
+    cleanup_policy="compact,delete",
+    retention_ms=62 * DAY_MS,
+)
+
 # Each processor's inputs are co-partitioned with its table.
 CIRCUIT_INPUTS = (STREETLIGHT_TELEMETRY, LIGHTING_COMMANDS, CIRCUIT_TICKS)
 SITE_INPUTS = (GENERATION, SITE_TICKS)
-ALL = (*CIRCUIT_INPUTS, COMMAND_CONFIRMATIONS, CIRCUIT_STATUS, *SITE_INPUTS)
+DISTRICT_INPUTS = (CIRCUIT_CONSUMPTION,)
+ALL = (*CIRCUIT_INPUTS, COMMAND_CONFIRMATIONS, CIRCUIT_STATUS, *SITE_INPUTS, *DISTRICT_INPUTS, CONSUMPTION_HISTORY)

@@ -379,7 +379,9 @@ Global___GetConsumptionRequest: _TypeAlias = GetConsumptionRequest  # noqa: Y015
 
 @_typing.final
 class ConsumptionPeriod(_message.Message):
-    """Street-lighting energy of one entity over one period."""
+    """Street-lighting energy of one entity over one period. A lamp publishes its energy only: for a
+    lamp the baseline, savings and CO2 fields are 0 (they are its circuit's and district's).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

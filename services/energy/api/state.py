@@ -4,28 +4,31 @@ Everything served by the read RPCs is computed by the processors and read back h
 :func:`madina.bus.reader.read_topic` (all partitions from the start, no consumer group: every API
 replica needs everything): lamp states from the compacted ``energy.circuit-status.v1``, open
 energy alerts from ``alerts.v1`` (the latest revision of each, cleared ones dropped), and hourly
-and daily energy KPIs from ``kpis.v1`` (kept for ``HISTORY`` periods per series while this process
-runs; the compacted topic itself holds only the latest of each).
+and daily energy KPIs of lamps, circuits, districts and PV sites from
+``energy.consumption-history.v1``. That topic has one key per period, so a restarted API reads
+back the history it served before (``kpis.v1`` is compacted to the latest value of each series
+and cannot). The newest ``HISTORY`` periods per series are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from madina.auth import Credentials
 from madina.bus import EventProducer
 from madina.bus.reader import read_topic
-from madina.bus.topics import ALERTS, KPIS
+from madina.bus.topics import ALERTS
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.energy.v1 import status_pb2
 from madina_proto.kpis.v1 import kpis_pb2
 from services.energy.domain.network import Network
 from services.energy.domain.sun import SunCalendar
 from services.energy.settings import EnergySettings
-from services.energy.topics import CIRCUIT_STATUS
+from services.energy.topics import CIRCUIT_STATUS, CONSUMPTION_HISTORY
 
 HISTORY = 24 * 62  # hours (and days) kept per KPI series
 _OPEN = {alerts_pb2.ALERT_STATE_RAISED, alerts_pb2.ALERT_STATE_UPDATED, alerts_pb2.ALERT_STATE_ESCALATED}
@@ -42,10 +45,12 @@ class EnergyRuntime:
     sun: SunCalendar = field(default_factory=SunCalendar)
     circuits: dict[str, status_pb2.CircuitStatusChanged] = field(default_factory=dict)
     open_alerts: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict)
-    series: dict[SeriesKey, deque[kpis_pb2.KpiObserved]] = field(
-        default_factory=lambda: defaultdict(lambda: deque(maxlen=HISTORY)))
+    # Per series, period start -> value: a period's records may arrive in any order (its key, and
+    # so its partition, is its own), and a later record of a period (a district revised) replaces it.
+    series: dict[SeriesKey, dict[datetime, kpis_pb2.KpiObserved]] = field(
+        default_factory=lambda: defaultdict(dict))
     feeds_ready: dict[str, asyncio.Event] = field(
-        default_factory=lambda: {name: asyncio.Event() for name in ("status", "alerts", "kpis")})
+        default_factory=lambda: {name: asyncio.Event() for name in ("status", "alerts", "history")})
     producer_ready: bool = False
 
     async def health(self) -> dict[str, Any]:
@@ -53,6 +58,15 @@ class EnergyRuntime:
             "producer": "ok" if self.producer_ready else "starting",
             **{f"{name}_feed": "ok" if ready.is_set() else "starting" for name, ready in self.feeds_ready.items()},
         }
+
+    def knows(self, kind: str, entity_id: str) -> bool:
+        """Whether the network holds this lamp, circuit or district (``<city>/<district>``)."""
+        if kind == "lamp":
+            return entity_id in self.network.lamps
+        if kind == "circuit":
+            return entity_id in self.network.circuits
+        city, _, district = entity_id.partition("/")
+        return bool(district) and bool(self.network.circuits_in(city, district))
 
     def lamp_state(self, lamp_id: str) -> status_pb2.LampState | None:
         status = self.circuits.get(self.network.lamps[lamp_id].circuit)
@@ -69,7 +83,8 @@ class EnergyRuntime:
             key=lambda a: (a.raise_time.ToDatetime(), a.alert_id))
 
     def periods(self, kpi_id: str, kind: str, entity_id: str, period: str) -> list[kpis_pb2.KpiObserved]:
-        return list(self.series.get((kpi_id, kind, entity_id, period), ()))
+        periods = self.series.get((kpi_id, kind, entity_id, period), {})
+        return [periods[start] for start in sorted(periods)]
 
     def _on_status(self, circuit_id: str, event: status_pb2.CircuitStatusChanged | None) -> None:
         if event is None:
@@ -91,12 +106,13 @@ class EnergyRuntime:
     def _on_kpi(self, key: str, event: kpis_pb2.KpiObserved | None) -> None:
         if event is None or event.domain != "energy":
             return
-        kind, _, rest = key.partition("/")[2].partition(":")
+        scope = key.partition("/")[2].rpartition("/")[0]  # <kind>:<entity id>:<period>
+        kind, _, rest = scope.partition(":")
         entity_id, _, period = rest.rpartition(":")
         history = self.series[(event.kpi_id, kind, entity_id, period)]
-        if history and history[-1].observe_time.ToDatetime() >= event.observe_time.ToDatetime():
-            return  # a replayed snapshot
-        history.append(event)
+        history[event.observe_time.ToDatetime()] = event
+        if len(history) > HISTORY:
+            del history[min(history)]
 
     async def follow_feeds(self) -> None:
         """Read the three topics forever; each feed is ready once its backlog is read."""
@@ -104,5 +120,5 @@ class EnergyRuntime:
         await asyncio.gather(
             read_topic(bootstrap, CIRCUIT_STATUS, self._on_status, caught_up=self.feeds_ready["status"]),
             read_topic(bootstrap, ALERTS, self._on_alert, caught_up=self.feeds_ready["alerts"]),
-            read_topic(bootstrap, KPIS, self._on_kpi, caught_up=self.feeds_ready["kpis"]),
+            read_topic(bootstrap, CONSUMPTION_HISTORY, self._on_kpi, caught_up=self.feeds_ready["history"]),
         )

@@ -22,7 +22,7 @@ from services.energy.domain.kpis import (
 )
 
 PERIODS = {pb.PERIOD_UNSPECIFIED: HOUR, pb.PERIOD_HOUR: HOUR, pb.PERIOD_DAY: DAY}
-ENTITY_KINDS = ("circuit",)  # the processor publishes circuit totals (not lamps; districts not yet)
+ENTITY_KINDS = ("lamp", "circuit", "district")
 MAX_PAGE = 500
 
 
@@ -69,7 +69,7 @@ def consumption(
 ) -> pb.GetConsumptionResponse:
     if kind not in ENTITY_KINDS:
         raise Rejected(f"entity_kind: expected one of {', '.join(ENTITY_KINDS)}")
-    if entity_id not in runtime.network.circuits:
+    if not runtime.knows(kind, entity_id):
         raise NotFound(f"entity_id: unknown {kind} {echo(entity_id)}")
     name = PERIODS[period]  # type: ignore[index]
     columns = [runtime.periods(kpi, kind, entity_id, name) for kpi in

@@ -11,6 +11,13 @@ partitioned by it) and a PV site is not a circuit:
   KPIs; the circuit's lamp states on the compacted status topic.
 - **PV sites** (``energy-pv-processor``): generation batches and clock ticks keyed by site id,
   through ``domain.pv``: underperformance against clear-sky expectation, data gaps, hourly KPIs.
+- **districts** (``energy-district-processor``): the circuits' closed periods, which the circuit
+  processor forwards keyed by district on ``energy.circuit-consumption.v1``, folded by
+  ``domain.district.fold_district`` into district totals (a circuit cannot see its district).
+
+Every KPI goes to ``kpis.v1`` (compacted: the latest per series, for dashboards) and to
+``energy.consumption-history.v1`` (one key per period: the history the API serves and rebuilds
+when it starts).
 
 Alerts go out exactly once (the runner); reports the domain refuses are dead-lettered one by one
 while the rest of their batch flows.
@@ -32,25 +39,32 @@ from services.energy.convert import (
     alert_event,
     batch_from_pb,
     batch_to_pb,
+    circuit_consumption_from_pb,
+    circuit_consumption_to_pb,
     command_from_pb,
     confirmation_to_pb,
     generation_from_pb,
     generation_to_pb,
+    history_key,
     kpi_to_pb,
 )
 from services.energy.domain.circuit import CircuitContext, CircuitState, ClockTick, Event, StepResult, step
 from services.energy.domain.config import EnergyConfig
-from services.energy.domain.kpis import EnergyKpi
+from services.energy.domain.district import DistrictState, fold_district
+from services.energy.domain.kpis import LIGHTING_ENERGY_KWH, EnergyKpi
 from services.energy.domain.network import Network
 from services.energy.domain.pv import PvExpectation, SiteState, apply_generation, check_site_silence
 from services.energy.domain.sun import SunCalendar
 from services.energy.settings import EnergyProcessorSettings
 from services.energy.topics import (
     ALL,
+    CIRCUIT_CONSUMPTION,
     CIRCUIT_INPUTS,
     CIRCUIT_STATUS,
     CIRCUIT_TICKS,
     COMMAND_CONFIRMATIONS,
+    CONSUMPTION_HISTORY,
+    DISTRICT_INPUTS,
     LIGHTING_COMMANDS,
     SITE_INPUTS,
     SITE_TICKS,
@@ -59,13 +73,26 @@ from services.energy.topics import (
 
 SOURCE = "energy-processor"
 PV_SOURCE = "energy-pv-processor"
+DISTRICT_SOURCE = "energy-district-processor"
 # A circuit's status is re-published when a lamp switches or dims, else at most every 15 minutes of
 # event time: a status record per telemetry record cost a sixth of the worker's throughput.
 STATUS_EVERY_S = 900.0
 
 
-def _kpi_record(kpi: EnergyKpi) -> tuple[TopicSpec, str, Message]:
-    return KPIS, f"{kpi.kpi_id}/{kpi.scope}", kpi_to_pb(kpi)
+def kpi_records(kpis: list[EnergyKpi]) -> list[tuple[TopicSpec, str, Message]]:
+    """Each KPI as the latest of its series (``kpis.v1``) and as a period of its history."""
+    records: list[tuple[TopicSpec, str, Message]] = []
+    for kpi in kpis:
+        message = kpi_to_pb(kpi)
+        records.append((KPIS, f"{kpi.kpi_id}/{kpi.scope}", message))
+        records.append((CONSUMPTION_HISTORY, history_key(kpi), message))
+    return records
+
+
+def published_kpis(kpis: list[EnergyKpi]) -> list[EnergyKpi]:
+    """A lamp publishes its energy only: its baseline, savings and CO2 are its circuit's business
+    (four series per lamp outnumbered the telemetry records coming in)."""
+    return [kpi for kpi in kpis if kpi.entity_kind != "lamp" or kpi.kpi_id == LIGHTING_ENERGY_KWH]
 
 
 def circuit_events(record: EntityRecord) -> list[Event]:
@@ -113,10 +140,11 @@ def circuit_stepper(
         if ctx is None:
             ctx = contexts[circuit_id] = CircuitContext.of(network, circuit_id, config, sun)
         result: StepResult = step(state, circuit_events(record), ctx)
-        # Circuit totals only: per-lamp hourly KPIs were 12 of every 13 KPI records, more records on
-        # kpis.v1 than telemetry coming in, for a dashboard that shows circuits and districts.
-        records: list[tuple[TopicSpec, str, Message]] = [
-            _kpi_record(kpi) for kpi in result.kpis if kpi.entity_kind != "lamp"]
+        records = kpi_records(published_kpis(result.kpis))
+        if result.kpis:
+            circuit = network.circuits[circuit_id]
+            district_key = f"{circuit.city}/{circuit.district}"
+            records += [(CIRCUIT_CONSUMPTION, district_key, m) for m in circuit_consumption_to_pb(result.kpis)]
         records += [(COMMAND_CONFIRMATIONS, circuit_id, confirmation_to_pb(c)) for c in result.confirmations]
         if record.spec is STREETLIGHT_TELEMETRY and status_due(result.state):
             records.append((CIRCUIT_STATUS, circuit_id, circuit_status(result.state)))
@@ -142,7 +170,7 @@ def circuit_processor(settings: EnergyProcessorSettings) -> EntityProcessor[Circ
         domain="energy",
         source=SOURCE,
         inputs=CIRCUIT_INPUTS,
-        outputs=(KPIS, COMMAND_CONFIRMATIONS, CIRCUIT_STATUS),
+        outputs=(KPIS, CONSUMPTION_HISTORY, CIRCUIT_CONSUMPTION, COMMAND_CONFIRMATIONS, CIRCUIT_STATUS),
         step=circuit_stepper(network, settings.config(), SunCalendar()),
         new_state=CircuitState.new,
         state_to_dict=CircuitState.to_dict,
@@ -168,7 +196,7 @@ def site_stepper(
         return Step(
             result.state,
             alerts=[alert_event(t, network) for t in result.transitions],
-            records=[_kpi_record(kpi) for kpi in result.kpis],
+            records=kpi_records(result.kpis),
             rejected=[(reason, telemetry_pb2.GenerationObservedBatch(
                 site_id=site.id, reports=[generation_to_pb(reading)])) for reading, reason in result.rejected],
         )
@@ -195,13 +223,39 @@ def pv_processor(settings: EnergyProcessorSettings) -> EntityProcessor[SiteState
         domain="energy",
         source=PV_SOURCE,
         inputs=SITE_INPUTS,
-        outputs=(KPIS,),
+        outputs=(KPIS, CONSUMPTION_HISTORY),
         step=site_stepper(network, config, expectation),
         new_state=SiteState.new,
         state_to_dict=SiteState.to_dict,
         state_from_dict=lambda data, _id: SiteState.from_dict(data),
         ticks=Ticks(SITE_TICKS, settings.energy_tick_interval_s, clock_ticks),
         table="site-state",
+    )
+
+
+def district_step(state: DistrictState, record: EntityRecord) -> Step[DistrictState]:
+    kpis = circuit_consumption_from_pb(record.value)
+    new_state, totals = fold_district(state, kpis)
+    return Step(new_state, records=kpi_records(totals))
+
+
+def _district_of(_spec: TopicSpec, message: status_pb2.CircuitConsumptionClosed) -> str:
+    return f"{message.district.city_id}/{message.district.district_id}"
+
+
+def district_processor(settings: EnergyProcessorSettings) -> EntityProcessor[DistrictState]:
+    return EntityProcessor(
+        app_id="madina-energy-district-processor",
+        domain="energy",
+        source=DISTRICT_SOURCE,
+        inputs=DISTRICT_INPUTS,
+        outputs=(KPIS, CONSUMPTION_HISTORY),
+        step=district_step,
+        new_state=DistrictState,
+        state_to_dict=DistrictState.to_dict,
+        state_from_dict=lambda data, _id: DistrictState.from_dict(data),
+        entity_of=_district_of,
+        table="district-state",
     )
 
 
@@ -221,3 +275,7 @@ def main() -> int:
 
 def pv_main() -> int:
     return _run(pv_processor, PV_SOURCE, "energy_pv_processor_port")
+
+
+def district_main() -> int:
+    return _run(district_processor, DISTRICT_SOURCE, "energy_district_processor_port")
