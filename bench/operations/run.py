@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,20 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from bench.stats import percentile
+from madina.alerts import AlertDetails, AlertState, AlertTransition, Severity
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
+from madina.bus.alert_events import to_alert_event
 from madina.devservers.launch import BrokerProcess, service_argv, wait_for_http
 from madina.devservers.ports import free_port
 from madina.devservers.postgres import PostgresUnavailable, server_url
+from madina.domains import PARTNER, VIEWER
+from madina.localsecrets import ensure_local_secrets
+from madina.settings import MadinaSettings
 from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from services.operations.api.hub import ChangeHub
 from services.operations.api.ingest import AlertIngest
 from services.operations.store import AlertStore, migrate
-from tests.support.operations import alert_event, write_test_secrets
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "operations.json"
 CLIENTS = 100
@@ -56,6 +61,43 @@ def log(message: str) -> None:
 
 
 # -- ingest -----------------------------------------------------------------------------------
+
+
+def alert_event(
+    alert_id: str,
+    *,
+    domain: str,
+    revision: int = 1,
+    district_id: str = "ain-sebaa",
+    source_id: str = "station-1",
+    observed: float = 42.0,
+) -> pb.AlertEvent:
+    """A raised PM2.5 alert as a domain publishes it (madina.bus.alert_events.to_alert_event)."""
+    raised = datetime.now(UTC) - timedelta(minutes=5)
+    transition = AlertTransition(
+        alert_id=alert_id,
+        domain=domain,
+        source_id=source_id,
+        rule_id="who-2021/pm25-24h",
+        state=AlertState.RAISED,
+        severity=Severity.MAJOR,
+        observed_value=observed,
+        threshold=15.0,
+        raise_time=raised,
+        clear_time=None,
+        event_time=raised + timedelta(seconds=revision),
+        revision=revision,
+        message=f"PM2.5 {observed} ug/m3 above 15",
+        details=AlertDetails(
+            category="air-quality",
+            source_kind="station",
+            unit="ug/m3",
+            standard_reference="WHO 2021",
+            city_id="casablanca",
+            district_id=district_id,
+        ),
+    )
+    return to_alert_event(transition)
 
 
 async def produce_events(bootstrap: str, count: int) -> None:
@@ -172,7 +214,10 @@ class ServiceProcess:
     """``madina service operations`` as its own process, so clients do not share its interpreter."""
 
     def __init__(self, bootstrap: str, workdir: Path) -> None:
-        credentials_file, self.tokens, cert, key = write_test_secrets(workdir)
+        # The secrets `madina up` makes for a one-machine city, under this run's directory.
+        secrets = ensure_local_secrets(MadinaSettings(_env_file=None, data_dir=workdir))  # type: ignore[call-arg]
+        credentials_file, cert, key = secrets.credentials_file, secrets.tls_cert_file, secrets.tls_key_file
+        self.tokens = secrets.tokens
         self.tls_cert = cert.read_bytes()
         http_port, grpc_port = free_port(), free_port()
         self.http_url = f"http://127.0.0.1:{http_port}"
@@ -203,7 +248,7 @@ class ServiceProcess:
             for n in range(markers):
                 marker = f"{domain}-{n}"
                 await producer.send_and_wait(ALERTS, marker, alert_event(marker, domain=domain))
-        headers = {"Authorization": f"Bearer {self.tokens['viewer']}"}
+        headers = {"Authorization": f"Bearer {self.tokens[VIEWER]}"}
         async with httpx.AsyncClient(base_url=self.http_url, headers=headers) as client:
             deadline = time.perf_counter() + timeout_s
             while True:
@@ -259,7 +304,7 @@ async def bench_sse(
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal connected
-        params = {"access_token": service.tokens["viewer"], "domain": domain}
+        params = {"access_token": service.tokens[VIEWER], "domain": domain}
         async with http.stream("GET", "/api/v1/stream", params=params) as response:
             response.raise_for_status()
             connected += 1
@@ -293,7 +338,7 @@ async def bench_watch(
     received: dict[str, list[float]] = {}
     credentials = grpc.ssl_channel_credentials(root_certificates=service.tls_cert)
     channels = [grpc.aio.secure_channel(service.grpc_target, credentials) for _ in range(CLIENTS)]
-    metadata = [("authorization", f"Bearer {service.tokens['partner']}")]
+    metadata = [("authorization", f"Bearer {service.tokens[PARTNER]}")]
     subscribed = 0
     ready = asyncio.Event()
 
