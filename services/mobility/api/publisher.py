@@ -83,6 +83,8 @@ def route_batches(
 ) -> RouteBatches:
     out = RouteBatches()
     for update in trip_updates:
+        if (run_id := schedule.run_id(update.trip_id, update.start_time)) != update.trip_id:
+            update = replace(update, trip_id=run_id)  # a frequency run, named by its template and start
         route_id, problem = route_of(schedule, update.trip_id, update.route_id)
         wire = trip_update_to_wire(replace(update, route_id=route_id or update.route_id), feed_id)
         if problem is not None:

@@ -17,6 +17,11 @@ the processor needs plain per-trip values, not DataFrames.
 
 Intermediate stop times without times (non-timepoints) are interpolated by straight-line
 distance between their timed neighbours, as GTFS consumers are expected to.
+
+A trip of ``frequencies.txt`` is a template: :func:`expand_frequencies` turns it into one run per
+departure of each window (``<trip_id>@<HH:MM:SS>``), which the feed's ``trips`` hold in its place
+(the template stays in ``Feed.templates``). Realtime names such a run by the template's trip_id
+and its start_time: :meth:`Schedule.run_id` finds it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import pairwise
@@ -175,6 +180,11 @@ class Trip:
     shape_id: str | None
     stop_times: tuple[StopTime, ...]
     feed_id: str = ""
+    # A run expanded from frequencies.txt: its template trip, the window's headway, and whether
+    # its times are exact (exact_times=1) or only the nominal departures of a headway service.
+    template_trip_id: str | None = None
+    headway_s: int | None = None
+    exact_times: bool | None = None
 
     @property
     def start_s(self) -> int:
@@ -238,6 +248,9 @@ class Feed:
     services: Mapping[str, Service]
     shapes: Mapping[str, Shape]
     frequencies: Mapping[str, tuple[Frequency, ...]] = field(default_factory=dict)
+    # Trips of frequencies.txt as stop_times.txt gives them: their times only say how long the
+    # trip takes between stops; ``trips`` holds their expanded runs instead (expand_frequencies).
+    templates: Mapping[str, Trip] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,6 +299,16 @@ class Schedule:
             },
             _by_feed={feed.feed_id: feed for feed in feeds},
         )
+
+    def run_id(self, trip_id: str, start_time: str | None) -> str:
+        """The trip a realtime update means: a frequency template's run starting at ``start_time``
+        (GTFS-Realtime names such runs by template trip_id and start_time), else ``trip_id``."""
+        if trip_id in self.trips or not start_time:
+            return trip_id
+        try:
+            return run_trip_id(trip_id, parse_gtfs_time(start_time))
+        except ValueError:
+            return trip_id
 
     def service_of(self, trip: Trip) -> Service:
         return self._by_feed[trip.feed_id].services[trip.service_id]
@@ -439,7 +462,11 @@ class _Reader:
         frequencies = self._frequencies(trips) if self.has("frequencies.txt") else {}
         if self.problems:
             raise GtfsError(self.feed_id, self.problems)
-        return Feed(self.feed_id, timezone, agencies, stops, routes, trips, services, shapes, frequencies)
+        templates = {trip_id: trips[trip_id] for trip_id in frequencies}
+        runs = {run.trip_id: run for trip_id, windows in frequencies.items()
+                for run in expand_frequencies(trips[trip_id], windows)}
+        trips = {**{k: v for k, v in trips.items() if k not in templates}, **runs}
+        return Feed(self.feed_id, timezone, agencies, stops, routes, trips, services, shapes, frequencies, templates)
 
     def _agencies(self) -> dict[str, Agency]:
         file = "agency.txt"
@@ -740,7 +767,41 @@ class _Reader:
             if trip_id is None or headway is None:
                 continue
             found[trip_id].append(Frequency(trip_id, start, end, headway, exact == "1"))
-        return {trip_id: tuple(sorted(entries, key=lambda f: f.start_s)) for trip_id, entries in found.items()}
+        ordered = {trip_id: tuple(sorted(entries, key=lambda f: f.start_s)) for trip_id, entries in found.items()}
+        for trip_id, windows in ordered.items():
+            for a, b in pairwise(windows):
+                if b.start_s < a.end_s:
+                    self.problem(file, None, "start_time",
+                                 f"trip {trip_id!r}: window from {format_gtfs_time(b.start_s)} overlaps the one "
+                                 f"ending at {format_gtfs_time(a.end_s)}")
+        return ordered
+
+
+def run_trip_id(template_trip_id: str, start_s: int) -> str:
+    """The id of a frequency run: ``<template trip_id>@<HH:MM:SS start>``."""
+    return f"{template_trip_id}@{format_gtfs_time(start_s)}"
+
+
+def expand_frequencies(template: Trip, windows: Sequence[Frequency]) -> tuple[Trip, ...]:
+    """The runs of a frequencies.txt trip, one :class:`Trip` per departure.
+
+    In each window a run leaves the first stop at ``start_time + n * headway_secs`` for every
+    ``n`` with that time before ``end_time`` (the GTFS rule for ``exact_times=1``: every half hour
+    from 08:00 to 10:00 is 08:00 ... 09:30). Every run keeps the template's time between stops.
+    For ``exact_times=0`` the same departures are only nominal (the service promises a headway,
+    not times): the runs say so (``exact_times=False``), so the headway, not the clock, is what
+    the rules judge them by.
+    """
+    runs = []
+    for window in windows:
+        for start in range(window.start_s, window.end_s, window.headway_s):
+            shift = start - template.start_s
+            stop_times = tuple(replace(call, arrival_s=call.arrival_s + shift, departure_s=call.departure_s + shift)
+                               for call in template.stop_times)
+            runs.append(replace(template, trip_id=run_trip_id(template.trip_id, start), stop_times=stop_times,
+                                template_trip_id=template.trip_id, headway_s=window.headway_s,
+                                exact_times=window.exact_times))
+    return tuple(runs)
 
 
 def _interpolate(
