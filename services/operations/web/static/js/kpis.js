@@ -65,7 +65,9 @@ function severityBar(bySeverity, total) {
 
 /**
  * Indicator tiles grouped by domain, then by display name. District-level values of other
- * cities are left out so the wall matches the map.
+ * cities are left out so the wall matches the map. Within a group, district values come first
+ * (e.g. the NowCast AQI per district), then one tile per entity naming its district (e.g. a
+ * station's exceedances this year, its band saying "n of N allowed").
  */
 export function renderIndicators(container, kpis, cityId) {
   const indicators = ((kpis && kpis.indicators) || [])
@@ -86,12 +88,12 @@ export function renderIndicators(container, kpis, cityId) {
     h("section", { class: "ind-domain", "data-indicator-domain": domain },
       h("h3", { class: "section-title" }, titleCase(domain)),
       [...domains.get(domain).entries()].map(([name, items]) => {
-        items.sort((a, b) => scopeName(a).localeCompare(scopeName(b)));
+        items.sort((a, b) => Number(Boolean(a.entity)) - Number(Boolean(b.entity)) || scopeName(a).localeCompare(scopeName(b)));
         const worst = Math.max(...items.map((i) => Number(i.band_level) || 0));
         return h("div", { class: "ind-group", "data-kpi-id": items[0].kpi_id },
           h("div", { class: "ind-group-head" },
             h("span", { class: "ind-name" }, name),
-            h("span", { class: "ind-scope" }, items.some((i) => i.district) ? "by district, now" : "now"),
+            h("span", { class: "ind-scope" }, scopeLabel(items)),
             h("span", { class: `ind-worst band-${clampBand(worst)}` }, `worst: ${worstLabel(items)}`)),
           h("div", { class: "ind-tiles" }, items.map((item) => tile(item, now))));
       }))));
@@ -103,12 +105,27 @@ function tile(item, now) {
   return h("div", {
     class: ["ind-tile", `band-${level}`, stale ? "is-stale" : ""],
     "data-band-level": level,
+    "data-scope": item.entity ? "entity" : item.district ? "district" : "city",
     title: `${scopeName(item)}: ${value(item.value)} ${item.unit || ""} ${item.band ? `(${item.band})` : ""}\nobserved ${absoluteTime(item.observe_time)}`,
   },
   h("div", { class: "ind-tile-name" }, shortScope(item)),
+  item.entity && item.district ? h("div", { class: "ind-tile-district" }, districtName(item.district)) : null,
   h("div", { class: "ind-tile-value" }, value(item.value), item.unit ? h("span", { class: "unit" }, ` ${item.unit}`) : null),
   h("div", { class: "ind-tile-band" }, item.band || " "),
   h("div", { class: "ind-tile-time" }, stale ? `stale · ${relativeTime(item.observe_time, now)}` : relativeTime(item.observe_time, now)));
+}
+
+function scopeLabel(items) {
+  const districts = items.some((i) => i.district && !i.entity);
+  const entity = items.find((i) => i.entity);
+  const kind = (entity && entity.entity.kind) || "entity";
+  if (districts && entity) return `by district and ${kind}`;
+  if (entity) return `per ${kind}`;
+  return districts ? "by district, now" : "now";
+}
+
+function districtName(district) {
+  return district.display_name || district.district_id;
 }
 
 function clampBand(level) {
@@ -122,8 +139,9 @@ function worstLabel(items) {
 }
 
 function scopeName(item) {
-  if (item.district) return item.district.display_name || item.district.district_id;
+  // An entity's tile names the entity (its district is on the line below); a district value, the district.
   if (item.entity) return item.entity.entity_id || item.entity.id || JSON.stringify(item.entity);
+  if (item.district) return districtName(item.district);
   return item.kpi_id;
 }
 
