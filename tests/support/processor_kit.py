@@ -46,6 +46,8 @@ from tests.support.processes import wait_for_http
 PARTITIONS = 2
 Record = tuple[TopicSpec, str, Message]  # topic, key (the entity id), message
 APPLY_LINE = '"message": "apply"'
+# Log lines that tell a worker's story around a kill: errors, assignments, sweeps, ledger loads.
+NOTABLE = ('"WARNING"', '"ERROR"', '"CRITICAL"', "swept", "ledger", "assigned", "Recovery complete", "Traceback")
 
 
 @dataclass
@@ -71,6 +73,30 @@ class ProcessorProcess:
     def applied(self) -> int:
         """Records this process applied so far (it runs with MADINA_DEBUG_TRACE)."""
         return self.log_path.read_text().count(APPLY_LINE)
+
+    def summary(self, tail: int = 25) -> str:
+        """What a failed test needs to tell a stall from a loss: per input partition the records
+        applied and the highest offset, how many were skipped as already applied, and the log's
+        last notable lines."""
+        applied: dict[str, list[int]] = {}
+        skipped = 0
+        other: list[str] = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if APPLY_LINE in line or 'already in the stored state' in line:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry["message"] == "apply":
+                    applied.setdefault(f"{entry['topic']}:{entry['partition']}", []).append(int(entry["offset"]))
+                else:
+                    skipped += 1
+            elif any(mark in line for mark in NOTABLE):
+                other.append(line[:300])
+        partitions = ", ".join(
+            f"{tp} n={len(offsets)} max={max(offsets)}" for tp, offsets in sorted(applied.items()))
+        return (f"{self.log_path.name} (exit {self.process.poll()}): applied [{partitions}], skipped {skipped}\n"
+                + "\n".join(other[-tail:]))
 
     def last_sweep_partitions(self) -> list[int]:
         """The input partitions of this worker's latest take-over (logged after every rebalance)."""
@@ -154,7 +180,7 @@ class ProcessorKit:
             events = await settled_alerts(bootstrap, total, timeout_s=120, settle_s=3)
         finally:
             processor.stop()
-        assert_exactly_once(events, expected)
+        await assert_exactly_once_or_explain(bootstrap, self.topics, events, expected, [processor])
         assert 0 < published_before_kill < total, (published_before_kill, total)
 
     async def kill_busy_worker(
@@ -189,7 +215,7 @@ class ProcessorKit:
         finally:
             for worker in workers:
                 worker.stop()
-        assert_exactly_once(events, expected)
+        await assert_exactly_once_or_explain(bootstrap, self.topics, events, expected, workers)
         assert survivor.applied(), "the survivor never took over any work"
 
     async def _wait_until_all_work(self, workers: Sequence[ProcessorProcess]) -> None:
@@ -229,6 +255,36 @@ def assert_exactly_once(events: Sequence[alerts_pb2.AlertEvent], expected: Count
     assert published == expected, (
         f"missing {list((expected - published).elements())[:5]}, extra {list((published - expected).elements())[:5]}"
     )
+
+
+async def assert_exactly_once_or_explain(
+    bootstrap: str,
+    topics: Sequence[TopicSpec],
+    events: Sequence[alerts_pb2.AlertEvent],
+    expected: Counter[tuple[str, int, int]],
+    workers: Sequence[ProcessorProcess],
+) -> None:
+    """:func:`assert_exactly_once`, with the input topics' end offsets and each worker's summary
+    added on failure: a CI log must say whether records were never applied or alerts never sent."""
+    try:
+        assert_exactly_once(events, expected)
+    except AssertionError as failure:
+        ends = await end_offsets(bootstrap, [spec.name for spec in topics])
+        details = "\n".join(worker.summary() for worker in workers)
+        raise AssertionError(f"{failure}\ninput end offsets: {ends}\n{details}") from None
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        return {f"{tp.topic}:{tp.partition}": offset for tp, offset in ends.items() if offset}
+    finally:
+        await consumer.stop()
 
 
 async def produce(bootstrap: str, records: Iterable[Record]) -> None:
