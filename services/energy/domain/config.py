@@ -21,7 +21,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GridConfig:
-    emission_factor_t_per_mwh: float = 0.66
+    # Morocco, IFI harmonized combined margin for energy efficiency; data/energy.yaml cites it.
+    emission_factor_t_per_mwh: float = 0.547
     emission_factor_source: str = ""
 
 

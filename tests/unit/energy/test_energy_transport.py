@@ -23,7 +23,7 @@ def test_settings_override_the_grid_factor_and_command_timeout_of_the_config_fil
     config = settings.config()
     assert config.grid.emission_factor_t_per_mwh == 0.5
     assert config.control.command_timeout_s == 60
-    assert EnergyProcessorSettings().config().grid.emission_factor_t_per_mwh == 0.66
+    assert EnergyProcessorSettings().config().grid.emission_factor_t_per_mwh == 0.547
 
 
 def test_circuit_step_refuses_an_unknown_circuit_and_a_tick_without_time() -> None:
