@@ -73,6 +73,8 @@ class OperationsService:
         await ensure_topics(settings.bootstrap_servers, TOPICS, default_partitions=settings.topic_partitions,
                             replication_factor=settings.topic_replication_factor)
         runtime = self.runtime = build_runtime(settings)
+        # Silences stored before RE2 may hold patterns it refuses: recorded as disabled, with a warning.
+        await asyncio.to_thread(runtime.store.disable_unusable_silences)
         await runtime.producer.start()
         runtime.producer_ready = True
         await runtime.hub.start()

@@ -142,6 +142,7 @@ def silence_json(silence: Silence, now: datetime) -> dict[str, Any]:
         "created_by": silence.created_by,
         "comment": silence.comment,
         "active": silence.is_active(now),
+        "disabled_reason": silence.disabled_reason,
     }
 
 

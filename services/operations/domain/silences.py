@@ -21,6 +21,11 @@ no silence an operator writes can stall the service: with Python's backtracking 
 minutes per alert. Backreferences and lookaround, which RE2 does not have, are refused when the
 silence is created, as are patterns over :data:`MAX_PATTERN_CHARS`. A pattern is compiled once
 however many times its silence is read back.
+
+A silence stored before RE2 may hold a pattern RE2 refuses. Read back
+(:meth:`Matcher.from_storage`), such a matcher matches nothing, so its silence mutes nothing
+rather than failing every read; the store marks it disabled with the reason at start-up and keeps
+it for the record. Failing open (muting more) would hide alerts an operator never meant to hide.
 """
 
 from __future__ import annotations
@@ -92,6 +97,8 @@ class Matcher:
     op: MatchOp
     value: str
     _pattern: Any = field(init=False, repr=False, compare=False, default=None)
+    unusable: str | None = field(init=False, compare=False, default=None)
+    """Why this stored matcher cannot be evaluated (then it matches nothing); ``None`` normally."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -99,6 +106,18 @@ class Matcher:
         object.__setattr__(self, "op", MatchOp(self.op))
         if self.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
             object.__setattr__(self, "_pattern", compile_pattern(self.value))
+
+    @classmethod
+    def from_storage(cls, name: str, op: str, value: str) -> Matcher:
+        """A matcher read back from the store: one whose pattern no longer compiles is kept, unusable."""
+        try:
+            return cls(name, MatchOp(op), value)
+        except ValueError as error:
+            matcher = object.__new__(cls)
+            for attribute, content in (("name", name), ("op", op), ("value", value), ("_pattern", None),
+                                       ("unusable", f"{name}{op}{value[:64]!r}: {error}")):
+                object.__setattr__(matcher, attribute, content)
+            return matcher
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
@@ -112,6 +131,8 @@ class Matcher:
         return cls(name, MatchOp(op), value)
 
     def matches(self, alert: AlertView) -> bool:
+        if self.unusable is not None:
+            return False
         actual = field_value(alert, self.name)
         match self.op:
             case MatchOp.EQUAL:
@@ -152,9 +173,15 @@ class Silence:
     created_by: str
     comment: str
     created_time: datetime | None = None
+    disabled_reason: str | None = None
+    """Set when the silence can no longer be evaluated (see :meth:`Matcher.from_storage`): it mutes nothing."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "matchers", tuple(self.matchers))
+        if self.disabled_reason is None:
+            unusable = [matcher.unusable for matcher in self.matchers if matcher.unusable is not None]
+            if unusable:
+                object.__setattr__(self, "disabled_reason", "unusable matcher " + "; ".join(unusable))
         if not self.matchers:
             # Alertmanager refuses these too: an empty silence would mute the whole city.
             raise ValueError("a silence needs at least one matcher")
@@ -168,10 +195,12 @@ class Silence:
             raise ValueError("a silence needs a comment saying why")
 
     def is_active(self, at: datetime) -> bool:
-        return self.starts_at <= at < self.ends_at
+        return self.disabled_reason is None and self.starts_at <= at < self.ends_at
 
     def state(self, at: datetime) -> str:
-        """``"pending"``, ``"active"`` or ``"expired"`` at ``at``, as Alertmanager names them."""
+        """``"pending"``, ``"active"`` or ``"expired"`` at ``at``, as Alertmanager names them (or ``"disabled"``)."""
+        if self.disabled_reason is not None:
+            return "disabled"
         if at < self.starts_at:
             return "pending"
         return "active" if at < self.ends_at else "expired"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from madina.alerts.timeutil import time_from_text, time_to_text
 from services.operations.domain.model import AlertAction, AlertEvent, AlertView
-from services.operations.domain.silences import Matcher, MatchOp
+from services.operations.domain.silences import Matcher
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -103,7 +103,8 @@ def matchers_to_document(matchers: tuple[Matcher, ...]) -> list[Document]:
 
 
 def matchers_from_document(document: list[Mapping[str, Any]]) -> tuple[Matcher, ...]:
-    return tuple(Matcher(item["name"], MatchOp(item["op"]), item["value"]) for item in document)
+    # Leniently: a pattern stored before RE2 must not make its silence (and every read) fail.
+    return tuple(Matcher.from_storage(item["name"], item["op"], item["value"]) for item in document)
 
 
 def _time(text: str) -> datetime:

@@ -144,5 +144,8 @@ silences = Table(
     Column("created_by", String(256), nullable=False),
     Column("comment", String(2048), nullable=False),
     Column("created_time", UtcDateTime, nullable=False),
+    # Set when a stored matcher can no longer be used (a pattern RE2 refuses): the silence is
+    # kept for the record but mutes nothing.
+    Column("disabled_reason", String(512)),
 )
 Index(None, silences.c.ends_at)

@@ -3,10 +3,15 @@
 A silence never rewrites an alert: readers apply the silences in force at the moment they look
 (:meth:`SilenceStore._active_silences`, with the store's clock), so creating or expiring one takes
 effect at once. :class:`SilenceStore` is a part of :class:`~services.operations.store.AlertStore`.
+
+A stored silence whose matchers can no longer be evaluated (a pattern from before RE2) reads back
+as disabled and mutes nothing; :meth:`SilenceStore.disable_unusable_silences`, run at start-up,
+records why on the row, which is kept, and logs a warning, so the operator learns of it once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +22,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from services.operations.domain.silences import Matcher, Silence
 from services.operations.store.documents import matchers_from_document, matchers_to_document
 from services.operations.store.schema import silences
+
+log = logging.getLogger(__name__)
+MAX_REASON_CHARS = 512  # the column's size
 
 
 class SilenceStore:
@@ -88,12 +96,35 @@ class SilenceStore:
             deleted = connection.execute(delete(silences).where(silences.c.silence_id == silence_id))
         return deleted.rowcount > 0
 
+    def disable_unusable_silences(self) -> list[Silence]:
+        """Mark every silence whose matchers cannot be evaluated as disabled, with the reason.
+
+        The rows stay (who muted what, and why, is part of the record); each one disabled here is
+        logged as a warning. Returns those newly disabled; a second run finds none.
+        """
+        disabled: list[Silence] = []
+        with self._engine.begin() as connection:
+            rows = connection.execute(select(silences).where(silences.c.disabled_reason.is_(None))).all()
+            for row in rows:
+                silence = _silence_from_row(row)
+                if silence.disabled_reason is None:
+                    continue
+                reason = silence.disabled_reason[:MAX_REASON_CHARS]
+                connection.execute(
+                    update(silences).where(silences.c.silence_id == silence.silence_id).values(disabled_reason=reason)
+                )
+                log.warning("silence disabled: its matchers cannot be evaluated", extra={
+                    "silence_id": silence.silence_id, "created_by": silence.created_by, "reason": reason})
+                disabled.append(silence)
+        return disabled
+
     def _active_silences(self, connection: Connection, now: datetime) -> list[Silence]:
         rows = connection.execute(
-            select(silences).where(silences.c.starts_at <= now, silences.c.ends_at > now)
+            select(silences).where(
+                silences.c.starts_at <= now, silences.c.ends_at > now, silences.c.disabled_reason.is_(None)
+            )
         ).all()
-        return [_silence_from_row(row) for row in rows]
-
+        return [silence for silence in map(_silence_from_row, rows) if silence.disabled_reason is None]
 
 
 def _silence_row(silence: Silence) -> dict[str, Any]:
@@ -105,6 +136,7 @@ def _silence_row(silence: Silence) -> dict[str, Any]:
         "created_by": silence.created_by,
         "comment": silence.comment,
         "created_time": silence.created_time,
+        "disabled_reason": silence.disabled_reason,
     }
 
 
@@ -117,4 +149,5 @@ def _silence_from_row(row: Any) -> Silence:
         created_by=row.created_by,
         comment=row.comment,
         created_time=row.created_time,
+        disabled_reason=row.disabled_reason,
     )

@@ -53,7 +53,7 @@ def test_migrate_is_idempotent_and_creates_exactly_the_schema(store_url):
     migrate(store_url)
     with AlertStore(store_url) as store, store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         differences = compare_metadata(context, metadata)
     assert differences == []
 

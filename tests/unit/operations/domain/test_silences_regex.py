@@ -63,3 +63,18 @@ def test_re2_keeps_alertmanager_anchoring_and_classes() -> None:
     alert = raised(district_id="ain-sebaa")
     assert _silence(Matcher("district", MatchOp.REGEX, r"ain-\w+")).matches(alert, minutes(1))
     assert not _silence(Matcher("district", MatchOp.REGEX, "sebaa")).matches(alert, minutes(1))
+
+
+@pytest.mark.parametrize("op", [MatchOp.REGEX, MatchOp.NOT_REGEX])
+def test_a_stored_pattern_re2_refuses_reads_back_as_a_silence_that_mutes_nothing(op: MatchOp) -> None:
+    stored = Matcher.from_storage("district", str(op), r"(a)\1")
+    assert stored.unusable is not None and "RE2" in stored.unusable
+    assert not stored.matches(raised(district_id="aa"))
+    silence = _silence(stored)
+    assert silence.disabled_reason is not None and silence.state(minutes(1)) == "disabled"
+    assert not is_silenced(raised(district_id="anything"), [silence], minutes(1))
+
+
+def test_a_stored_matcher_that_compiles_reads_back_as_it_was_made() -> None:
+    assert Matcher.from_storage("district", "=~", "ain-.*") == Matcher("district", MatchOp.REGEX, "ain-.*")
+    assert Matcher.from_storage("district", "=~", "ain-.*").unusable is None
