@@ -14,18 +14,20 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from madina.devservers.launch import broker_argv, madina_argv, service_argv
+from madina.devservers.launch import answers_http, broker_argv, loopback_tls_context, madina_argv, service_argv
 from madina.domains import Component, all_topics, discover
 from madina.localsecrets import ensure_local_secrets
 from madina.privatefiles import open_private_append, private_directory, restrict_umask
-from madina.settings import MadinaSettings, load_settings
+from madina.settings import MadinaSettings, ServiceSettings, load_settings
 
 READY_TIMEOUT_S = 90.0
 MAX_RESTARTS = 5
@@ -42,6 +44,31 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     urls: dict[str, str] = field(default_factory=dict)
+    http_tls: ssl.SSLContext | None = None
+    """Set when MADINA_HTTP_TLS_* are: the child's HTTP may then be https (see :meth:`healthy`)."""
+
+    def healthy(self) -> bool:
+        if self.health_url is None:
+            return True
+        if answers_http(self.health_url, self.http_tls):
+            return True
+        # With HTTP TLS configured the services' APIs serve https on the port their plugin names
+        # with http:// (a processor's health page stays plain). The answer tells which; from then
+        # on the child's health and printed URLs on that port say https.
+        if self.http_tls is not None and self.health_url.startswith("http://"):
+            secure = _with_scheme(self.health_url, "https")
+            if answers_http(secure, self.http_tls):
+                self._say_https(urlsplit(self.health_url).netloc)
+                return True
+        return False
+
+    def _say_https(self, netloc: str) -> None:
+        def secured(url: str) -> str:
+            parts = urlsplit(url)
+            return _with_scheme(url, "https") if parts.scheme == "http" and parts.netloc == netloc else url
+
+        self.health_url = secured(self.health_url) if self.health_url else None
+        self.urls = {label: secured(url) for label, url in self.urls.items()}
 
     def start(self) -> None:
         log_file = open_private_append(self.log_path)
@@ -78,12 +105,8 @@ def _port_open(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
+def _with_scheme(url: str, scheme: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(scheme=scheme))
 
 
 def _wait_ready(child: Child, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -94,7 +117,7 @@ def _wait_ready(child: Child, timeout_s: float = READY_TIMEOUT_S) -> None:
                 f"{child.name} exited with {child.process.returncode if child.process else '?'}; "
                 f"see {child.log_path}"
             )
-        if child.health_url is None or _healthy(child.health_url):
+        if child.healthy():
             return
         time.sleep(0.25)
     raise TimeoutError(f"{child.name} not healthy within {timeout_s:.0f} s; see {child.log_path}")
@@ -156,15 +179,31 @@ def _child_env(settings: MadinaSettings) -> dict[str, str]:
     return env
 
 
-def _component_child(component: Component, env: dict[str, str], logs: Path) -> Child:
-    # Components read their ports from settings; resolve URLs with the children's environment.
+@contextmanager
+def _children_environment(env: dict[str, str]) -> Iterator[None]:
+    """Settings and plugins read here see what the children will see."""
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        health_url, urls = component.health_url(), component.urls()
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _http_tls(env: dict[str, str]) -> ssl.SSLContext | None:
+    """How to reach the children's HTTPS on loopback, when MADINA_HTTP_TLS_CERT_FILE is set."""
+    with _children_environment(env):
+        cert_file = load_settings(ServiceSettings).http_tls_cert_file
+    return loopback_tls_context(cert_file) if cert_file is not None else None
+
+
+def _component_child(
+    component: Component, env: dict[str, str], logs: Path, http_tls: ssl.SSLContext | None = None
+) -> Child:
+    # Components read their ports from settings; resolve URLs with the children's environment.
+    with _children_environment(env):
+        health_url, urls = component.health_url(), component.urls()
     return Child(
         name=component.name,
         argv=service_argv(component.name),
@@ -172,6 +211,7 @@ def _component_child(component: Component, env: dict[str, str], logs: Path) -> C
         log_path=logs / f"{component.name}.log",
         health_url=health_url,
         urls=urls,
+        http_tls=http_tls,
     )
 
 
@@ -227,9 +267,10 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
             _say(f"using Kafka at {settings.bootstrap_servers}")
         created = asyncio.run(_create_topics(settings))
         _say(f"{len(created)} topics created" if created else "topics already exist")
+        http_tls = _http_tls(env)
         for domain in discover():
             for component in domain.components:
-                child = _component_child(component, env, logs)
+                child = _component_child(component, env, logs, http_tls)
                 child.start()
                 children.append(child)
         for child in children:

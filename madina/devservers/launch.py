@@ -3,13 +3,14 @@ benchmarks start the embedded broker and the services through here.
 
 :class:`BrokerProcess` starts the embedded broker and waits for the line it prints when it
 listens; :class:`ServiceProcess` starts a component (``madina service NAME``) in its own session
-and waits for its health URL; :func:`wait_for_http` polls one.
+and waits for its health URL; :func:`wait_for_http` polls one (https too, with :func:`loopback_tls_context`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -150,15 +151,39 @@ class ServiceProcess:
                 self.kill()
 
 
-def wait_for_http(url: str, timeout_s: float = 30.0, process: subprocess.Popen[Any] | None = None) -> None:
-    """Poll ``url`` until it answers 2xx; fail early if ``process`` died."""
+def loopback_tls_context(cert_file: Path) -> ssl.SSLContext:
+    """A client context trusting exactly the server certificate ``cert_file`` (MADINA_HTTP_TLS_CERT_FILE).
+
+    For probing our own services on loopback: the certificate is pinned (trusted as it is, even
+    when a CA signed it), and its names are not checked, since they name the public host, not 127.0.0.1.
+    """
+    context = ssl.create_default_context(cafile=str(cert_file))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    return context
+
+
+def answers_http(url: str, tls: ssl.SSLContext | None = None, timeout_s: float = 2.0) -> bool:
+    """Whether ``url`` answers 2xx now (an https URL is checked with ``tls``)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s, context=tls) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def wait_for_http(
+    url: str, timeout_s: float = 30.0, process: subprocess.Popen[Any] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Poll ``url`` until it answers 2xx; fail early if ``process`` died. ``tls`` checks an https URL."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} was ready")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=tls) as response:
                 if 200 <= response.status < 300:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
