@@ -78,3 +78,8 @@ class MobilityProcessorSettings(MobilityPorts):
 
 class MobilitySettings(ServiceSettings, MobilityProcessorSettings):
     mobility_max_feed_entities: int = Field(default=20_000, ge=1, le=1_000_000)
+    mobility_gtfs_rt_urls: list[str] = Field(
+        default=[], description="Producers' GTFS-Realtime feeds to poll (JSON list of http(s) URLs); empty: push only.")
+    mobility_gtfs_rt_poll_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    mobility_gtfs_rt_max_backoff_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="Longest wait between polls of a failing feed.")

@@ -53,7 +53,8 @@ async def serve(settings: MobilitySettings) -> None:
         http_app=create_http_app(runtime),
         http_port=settings.mobility_http_port,
         grpc=build_grpc_server(runtime),
-        followers=[runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed],
+        followers=[runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed,
+                   runtime.poll_producer_feeds],
     )
 
 

@@ -25,6 +25,7 @@ from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
 from madina_proto.mobility.v1 import events_pb2, status_pb2
+from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark
@@ -45,6 +46,7 @@ class MobilityRuntime:
     car_park_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     ridership: LatestByKey[events_pb2.RidershipCounted] = field(default_factory=LatestByKey)
     ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    pollers: list[FeedPoller] = field(default_factory=list)  # pull mode's, one per producer feed
     producer_ready: bool = False
 
     @property
@@ -115,3 +117,11 @@ class MobilityRuntime:
             key = (hour, event.route_id, event.stop_id if stop_id else "")
             totals[key] = totals.get(key, 0) + event.validations_count
         return [(route, stop, hour, count) for (hour, route, stop), count in sorted(totals.items())]
+
+    async def poll_producer_feeds(self) -> None:
+        """Poll MADINA_MOBILITY_GTFS_RT_URLS into the ingest until cancelled (nothing when it is empty)."""
+        settings = self.settings
+        await poll_feeds(settings.mobility_gtfs_rt_urls, self.schedule, self.producer,
+                         interval_s=settings.mobility_gtfs_rt_poll_interval_s,
+                         max_backoff_s=settings.mobility_gtfs_rt_max_backoff_s,
+                         max_entities=settings.mobility_max_feed_entities, pollers=self.pollers)
