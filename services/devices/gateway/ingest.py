@@ -63,7 +63,7 @@ class DomainData:
         return load_settings(EnergyProcessorSettings).network()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: one per (domain, kind)
 class DomainIngest:
     domain: str
     kind: str  # as in the direct topic, e.g. air-quality (the HTTP path's last part)

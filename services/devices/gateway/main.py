@@ -106,7 +106,8 @@ class MqttGateway:
             username=None if settings.devices_mqtt_anonymous else settings.devices_mqtt_username,
             password=settings.mqtt_password(), identifier=settings.devices_mqtt_client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            clean_session=None if v5 else False, clean_start=False, properties=properties,
+            clean_session=None if v5 else False, properties=properties,
+            **({"clean_start": False} if v5 else {}),
             tls_context=settings.mqtt_tls_context(), keepalive=30, timeout=10,
         )
         # aiomqtt does not expose paho's manual acknowledgement; without it paho would PUBACK each
@@ -209,10 +210,10 @@ class MqttGateway:
                                                    self.settings.devices_max_batch_items, now)
                 MESSAGES.labels("accepted").inc()
             except ValueError as error:  # every refusal above is a ValueError naming what is wrong
-                MESSAGES.labels("dead_lettered").inc()
-                dead.append(await self.producer.send_dead_letter(
-                    MQTT_MESSAGES, key=topic.encode(), value=payload,
-                    headers=[(HEADER_MQTT_TOPIC, topic.encode())], reason=refusal_reason(error)))
+                dead.append(await self._dead_letter(topic, payload, refusal_reason(error)))
+            except Exception as error:  # a bug met by one message must not stop every device's readings
+                log.exception("message failed unexpectedly; dead-lettered", extra={"mqtt_topic": topic})
+                dead.append(await self._dead_letter(topic, payload, f"internal error: {type(error).__name__}"))
         try:
             counts = await asyncio.gather(
                 *(ingest.publish(self.data, self.producer, readings) for ingest, readings in accepted.items()),
@@ -222,6 +223,12 @@ class MqttGateway:
         for (ingest, _), count in zip(accepted.items(), counts, strict=False):
             READINGS.labels(ingest.domain, ingest.kind).inc(count)
         BATCH_SECONDS.observe(time.monotonic() - started)
+
+    async def _dead_letter(self, topic: str, payload: bytes, reason: str) -> asyncio.Future[Any]:
+        MESSAGES.labels("dead_lettered").inc()
+        return await self.producer.send_dead_letter(
+            MQTT_MESSAGES, key=topic.encode(), value=payload, headers=[(HEADER_MQTT_TOPIC, topic.encode())],
+            reason=reason)
 
     # --- health ---------------------------------------------------------------------------------
 

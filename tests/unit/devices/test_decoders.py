@@ -82,7 +82,7 @@ def test_operator_field_layout_decodes_scaled_signed_little_endian_and_flags() -
     # 0x4B = 75 %, 0xFF9C = -100 -> -10.0 C, 0x0E10 little-endian = 3600 mV, flags 0b100.
     assert decoder.decode(bytes.fromhex("4BFF9C100E04"), None) == {
         "fill_pct": 75.0, "temperature": -10.0, "battery_mv": 3600.0, "lid_open": 1.0}
-    with pytest.raises(PayloadUndecodable, match="battery_mv needs bytes 3..4, payload has 4"):
+    with pytest.raises(PayloadUndecodable, match=r"battery_mv needs bytes 3\.\.4, payload has 4"):
         decoder.decode(bytes.fromhex("4BFF9C10"), None)
 
 
