@@ -33,6 +33,7 @@ from typing import Any
 
 import aiomqtt
 from aiohttp import web
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import Counter, Gauge, Histogram
@@ -107,7 +108,8 @@ class MqttGateway:
             password=settings.mqtt_password(), identifier=settings.devices_mqtt_client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if v5 else False, properties=properties,
-            **({"clean_start": False} if v5 else {}),
+            # paho refuses clean_start other than its default under 3.1.1, where clean_session=False says it.
+            clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
             tls_context=settings.mqtt_tls_context(), keepalive=30, timeout=10,
         )
         # aiomqtt does not expose paho's manual acknowledgement; without it paho would PUBACK each
