@@ -49,6 +49,7 @@ class Gateway:
 
 def start_gateway(tmp_path: Path, mosquitto: MosquittoServer, gateway_user: MqttUser, bootstrap: str,
                   protocol: str = "5", wait: bool = True) -> Gateway:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     password_file = tmp_path / "gateway-password"
     password_file.write_text(gateway_user.password)
     port = free_port()
@@ -104,12 +105,14 @@ def tts_fill_uplink(fill_pct: int, temperature_c: float, battery: int, lid_open:
 
 
 async def publish(mosquitto: MosquittoServer, user: MqttUser, messages: Sequence[tuple[str, bytes]],
-                  protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5) -> None:
-    """Each message at QoS 1, acknowledged by the broker, in order."""
+                  protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5, pause_s: float = 0.0) -> None:
+    """Each message at QoS 1, acknowledged by the broker, in order (``pause_s`` apart)."""
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, username=user.username, password=user.password,
                               protocol=protocol) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
+            if pause_s:
+                await asyncio.sleep(pause_s)
 
 
 async def records(bootstrap: str, topic: str) -> list[Any]:

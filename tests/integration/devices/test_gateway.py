@@ -69,3 +69,62 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
         assert any(reason.startswith("malformed message: data: not valid base64") for reason in reasons)
     finally:
         gateway.process.stop()
+
+
+def test_gateway_survives_a_broker_restart_and_a_kill_9_mid_stream_without_losing_a_reading(
+    tmp_path: Path, mosquitto: MosquittoServer, broker: str
+) -> None:
+    """MQTT 3.1.1 here (the other test speaks 5): a persistent session (clean_session=False) keeps
+    what the gateway had not acknowledged, and what arrived while it was gone, for its return."""
+    gateway = start_gateway(tmp_path / "first", mosquitto, GATEWAY_USER, broker, protocol="3.1.1")
+    values = [round(5 + i * 0.25, 2) for i in range(400)]  # one distinct pm2.5 per reading
+    try:
+        asyncio.run(publish(mosquitto, DEVICE_USER, [(AIR_TOPIC, air_reading(v, offset_s=i)) for i, v in
+                                                     enumerate(values[:20])]))
+        assert len(air_observations(asyncio.run(wait_for_records(broker, AIR_QUALITY, 20)))) >= 20
+
+        mosquitto.stop()
+        asyncio.run(eventually(lambda: gateway.health()[0] == 503))
+        assert gateway.health()[1]["mqtt"].startswith("disconnected")
+        mosquitto.restart()
+        asyncio.run(eventually(lambda: gateway.health()[0] == 200))
+
+        async def stream_and_kill() -> None:
+            messages = [(AIR_TOPIC, air_reading(v, offset_s=i)) for i, v in enumerate(values[20:], start=20)]
+            publishing = asyncio.create_task(publish(mosquitto, DEVICE_USER, messages, pause_s=0.01))
+            await eventually(lambda: _count_air(broker) >= 60, timeout_s=60)
+            gateway.process.kill()  # kill -9 while readings stream in
+            assert not publishing.done(), "the stream ended before the kill: nothing was in flight"
+            await publishing
+
+        asyncio.run(stream_and_kill())
+    finally:
+        gateway.process.stop()
+    second = start_gateway(tmp_path / "second", mosquitto, GATEWAY_USER, broker, protocol="3.1.1")
+    try:
+        found = asyncio.run(_wait_for_values(broker, set(values)))
+        assert set(values) <= found, f"lost {len(set(values) - found)} readings"
+    finally:
+        second.process.stop()
+
+
+def _count_air(broker: str) -> int:
+    return len(air_observations(asyncio.run(wait_for_records(broker, AIR_QUALITY, 0))))
+
+
+async def _wait_for_values(broker: str, wanted: set[float], timeout_s: float = 40.0) -> set[float]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    found: set[float] = set()
+    while loop.time() < deadline and not wanted <= found:
+        found = {o.pm25_ugm3 for o in air_observations(await wait_for_records(broker, AIR_QUALITY, 0))}
+        await asyncio.sleep(0.3)
+    return found
+
+
+async def eventually(check, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await asyncio.to_thread(check):
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
