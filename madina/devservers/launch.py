@@ -121,6 +121,7 @@ class ServiceProcess:
         log_path: Path,
         *,
         health_url: str | None = None,
+        health_tls: ssl.SSLContext | None = None,
         cwd: Path | None = None,
         timeout_s: float = 60.0,
     ) -> ServiceProcess:
@@ -130,7 +131,7 @@ class ServiceProcess:
         started = cls(process, log_path)
         if health_url is not None:
             try:
-                wait_for_http(health_url, timeout_s=timeout_s, process=process)
+                wait_for_http(health_url, timeout_s=timeout_s, process=process, tls=health_tls)
             except Exception as error:
                 started.kill()
                 raise RuntimeError(f"{error}\n--- {log_path.name} ---\n{log_path.read_text()[-4000:]}") from error

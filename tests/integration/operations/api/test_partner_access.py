@@ -10,7 +10,6 @@ test also proves the file is re-read), and so has its own rate bucket.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from madina_proto.alerts.v1 import alerts_pb2 as pb
 from madina_proto.alerts.v1 import alerts_pb2_grpc as pb_grpc
 from tests.support.certificates import ClientCertificate, TestAuthority
 from tests.support.operations import RunningService, running_service
+from tests.support.partners import bearer, https_client, tls_credentials
 from tests.support.processes import BrokerProcess
 
 FAILED_AUTH = Rate(per_s=2.0, burst=5)
@@ -74,22 +74,12 @@ def https_url(service: RunningService) -> str:
 
 
 def https(service: RunningService, local_address: str = "127.0.0.1") -> httpx.AsyncClient:
-    trusting = ssl.create_default_context(cadata=service.tls_cert.decode())
-    return httpx.AsyncClient(
-        base_url=https_url(service),
-        timeout=10,
-        transport=httpx.AsyncHTTPTransport(verify=trusting, local_address=local_address),
-    )
+    return https_client(https_url(service), service.tls_cert, local_address)
 
 
 @pytest.fixture
 async def stub(service: RunningService, client_cert: ClientCertificate) -> AsyncIterator[pb_grpc.AlertServiceStub]:
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=service.tls_cert,
-        private_key=client_cert.private_key,
-        certificate_chain=client_cert.certificate,
-    )
-    async with grpc.aio.secure_channel(service.grpc_target, credentials) as channel:
+    async with grpc.aio.secure_channel(service.grpc_target, tls_credentials(service.tls_cert, client_cert)) as channel:
         yield pb_grpc.AlertServiceStub(channel)
 
 
@@ -98,10 +88,6 @@ async def new_partner(service: RunningService, name: str, **options) -> str:
     token = add_principal(service.settings.credentials_file, name, ["alerts:read"], **options)
     await asyncio.sleep(RELOAD_BOUND_S)
     return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def list_over_grpc(stub: pb_grpc.AlertServiceStub, token: str) -> grpc.StatusCode:
@@ -136,8 +122,7 @@ async def test_http_serves_tls_with_the_configured_certificate(service: RunningS
 
 
 async def test_grpc_refuses_a_client_without_a_certificate(service: RunningService) -> None:
-    credentials = grpc.ssl_channel_credentials(root_certificates=service.tls_cert)
-    async with grpc.aio.secure_channel(service.grpc_target, credentials) as channel:
+    async with grpc.aio.secure_channel(service.grpc_target, tls_credentials(service.tls_cert)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await pb_grpc.AlertServiceStub(channel).ListAlerts(
                 pb.ListAlertsRequest(), metadata=[("authorization", f"Bearer {service.tokens['viewer']}")],
@@ -149,10 +134,7 @@ async def test_grpc_refuses_a_client_without_a_certificate(service: RunningServi
 
 async def test_grpc_refuses_a_certificate_signed_by_another_authority(service: RunningService) -> None:
     stranger = TestAuthority("someone else").issue_client("casa-transport")
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=service.tls_cert, private_key=stranger.private_key, certificate_chain=stranger.certificate
-    )
-    async with grpc.aio.secure_channel(service.grpc_target, credentials) as channel:
+    async with grpc.aio.secure_channel(service.grpc_target, tls_credentials(service.tls_cert, stranger)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
 
