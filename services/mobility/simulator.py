@@ -1,22 +1,38 @@
-"""The mobility simulator: the sample feeds' buses along their schedules, posted as raw AVL fixes.
+"""The mobility simulator: the sample feeds' buses along their schedules, riders' validations and car parks.
 
 Each running trip of the city's feed reports where its bus would be given a delay: line by line a
 peak-hour congestion (07-09 h and 17-19 h local) on the first route, a small random drift
 elsewhere, one bus that goes silent for ten minutes every hour, and every other hour a bus
 running a headway late onto its follower (bunching). Fixes go through ``POST
 /v1/vehicle-positions``, the path a partner's AVL takes; the processor derives delays from them.
-Cancellations need TripUpdates (``POST /v1/gtfs-rt``, protobuf), which the simulator's JSON
-delivery cannot carry yet: not simulated.
+
+About one run in twenty is cancelled (chosen from its trip and date, so every round agrees): its
+bus sends no fix, and a GTFS-Realtime TripUpdate with ``schedule_relationship: CANCELED`` goes
+to ``POST /v1/gtfs-rt`` as JSON (the same ingest as protobuf). Riders validate cards on the
+buses that report (``POST /v1/ticket-validations``, salted card hashes from a pool), and once an
+hour a cloned card validates on two buses far apart at the same moment (the fraud alert). The
+city's car parks count their cars on a daytime curve (``POST /v1/parking-occupancy``); the first
+one stays full around midday (the car-park-full alert).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import zlib
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from madina.simulation import Delivery, HttpPost, SimulationContext
+from services.mobility.domain.geometry import distance_m
 from services.mobility.domain.gtfs import Schedule, load_feeds
+from services.mobility.domain.parking import CarPark, load_car_parks
 from services.mobility.domain.servicedays import ScheduledRun, runs_active
+
+CANCELLED_ONE_IN = 20
+CARDS = 500  # riders' cards in the pool
+VALIDATION_CHANCE = 0.3  # per reporting bus and round
 
 
 class MobilityGenerator:
@@ -34,7 +50,10 @@ class MobilityGenerator:
         routes = sorted(r.route_id for r in self.schedule.routes.values() if r.feed_id == context.city)
         self.routes = routes or sorted(self.schedule.routes)
         self.drift = {route_id: context.rng.uniform(0, 120) for route_id in self.routes}
-        self._queue: list[dict[str, object]] = []
+        parks = load_car_parks(settings.mobility_car_parks_file)
+        self.car_parks = sorted((p for p in parks.values() if p.city_id == context.city), key=lambda p: p.car_park_id)
+        self._queue: list[HttpPost] = []
+        self._round = 0
 
     def _delay_s(self, run: ScheduledRun, now: datetime, index: int) -> float:
         route_id = run.trip.route_id
@@ -45,6 +64,10 @@ class MobilityGenerator:
         if index == 1 and now.hour % 2 == 0:
             delay += 900  # this bus runs onto the one behind it
         return delay
+
+    @staticmethod
+    def cancelled(run: ScheduledRun) -> bool:
+        return zlib.crc32(f"{run.trip.trip_id}/{run.key.start_date}".encode()) % CANCELLED_ONE_IN == 0
 
     def _fix(self, run: ScheduledRun, now: datetime, index: int) -> dict[str, object] | None:
         if index == 0 and now.minute < 10:
@@ -68,16 +91,92 @@ class MobilityGenerator:
     def next_deliveries(self, now: datetime, budget: int) -> list[Delivery]:
         now = now.astimezone(UTC)
         if not self._queue:
-            for route_id in self.routes:
-                runs = sorted(runs_active(self.schedule, now, route_id), key=lambda r: r.start)
-                for index, run in enumerate(runs):
-                    fix = self._fix(run, now, index)
-                    if fix is not None:
-                        self._queue.append(fix)
-        deliveries: list[Delivery] = [HttpPost("/v1/vehicle-positions", body, 1) for body in self._queue[:budget]]
+            self._queue = self._round_of(now)
+        deliveries: list[Delivery] = list(self._queue[:budget])
         del self._queue[:budget]
         return deliveries
 
+    def _round_of(self, now: datetime) -> list[HttpPost]:
+        """One round of everything the city reports at ``now``."""
+        self._round += 1
+        posts: list[HttpPost] = []
+        fixes: list[dict[str, object]] = []
+        cancelled: list[ScheduledRun] = []
+        for route_id in self.routes:
+            runs = sorted(runs_active(self.schedule, now, route_id), key=lambda r: r.start)
+            for index, run in enumerate(runs):
+                if self.cancelled(run):
+                    cancelled.append(run)
+                    continue
+                fix = self._fix(run, now, index)
+                if fix is not None:
+                    fixes.append(fix)
+                    posts.append(HttpPost("/v1/vehicle-positions", fix, 1))
+        if cancelled:
+            posts.append(HttpPost("/v1/gtfs-rt", cancellations(cancelled, now), len(cancelled)))
+        validations = self._validations(fixes, now)
+        if validations:
+            posts.append(HttpPost("/v1/ticket-validations", {"ticket_validations": validations}, len(validations)))
+        if self.car_parks:
+            counts = [self._parking(park, index, now) for index, park in enumerate(self.car_parks)]
+            posts.append(HttpPost("/v1/parking-occupancy", {"parking_occupancies": counts}, len(counts)))
+        return posts
+
+    def _validations(self, fixes: list[dict[str, object]], now: datetime) -> list[dict[str, object]]:
+        rng = self.context.rng
+        out = []
+        for fix in fixes:
+            if rng.random() < VALIDATION_CHANCE:
+                card = card_hash(f"{self.context.city}-{rng.randrange(CARDS)}")
+                out.append(self._validation(f"{self._round}-{fix['vehicle_id']}", card, fix, now))
+        if now.minute == 30 and len(fixes) >= 2:
+            def where(fix: dict[str, object]) -> tuple[float, float]:
+                return float(fix["lat"]), float(fix["lon"])  # type: ignore[arg-type]
+
+            first, last = max(((a, b) for a in fixes for b in fixes),
+                              key=lambda pair: distance_m(where(pair[0]), where(pair[1])))
+            if distance_m(where(first), where(last)) > 1500:  # a card cannot be on both buses: the fraud case
+                clone, hour = card_hash(f"{self.context.city}-cloned"), now.strftime("%Y%m%d%H")
+                out += [self._validation(f"clone-{hour}-a", clone, first, now),
+                        self._validation(f"clone-{hour}-b", clone, last, now)]
+        return out
+
+    def _validation(self, validation_id: str, card: str, fix: dict[str, object], now: datetime) -> dict[str, object]:
+        trip = self.schedule.trips[str(fix["trip_id"])]
+        return {"validation_id": validation_id, "card_hash": card, "vehicle_id": fix["vehicle_id"],
+                "route_id": trip.route_id, "stop_id": self._stop_near(trip.trip_id, fix),
+                "lat": fix["lat"], "lon": fix["lon"], "timestamp": now.isoformat()}
+
+    def _stop_near(self, trip_id: str, fix: dict[str, object]) -> str:
+        position = (float(fix["lat"]), float(fix["lon"]))  # type: ignore[arg-type]
+        calls = self.schedule.trips[trip_id].stop_times
+        return min(calls, key=lambda c: distance_m(position, self.schedule.stops[c.stop_id].position)).stop_id
+
+    def _parking(self, park: CarPark, index: int, now: datetime) -> dict[str, object]:
+        local = now.astimezone(ZoneInfo(self.schedule.routes[self.routes[0]].timezone))
+        hour = local.hour + local.minute / 60
+        daytime = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
+        share = 0.1 + 0.85 * daytime * (1.3 if index == 0 else 1.0) + self.context.rng.uniform(-0.03, 0.03)
+        occupied = max(0, min(park.capacity, round(park.capacity * share)))
+        return {"car_park_id": park.car_park_id, "occupied_spaces": occupied, "capacity_spaces": park.capacity,
+                "timestamp": now.isoformat()}
+
+
+def card_hash(card: str) -> str:
+    """A card number as the operator's validators send it: salted and hashed."""
+    return hashlib.sha256(f"madina-simulator-salt/{card}".encode()).hexdigest()
+
+
+def cancellations(runs: list[ScheduledRun], now: datetime) -> dict[str, object]:
+    """A GTFS-Realtime FeedMessage, as JSON, cancelling ``runs``."""
+    stamp = str(int(now.timestamp()))
+    return {
+        "header": {"gtfs_realtime_version": "2.0", "incrementality": "FULL_DATASET", "timestamp": stamp},
+        "entity": [{"id": f"cancel-{run.trip.trip_id}-{run.key.start_date}", "trip_update": {
+            "trip": {"trip_id": run.trip.trip_id, "start_date": run.key.start_date,
+                     "route_id": run.trip.route_id, "schedule_relationship": "CANCELED"},
+            "timestamp": stamp}} for run in runs],
+    }
 
 def create(context: SimulationContext) -> MobilityGenerator:
     return MobilityGenerator(context)

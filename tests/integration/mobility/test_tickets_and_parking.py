@@ -1,6 +1,7 @@
 """Ticket validations and car-park counts in (HTTP and gRPC), through the processor, ridership, availability
 and their alerts out: a cloned card raises ticket-fraud once, a car park that stays full raises car-park-full,
-a validator's retry counts once."""
+a validator's retry counts once. The simulator's cancellation (a GTFS-Realtime JSON FeedMessage) raises
+trip-canceled."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from madina_proto.mobility.v1 import events_pb2
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
 from services.mobility.api.main import build_grpc_server
+from services.mobility.domain.servicedays import runs_active
 from services.mobility.domain.tickets import hour_bucket
+from services.mobility.simulator import cancellations
 from tests.integration.mobility.api_support import running_mobility_api
 from tests.integration.mobility.morning import KIT, schedule
 from tests.support.processor_kit import wait_for_alerts
@@ -51,6 +54,9 @@ async def test_validations_and_counts_become_ridership_availability_and_alerts(b
     try:
         async with running_mobility_api(broker, tmp_path) as api, httpx.AsyncClient(base_url=api.url) as client:
             publisher, reader = api.headers("operator-feed"), api.headers("dashboard")
+            run = sorted(runs_active(plan, now, "BK-1"), key=lambda r: r.start)[0]
+            response = await client.post("/v1/gtfs-rt", json=cancellations([run], now), headers=publisher)
+            assert response.status_code == 202 and response.json()["trip_updates"] == 1, response.text
             validations = [
                 _validation("v1", CARD, "BK-E01", "BK-1", "BK-HH1", 34.9335, -2.3360, t0),
                 _validation("v1", CARD, "BK-E01", "BK-1", "BK-HH1", 34.9335, -2.3360, t0),  # the validator's retry
@@ -114,9 +120,8 @@ async def test_validations_and_counts_become_ridership_availability_and_alerts(b
             rest = await client.get("/v1/ridership", params={"route_id": "CA-T1"}, headers=reader)
             assert [(c["route_id"], c["validations_count"]) for c in rest.json()["counts"]] == [("CA-T1", "1")]
 
-        alerts = await wait_for_alerts(broker, 2)
-        raised = sorted((a.rule_id, a.source.entity_id if a.HasField("source") else "") for a in alerts
-                        if a.state == alerts_pb2.ALERT_STATE_RAISED)
-        assert [rule for rule, _ in raised] == ["car-park-full", "ticket-fraud"], raised
+        alerts = await wait_for_alerts(broker, 3)
+        raised = sorted(a.rule_id for a in alerts if a.state == alerts_pb2.ALERT_STATE_RAISED)
+        assert raised == ["car-park-full", "ticket-fraud", "trip-canceled"], raised
     finally:
         processor.stop()

@@ -84,7 +84,7 @@ def test_stop_step_counts_each_validation_once_per_local_hour_and_publishes_the_
     assert entity == "BK-1/BK-HH1"
     assert totals == [("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 1), ("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 2),
                       ("BK-1/BK-HH1/2026-11-26T09:00:00+00:00", 1)]
-    assert entity_from_dict(entity_to_dict(state), entity) == state
+    assert state is not None and entity_from_dict(entity_to_dict(state), entity) == state
 
 
 def test_car_park_step_publishes_availability_and_raises_when_it_stays_full(schedule: Schedule) -> None:
