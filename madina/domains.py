@@ -51,8 +51,7 @@ class Component:
     urls: Callable[[], dict[str, str]] = field(default=dict)
 
     def load(self) -> Callable[[], int]:
-        module_name, _, attribute = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+        return load_entry_point(self.entry_point)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,10 @@ class Domain:
     simulator: str | None = None  # "module:factory" returning a madina.simulation.Generator
     start_order: int = 50  # consumers of other domains' topics (operations) start after producers
     scopes: Sequence[Scope] = ()  # what its APIs check; local principals and docs derive from these
+    # "module:function" that `madina up` calls with (data_dir, children's env) before any component
+    # starts, to run a local server the domain needs (e.g. an MQTT broker); it may add settings to
+    # the env and returns the callable that stops the server.
+    local_servers: Sequence[str] = ()
 
     def scope(self, name: str) -> str:
         """``name`` as declared here (a typo fails at import, not as a 403 in production)."""
@@ -72,6 +75,12 @@ class Domain:
             if scope.name == name:
                 return scope.name
         raise KeyError(f"domain {self.name} declares no scope {name!r}")
+
+
+def load_entry_point(dotted: str) -> Callable[..., object]:
+    """``"package.module:attribute"``, imported now."""
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
 
 
 def discover() -> list[Domain]:
