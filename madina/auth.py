@@ -143,7 +143,7 @@ class Credentials:
         self._source = source
         self._reload_check_interval_s = reload_check_interval_s
         self._next_check = clock() + reload_check_interval_s
-        self._signature = _signature(source) if source is not None else None
+        self._signature = file_signature(source) if source is not None else None
         if source is not None:
             _FILE_BACKED.add(self)
 
@@ -193,7 +193,7 @@ class Credentials:
         """Re-read the source file; on a bad file keep the principals in force and say why."""
         if self._source is None:
             return False
-        signature = _signature(self._source)
+        signature = file_signature(self._source)
         try:
             principals = _read_principals(self._source)
         except ValueError as error:
@@ -210,14 +210,15 @@ class Credentials:
         if now < self._next_check:
             return
         self._next_check = now + self._reload_check_interval_s
-        if _signature(self._source) != self._signature:
+        if file_signature(self._source) != self._signature:
             self.reload()
 
     def __len__(self) -> int:
         return len(self._principals)
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when ``path`` does (files re-read while serving: credentials, CRLs)."""
     # The inode changes on an atomic replace, mtime_ns and size on an edit in place.
     try:
         stat = path.stat()

@@ -22,6 +22,7 @@ from madina.auth import Credentials
 from madina.bus import EventProducer, ensure_topics
 from madina.bus.topics import TopicSpec
 from madina.grpc import AgencyAuthInterceptor, GrpcServer
+from madina.grpc.revocation import RevocationList
 from madina.http import uvicorn_tls_options
 from madina.settings import ServiceSettings
 
@@ -39,11 +40,15 @@ def grpc_server(
 ) -> GrpcServer:
     """The servicers behind auth (scope per full method name), with TLS as the settings say."""
     tls = not settings.grpc_insecure
+    revocations = (
+        RevocationList(settings.grpc_tls_crl_file, settings.grpc_tls_client_ca_file)
+        if tls and settings.grpc_tls_crl_file and settings.grpc_tls_client_ca_file else None
+    )
     return GrpcServer(
         host=settings.bind_host,
         port=port,
         services=servicers,
-        interceptors=[AgencyAuthInterceptor(credentials, required_scopes)],
+        interceptors=[AgencyAuthInterceptor(credentials, required_scopes, revocations)],
         tls_cert_file=settings.grpc_tls_cert_file if tls else None,
         tls_key_file=settings.grpc_tls_key_file if tls else None,
         tls_client_ca_file=settings.grpc_tls_client_ca_file if tls else None,

@@ -139,6 +139,10 @@ class ServiceSettings(MadinaSettings):
     grpc_tls_client_ca_file: Path | None = Field(
         default=None, description="CA of partner client certificates; set, gRPC requires mutual TLS."
     )
+    grpc_tls_crl_file: Path | None = Field(
+        default=None,
+        description="CRL (PEM or DER) of that CA; RPCs from certificates it lists are refused. Re-read on change.",
+    )
     http_tls_cert_file: Path | None = Field(default=None, description="HTTP serves TLS with this and the key.")
     http_tls_key_file: Path | None = None
     rate_limit_per_s: float = Field(
@@ -159,6 +163,8 @@ class ServiceSettings(MadinaSettings):
             )
         if self.grpc_insecure and self.grpc_tls_client_ca_file:
             raise ValueError("MADINA_GRPC_TLS_CLIENT_CA_FILE needs TLS; unset MADINA_GRPC_INSECURE")
+        if self.grpc_tls_crl_file and not self.grpc_tls_client_ca_file:
+            raise ValueError("MADINA_GRPC_TLS_CRL_FILE needs MADINA_GRPC_TLS_CLIENT_CA_FILE (the CA that signed it)")
         if bool(self.http_tls_cert_file) != bool(self.http_tls_key_file):
             raise ValueError("MADINA_HTTP_TLS_CERT_FILE and MADINA_HTTP_TLS_KEY_FILE go together")
         for path in (
@@ -166,6 +172,7 @@ class ServiceSettings(MadinaSettings):
             self.grpc_tls_cert_file,
             self.grpc_tls_key_file,
             self.grpc_tls_client_ca_file,
+            self.grpc_tls_crl_file,
             self.http_tls_cert_file,
             self.http_tls_key_file,
         ):

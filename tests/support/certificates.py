@@ -74,3 +74,19 @@ class TestAuthority:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ),
         )
+
+    def revocation_list(self, revoked: list[ClientCertificate]) -> bytes:
+        """A CRL (PEM) of this CA listing ``revoked``, valid for a day."""
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self._name)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=1))
+        )
+        for client in revoked:
+            serial = x509.load_pem_x509_certificate(client.certificate).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            )
+        return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

@@ -1,6 +1,7 @@
 """Partners held to their limits, against a real operations service over TCP: HTTPS and gRPC with
-mutual TLS, per-principal rate limits, failed-authentication limits per address, and tokens that
-are revoked or expire while the server runs (no restart).
+mutual TLS (and a revocation list re-read while serving), per-principal rate limits,
+failed-authentication limits per address, and tokens that are revoked or expire while the server
+runs (no restart).
 
 One service for the module, started with HTTP TLS, a client CA for gRPC and small failed-auth
 limits. Each test adds its own principal to the credentials file while the server runs (so every
@@ -44,7 +45,17 @@ def authority() -> TestAuthority:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, authority: TestAuthority) -> Iterator[RunningService]:
+def crl_file(tmp_path_factory: pytest.TempPathFactory, authority: TestAuthority) -> Path:
+    """The partners' CA's revocation list, empty to begin with."""
+    path = tmp_path_factory.mktemp("operations-partners-crl") / "partners.crl"
+    path.write_bytes(authority.revocation_list([]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, authority: TestAuthority, crl_file: Path
+) -> Iterator[RunningService]:
     directory = tmp_path_factory.mktemp("operations-partners")
     cert, key = ensure_self_signed(directory / "tls")
     broker = BrokerProcess.start(memory=True, default_partitions=2)
@@ -56,6 +67,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, authority: TestAuthority) 
             http_tls_cert_file=cert,
             http_tls_key_file=key,
             grpc_tls_client_ca_file=authority.write(directory / "partners-ca.pem"),
+            grpc_tls_crl_file=crl_file,
             auth_failures_per_s=FAILED_AUTH.per_s,
             auth_failures_burst=FAILED_AUTH.burst,
         ) as running:
@@ -145,6 +157,28 @@ async def test_grpc_serves_a_client_with_a_certificate_from_the_ca(
     service: RunningService, stub: pb_grpc.AlertServiceStub
 ) -> None:
     assert await list_over_grpc(stub, service.tokens["viewer"]) == grpc.StatusCode.OK
+
+
+async def test_a_revoked_client_certificate_is_refused_without_a_restart(
+    service: RunningService, authority: TestAuthority, crl_file: Path, client_cert: ClientCertificate
+) -> None:
+    leaving = authority.issue_client("leaving-partner")
+    token = service.tokens["viewer"]
+    async with grpc.aio.secure_channel(service.grpc_target, tls_credentials(service.tls_cert, leaving)) as channel:
+        assert await list_over_grpc(pb_grpc.AlertServiceStub(channel), token) == grpc.StatusCode.OK
+
+        replacement = crl_file.with_suffix(".new")
+        replacement.write_bytes(authority.revocation_list([leaving]))
+        replacement.replace(crl_file)
+        await asyncio.sleep(RELOAD_BOUND_S)
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await pb_grpc.AlertServiceStub(channel).ListAlerts(
+                pb.ListAlertsRequest(page_size=1), metadata=[("authorization", f"Bearer {token}")], timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.details() == "client certificate revoked"
+    async with grpc.aio.secure_channel(service.grpc_target, tls_credentials(service.tls_cert, client_cert)) as channel:
+        assert await list_over_grpc(pb_grpc.AlertServiceStub(channel), token) == grpc.StatusCode.OK
 
 
 # --- rate limits ---------------------------------------------------------------------------------
