@@ -58,9 +58,11 @@ lint: install node_modules/.installed ## ruff, mypy on madina/ and services/, ES
 	$(VENV)/bin/mypy madina services
 	eslint .
 
+# pytest: one worker per core (at most 4), since most integration tests wait on brokers and processes
+# rather than compute; whole files per worker, so a module's fixtures start once and its tests share state.
 test: install system-deps proto-check ## every test: unit, integration, e2e (Docker-only tests skip with a reason)
 	node --test --test-reporter=spec tests/js/*.test.mjs
-	$(PY) -m pytest -ra --durations=15
+	$(PY) -m pytest -ra --durations=15 --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 test-unit: install ## unit tests only
 	$(PY) -m pytest -q tests/unit
