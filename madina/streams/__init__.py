@@ -231,6 +231,12 @@ class ExactlyOnceAlerts:
         def acknowledged(future: asyncio.Future[Any]) -> None:
             if not future.cancelled() and future.exception() is None:
                 self.outbox.confirm(alert_id, revision)
+            else:
+                # The ledger already counts it as sent, so only a restart's outbox sweep would send
+                # it again: an alert missing from alerts.v1 must at least be visible in the log.
+                log.error("alert send failed; left in the outbox", extra={
+                    "alert_id": alert_id, "revision": revision,
+                    "error": "cancelled" if future.cancelled() else repr(future.exception())})
 
         sent.add_done_callback(acknowledged)  # type: ignore[attr-defined]  # a FutureMessage is an asyncio.Future
         return True
