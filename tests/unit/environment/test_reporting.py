@@ -21,28 +21,9 @@ from services.environment.domain.profiles import load_profiles, select_annual_li
 from services.environment.domain.stations import Station, load_stations
 from services.environment.processor.station_stream import StoredState, apply_batch
 from services.environment.topics import STATION_STATUS
+from tests.unit.environment.domain.test_compliance import PROFILE  # pm10-24h: 50 µg/m³, 2 allowed, warning at 50 %
 
 PARIS = ZoneInfo("Europe/Paris")
-PROFILE = """
-profiles:
-  - name: test
-    version: 1
-    title: Allowance test profile
-    source: {standard: Test, document: Test rules, url: https://example.org, year: 2025}
-    defaults:
-      min_hourly_coverage: 0.75
-      allowance_warning_at: 0.5
-    annual_limits:
-      - {id: pm10-year, measurand: pm10_ugm3, limit: 40}
-    rules:
-      - id: pm10-24h
-        measurand: pm10_ugm3
-        window: 24h
-        comparison: above
-        allowed_exceedances: 2
-        levels:
-          - {name: limit value, threshold: 50, severity: major}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +64,7 @@ def test_status_carries_nowcast_daily_aqi_exceedances_against_allowance_and_annu
     _, records = run(station, profile, hours)
 
     status = [message for spec, _, message in records if spec is STATION_STATUS][-1].status
-    [count] = status.exceedances
+    [count] = [e for e in status.exceedances if e.rule_id == "test/pm10-24h"]
     assert (count.rule_id, count.year, count.limit_value) == ("test/pm10-24h", 2025, 50.0)
     assert (count.exceedance_count, count.allowed_count, count.remaining_count, count.breached) == (3, 2, -1, True)
     assert count.averaging_period.ToTimedelta() == timedelta(days=1)
@@ -110,7 +91,8 @@ def test_exceedance_kpis_say_count_of_allowance_per_station_when_the_count_chang
     hours.append((local(4, 0, 30), {"pm10_ugm3": 10.0}))
     _, records = run(station, profile, hours)
 
-    kpis = [(key, message) for spec, key, message in records if spec is KPIS and key.startswith("exceedances/")]
+    kpis = [(key, message) for spec, key, message in records
+            if spec is KPIS and key.startswith("exceedances/test/pm10-24h/")]
     assert [(k.value, k.band, k.band_level) for _, k in kpis] == [
         (0.0, "0 of 2 allowed", 0),  # the first closed period: the tile appears
         (1.0, "1 of 2 allowed", 2),  # warning at 50 % of the allowance
