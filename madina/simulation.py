@@ -2,14 +2,16 @@
 
 Each domain contributes a generator through its :class:`madina.domains.Domain` (``simulator``
 entry). A generator turns simulated time into deliveries: HTTP posts to the domain's ingest API
-(the path real devices take) or records straight onto a topic. The runner paces deliveries to the
-requested rate, splits the rate between domains, and prints a progress line every few seconds.
-Everything random comes from one seeded generator per domain, so a seed reproduces a run.
+(the path real devices take), MQTT publishes (devices behind the MQTT gateway) or records
+straight onto a topic. The runner paces deliveries to the requested rate, splits the rate
+between domains, and prints a progress line every few seconds. Everything random comes from
+one seeded generator per domain, so a seed reproduces a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import random
@@ -48,7 +50,26 @@ class TopicRecord:
     count: int = 1
 
 
-Delivery = HttpPost | TopicRecord
+@dataclass(frozen=True)
+class MqttBroker:
+    """Where a generator's devices publish over MQTT, and as whom (the broker's own device auth)."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class MqttPublish:
+    """Publish ``payload`` at QoS 1 on ``topic`` of the generator's ``mqtt_broker``, as a field device does."""
+
+    topic: str
+    payload: bytes
+    count: int = 1
+
+
+Delivery = HttpPost | TopicRecord | MqttPublish
 
 
 @dataclass
@@ -113,10 +134,13 @@ async def _deliver(
     http: httpx.AsyncClient,
     producer: Any,
     progress: _Progress,
+    mqtt: _LazyMqtt,
 ) -> None:
     for delivery in deliveries:
         try:
-            if isinstance(delivery, HttpPost):
+            if isinstance(delivery, MqttPublish):
+                await mqtt.publish(generator.mqtt_broker, delivery.topic, delivery.payload)  # type: ignore[attr-defined]
+            elif isinstance(delivery, HttpPost):
                 response = await http.post(f"{generator.ingest_url}{delivery.path}", json=delivery.body)
                 if response.status_code >= 400:
                     raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
@@ -157,6 +181,7 @@ async def simulate(
         if hasattr(generator, "rng"):
             generator.rng = random.Random(f"{seed}:{generator.domain}")
     producer = _LazyProducer(bootstrap) if bootstrap else None
+    mqtt = _LazyMqtt()
     progress = _Progress()
     tick_s = 0.25
     per_tick = rate * tick_s / len(generators)
@@ -174,7 +199,7 @@ async def simulate(
                     if budget:
                         carry[index] -= budget
                         await _deliver(
-                            generator.next_deliveries(now, budget), generator, http, producer, progress
+                            generator.next_deliveries(now, budget), generator, http, producer, progress, mqtt
                         )
                 progress.maybe_print()
                 next_tick += tick_s
@@ -183,6 +208,7 @@ async def simulate(
         progress.maybe_print(force=True)
         if producer is not None:
             await producer.stop()
+        await mqtt.stop()
     return 0
 
 
@@ -204,6 +230,35 @@ class _LazyProducer:
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+
+
+class _LazyMqtt:
+    """One MQTT connection per broker, made on the first MqttPublish (HTTP-only runs need no broker)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[MqttBroker, Any] = {}
+
+    async def publish(self, broker: MqttBroker, topic: str, payload: bytes) -> None:
+        import aiomqtt
+
+        try:
+            client = self._clients.get(broker)
+            if client is None:
+                client = aiomqtt.Client(broker.host, broker.port, username=broker.username, password=broker.password)
+                await client.__aenter__()
+                self._clients[broker] = client
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as error:
+            self._clients.pop(broker, None)  # connect again on the next delivery
+            raise RuntimeError(f"MQTT {broker.host}:{broker.port}: {error}") from error
+
+    async def stop(self) -> None:
+        import aiomqtt
+
+        for client in self._clients.values():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.__aexit__(None, None, None)
+        self._clients.clear()
 
 
 def run_simulation(

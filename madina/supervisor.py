@@ -17,14 +17,14 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from madina.devservers.launch import answers_http, broker_argv, loopback_tls_context, madina_argv, service_argv
-from madina.domains import Component, all_topics, discover
+from madina.domains import Component, all_topics, discover, load_entry_point
 from madina.localsecrets import ensure_local_secrets
 from madina.privatefiles import open_private_append, private_directory, restrict_umask
 from madina.settings import MadinaSettings, ServiceSettings, load_settings
@@ -238,6 +238,7 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
     logs = settings.data_dir / "logs"
     children: list[Child] = []
     apache_kafka = None
+    local_stops: list[Callable[[], object]] = []  # Domain.local_servers, stopped after the children
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -268,6 +269,10 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
         created = asyncio.run(_create_topics(settings))
         _say(f"{len(created)} topics created" if created else "topics already exist")
         http_tls = _http_tls(env)
+        for domain in discover():
+            for server in domain.local_servers:
+                local_stops.append(load_entry_point(server)(settings.data_dir, env))  # type: ignore[arg-type]
+                _say(f"{domain.name}: started {server.rpartition(':')[2]}")
         for domain in discover():
             for component in domain.components:
                 child = _component_child(component, env, logs, http_tls)
@@ -303,6 +308,8 @@ def run_city(*, city: str, rate: float, simulate: bool, kafka: str = "embedded")
         _say("stopping")
         for child in reversed(children):
             child.stop()
+        for stop_local_server in reversed(local_stops):
+            stop_local_server()
         if apache_kafka is not None:
             apache_kafka.stop()
         _say("stopped")

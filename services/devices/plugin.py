@@ -35,4 +35,6 @@ DOMAIN = Domain(
         ),
     ],
     start_order=20,  # after the domains whose topics and seeds it feeds
+    local_servers=["services.devices.local:start_local_mqtt"],
+    simulator="services.devices.simulator:create",
 )

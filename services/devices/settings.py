@@ -75,3 +75,11 @@ class DevicesSettings(DevicesPorts):
         if self.devices_mqtt_tls_cert_file and self.devices_mqtt_tls_key_file:
             context.load_cert_chain(self.devices_mqtt_tls_cert_file, self.devices_mqtt_tls_key_file)
         return context
+
+
+class DevicesSimulatorSettings(DevicesPorts):
+    """The simulated MQTT devices' own broker credentials (`madina up` writes them; none: anonymous)."""
+
+    devices_simulator_username: str | None = None
+    devices_simulator_password_file: Path | None = None
+    devices_registry_file: Path = Field(default=DEFAULT_REGISTRY, description="Device registry (YAML or JSON).")
