@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from datetime import UTC, datetime
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import ConsumerRecord
 
-from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
-from madina.bus.topics import ALERTS, TopicSpec
+from bench.pipeline import plain_topics, run_plain_loop
+from madina.bus.codec import decode
+from madina.bus.topics import TopicSpec
 from madina.streams.entities import EntityRecord
 from madina_proto.alerts.v1 import alerts_pb2
 from services.energy.domain.circuit import CircuitState
@@ -29,57 +30,22 @@ from services.energy.domain.sun import SunCalendar
 from services.energy.processor.app import circuit_stepper
 from services.energy.topics import STREETLIGHT_TELEMETRY
 
-SOURCE = "bench-plain-loop"
-PLAIN_ALERTS = TopicSpec(
-    name="bench.energy-plain-alerts.v1", message_type=alerts_pb2.AlertEvent, key="alert_id",
-    description="Alert events of the energy benchmark's plain aiokafka loop.",
-)
-PLAIN_APPLIED = TopicSpec(
-    name="bench.energy-plain-applied.v1", message_type=alerts_pb2.AlertEvent, key="circuit_id",
-    description="One empty record per input record the plain loop applied.",
-)
-READY_LINE = "plain loop ready"
-MAX_RECORDS_PER_POLL = 100
+PLAIN_ALERTS, PLAIN_APPLIED = plain_topics("bench.energy-", entity_key="circuit_id")
 
 
 async def run(bootstrap: str, partitions: int) -> None:
     step = circuit_stepper(load_network(), load_config(), SunCalendar())
     states: dict[str, CircuitState] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    await consumer.start()
-    assignment = [TopicPartition(STREETLIGHT_TELEMETRY.name, p) for p in range(partitions)]
-    consumer.assign(assignment)
-    await consumer.seek_to_beginning(*assignment)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    print(READY_LINE, flush=True)
-    try:
-        while not stop.is_set():
-            polled = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS_PER_POLL)
-            pending = []
-            for records in polled.values():
-                for record in records:
-                    try:
-                        batch = decode(STREETLIGHT_TELEMETRY, record.value, record.headers)
-                        circuit_id = batch.circuit_id
-                        state = states.get(circuit_id) or CircuitState.new(circuit_id)
-                        result = step(state, EntityRecord(circuit_id, STREETLIGHT_TELEMETRY, batch, datetime.now(UTC)))
-                    except InvalidRecord:
-                        continue
-                    states[circuit_id] = result.state
-                    for event in result.alerts:
-                        pending.append(await producer.send(
-                            PLAIN_ALERTS.name, encode(event), key=event.alert_id.encode(),
-                            headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds()))))
-                    pending.append(await producer.send(PLAIN_APPLIED.name, b"", key=record.key))
-                    await asyncio.sleep(0)
-            for future in pending:
-                await future
-    finally:
-        await consumer.stop()
-        await producer.stop()
+
+    def apply(spec: TopicSpec, record: ConsumerRecord[Any, Any]) -> list[alerts_pb2.AlertEvent]:
+        batch = decode(spec, record.value, record.headers)
+        circuit_id = batch.circuit_id
+        state = states.get(circuit_id) or CircuitState.new(circuit_id)
+        result = step(state, EntityRecord(circuit_id, spec, batch, datetime.now(UTC)))
+        states[circuit_id] = result.state
+        return list(result.alerts)
+
+    await run_plain_loop(bootstrap, [STREETLIGHT_TELEMETRY], partitions, apply, PLAIN_ALERTS, PLAIN_APPLIED)
 
 
 def main() -> int:

@@ -13,72 +13,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import ConsumerRecord
 
-from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
-from madina.bus.topics import ALERTS, TopicSpec
+from bench.pipeline import plain_topics, run_plain_loop
+from madina.bus.codec import decode
+from madina.bus.topics import TopicSpec
 from madina.streams.entities import EntityRecord
 from madina_proto.alerts.v1 import alerts_pb2
 from services.waste.processor.app import waste_processor
 from services.waste.settings import WasteProcessorSettings
 from services.waste.topics import CONTAINER_LEVELS
 
-SOURCE = "bench-plain-loop"
-PLAIN_ALERTS = TopicSpec(
-    name="bench.waste-plain-alerts.v1", message_type=alerts_pb2.AlertEvent, key="alert_id",
-    description="Alert events of the waste benchmark's plain aiokafka loop.",
-)
-PLAIN_APPLIED = TopicSpec(
-    name="bench.waste-plain-applied.v1", message_type=alerts_pb2.AlertEvent, key="container_id",
-    description="One empty record per input record the plain loop applied.",
-)
-READY_LINE = "plain loop ready"
-MAX_RECORDS_PER_POLL = 100
+PLAIN_ALERTS, PLAIN_APPLIED = plain_topics("bench.waste-", entity_key="container_id")
 
 
 async def run(bootstrap: str, partitions: int, max_age_s: float) -> None:
     processor = waste_processor(WasteProcessorSettings(
         waste_max_reading_age_s=max_age_s, waste_max_future_skew_s=86_400))
     states: dict[str, Any] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    await consumer.start()
-    assignment = [TopicPartition(CONTAINER_LEVELS.name, p) for p in range(partitions)]
-    consumer.assign(assignment)
-    await consumer.seek_to_beginning(*assignment)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    print(READY_LINE, flush=True)
-    try:
-        while not stop.is_set():
-            polled = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS_PER_POLL)
-            pending = []
-            for records in polled.values():
-                for record in records:
-                    try:
-                        batch = decode(CONTAINER_LEVELS, record.value, record.headers)
-                        entity = batch.container_id
-                        state = states.get(entity) or processor.new_state(entity)
-                        step = processor.step(state, EntityRecord(entity, CONTAINER_LEVELS, batch, datetime.now(UTC)))
-                    except InvalidRecord:
-                        continue
-                    states[entity] = step.state
-                    for event in step.alerts:
-                        pending.append(await producer.send(
-                            PLAIN_ALERTS.name, encode(event), key=event.alert_id.encode(),
-                            headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds()))))
-                    pending.append(await producer.send(PLAIN_APPLIED.name, b"", key=record.key))
-                    await asyncio.sleep(0)
-            for future in pending:
-                await future
-    finally:
-        await consumer.stop()
-        await producer.stop()
+
+    def apply(spec: TopicSpec, record: ConsumerRecord[Any, Any]) -> list[alerts_pb2.AlertEvent]:
+        batch = decode(spec, record.value, record.headers)
+        entity = batch.container_id
+        state = states.get(entity) or processor.new_state(entity)
+        step = processor.step(state, EntityRecord(entity, spec, batch, datetime.now(UTC)))
+        states[entity] = step.state
+        return list(step.alerts)
+
+    await run_plain_loop(bootstrap, [CONTAINER_LEVELS], partitions, apply, PLAIN_ALERTS, PLAIN_APPLIED)
 
 
 def main() -> int:
