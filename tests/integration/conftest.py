@@ -4,8 +4,10 @@
   --memory`), so tests exercise the same bytes on the wire as production; or any Kafka named by
   MADINA_TEST_KAFKA_BOOTSTRAP.
 - ``apache_kafka``: Apache Kafka itself (the pinned release from Maven Central, KRaft, one node on
-  loopback), started once per session on first use and shared. Where Java, Maven or the artifacts
-  cannot be had, the tests that need it skip and say why.
+  loopback), started once per session on first use and shared (in a parallel run, once per
+  worker: each worker is a session with its own free ports and tmp dirs, and the artifacts' download
+  is behind a file lock). Where Java, Maven or the artifacts cannot be had, the tests that need it
+  skip and say why.
 - ``broker``: a broker of the test's own (a processor's topics and consumer group have fixed
   names), embedded or a fresh Apache Kafka node; see tests/support/processor_kit.py.
 """
