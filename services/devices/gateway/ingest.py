@@ -13,6 +13,7 @@ which raises ValueError naming the field) and publishes many messages' readings 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +74,7 @@ class DomainIngest:
     parse: Callable[[DomainData, Any, int, datetime], list[Any]]  # body -> checked domain readings
     send: Callable[[DomainData, EventProducer, list[Any]], Awaitable[int]]
     loads: Sequence[str] = field(default=())  # DomainData attributes to load at start-up
+    per_entity_calls: bool = False  # the publisher makes one record per entity_of: call it per entity
 
     def prepare(self, data: DomainData, device: DeviceEntry, body: Any, max_items: int, now: datetime) -> list[Any]:
         readings = self.parse(data, body, max_items, now)
@@ -84,7 +86,16 @@ class DomainIngest:
         return readings
 
     async def publish(self, data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
-        return await self.send(data, producer, readings) if readings else 0
+        if not self.per_entity_calls or len(readings) < 2:
+            return await self.send(data, producer, readings) if readings else 0
+        # The environment and waste publishers find each entity's newest reading by scanning all
+        # readings once per entity, which is quadratic in a gateway batch of many devices; one
+        # call per entity keeps it linear and produces the same records.
+        by_entity: dict[str, list[Any]] = {}
+        for reading in readings:
+            by_entity.setdefault(self.entity_of(reading), []).append(reading)
+        counts = await asyncio.gather(*(self.send(data, producer, group) for group in by_entity.values()))
+        return sum(counts)
 
 
 def _environment(kind_path: str) -> DomainIngest:
@@ -110,7 +121,7 @@ def _environment(kind_path: str) -> DomainIngest:
 
     assert isinstance(kind, StationKind)
     return DomainIngest("environment", kind_path, TOPIC_OF[kind], "station_id", lambda o: o.station_id, parse, send,
-                        ("stations",))
+                        ("stations",), per_entity_calls=True)
 
 
 def _waste() -> DomainIngest:
@@ -131,7 +142,7 @@ def _waste() -> DomainIngest:
         return await publish(producer, readings)
 
     return DomainIngest("waste", "container-level", CONTAINER_LEVELS, "container_id", lambda r: r.container_id,
-                        parse, send, ("containers",))
+                        parse, send, ("containers",), per_entity_calls=True)
 
 
 def _streetlight() -> DomainIngest:
