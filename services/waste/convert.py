@@ -18,7 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from madina.alerts import AlertTransition
 from madina.alerts.timeutil import time_to_text
 from madina.bus.alert_events import timestamp, to_alert_event
-from madina.contract import InvalidRecord, optional_time
+from madina.contract import InvalidRecord, finite, optional_time, required_time
 from madina.geo import load_cities
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
@@ -26,8 +26,15 @@ from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.waste.v1 import container_pb2, plan_pb2
 from services.waste.domain.containers import Container, Depot, Stream, Truck
 from services.waste.domain.detector import DOMAIN, Collection, ContainerStatus
+from services.waste.domain.districts import ContainerSummary
 from services.waste.domain.fillrate import FULL_FILL_RATIO
-from services.waste.domain.kpis import KpiValue
+from services.waste.domain.kpis import (
+    KPI_DISTRICT_FILL,
+    KPI_FIRE_RISK,
+    KPI_FULL_CONTAINERS,
+    KPI_NEEDING_COLLECTION,
+    KpiValue,
+)
 from services.waste.domain.planning import CollectionPlan, ContainerForecast
 from services.waste.domain.readings import Reading
 
@@ -235,3 +242,44 @@ def forecast_from_status(
     since = status.last_observe_time.ToDatetime(tzinfo=UTC)
     hours = max(0.0, (now - since).total_seconds() / 3600)
     return ContainerForecast(container, min(1.0, status.fill_ratio + rate * hours), rate)
+
+
+def summary_to_pb(summary: ContainerSummary) -> container_pb2.ContainerSummaryChanged:
+    message = container_pb2.ContainerSummaryChanged(
+        container_id=summary.container_id,
+        district=common_pb2.District(city_id=summary.city, district_id=summary.district),
+        needs_collection=summary.needs_collection, fire_risk=summary.fire_risk,
+        change_time=timestamp(summary.change_time),
+    )
+    if summary.fill_ratio is not None:
+        message.fill_ratio = summary.fill_ratio
+    return message
+
+
+def summary_from_pb(message: container_pb2.ContainerSummaryChanged) -> ContainerSummary:
+    if not message.container_id or not message.district.city_id or not message.district.district_id:
+        raise InvalidRecord("container_id, district: required")
+    fill = finite(message.fill_ratio, "fill_ratio") if message.HasField("fill_ratio") else None
+    if fill is not None and not 0.0 <= fill <= 1.0:
+        raise InvalidRecord(f"fill_ratio: must be within 0..1, got {fill}")
+    return ContainerSummary(message.container_id, message.district.city_id, message.district.district_id, fill,
+                            message.needs_collection, message.fire_risk, required_time(message, "change_time"))
+
+
+_SUMMARY_FIELDS = {
+    KPI_DISTRICT_FILL: "mean_fill_ratio", KPI_FULL_CONTAINERS: "full_count",
+    KPI_NEEDING_COLLECTION: "needing_collection_count", KPI_FIRE_RISK: "fire_risk_count",
+}
+DISTRICT_SUMMARY_KPIS = frozenset(_SUMMARY_FIELDS)
+
+
+def district_summary_from_kpis(kpis: Iterable[kpis_pb2.KpiObserved]) -> container_pb2.DistrictSummary:
+    """One district's ``DistrictSummary`` from its district KPIs as published on kpis.v1."""
+    summary = container_pb2.DistrictSummary()
+    for kpi in kpis:
+        summary.district.CopyFrom(kpi.district)
+        name = _SUMMARY_FIELDS[kpi.kpi_id]
+        setattr(summary, name, kpi.value if name == "mean_fill_ratio" else int(kpi.value))
+        if kpi.observe_time.ToDatetime() > summary.observe_time.ToDatetime():
+            summary.observe_time.CopyFrom(kpi.observe_time)
+    return summary

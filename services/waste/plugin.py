@@ -29,6 +29,10 @@ def _processor_health() -> str:
     return f"http://127.0.0.1:{_settings().waste_processor_port}/healthz"
 
 
+def _district_processor_health() -> str:
+    return f"http://127.0.0.1:{_settings().waste_district_processor_port}/healthz"
+
+
 DOMAIN = Domain(
     name="waste",
     topics=ALL,
@@ -45,6 +49,12 @@ DOMAIN = Domain(
             entry_point="services.waste.processor.app:main",
             description="faust worker: fill, fire, tipped, lid, battery and data-gap alerts; fill rates; collections",
             health_url=_processor_health,
+        ),
+        Component(
+            name="waste-district-processor",
+            entry_point="services.waste.processor.app:district_main",
+            description="faust worker per district: mean fill, containers full, needing collection, at fire risk",
+            health_url=_district_processor_health,
         ),
     ],
     simulator="services.waste.simulator:create",

@@ -24,6 +24,9 @@ class WastePorts(MadinaSettings):
     waste_processor_port: int = Field(
         default=8094, ge=0, le=65535, description="Stream processor's /healthz and /metrics."
     )
+    waste_district_processor_port: int = Field(
+        default=8114, ge=0, le=65535, description="District processor's /healthz and /metrics."
+    )
 
 
 class WasteProcessorSettings(WastePorts):

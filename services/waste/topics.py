@@ -43,6 +43,16 @@ COLLECTION_PLANS = TopicSpec(
     retention_ms=90 * DAY_MS,
 )
 
+CONTAINER_SUMMARIES = TopicSpec(
+    name="waste.container-summaries.v1",
+    message_type=container_pb2.ContainerSummaryChanged,
+    key="<city>/<district>",
+    description="A container's part in its district's KPIs (fill, needs collection, fire risk) when it "
+                "changes enough to matter, keyed by district: the district stage's input.",
+    retention_ms=7 * DAY_MS,
+)
+
 # Everything the processor reads must be co-partitioned with its container table.
 PROCESSOR_INPUTS = (CONTAINER_LEVELS, CONTAINER_TICKS)
-ALL = (*PROCESSOR_INPUTS, CONTAINER_STATUS, COLLECTIONS, COLLECTION_PLANS)
+DISTRICT_INPUTS = (CONTAINER_SUMMARIES,)
+ALL = (*PROCESSOR_INPUTS, CONTAINER_STATUS, COLLECTIONS, COLLECTION_PLANS, *DISTRICT_INPUTS)

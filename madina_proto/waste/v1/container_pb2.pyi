@@ -404,3 +404,99 @@ class ContainerCollected(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerCollected: _TypeAlias = ContainerCollected  # noqa: Y015
+
+@_typing.final
+class ContainerSummaryChanged(_message.Message):
+    """What a container adds to its district's indicators, published by the processor on
+    waste.container-summaries.v1 keyed by "<city>/<district>" when it changes enough to matter.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    FILL_RATIO_FIELD_NUMBER: _builtins.int
+    NEEDS_COLLECTION_FIELD_NUMBER: _builtins.int
+    FIRE_RISK_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    container_id: _builtins.str
+    """Container it is about."""
+    fill_ratio: _builtins.float
+    """Judged fill level, 0 to 1; unset before the first reading."""
+    needs_collection: _builtins.bool
+    """At or above the full level now, or predicted to reach it within the collection horizon."""
+    fire_risk: _builtins.bool
+    """The container's fire-risk alert is active."""
+    @_builtins.property
+    def district(self) -> _common_pb2.District:
+        """District the container stands in."""
+
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """Event time of the status it summarises."""
+
+    def __init__(
+        self,
+        *,
+        container_id: _builtins.str = ...,
+        district: _common_pb2.District | None = ...,
+        fill_ratio: _builtins.float | None = ...,
+        needs_collection: _builtins.bool = ...,
+        fire_risk: _builtins.bool = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fill_ratio", b"_fill_ratio", "change_time", b"change_time", "district", b"district", "fill_ratio", b"fill_ratio"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fill_ratio", b"_fill_ratio", "change_time", b"change_time", "container_id", b"container_id", "district", b"district", "fill_ratio", b"fill_ratio", "fire_risk", b"fire_risk", "needs_collection", b"needs_collection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__fill_ratio: _TypeAlias = _typing.Literal["fill_ratio"]  # noqa: Y015
+    _WhichOneofArgType__fill_ratio: _TypeAlias = _typing.Literal["_fill_ratio", b"_fill_ratio"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fill_ratio) -> _WhichOneofReturnType__fill_ratio | None: ...
+
+Global___ContainerSummaryChanged: _TypeAlias = ContainerSummaryChanged  # noqa: Y015
+
+@_typing.final
+class DistrictSummary(_message.Message):
+    """A district's waste indicators, as the district stage last published them on kpis.v1."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    MEAN_FILL_RATIO_FIELD_NUMBER: _builtins.int
+    FULL_COUNT_FIELD_NUMBER: _builtins.int
+    NEEDING_COLLECTION_COUNT_FIELD_NUMBER: _builtins.int
+    FIRE_RISK_COUNT_FIELD_NUMBER: _builtins.int
+    OBSERVE_TIME_FIELD_NUMBER: _builtins.int
+    mean_fill_ratio: _builtins.float
+    """Mean judged fill of its containers that have reported, 0 to 1."""
+    full_count: _builtins.int
+    """Containers at or above the full level (0.8)."""
+    needing_collection_count: _builtins.int
+    """Containers full now or predicted full within the collection horizon."""
+    fire_risk_count: _builtins.int
+    """Containers with an active fire-risk alert."""
+    @_builtins.property
+    def district(self) -> _common_pb2.District:
+        """The district."""
+
+    @_builtins.property
+    def observe_time(self) -> _timestamp_pb2.Timestamp:
+        """Event time of the newest container status behind these values."""
+
+    def __init__(
+        self,
+        *,
+        district: _common_pb2.District | None = ...,
+        mean_fill_ratio: _builtins.float = ...,
+        full_count: _builtins.int = ...,
+        needing_collection_count: _builtins.int = ...,
+        fire_risk_count: _builtins.int = ...,
+        observe_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["district", b"district", "observe_time", b"observe_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["district", b"district", "fire_risk_count", b"fire_risk_count", "full_count", b"full_count", "mean_fill_ratio", b"mean_fill_ratio", "needing_collection_count", b"needing_collection_count", "observe_time", b"observe_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DistrictSummary: _TypeAlias = DistrictSummary  # noqa: Y015

@@ -27,7 +27,7 @@ from madina_proto.waste.v1 import container_pb2 as madina_dot_waste_dot_v1_dot_c
 from madina_proto.waste.v1 import plan_pb2 as madina_dot_waste_dot_v1_dot_plan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#madina/waste/v1/waste_service.proto\x12\x0fmadina.waste.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fmadina/waste/v1/container.proto\x1a\x1amadina/waste/v1/plan.proto\"S\n\x16PublishReadingsRequest\x12\x39\n\x08readings\x18\x01 \x03(\x0b\x32\'.madina.waste.v1.ContainerLevelObserved\"1\n\x17PublishReadingsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"k\n\x15ListContainersRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12,\n\x06stream\x18\x03 \x01(\x0e\x32\x1c.madina.waste.v1.WasteStream\"H\n\x16ListContainersResponse\x12.\n\ncontainers\x18\x01 \x03(\x0b\x32\x1a.madina.waste.v1.Container\"+\n\x13GetContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"H\n\x14GetContainerResponse\x12\x30\n\x06status\x18\x01 \x01(\x0b\x32 .madina.waste.v1.ContainerStatus\"h\n\x15PlanCollectionRequest\x12\x10\n\x08\x64\x65pot_id\x18\x01 \x01(\t\x12*\n\x07horizon\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttruck_ids\x18\x03 \x03(\t\"J\n\x16PlanCollectionResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".madina.waste.v1.CollectionPlanned2\x97\x03\n\x0cWasteService\x12\x64\n\x0fPublishReadings\x12\'.madina.waste.v1.PublishReadingsRequest\x1a(.madina.waste.v1.PublishReadingsResponse\x12\x61\n\x0eListContainers\x12&.madina.waste.v1.ListContainersRequest\x1a\'.madina.waste.v1.ListContainersResponse\x12[\n\x0cGetContainer\x12$.madina.waste.v1.GetContainerRequest\x1a%.madina.waste.v1.GetContainerResponse\x12\x61\n\x0ePlanCollection\x12&.madina.waste.v1.PlanCollectionRequest\x1a\'.madina.waste.v1.PlanCollectionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#madina/waste/v1/waste_service.proto\x12\x0fmadina.waste.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fmadina/waste/v1/container.proto\x1a\x1amadina/waste/v1/plan.proto\"S\n\x16PublishReadingsRequest\x12\x39\n\x08readings\x18\x01 \x03(\x0b\x32\'.madina.waste.v1.ContainerLevelObserved\"1\n\x17PublishReadingsResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"k\n\x15ListContainersRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12,\n\x06stream\x18\x03 \x01(\x0e\x32\x1c.madina.waste.v1.WasteStream\"H\n\x16ListContainersResponse\x12.\n\ncontainers\x18\x01 \x03(\x0b\x32\x1a.madina.waste.v1.Container\"+\n\x13GetContainerRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"H\n\x14GetContainerResponse\x12\x30\n\x06status\x18\x01 \x01(\x0b\x32 .madina.waste.v1.ContainerStatus\"/\n\x1cListDistrictSummariesRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\"T\n\x1dListDistrictSummariesResponse\x12\x33\n\tdistricts\x18\x01 \x03(\x0b\x32 .madina.waste.v1.DistrictSummary\"h\n\x15PlanCollectionRequest\x12\x10\n\x08\x64\x65pot_id\x18\x01 \x01(\t\x12*\n\x07horizon\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttruck_ids\x18\x03 \x03(\t\"J\n\x16PlanCollectionResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".madina.waste.v1.CollectionPlanned2\x8f\x04\n\x0cWasteService\x12\x64\n\x0fPublishReadings\x12\'.madina.waste.v1.PublishReadingsRequest\x1a(.madina.waste.v1.PublishReadingsResponse\x12\x61\n\x0eListContainers\x12&.madina.waste.v1.ListContainersRequest\x1a\'.madina.waste.v1.ListContainersResponse\x12[\n\x0cGetContainer\x12$.madina.waste.v1.GetContainerRequest\x1a%.madina.waste.v1.GetContainerResponse\x12v\n\x15ListDistrictSummaries\x12-.madina.waste.v1.ListDistrictSummariesRequest\x1a..madina.waste.v1.ListDistrictSummariesResponse\x12\x61\n\x0ePlanCollection\x12&.madina.waste.v1.PlanCollectionRequest\x1a\'.madina.waste.v1.PlanCollectionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,10 +46,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCONTAINERREQUEST']._serialized_end=511
   _globals['_GETCONTAINERRESPONSE']._serialized_start=513
   _globals['_GETCONTAINERRESPONSE']._serialized_end=585
-  _globals['_PLANCOLLECTIONREQUEST']._serialized_start=587
-  _globals['_PLANCOLLECTIONREQUEST']._serialized_end=691
-  _globals['_PLANCOLLECTIONRESPONSE']._serialized_start=693
-  _globals['_PLANCOLLECTIONRESPONSE']._serialized_end=767
-  _globals['_WASTESERVICE']._serialized_start=770
-  _globals['_WASTESERVICE']._serialized_end=1177
+  _globals['_LISTDISTRICTSUMMARIESREQUEST']._serialized_start=587
+  _globals['_LISTDISTRICTSUMMARIESREQUEST']._serialized_end=634
+  _globals['_LISTDISTRICTSUMMARIESRESPONSE']._serialized_start=636
+  _globals['_LISTDISTRICTSUMMARIESRESPONSE']._serialized_end=720
+  _globals['_PLANCOLLECTIONREQUEST']._serialized_start=722
+  _globals['_PLANCOLLECTIONREQUEST']._serialized_end=826
+  _globals['_PLANCOLLECTIONRESPONSE']._serialized_start=828
+  _globals['_PLANCOLLECTIONRESPONSE']._serialized_end=902
+  _globals['_WASTESERVICE']._serialized_start=905
+  _globals['_WASTESERVICE']._serialized_end=1432
 # @@protoc_insertion_point(module_scope)

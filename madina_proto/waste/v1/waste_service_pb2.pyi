@@ -168,6 +168,52 @@ class GetContainerResponse(_message.Message):
 Global___GetContainerResponse: _TypeAlias = GetContainerResponse  # noqa: Y015
 
 @_typing.final
+class ListDistrictSummariesRequest(_message.Message):
+    """Request for ListDistrictSummaries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITY_ID_FIELD_NUMBER: _builtins.int
+    city_id: _builtins.str
+    """Only districts of this city; empty means all."""
+    def __init__(
+        self,
+        *,
+        city_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city_id", b"city_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDistrictSummariesRequest: _TypeAlias = ListDistrictSummariesRequest  # noqa: Y015
+
+@_typing.final
+class ListDistrictSummariesResponse(_message.Message):
+    """Response for ListDistrictSummaries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISTRICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def districts(self) -> _containers.RepeatedCompositeFieldContainer[_container_pb2.DistrictSummary]:
+        """One per district with reporting containers, ordered by city and district."""
+
+    def __init__(
+        self,
+        *,
+        districts: _abc.Iterable[_container_pb2.DistrictSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["districts", b"districts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDistrictSummariesResponse: _TypeAlias = ListDistrictSummariesResponse  # noqa: Y015
+
+@_typing.final
 class PlanCollectionRequest(_message.Message):
     """Request for PlanCollection."""
 

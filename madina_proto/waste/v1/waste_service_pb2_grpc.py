@@ -50,6 +50,11 @@ class WasteServiceStub:
                 request_serializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerRequest.SerializeToString,
                 response_deserializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerResponse.FromString,
                 _registered_method=True)
+        self.ListDistrictSummaries = channel.unary_unary(
+                '/madina.waste.v1.WasteService/ListDistrictSummaries',
+                request_serializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesRequest.SerializeToString,
+                response_deserializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesResponse.FromString,
+                _registered_method=True)
         self.PlanCollection = channel.unary_unary(
                 '/madina.waste.v1.WasteService/PlanCollection',
                 request_serializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.PlanCollectionRequest.SerializeToString,
@@ -82,6 +87,13 @@ class WasteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDistrictSummaries(self, request, context):
+        """Fill, containers needing collection and fire risk per district (the kpis.v1 district values).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PlanCollection(self, request, context):
         """Plans a collection round from a depot with the current predictions.
         """
@@ -106,6 +118,11 @@ def add_WasteServiceServicer_to_server(servicer, server):
                     servicer.GetContainer,
                     request_deserializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerRequest.FromString,
                     response_serializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerResponse.SerializeToString,
+            ),
+            'ListDistrictSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDistrictSummaries,
+                    request_deserializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesRequest.FromString,
+                    response_serializer=madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesResponse.SerializeToString,
             ),
             'PlanCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.PlanCollection,
@@ -195,6 +212,33 @@ class WasteService:
             '/madina.waste.v1.WasteService/GetContainer',
             madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerRequest.SerializeToString,
             madina_dot_waste_dot_v1_dot_waste__service__pb2.GetContainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDistrictSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/madina.waste.v1.WasteService/ListDistrictSummaries',
+            madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesRequest.SerializeToString,
+            madina_dot_waste_dot_v1_dot_waste__service__pb2.ListDistrictSummariesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,8 @@ class WasteServiceStub:
     """Lists containers."""
     GetContainer: _grpc.UnaryUnaryMultiCallable[_waste_service_pb2.GetContainerRequest, _waste_service_pb2.GetContainerResponse]
     """Latest values, fill rate, predicted full time and active alerts of one container."""
+    ListDistrictSummaries: _grpc.UnaryUnaryMultiCallable[_waste_service_pb2.ListDistrictSummariesRequest, _waste_service_pb2.ListDistrictSummariesResponse]
+    """Fill, containers needing collection and fire risk per district (the kpis.v1 district values)."""
     PlanCollection: _grpc.UnaryUnaryMultiCallable[_waste_service_pb2.PlanCollectionRequest, _waste_service_pb2.PlanCollectionResponse]
     """Plans a collection round from a depot with the current predictions."""
 
@@ -53,6 +55,8 @@ class WasteServiceAsyncStub(WasteServiceStub):
     """Lists containers."""
     GetContainer: _aio.UnaryUnaryMultiCallable[_waste_service_pb2.GetContainerRequest, _waste_service_pb2.GetContainerResponse]  # type: ignore[assignment]
     """Latest values, fill rate, predicted full time and active alerts of one container."""
+    ListDistrictSummaries: _aio.UnaryUnaryMultiCallable[_waste_service_pb2.ListDistrictSummariesRequest, _waste_service_pb2.ListDistrictSummariesResponse]  # type: ignore[assignment]
+    """Fill, containers needing collection and fire risk per district (the kpis.v1 district values)."""
     PlanCollection: _aio.UnaryUnaryMultiCallable[_waste_service_pb2.PlanCollectionRequest, _waste_service_pb2.PlanCollectionResponse]  # type: ignore[assignment]
     """Plans a collection round from a depot with the current predictions."""
 
@@ -82,6 +86,14 @@ class WasteServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_waste_service_pb2.GetContainerResponse, _abc.Awaitable[_waste_service_pb2.GetContainerResponse]]:
         """Latest values, fill rate, predicted full time and active alerts of one container."""
+
+    @_abc_1.abstractmethod
+    def ListDistrictSummaries(
+        self,
+        request: _waste_service_pb2.ListDistrictSummariesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_waste_service_pb2.ListDistrictSummariesResponse, _abc.Awaitable[_waste_service_pb2.ListDistrictSummariesResponse]]:
+        """Fill, containers needing collection and fire risk per district (the kpis.v1 district values)."""
 
     @_abc_1.abstractmethod
     def PlanCollection(

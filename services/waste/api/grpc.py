@@ -24,6 +24,7 @@ REQUIRED_SCOPES = {
     f"/{SERVICE_NAME}/PublishReadings": PUBLISH,
     f"/{SERVICE_NAME}/ListContainers": READ,
     f"/{SERVICE_NAME}/GetContainer": READ,
+    f"/{SERVICE_NAME}/ListDistrictSummaries": READ,
     f"/{SERVICE_NAME}/PlanCollection": PLAN,
 }
 
@@ -75,6 +76,11 @@ class WasteServicer(pb_grpc.WasteServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"container_id: unknown container {echo(request.container_id)}")
         return pb.GetContainerResponse(status=self.runtime.status_of(request.container_id))
+
+    async def ListDistrictSummaries(
+        self, request: pb.ListDistrictSummariesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDistrictSummariesResponse:
+        return pb.ListDistrictSummariesResponse(districts=self.runtime.district_summaries(request.city_id))
 
     async def PlanCollection(
         self, request: pb.PlanCollectionRequest, context: grpc.aio.ServicerContext

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from madina.auth import Principal
 from madina.http import install_common, openapi_schema, parse_items, require_scope
 from madina.inputs import InvalidInput, UtcTime, echo
+from madina_proto.waste.v1 import waste_service_pb2 as pb
 from services.waste.api.publisher import ReadingRejected, check_reading, publish
 from services.waste.api.state import UnknownDepot, WasteRuntime
 from services.waste.domain.containers import Stream
@@ -137,6 +138,13 @@ def read_router() -> APIRouter:
         if container_id not in runtime.containers:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown container {echo(container_id)}")
         return runtime.status_json(container_id)
+
+    @router.get("/districts", summary="Per district: mean fill, containers full, needing collection, at fire risk")
+    async def districts(
+        runtime: Runtime, _: Annotated[Principal, Depends(READER)], city: str = ""
+    ) -> dict[str, Any]:
+        return MessageToDict(pb.ListDistrictSummariesResponse(districts=runtime.district_summaries(city)),
+                             preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
     return router
 

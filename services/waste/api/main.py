@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from madina.auth import load_service_credentials
 from madina.bus import EventProducer
+from madina.bus.topics import KPIS
 from madina.grpc import GrpcServer
 from madina.observability import configure_logging
 from madina.runtime import run_until_stopped
@@ -44,11 +45,11 @@ async def serve(settings: WasteSettings) -> None:
     await serve_domain_api(
         settings,
         runtime,
-        topics=ALL,
+        topics=[*ALL, KPIS],
         http_app=create_http_app(runtime),
         http_port=settings.waste_http_port,
         grpc=build_grpc_server(runtime),
-        followers=[runtime.follow_status_feed],
+        followers=[runtime.follow_status_feed, runtime.follow_kpi_feed],
     )
 
 

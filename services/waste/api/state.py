@@ -6,6 +6,9 @@ processor and published on the compacted ``waste.container-status.v1``; this pro
 topic from the start (no consumer group: every API replica needs every container) through
 :func:`madina.bus.reader.read_topic` and keeps the newest per container, so reads and plans never
 touch Kafka. A status record that is not a known container's under its own key is skipped.
+
+District indicators are the district stage's: the waste district KPIs on the compacted
+``kpis.v1`` (read whole, like the status topic), served as they were published.
 """
 
 from __future__ import annotations
@@ -20,10 +23,19 @@ from google.protobuf.json_format import MessageToDict
 from madina.auth import Credentials
 from madina.bus import EventProducer
 from madina.bus.reader import read_topic
+from madina.bus.topics import KPIS
 from madina.contract import InvalidRecord
+from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.waste.v1 import container_pb2, plan_pb2
-from services.waste.convert import container_to_pb, forecast_from_status, plan_to_pb
+from services.waste.convert import (
+    DISTRICT_SUMMARY_KPIS,
+    container_to_pb,
+    district_summary_from_kpis,
+    forecast_from_status,
+    plan_to_pb,
+)
 from services.waste.domain.containers import Container, Fleet
+from services.waste.domain.detector import DOMAIN
 from services.waste.domain.fillrate import FULL_FILL_RATIO
 from services.waste.domain.planning import plan_collection
 from services.waste.settings import WasteSettings
@@ -43,7 +55,14 @@ class WasteRuntime:
     producer: EventProducer
     statuses: dict[str, container_pb2.ContainerStatus] = field(default_factory=dict)
     status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # (city, district) -> kpi id -> the district KPI as last published
+    district_kpis: dict[tuple[str, str], dict[str, kpis_pb2.KpiObserved]] = field(default_factory=dict)
+    kpi_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     producer_ready: bool = False
+
+    def district_summaries(self, city: str = "") -> list[container_pb2.DistrictSummary]:
+        return [district_summary_from_kpis(kpis.values())
+                for (kpi_city, _), kpis in sorted(self.district_kpis.items()) if city in ("", kpi_city)]
 
     def status_of(self, container_id: str) -> container_pb2.ContainerStatus:
         known = self.statuses.get(container_id)
@@ -59,6 +78,7 @@ class WasteRuntime:
         return {
             "producer": "ok" if self.producer_ready else "starting",
             "status_feed": "ok" if self.status_feed_ready.is_set() else "starting",
+            "kpi_feed": "ok" if self.kpi_feed_ready.is_set() else "starting",
         }
 
     async def follow_status_feed(self) -> None:
@@ -72,6 +92,16 @@ class WasteRuntime:
             self.statuses[container_id] = event.status
 
         await read_topic(self.settings.bootstrap_servers, CONTAINER_STATUS, on_status, caught_up=self.status_feed_ready)
+
+    async def follow_kpi_feed(self) -> None:
+        """Read kpis.v1 forever, keeping the waste district KPIs (no entity: the district's own)."""
+
+        def on_kpi(_key: str, kpi: kpis_pb2.KpiObserved | None) -> None:
+            if kpi is None or kpi.domain != DOMAIN or kpi.kpi_id not in DISTRICT_SUMMARY_KPIS or kpi.entity.entity_id:
+                return
+            self.district_kpis.setdefault((kpi.district.city_id, kpi.district.district_id), {})[kpi.kpi_id] = kpi
+
+        await read_topic(self.settings.bootstrap_servers, KPIS, on_kpi, caught_up=self.kpi_feed_ready)
 
     async def plan(
         self, depot_id: str, horizon: timedelta, truck_ids: list[str], now: datetime | None = None

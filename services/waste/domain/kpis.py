@@ -22,10 +22,16 @@ from services.waste.domain.fillrate import FULL_FILL_RATIO
 KPI_FILL = "container-fill"
 KPI_FULL_CONTAINERS = "containers-full"
 KPI_COLLECTIONS = "collections-per-day"
+KPI_DISTRICT_FILL = "district-fill-mean"
+KPI_NEEDING_COLLECTION = "containers-needing-collection"
+KPI_FIRE_RISK = "containers-fire-risk"
 DISPLAY_NAME = {
     KPI_FILL: "Container fill",
     KPI_FULL_CONTAINERS: "Containers at or above 80 %",
     KPI_COLLECTIONS: "Collections per day",
+    KPI_DISTRICT_FILL: "Mean container fill",
+    KPI_NEEDING_COLLECTION: "Containers needing collection (full or full within 24 h)",
+    KPI_FIRE_RISK: "Containers at fire risk",
 }
 
 

@@ -8,25 +8,41 @@ runner gives each alert revision exactly once across kill -9, restarts and rebal
 dead-letters poison once: a record that does not decode, is not the container's under its own
 key, names an unknown container, or readings the step refuses (implausible, stale, or outside the
 event-time bounds of this process's clock, :mod:`madina.eventtime`, the rule the ingest API applies).
+
+``madina service waste-district-processor`` is the district stage: the containers' summaries,
+forwarded keyed by district on ``waste.container-summaries.v1``, folded by
+``domain.districts.fold_container`` into each district's mean fill, containers full, containers
+needing collection and containers at fire risk on ``kpis.v1`` (a container cannot see its district).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from madina.bus.alert_events import timestamp
-from madina.bus.topics import KPIS
-from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
+from madina.bus.topics import KPIS, TopicSpec
+from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, run_entity_processor
 from madina_proto.waste.v1 import container_pb2
+from services.waste.convert import kpi_to_pb, summary_from_pb
 from services.waste.domain.containers import load_containers
 from services.waste.domain.detector import DetectionConfig
+from services.waste.domain.districts import DistrictState, fold_container
 from services.waste.processor.container_stream import StoredState, container_step
 from services.waste.settings import WasteProcessorSettings
-from services.waste.topics import ALL, COLLECTIONS, CONTAINER_STATUS, CONTAINER_TICKS, PROCESSOR_INPUTS
+from services.waste.topics import (
+    ALL,
+    COLLECTIONS,
+    CONTAINER_STATUS,
+    CONTAINER_SUMMARIES,
+    CONTAINER_TICKS,
+    DISTRICT_INPUTS,
+    PROCESSOR_INPUTS,
+)
 
 SOURCE = "waste-processor"
 APP_ID = "madina-waste-processor"
+DISTRICT_SOURCE = "waste-district-processor"
 
 
 def waste_processor(settings: WasteProcessorSettings) -> EntityProcessor[StoredState]:
@@ -42,7 +58,7 @@ def waste_processor(settings: WasteProcessorSettings) -> EntityProcessor[StoredS
         domain="waste",
         source=SOURCE,
         inputs=PROCESSOR_INPUTS,
-        outputs=(CONTAINER_STATUS, COLLECTIONS, KPIS),
+        outputs=(CONTAINER_STATUS, COLLECTIONS, KPIS, CONTAINER_SUMMARIES),
         step=container_step(containers, config),
         new_state=StoredState.new,
         state_to_dict=StoredState.to_dict,
@@ -52,13 +68,44 @@ def waste_processor(settings: WasteProcessorSettings) -> EntityProcessor[StoredS
     )
 
 
-def main() -> int:
+def district_step(state: DistrictState, record: EntityRecord) -> Step[DistrictState]:
+    new_state, kpis = fold_container(state, summary_from_pb(record.value))
+    return Step(new_state, records=[(KPIS, kpi.key, kpi_to_pb(kpi)) for kpi in kpis])
+
+
+def _district_of(_spec: TopicSpec, message: container_pb2.ContainerSummaryChanged) -> str:
+    return f"{message.district.city_id}/{message.district.district_id}"
+
+
+def district_processor(settings: WasteProcessorSettings) -> EntityProcessor[DistrictState]:
+    return EntityProcessor(
+        app_id="madina-waste-district-processor",
+        domain="waste",
+        source=DISTRICT_SOURCE,
+        inputs=DISTRICT_INPUTS,
+        outputs=(KPIS,),
+        step=district_step,
+        new_state=DistrictState,
+        state_to_dict=DistrictState.to_dict,
+        state_from_dict=lambda data, _id: DistrictState.from_dict(data),
+        entity_of=_district_of,
+        table="district-state",
+    )
+
+
+def _run(processor_of: Callable[[WasteProcessorSettings], EntityProcessor], source: str, port_of: str) -> int:  # type: ignore[type-arg]
     from madina.observability import configure_logging
     from madina.settings import load_settings
 
     settings = load_settings(WasteProcessorSettings)
-    configure_logging(SOURCE, settings.log_level, settings.log_format)
-    return run_entity_processor(
-        waste_processor(settings), settings, ALL,
-        web_port=settings.waste_processor_port, web_host=settings.bind_host,
-    )
+    configure_logging(source, settings.log_level, settings.log_format)
+    return run_entity_processor(processor_of(settings), settings, ALL,
+                                web_port=getattr(settings, port_of), web_host=settings.bind_host)
+
+
+def main() -> int:
+    return _run(waste_processor, SOURCE, "waste_processor_port")
+
+
+def district_main() -> int:
+    return _run(district_processor, DISTRICT_SOURCE, "waste_district_processor_port")

@@ -4,7 +4,9 @@ it without a broker (tests/support/processor_kit.py ``expected_from_step``).
 
 Outputs per record: alert transitions (alerts.v1, exactly once through the runner), the
 container's status (compacted ``waste.container-status.v1``, with fill rate, predicted full time
-and the active alerts), its fill KPI (kpis.v1) and, for each emptying seen, a
+and the active alerts), its fill KPI (kpis.v1), its district summary when that changed enough
+(``waste.container-summaries.v1``, keyed by district, for the district stage) and, for each
+emptying seen, a
 ``ContainerCollected`` on ``waste.collections.v1`` (an event of its own rather than a KPI: crews
 and reports need the time, the fill before and the litres, and per-district daily counts are
 derived from it with :func:`services.waste.domain.kpis.collections_per_day`).
@@ -34,6 +36,7 @@ from services.waste.convert import (
     reading_to_pb,
     readings_from_batch,
     status_to_pb,
+    summary_to_pb,
 )
 from services.waste.domain.containers import Container
 from services.waste.domain.detector import (
@@ -45,8 +48,15 @@ from services.waste.domain.detector import (
     check_data_gap,
     container_status,
 )
+from services.waste.domain.districts import (
+    ContainerSummary,
+    summarise,
+    summary_changed,
+    summary_from_dict,
+    summary_to_dict,
+)
 from services.waste.domain.kpis import container_kpis
-from services.waste.topics import COLLECTIONS, CONTAINER_STATUS, CONTAINER_TICKS
+from services.waste.topics import COLLECTIONS, CONTAINER_STATUS, CONTAINER_SUMMARIES, CONTAINER_TICKS
 
 
 @dataclass
@@ -56,6 +66,8 @@ class StoredState:
     detector: ContainerState
     # alert id -> the newest AlertEvent of an active episode (base64 protobuf: the table is JSON).
     active_alerts: dict[str, str] = field(default_factory=dict)
+    # The district summary last forwarded (only a change that matters is forwarded again).
+    summary: ContainerSummary | None = None
 
     @classmethod
     def new(cls, container_id: str) -> StoredState:
@@ -63,10 +75,15 @@ class StoredState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], container_id: str) -> StoredState:
-        return cls(ContainerState.from_dict(data["detector"]), dict(data.get("active_alerts", {})))
+        raw = data.get("summary")
+        summary = summary_from_dict(container_id, raw) if raw is not None else None
+        return cls(ContainerState.from_dict(data["detector"]), dict(data.get("active_alerts", {})), summary)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.to_dict(), "active_alerts": dict(self.active_alerts)}
+        data = {"detector": self.detector.to_dict(), "active_alerts": dict(self.active_alerts)}
+        if self.summary is not None:
+            data["summary"] = summary_to_dict(self.summary)
+        return data
 
 
 def container_of(container_id: str, containers: Mapping[str, Container]) -> Container:
@@ -108,6 +125,10 @@ def apply_batch(
     if result.status is not None:
         records.append((CONTAINER_STATUS, container.id, status_event(stored, container, result.status)))
         records.extend((KPIS, kpi.key, kpi_to_pb(kpi)) for kpi in container_kpis(result.status, container))
+        summary = summarise(result.status, container)
+        if summary is not None and summary_changed(stored.summary, summary):
+            stored.summary = summary
+            records.append((CONTAINER_SUMMARIES, summary.district_key, summary_to_pb(summary)))
     rejected = [
         (f"{rejection.code}: {rejection.detail}",
          spec.message_type(container_id=container.id, readings=[reading_to_pb(rejection.reading)]))

@@ -5,87 +5,21 @@ planning that publishes the plan. Statuses are put on the status topic the way t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from madina.auth import write_credentials
-from madina.bus import ensure_topics
-from madina.devservers.ports import free_port
-from madina.serving import ApiServers
 from madina_proto.waste.v1 import container_pb2, plan_pb2
 from madina_proto.waste.v1 import waste_service_pb2 as pb
-from madina_proto.waste.v1 import waste_service_pb2_grpc as pb_grpc
-from services.waste.api.http import create_http_app
-from services.waste.api.main import build_grpc_server, build_runtime
-from services.waste.api.state import WasteRuntime
 from services.waste.convert import reading_to_pb, status_to_pb
 from services.waste.domain.containers import Container, Stream, load_containers
 from services.waste.domain.detector import ContainerStatus
 from services.waste.domain.readings import Reading
-from services.waste.settings import WasteSettings
-from services.waste.topics import ALL, COLLECTION_PLANS, CONTAINER_LEVELS, CONTAINER_STATUS
+from services.waste.topics import COLLECTION_PLANS, CONTAINER_LEVELS, CONTAINER_STATUS
+from tests.integration.waste.conftest import Api, client
 from tests.support.processor_kit import produce, read_all
-
-PRINCIPALS = {"sensor": ["waste:publish"], "dashboard": ["waste:read"], "operator": ["waste:read", "waste:plan"]}
-
-
-@dataclass
-class Api:
-    runtime: WasteRuntime
-    url: str
-    channel: grpc.aio.Channel
-    tokens: dict[str, str]
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.tokens[who]}"}
-
-    def metadata(self, who: str) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.tokens[who]}"),)
-
-    @property
-    def stub(self) -> pb_grpc.WasteServiceStub:
-        return pb_grpc.WasteServiceStub(self.channel)
-
-
-@pytest.fixture
-async def api(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Api]:
-    await ensure_topics(kafka_bootstrap, ALL, default_partitions=1)
-    tokens = write_credentials(tmp_path / "credentials.yaml", PRINCIPALS)
-    settings = WasteSettings(
-        kafka_bootstrap=kafka_bootstrap, credentials_file=tmp_path / "credentials.yaml", grpc_insecure=True,
-        waste_http_port=free_port(), waste_grpc_port=free_port(), waste_plan_time_limit_s=2,
-    )
-    runtime = build_runtime(settings)
-    await runtime.producer.start()
-    runtime.producer_ready = True
-    feed = asyncio.create_task(runtime.follow_status_feed())
-    servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=settings.waste_http_port,
-                         grpc=build_grpc_server(runtime))
-    await servers.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{settings.waste_grpc_port}")
-    try:
-        await asyncio.wait_for(runtime.status_feed_ready.wait(), 15)
-        yield Api(runtime, f"http://127.0.0.1:{settings.waste_http_port}", channel, tokens)
-    finally:
-        await channel.close()
-        await servers.stop()
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
-        await runtime.producer.stop()
-
-
-@contextlib.asynccontextmanager
-async def client(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
-        yield http
 
 
 def _containers(city: str = "casablanca", stream: Stream = Stream.HOUSEHOLD) -> list[Container]:
