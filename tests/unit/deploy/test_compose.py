@@ -195,13 +195,33 @@ def test_every_interpolated_variable_is_set_in_the_env_file() -> None:
     assert not missing, f"compose.yaml interpolates {sorted(missing)}, which deploy/madina.env does not set"
 
 
-def test_the_demo_simulator_is_a_profile_and_feeds_a_city_the_deployment_serves(compose: dict[str, Any]) -> None:
+def test_the_demo_simulators_are_a_profile_and_feed_a_city_the_deployment_serves(compose: dict[str, Any]) -> None:
     simulators = {name: run for name, run in madina_containers().items() if run.argv[1] == "simulate"}
-    assert list(simulators) == ["simulator"]
-    assert simulators["simulator"].profiles == ["demo"]
-    city = check_madina_argv(simulators["simulator"].argv).city
+    assert "simulator" in simulators
     served = load_compose()[1].get("MADINA_CITIES", "[]")
-    assert served == "[]" or city in served
+    for run in simulators.values():
+        assert run.profiles == ["demo"]
+        city = check_madina_argv(run.argv).city
+        assert served == "[]" or city in served
+
+
+def test_every_domain_api_with_an_http_simulator_gets_one_in_its_own_network_namespace(
+    compose: dict[str, Any]
+) -> None:
+    """A simulator posts to 127.0.0.1 (it has no ingest-URL setting), so it must share the network
+    namespace of the one API it feeds: a simulator beside environment-api cannot reach waste-api."""
+    fed: dict[str, str] = {}
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        if command[:1] != ["simulate"]:
+            continue
+        domains = check_madina_argv(["madina", *command]).domain
+        assert domains and len(domains) == 1, f"{name} must run exactly one domain (--domain)"
+        mode = service.get("network_mode", "")
+        assert mode == f"service:{domains[0]}-api", f"{name} feeds {domains[0]} but shares {mode!r}"
+        fed[domains[0]] = name
+    http_fed = {d.name for d in discover() if d.simulator and f"{d.name}-api" in compose["services"]}
+    assert http_fed <= set(fed), f"no simulator for {sorted(http_fed - set(fed))}"
 
 
 def test_secrets_are_files_outside_git(compose: dict[str, Any]) -> None:
