@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import ConsumerRecord
 
-from madina.bus.codec import InvalidRecord, decode, encode, standard_headers
-from madina.bus.topics import ALERTS, TopicSpec
+from bench.pipeline import PLAIN_READY_LINE, plain_topics, run_plain_loop
+from madina.bus.codec import InvalidRecord, decode
+from madina.bus.topics import TopicSpec
 from madina_proto.alerts.v1 import alerts_pb2
 from services.environment.convert import alert_event, observations_from_batch
 from services.environment.domain.evaluator import EvaluatorConfig, StationState, apply_observations
@@ -30,17 +31,8 @@ from services.environment.domain.stations import load_stations
 from services.environment.settings import EnvironmentSettings
 from services.environment.topics import OBSERVATION_TOPICS
 
-SOURCE = "bench-plain-loop"
-PLAIN_ALERTS = TopicSpec(
-    name="bench.plain-alerts.v1", message_type=alerts_pb2.AlertEvent, key="alert_id",
-    description="Alert events of the benchmark's plain aiokafka loop.",
-)
-PLAIN_APPLIED = TopicSpec(
-    name="bench.plain-applied.v1", message_type=alerts_pb2.AlertEvent, key="station_id",
-    description="One empty record per input record the plain loop applied.",
-)
-READY_LINE = "plain loop ready"
-MAX_RECORDS_PER_POLL = 100
+PLAIN_ALERTS, PLAIN_APPLIED = plain_topics("bench.", entity_key="station_id")
+READY_LINE = PLAIN_READY_LINE  # the name bench.environment.run waits for
 
 
 async def run(bootstrap: str, stations_file: Path, partitions: int) -> None:
@@ -48,53 +40,19 @@ async def run(bootstrap: str, stations_file: Path, partitions: int) -> None:
     default_profiles = EnvironmentSettings.model_fields["environment_profiles"].default
     rules = select_rules(load_profiles([]), default_profiles)
     config = EvaluatorConfig()
-    specs = {spec.name: spec for spec in OBSERVATION_TOPICS}
     states: dict[str, StationState] = {}
 
-    # Assigned, not subscribed: one process owns every partition, so there is no group to rebalance.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    # The same delivery settings as the faust processor's producer (madina.streams).
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    await consumer.start()
-    assignment = [TopicPartition(topic, p) for topic in specs for p in range(partitions)]
-    consumer.assign(assignment)
-    await consumer.seek_to_beginning(*assignment)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    print(READY_LINE, flush=True)
-    try:
-        while not stop.is_set():
-            # Few records per poll, so outputs leave while the next ones are evaluated.
-            polled = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS_PER_POLL)
-            pending = []
-            for records in polled.values():
-                for record in records:
-                    spec = specs[record.topic]
-                    try:
-                        batch = decode(spec, record.value, record.headers)
-                    except InvalidRecord:
-                        continue
-                    station = stations.get(batch.station_id)
-                    if station is None:
-                        continue
-                    state = states.get(station.id) or StationState.new(station.id)
-                    result = apply_observations(state, observations_from_batch(batch), rules, station, config)
-                    states[station.id] = result.state
-                    for transition in result.transitions:
-                        event = alert_event(transition, station)
-                        pending.append(await producer.send(
-                            PLAIN_ALERTS.name, encode(event), key=event.alert_id.encode(),
-                            headers=standard_headers(ALERTS, SOURCE, int(event.event_time.ToMilliseconds()))))
-                    pending.append(await producer.send(PLAIN_APPLIED.name, b"", key=record.key))
-                    await asyncio.sleep(0)  # let the producer's sender run between records
-            # At-least-once as the processor: outputs are on the topic before the next poll.
-            for future in pending:
-                await future
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    def apply(spec: TopicSpec, record: ConsumerRecord[Any, Any]) -> list[alerts_pb2.AlertEvent]:
+        batch = decode(spec, record.value, record.headers)
+        station = stations.get(batch.station_id)
+        if station is None:
+            raise InvalidRecord(f"unknown station {batch.station_id!r}")
+        state = states.get(station.id) or StationState.new(station.id)
+        result = apply_observations(state, observations_from_batch(batch), rules, station, config)
+        states[station.id] = result.state
+        return [alert_event(transition, station) for transition in result.transitions]
+
+    await run_plain_loop(bootstrap, OBSERVATION_TOPICS, partitions, apply, PLAIN_ALERTS, PLAIN_APPLIED)
 
 
 def main() -> int:
