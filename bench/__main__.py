@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-SUITES = ("broker", "environment", "mobility", "energy", "waste", "operations")
+SUITES = ("broker", "environment", "mobility", "energy", "waste", "operations", "devices")
 
 
 def main() -> int:
