@@ -1,9 +1,11 @@
-"""Who may publish an alert: records of signed topics carry an HMAC of their bytes.
+"""Who may publish an alert or an operator action: records of signed topics carry an HMAC of their bytes.
 
 Anyone who can produce to ``alerts.v1`` could otherwise forge an ``AlertEvent`` with a real alert
 id and a huge revision. Every reader keeps the highest revision per alert, so the forgery would
 suppress every later real revision: operations would never show them, and a processor that
 re-reads the topic after a restart would believe them published already and never send them.
+
+The same holds for ``alerts.actions.v1``: a forged "resolve" would close a real alert.
 
 With ``MADINA_ALERT_SIGNING_KEY_FILE`` set (``madina up`` creates the key among its local
 secrets; a deployment mounts one), every producer of a signed topic adds
@@ -12,8 +14,8 @@ secrets; a deployment mounts one), every producer of a signed topic adds
 wrong: consumers dead-letter it with that reason, readers skip it, real revisions keep flowing.
 The key is a platform secret, not a partner's: partners reach alerts through the APIs only.
 
-A genuine record replayed is harmless (its revision is already known, readers ignore it), so a
-signature needs no nonce. Without a key nothing is signed or checked, as before.
+A genuine record replayed is harmless (readers already know its revision or action id and
+ignore it), so a signature needs no nonce. Without a key nothing is signed or checked, as before.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from pathlib import Path
 HEADER_SIGNATURE = "madina-signature"
 _SCHEME = "hmac-sha256="
 MIN_KEY_BYTES = 32
-SIGNED_TOPICS = frozenset({"alerts.v1"})
-"""Topics whose records must come from the platform's own producers (names, to keep this module
-free of the topic registry, which imports the codec that imports this)."""
+SIGNED_TOPICS = frozenset({"alerts.v1", "alerts.actions.v1"})
+"""Topics whose records must come from the platform's own producers: alert events (processors)
+and operator actions (operations, after checking the operator's token and scope; a forged
+"resolve" would otherwise close any alert). Names, to keep this module free of the topic
+registry, which imports the codec that imports this."""
 
 
 class RecordSigner:
