@@ -72,6 +72,10 @@ class DevicesGenerator:
                                        "received_at": stamp}}
             return MqttPublish(f"v3/madina@{self.context.city}/devices/{device.device_id}/up",
                                json.dumps(body).encode())
+        if device.kind == "parking-occupancy":
+            count = {"car_park_id": device.entity_id, "timestamp": stamp, "occupied_spaces": r.randint(20, 170),
+                     "capacity_spaces": 180}
+            return MqttPublish(direct_topic(self.context.city, device), json.dumps(count).encode())
         values: dict[str, Any] = ({"laeq_db": round(r.uniform(45, 70), 1)} if device.kind == "noise" else
                                   {"pm25_ugm3": round(r.uniform(4, 30), 1), "pm10_ugm3": round(r.uniform(10, 45), 1)})
         body = {"station_id": device.entity_id, "observe_time": stamp, **values}

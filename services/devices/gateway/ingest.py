@@ -58,6 +58,13 @@ class DomainData:
         return {c.id: c for c in load_containers(self.waste.waste_containers_file, serving=self.cities)}
 
     @cached_property
+    def car_parks(self) -> Mapping[str, Any]:
+        from services.mobility.domain.parking import load_car_parks
+        from services.mobility.settings import MobilityProcessorSettings
+
+        return load_car_parks(load_settings(MobilityProcessorSettings).mobility_car_parks_file)
+
+    @cached_property
     def network(self) -> Any:
         from services.energy.settings import EnergyProcessorSettings
 
@@ -187,9 +194,30 @@ def _generation() -> DomainIngest:
                         ("network",))
 
 
+def _parking() -> DomainIngest:
+    from services.mobility.api.http import ParkingOccupancyIn
+    from services.mobility.api.publisher import check_parking, ingest_parking
+    from services.mobility.domain.parking import ParkingObservation
+    from services.mobility.topics import PARKING_OCCUPANCY
+
+    def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
+        counts = []
+        for where, item in parse_items(body, ParkingOccupancyIn, "parking_occupancies", max_items):
+            count = ParkingObservation(item.car_park_id, item.timestamp, item.occupied_spaces, item.capacity_spaces)
+            check_parking(dict(data.car_parks), count, f"{where}." if where else "")
+            counts.append(count)
+        return counts
+
+    async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
+        return await ingest_parking(producer, dict(data.car_parks), readings)
+
+    return DomainIngest("mobility", "parking-occupancy", PARKING_OCCUPANCY, "car_park_id", lambda c: c.car_park_id,
+                        parse, send, ("car_parks",))
+
+
 def _all() -> dict[tuple[str, str], DomainIngest]:
     ingests = [_environment(path) for path in ("air-quality", "water-quality", "noise")]
-    ingests += [_waste(), _streetlight(), _generation()]
+    ingests += [_waste(), _streetlight(), _generation(), _parking()]
     return {(ingest.domain, ingest.kind): ingest for ingest in ingests}
 
 

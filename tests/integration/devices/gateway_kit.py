@@ -31,6 +31,7 @@ DLQ = MQTT_MESSAGES.dead_letter.name
 # Devices of the shipped registry (services/devices/data/devices.yaml).
 AIR_TOPIC = "madina/berkane/environment/air-quality/brk-air-al-quds"
 CHIRPSTACK_TOPIC = "application/7/device/70b3d57ed0000001/event/up"
+PARKING_TOPIC = "madina/berkane/mobility/parking-occupancy/bk-p1-counter"
 TTS_TOPIC = "v3/madina-waste@berkane/devices/brk-centre-ville-h002-lora/up"
 
 
@@ -78,6 +79,11 @@ def now_iso(offset_s: float = 0) -> str:
 def air_reading(pm25: float, offset_s: float = 0) -> bytes:
     return json.dumps({"station_id": "brk-air-al-quds", "observe_time": now_iso(offset_s),
                        "pm25_ugm3": pm25, "pm10_ugm3": 20.0}).encode()
+
+
+def parking_count(occupied: int) -> bytes:
+    return json.dumps({"car_park_id": "BK-P1", "timestamp": now_iso(), "occupied_spaces": occupied,
+                       "capacity_spaces": 180}).encode()
 
 
 def chirpstack_lpp_uplink(fill_ratio: float, temperature_c: float, battery: int) -> bytes:

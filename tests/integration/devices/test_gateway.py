@@ -7,18 +7,22 @@ from pathlib import Path
 
 from madina.bus.producer import HEADER_DLQ_REASON
 from madina.devservers.mosquitto import MosquittoServer
+from madina_proto.mobility.v1.events_pb2 import ParkingOccupancyObserved
 from services.devices.topics import HEADER_MQTT_TOPIC
+from services.mobility.topics import PARKING_OCCUPANCY
 from services.waste.topics import CONTAINER_LEVELS
 from tests.integration.devices.conftest import DEVICE_USER, GATEWAY_USER
 from tests.integration.devices.gateway_kit import (
     AIR_TOPIC,
     CHIRPSTACK_TOPIC,
     DLQ,
+    PARKING_TOPIC,
     TTS_TOPIC,
     air_observations,
     air_reading,
     chirpstack_lpp_uplink,
     container_readings,
+    parking_count,
     publish,
     start_gateway,
     tts_fill_uplink,
@@ -42,6 +46,7 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
             ("madina/berkane/waste/container-level/ghost-sensor", b"{}"),  # not in the registry
             (CHIRPSTACK_TOPIC, b'{"data": "not base64!"}'),
             (AIR_TOPIC, air_reading(14.0, offset_s=1)),
+            (PARKING_TOPIC, parking_count(97)),
         ]
         asyncio.run(publish(mosquitto, DEVICE_USER, messages))
 
@@ -57,6 +62,9 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
         frame = by_container["brk-centre-ville-h002"]
         assert (frame.fill_ratio, frame.temperature_c, frame.battery_percent, frame.lid_open) == (
             0.75, -3.5, 60.0, True)
+
+        parking = asyncio.run(wait_for_records(broker, PARKING_OCCUPANCY.name, 1))
+        assert [ParkingOccupancyObserved.FromString(r.value).occupied_spaces_count for r in parking] == [97]
 
         dead = asyncio.run(wait_for_records(broker, DLQ, 3))
         reasons = {dict(r.headers)[HEADER_DLQ_REASON].decode(): r for r in dead}
