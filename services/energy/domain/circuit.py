@@ -181,11 +181,11 @@ class LampState:
             "power_w": self.power_w, "counter_wh": self.counter_wh, "night_on": self.night_on, "out": self.out,
             "streaks": dict(sorted(self.streaks.items())),
             "episodes": {rule: ep.to_dict() for rule, ep in sorted(self.episodes.items())},
-            "gap": self.gap.to_dict() if self.gap is not None else None,
+            "gap": _gap_to_dict(self.gap),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LampState:
+    def from_dict(cls, data: Mapping[str, Any], lamp_id: str = "") -> LampState:
         gap = data.get("gap")
         return cls(
             last_time=time_from_text(data.get("last_time")), on=bool(data["on"]),
@@ -193,8 +193,25 @@ class LampState:
             night_on=bool(data.get("night_on", False)), out=bool(data.get("out", False)),
             streaks=dict(data.get("streaks", {})),
             episodes={rule: EpisodeState.from_dict(raw) for rule, raw in data.get("episodes", {}).items()},
-            gap=DataGapState.from_dict(gap) if gap is not None else None,
+            gap=_gap_from_dict(gap, lamp_id) if gap is not None else None,
         )
+
+
+def _gap_to_dict(gap: DataGapState | None) -> dict[str, Any] | None:
+    """A lamp's data-gap state, without its episode while that is idle: written once per record for
+    every lamp of the circuit, the idle episode was two thirds of the circuit state's JSON."""
+    if gap is None:
+        return None
+    data = gap.to_dict()
+    if gap.episode == DataGapState.new(DOMAIN, gap.episode.source_id).episode:
+        del data["episode"]
+    return data
+
+
+def _gap_from_dict(data: Mapping[str, Any], lamp_id: str) -> DataGapState:
+    if "episode" in data:
+        return DataGapState.from_dict(data)
+    return DataGapState.from_dict({**data, "episode": DataGapState.new(DOMAIN, lamp_id).episode.to_dict()})
 
 
 @dataclass(frozen=True)
@@ -258,7 +275,7 @@ class CircuitState:
     def from_dict(cls, data: Mapping[str, Any]) -> CircuitState:
         return cls(
             circuit_id=data["circuit_id"],
-            lamps={lamp_id: LampState.from_dict(raw) for lamp_id, raw in data.get("lamps", {}).items()},
+            lamps={lamp_id: LampState.from_dict(raw, lamp_id) for lamp_id, raw in data.get("lamps", {}).items()},
             dark=EpisodeState.from_dict(data["dark"]), feed_gap=DataGapState.from_dict(data["feed_gap"]),
             command_alert=EpisodeState.from_dict(data["command_alert"]),
             pending=tuple(PendingCommand.from_dict(p) for p in data.get("pending", ())),

@@ -247,3 +247,18 @@ def test_stale_and_foreign_reports_are_rejected_without_changing_state(ctx, netw
     result = step(state, [TelemetryBatch(CIRCUIT, mixed)], ctx)
     assert sorted(r.code for r in result.rejected) == ["stale", "wrong_circuit"]
     assert result.state == state
+
+
+def test_a_lamps_idle_gap_episode_is_left_out_of_the_state_and_restored_equal(ctx):
+    batches = [reports(ctx, NIGHT + i * FIVE) for i in range(3)]
+    state, *_ = run(ctx, *batches)
+    quiet_lamp, *others = ctx.circuit.lamp_ids
+    later = [reports(ctx, NIGHT + i * FIVE, only=others) for i in range(3, 12)]
+    silent, transitions, *_ = run(ctx, *later, ClockTick(NIGHT + 12 * FIVE), state=state)
+    assert ("data-gap", quiet_lamp) in rules(transitions)  # one lamp's gap episode is open
+    for before in (state, silent):
+        data = json.loads(json.dumps(before.to_dict()))
+        restored = CircuitState.from_dict(data)
+        assert {k: lamp.gap for k, lamp in restored.lamps.items()} == {k: lamp.gap for k, lamp in before.lamps.items()}
+    idle = [lamp["gap"] for lamp in state.to_dict()["lamps"].values() if lamp["gap"] is not None]
+    assert idle and all("episode" not in gap for gap in idle)
