@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from statistics import median
 from typing import Any, NamedTuple
@@ -187,10 +187,10 @@ class ContainerState:
         last = self.last_reading
         return {
             "container_id": self.container_id,
-            "data_gap": self.data_gap.to_dict(),
+            "data_gap": _data_gap_to(self.data_gap),
             "episodes": {rule: episode.to_dict() for rule, episode in sorted(self.episodes.items())},
-            "fill_history": [[time_to_text(t), v] for t, v in self.fill_history],
-            "recent_temperatures": [[time_to_text(t), v] for t, v in self.recent_temperatures],
+            "fill_history": _series_to(self.fill_history),
+            "recent_temperatures": _series_to(self.recent_temperatures),
             "last_reading": None if last is None else {
                 "observe_time": time_to_text(last.observe_time),
                 "fill_ratio": last.fill_ratio,
@@ -210,7 +210,7 @@ class ContainerState:
         last = data.get("last_reading")
         return cls(
             container_id=container_id,
-            data_gap=DataGapState.from_dict(data["data_gap"]),
+            data_gap=_data_gap_from(data["data_gap"], container_id),
             episodes={rule: EpisodeState.from_dict(raw) for rule, raw in data.get("episodes", {}).items()},
             fill_history=_series_from(data.get("fill_history", [])),
             recent_temperatures=_series_from(data.get("recent_temperatures", [])),
@@ -504,5 +504,30 @@ def _time(text: str) -> datetime:
     return moment
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _series_to(series: Sequence[tuple[datetime, float]]) -> list[list[Any]]:
+    """Times as integer microseconds since the epoch (exact, and a third of the ISO text's size:
+    the table value is written once per record, and the fill history is most of it)."""
+    return [[(t - _EPOCH) // _MICROSECOND, v] for t, v in series]
+
+
 def _series_from(raw: Sequence[Sequence[Any]]) -> tuple[tuple[datetime, float], ...]:
-    return tuple((_time(t), float(v)) for t, v in raw)
+    # ISO text is what states written before the integer form hold.
+    return tuple((_time(t) if isinstance(t, str) else _EPOCH + t * _MICROSECOND, float(v)) for t, v in raw)
+
+
+def _data_gap_to(gap: DataGapState) -> dict[str, Any]:
+    """Without its episode while that is idle (rebuilt on load): most records find it so."""
+    data = gap.to_dict()
+    if gap.episode == DataGapState.new(DOMAIN, gap.episode.source_id).episode:
+        del data["episode"]
+    return data
+
+
+def _data_gap_from(data: Mapping[str, Any], container_id: str) -> DataGapState:
+    if "episode" in data:
+        return DataGapState.from_dict(data)
+    return DataGapState.from_dict({**data, "episode": DataGapState.new(DOMAIN, container_id).episode.to_dict()})

@@ -245,6 +245,19 @@ def test_state_round_trips_through_json() -> None:
     assert ContainerState.from_dict(json.loads(text)) == result.state
 
 
+def test_state_written_with_iso_times_still_loads_and_the_compact_form_is_smaller() -> None:
+    from madina.alerts.timeutil import time_to_text
+
+    state = run(busy_day()).state
+    compact = state.to_dict()
+    assert all(isinstance(t, int) for t, _ in compact["fill_history"]) and "episode" not in compact["data_gap"]
+    old_form = {**compact, "data_gap": state.data_gap.to_dict(),
+                "fill_history": [[time_to_text(t), v] for t, v in state.fill_history],
+                "recent_temperatures": [[time_to_text(t), v] for t, v in state.recent_temperatures]}
+    assert ContainerState.from_dict(old_form) == state
+    assert len(json.dumps(compact)) < 0.85 * len(json.dumps(old_form))
+
+
 def test_one_batch_gives_what_many_small_batches_give() -> None:
     readings = busy_day()
     whole = run(readings)
