@@ -27,11 +27,11 @@ from services.mobility.domain.gtfs import Schedule, load_feeds
 from services.mobility.domain.servicedays import ScheduledRun, TripKey, run_of
 from services.mobility.processor.route_stream import tick_message
 from services.mobility.settings import MobilityProcessorSettings
-from services.mobility.topics import ROUTE_TICKS, TRIP_UPDATES, VEHICLE_POSITIONS
+from services.mobility.topics import ALL, ROUTE_TICKS, TRIP_UPDATES, VEHICLE_POSITIONS
 from tests.support.processor_kit import ProcessorKit, Record
 
 KIT = ProcessorKit(
-    "mobility-processor", "MADINA_MOBILITY_PROCESSOR_PORT", (TRIP_UPDATES, VEHICLE_POSITIONS, ROUTE_TICKS),
+    "mobility-processor", "MADINA_MOBILITY_PROCESSOR_PORT", ALL,
     env={"MADINA_MOBILITY_TICK_INTERVAL_S": "3600"},  # the script sends its own ticks
 )
 UNKNOWN_TRIP = "9-9999"
