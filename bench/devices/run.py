@@ -15,7 +15,9 @@ one request (HTTP ``POST /v1/readings``), as one sensor sends it. For each trans
   p50/p99 of send -> record on Kafka (as read by a consumer with a 10 ms fetch wait, so it includes that much).
 
 The sender, the reader, Mosquitto, the broker and the gateway share the machine's 2 cores, so
-the numbers are what one gateway does under that load, not alone. Results: bench/results/devices.json.
+the numbers are what one gateway does under that load, not alone; the CPU seconds the gateway
+(or waste-api) process spent per reading say what it would carry on a core of its own.
+Results: bench/results/devices.json.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from bench.devices.wire import WirePublisher
-from bench.pipeline import REPO_ROOT, start_broker
+from bench.pipeline import REPO_ROOT, cpu_seconds, start_broker
 from bench.stats import percentile
 from madina.devservers.launch import ServiceProcess, service_argv
 from madina.devservers.mosquitto import MosquittoServer, MqttUser
@@ -208,7 +210,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
            "MADINA_DEVICES_GATEWAY_PORT": str(gateway_port), "MADINA_DEVICES_MQTT_PORT": str(mosquitto.port),
            "MADINA_DEVICES_MQTT_USERNAME": GATEWAY.username,
            "MADINA_DEVICES_MQTT_PASSWORD_FILE": str(workdir / "gateway-password"),
-           "MADINA_DEVICES_REGISTRY_FILE": str(registry),
+           "MADINA_DEVICES_REGISTRY_FILE": str(registry), "MADINA_DEVICES_MQTT_PROTOCOL": args.protocol,
            "MADINA_CREDENTIALS_FILE": str(secrets.credentials_file), "MADINA_GRPC_INSECURE": "true",
            "MADINA_WASTE_HTTP_PORT": str(http_port), "MADINA_WASTE_GRPC_PORT": str(free_port()),
            "MADINA_RATE_LIMIT_PER_S": "1000000", "MADINA_RATE_LIMIT_BURST": "1000000"}
@@ -236,11 +238,18 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ("http_paced", f"HTTP paced at {rate:,.0f}/s", lambda: http_run(url, token, containers, reader,
                                                                             paced_count, rate)),
         ]
+        # CPU each server process spends per reading: what one process would carry on a core of its own.
+        server_pid = {"mqtt": processes[0].process.pid, "http": processes[1].process.pid}
         for run in range(args.repeat):
             for name, label, measurement in plan:
                 log(f"run {run + 1}: {label}")
-                results.setdefault(name, []).append(await measurement())
-                log(f"  {results[name][-1]}")
+                pid = server_pid[name.split("_")[0]]
+                cpu_before = cpu_seconds(pid)
+                figures = await measurement()
+                figures["server_cpu_s_per_1k_readings"] = (cpu_seconds(pid) - cpu_before) / figures["readings"] * 1000
+                figures["readings_per_server_cpu_s"] = 1000 / figures["server_cpu_s_per_1k_readings"]
+                results.setdefault(name, []).append(figures)
+                log(f"  {figures}")
         return results
     finally:
         await reader.stop()
@@ -254,6 +263,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
+                        help="the gateway's MQTT version (5 decodes properties on every message: slower)")
     args = parser.parse_args(argv)
     args.repeat = args.repeat or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory(prefix="bench-devices-") as directory:
@@ -267,9 +278,11 @@ def main(argv: list[str]) -> int:
     rate = runs["mqtt_paced"][0]["readings"] / (10 if args.quick else 20)
     for label, key in ((f"p50 ms at {rate:,.0f}/s (send -> Kafka)", "p50_ms"), (f"p99 ms at {rate:,.0f}/s", "p99_ms")):
         print(f"{label:<36} | {median['mqtt_paced'][key]:>15,.1f} | {median['http_paced'][key]:>16,.1f} |")
-    path = REPO_ROOT / "bench" / "results" / "devices.json"
+    print(f"{'readings per server CPU-second':<36} | {median['mqtt_backlog']['readings_per_server_cpu_s']:>15,.0f} | "
+          f"{median['http_backlog']['readings_per_server_cpu_s']:>16,.0f} | (one process on a free core)")
+    path = REPO_ROOT / "bench" / "results" / f"devices{'' if args.protocol == '5' else '-mqtt311'}.json"
     path.write_text(json.dumps({
-        "quick": args.quick, "repeat": args.repeat,
+        "quick": args.quick, "repeat": args.repeat, "gateway_mqtt_protocol": args.protocol,
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "targets": {"readings_per_s": TARGET_READINGS_PER_S}, "median": median, "runs": runs,
     }, indent=2))
