@@ -2,14 +2,20 @@
 
 ``broker_bootstrap`` is the address every compatibility test talks to. It is parametrized:
 
-- ``embedded``: ``python -m madina.broker --port 0 --memory`` in a subprocess, shared by the
-  session; or, when ``MADINA_TEST_KAFKA_BOOTSTRAP`` is set, that external Kafka instead;
+- ``embedded``: the embedded broker in memory (``madina broker --port 0 --memory``) in a
+  subprocess, shared by the session; or, when ``MADINA_TEST_KAFKA_BOOTSTRAP`` is set, that
+  external Kafka instead;
 - ``apache-kafka``: Apache Kafka itself (the pinned release from Maven Central, one KRaft node,
   see ``madina.devservers.apache_kafka``), with the same assertions; skipped with the reason when
   Java or the artifacts cannot be had.
 
 ``own_broker`` starts a private broker process per test (durability and fuzz tests, which
 kill, corrupt or restart it); those tests skip when an external Kafka is configured.
+
+Every broker here is started from the command line ``madina.devservers.launch.broker_argv``
+writes, as ``madina up`` and the benchmarks start theirs; this suite adds only the broker's
+tuning options a test needs (a fast cleaner, a small frame limit) and keeps its log in memory,
+since tests assert on what it says.
 """
 
 from __future__ import annotations
@@ -17,35 +23,58 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-READY_PREFIX = "madina broker listening on "
+from madina.devservers.launch import BROKER_READY_LINE, broker_argv
+
 EXTERNAL_BOOTSTRAP_ENV = "MADINA_TEST_KAFKA_BOOTSTRAP"
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# What broker_argv writes from its keywords; any other argument is passed on as a tuning option.
+_LAUNCH_OPTIONS = {
+    "--data-dir": ("data_dir", Path),
+    "--default-partitions": ("default_partitions", int),
+    "--group-initial-rebalance-delay-ms": ("initial_rebalance_delay_ms", int),
+}
+
+
+def launch_argv(*args: str) -> list[str]:
+    """``madina broker`` on a free port with the suite's arguments (``madina broker --help``)."""
+    keywords: dict[str, Any] = {}
+    options: list[str] = []
+    remaining = list(args)
+    while remaining:
+        argument = remaining.pop(0)
+        if argument == "--memory":  # broker_argv's default, without a data directory
+            continue
+        if argument in _LAUNCH_OPTIONS:
+            name, kind = _LAUNCH_OPTIONS[argument]
+            keywords[name] = kind(remaining.pop(0))
+        else:
+            options.append(argument)
+    return [*broker_argv(port=0, **keywords), *options]
 
 
 @dataclass
 class BrokerSubprocess:
-    """``python -m madina.broker`` with its address parsed from the readiness line."""
+    """The embedded broker with its address parsed from the readiness line and its log kept."""
 
     process: subprocess.Popen
     bootstrap: str
     stderr_lines: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, *extra_args: str, timeout_s: float = 20.0) -> BrokerSubprocess:
-        argv = [sys.executable, "-m", "madina.broker", "--port", "0", *extra_args]
+    def start(cls, *args: str, timeout_s: float = 20.0) -> BrokerSubprocess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
         process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT
+            launch_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT
         )
         stderr_lines: list[str] = []
         threading.Thread(target=_collect, args=(process.stderr, stderr_lines), daemon=True).start()
@@ -55,8 +84,8 @@ class BrokerSubprocess:
             line = process.stdout.readline()
             if not line:
                 break
-            if line.startswith(READY_PREFIX):
-                return cls(process, line[len(READY_PREFIX) :].strip(), stderr_lines)
+            if line.startswith(BROKER_READY_LINE):
+                return cls(process, line[len(BROKER_READY_LINE) :].strip(), stderr_lines)
         process.kill()
         raise RuntimeError(
             f"broker not ready in {timeout_s}s (exit {process.poll()}): {''.join(stderr_lines)}"
