@@ -1,12 +1,19 @@
-"""The MQTT gateway end to end: a real Mosquitto, a real MQTT client, the gateway process, a Kafka broker."""
+"""The MQTT gateway end to end: a real Mosquitto, a real MQTT client, the gateway process, a Kafka broker.
+
+The tests share one Mosquitto, one embedded broker and one gateway (a gateway takes ~15 s to
+import the domains on a loaded machine); they run in file order, the last one kills the gateway.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from madina.bus.producer import HEADER_DLQ_REASON
-from madina.devservers.mosquitto import MosquittoServer
+from madina.devservers.mosquitto import MosquittoServer, MosquittoUnavailable
 from madina_proto.mobility.v1.events_pb2 import ParkingOccupancyObserved
 from services.devices.topics import HEADER_MQTT_TOPIC
 from services.mobility.topics import PARKING_OCCUPANCY
@@ -18,6 +25,7 @@ from tests.integration.devices.gateway_kit import (
     DLQ,
     PARKING_TOPIC,
     TTS_TOPIC,
+    Gateway,
     air_observations,
     air_reading,
     chirpstack_lpp_uplink,
@@ -28,68 +36,100 @@ from tests.integration.devices.gateway_kit import (
     tts_fill_uplink,
     wait_for_records,
 )
+from tests.support.processes import BrokerProcess
 
 AIR_QUALITY = "environment.air-quality.v1"
 
 
-def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_ones_are_dead_lettered(
-    tmp_path: Path, mosquitto: MosquittoServer, broker: str
-) -> None:
-    gateway = start_gateway(tmp_path, mosquitto, GATEWAY_USER, broker, protocol="5")
+@pytest.fixture(scope="module")
+def shared_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
     try:
-        assert gateway.health()[1]["mqtt"] == "ok"
-        messages = [
-            (AIR_TOPIC, air_reading(12.5)),
-            (CHIRPSTACK_TOPIC, chirpstack_lpp_uplink(0.42, 21.5, 87)),
-            (AIR_TOPIC, air_reading(9999.0)),  # out of the measurand's range: the domain's own check refuses it
-            (TTS_TOPIC, tts_fill_uplink(75, -3.5, 60, lid_open=True)),
-            ("madina/berkane/waste/container-level/ghost-sensor", b"{}"),  # not in the registry
-            (CHIRPSTACK_TOPIC, b'{"data": "not base64!"}'),
-            (AIR_TOPIC, air_reading(14.0, offset_s=1)),
-            (PARKING_TOPIC, parking_count(97)),
-        ]
-        asyncio.run(publish(mosquitto, DEVICE_USER, messages))
-
-        air = air_observations(asyncio.run(wait_for_records(broker, AIR_QUALITY, 2)))
-        assert sorted(o.pm25_ugm3 for o in air) == [12.5, 14.0]
-        assert {o.station_id for o in air} == {"brk-air-al-quds"}
-
-        readings = container_readings(asyncio.run(wait_for_records(broker, CONTAINER_LEVELS.name, 2)))
-        by_container = {r.container_id: r for r in readings}
-        assert sorted(by_container) == ["brk-centre-ville-h001", "brk-centre-ville-h002"]
-        lpp = by_container["brk-centre-ville-h001"]
-        assert (lpp.fill_ratio, lpp.temperature_c, lpp.battery_percent) == (0.42, 21.5, 87.0)
-        frame = by_container["brk-centre-ville-h002"]
-        assert (frame.fill_ratio, frame.temperature_c, frame.battery_percent, frame.lid_open) == (
-            0.75, -3.5, 60.0, True)
-
-        parking = asyncio.run(wait_for_records(broker, PARKING_OCCUPANCY.name, 1))
-        assert [ParkingOccupancyObserved.FromString(r.value).occupied_spaces_count for r in parking] == [97]
-
-        dead = asyncio.run(wait_for_records(broker, DLQ, 3))
-        reasons = {dict(r.headers)[HEADER_DLQ_REASON].decode(): r for r in dead}
-        assert len(dead) == 3, sorted(reasons)
-        out_of_range = next(r for reason, r in reasons.items() if reason.startswith("invalid value"))
-        assert "pm25_ugm3" in dict(out_of_range.headers)[HEADER_DLQ_REASON].decode()
-        assert b'"pm25_ugm3": 9999.0' in out_of_range.value  # the original bytes
-        assert dict(out_of_range.headers)[HEADER_MQTT_TOPIC] == AIR_TOPIC.encode()
-        assert any(reason.startswith("device refused: unknown device 'ghost-sensor'") for reason in reasons)
-        assert any(reason.startswith("malformed message: data: not valid base64") for reason in reasons)
+        server = MosquittoServer.start(tmp_path_factory.mktemp("mosquitto"), users=[GATEWAY_USER, DEVICE_USER])
+    except MosquittoUnavailable as error:
+        pytest.skip(f"mosquitto not available: {error}")
+    try:
+        yield server
     finally:
-        gateway.process.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_broker() -> Iterator[str]:
+    """The embedded broker of tests/integration/conftest.py's ``broker``, kept for the module."""
+    process = BrokerProcess.start(memory=True, default_partitions=2)
+    try:
+        yield process.bootstrap
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, shared_mosquitto: MosquittoServer,
+            shared_broker: str) -> Iterator[Gateway]:
+    started = start_gateway(tmp_path_factory.mktemp("gateway"), shared_mosquitto, GATEWAY_USER, shared_broker,
+                            protocol="5")
+    try:
+        yield started
+    finally:
+        started.process.stop()
+
+
+def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_ones_are_dead_lettered(
+    gateway: Gateway, shared_mosquitto: MosquittoServer, shared_broker: str
+) -> None:
+    mosquitto, broker = shared_mosquitto, shared_broker
+    assert gateway.health()[1]["mqtt"] == "ok"
+    messages = [
+        (AIR_TOPIC, air_reading(12.5)),
+        (CHIRPSTACK_TOPIC, chirpstack_lpp_uplink(0.42, 21.5, 87)),
+        (AIR_TOPIC, air_reading(9999.0)),  # out of the measurand's range: the domain's own check refuses it
+        (TTS_TOPIC, tts_fill_uplink(75, -3.5, 60, lid_open=True)),
+        ("madina/berkane/waste/container-level/ghost-sensor", b"{}"),  # not in the registry
+        (CHIRPSTACK_TOPIC, b'{"data": "not base64!"}'),
+        (AIR_TOPIC, air_reading(14.0, offset_s=1)),
+        (PARKING_TOPIC, parking_count(97)),
+    ]
+    asyncio.run(publish(mosquitto, DEVICE_USER, messages))
+
+    air = air_observations(asyncio.run(wait_for_records(broker, AIR_QUALITY, 2)))
+    assert sorted(o.pm25_ugm3 for o in air) == [12.5, 14.0]
+    assert {o.station_id for o in air} == {"brk-air-al-quds"}
+
+    readings = container_readings(asyncio.run(wait_for_records(broker, CONTAINER_LEVELS.name, 2)))
+    by_container = {r.container_id: r for r in readings}
+    assert sorted(by_container) == ["brk-centre-ville-h001", "brk-centre-ville-h002"]
+    lpp = by_container["brk-centre-ville-h001"]
+    assert (lpp.fill_ratio, lpp.temperature_c, lpp.battery_percent) == (0.42, 21.5, 87.0)
+    frame = by_container["brk-centre-ville-h002"]
+    assert (frame.fill_ratio, frame.temperature_c, frame.battery_percent, frame.lid_open) == (
+        0.75, -3.5, 60.0, True)
+
+    parking = asyncio.run(wait_for_records(broker, PARKING_OCCUPANCY.name, 1))
+    assert [ParkingOccupancyObserved.FromString(r.value).occupied_spaces_count for r in parking] == [97]
+
+    dead = asyncio.run(wait_for_records(broker, DLQ, 3))
+    reasons = {dict(r.headers)[HEADER_DLQ_REASON].decode(): r for r in dead}
+    assert len(dead) == 3, sorted(reasons)
+    out_of_range = next(r for reason, r in reasons.items() if reason.startswith("invalid value"))
+    assert "pm25_ugm3" in dict(out_of_range.headers)[HEADER_DLQ_REASON].decode()
+    assert b'"pm25_ugm3": 9999.0' in out_of_range.value  # the original bytes
+    assert dict(out_of_range.headers)[HEADER_MQTT_TOPIC] == AIR_TOPIC.encode()
+    assert any(reason.startswith("device refused: unknown device 'ghost-sensor'") for reason in reasons)
+    assert any(reason.startswith("malformed message: data: not valid base64") for reason in reasons)
 
 
 def test_gateway_survives_a_broker_restart_and_a_kill_9_mid_stream_without_losing_a_reading(
-    tmp_path: Path, mosquitto: MosquittoServer, broker: str
+    tmp_path: Path, gateway: Gateway, shared_mosquitto: MosquittoServer, shared_broker: str
 ) -> None:
-    """MQTT 3.1.1 here (the other test speaks 5): a persistent session (clean_session=False) keeps
-    what the gateway had not acknowledged, and what arrived while it was gone, for its return."""
-    gateway = start_gateway(tmp_path / "first", mosquitto, GATEWAY_USER, broker, protocol="3.1.1")
+    """The persistent session keeps what the killed gateway had not acknowledged, and what arrived
+    while it was gone, for its successor, which speaks MQTT 3.1.1 (clean_session=False) where the
+    first spoke 5 (clean_start=False, session expiry): both versions, one session."""
+    mosquitto, broker = shared_mosquitto, shared_broker
     values = [round(5 + i * 0.25, 2) for i in range(400)]  # one distinct pm2.5 per reading
     try:
         asyncio.run(publish(mosquitto, DEVICE_USER, [(AIR_TOPIC, air_reading(v, offset_s=i)) for i, v in
                                                      enumerate(values[:20])]))
-        assert len(air_observations(asyncio.run(wait_for_records(broker, AIR_QUALITY, 20)))) >= 20
+        assert set(values[:20]) <= asyncio.run(_wait_for_values(broker, set(values[:20])))
 
         mosquitto.stop()
         asyncio.run(eventually(lambda: gateway.health()[0] == 503))
