@@ -11,6 +11,7 @@ Two runs' episodes of the same rule on the same station are matched when their t
 overlap (a stricter threshold opens later and closes earlier, so ids differ); ``rule_key`` maps a
 rule id to what must be equal for a match (by default the rule id itself: two versions of one
 profile; pass e.g. ``lambda r: r.split("/", 1)[1]`` to compare profiles of different names).
+:func:`per_station_rule` counts a comparison per station and rule, for a report's summary.
 """
 
 from __future__ import annotations
@@ -73,6 +74,42 @@ class ReplayComparison:
     @property
     def identical(self) -> bool:
         return not (self.only_in_first or self.only_in_second or self.changed)
+
+
+@dataclass(frozen=True)
+class StationRuleCounts:
+    """One station and rule (as ``rule_key`` names it) of a comparison: episodes per run and how they matched."""
+
+    station_id: str
+    rule: str
+    first: int = 0
+    second: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    only_in_first: int = 0
+    only_in_second: int = 0
+
+
+def per_station_rule(
+    comparison: ReplayComparison, rule_key: Callable[[str], str] = lambda rule_id: rule_id
+) -> tuple[StationRuleCounts, ...]:
+    """The comparison counted per station and rule, ordered by station then rule."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+
+    def add(episode: Episode, **increments: int) -> None:
+        tally = counts.setdefault((episode.station_id, rule_key(episode.rule_id)), {})
+        for name, increment in increments.items():
+            tally[name] = tally.get(name, 0) + increment
+
+    for episode in comparison.only_in_first:
+        add(episode, first=1, only_in_first=1)
+    for episode in comparison.only_in_second:
+        add(episode, second=1, only_in_second=1)
+    for change in comparison.changed:
+        add(change.before, first=1, second=1, changed=1)
+    for before, _after in comparison.unchanged:
+        add(before, first=1, second=1, unchanged=1)
+    return tuple(StationRuleCounts(station, rule, **tally) for (station, rule), tally in sorted(counts.items()))
 
 
 def replay(
