@@ -9,8 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from madina.bus import EventProducer
 from madina.streams.entities import EntityRecord
+from madina_proto.energy.v1 import energy_service_pb2 as pb
+from madina_proto.energy.v1 import energy_service_pb2_grpc as pb_grpc
+from services.energy.api.main import build_grpc_server
 from services.energy.convert import batch_to_pb
 from services.energy.domain.district import DistrictState
 from services.energy.processor.app import circuit_processor, district_step
@@ -80,6 +85,17 @@ async def test_consumption_history_served_before_an_api_restart_is_served_after_
     async with running_energy_api(kafka_bootstrap, tmp_path) as restarted:
         await asyncio.wait_for(restarted.runtime.feeds_ready["history"].wait(), 30)
         after = await served(restarted)
+        server = build_grpc_server(restarted.runtime, port=0)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                request = pb.GetConsumptionRequest(entity_kind="district", entity_id=DISTRICT,
+                                                   period=pb.PERIOD_HOUR)
+                request.start_time.FromDatetime(EVENING)
+                over_grpc = await pb_grpc.EnergyServiceStub(channel).GetConsumption(
+                    request, metadata=(("authorization", f"Bearer {restarted.tokens['dashboard']}"),))
+        finally:
+            await server.stop(grace_s=1.0)
 
     assert after == before
     district, circuit = before[("district", DISTRICT)], before[("circuit", CIRCUITS[0])]
@@ -87,3 +103,4 @@ async def test_consumption_history_served_before_an_api_restart_is_served_after_
     # The district is its two circuits together: more than either, with savings and CO2 avoided.
     assert all(d["energy_kwh"] > c["energy_kwh"] > 0 for d, c in zip(district, circuit, strict=True))
     assert all(d["savings_kwh"] > 0 and d["savings_co2_t"] > 0 for d in district)
+    assert [p.energy_kwh for p in over_grpc.periods] == [d["energy_kwh"] for d in district]
