@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from madina.bus.producer import HEADER_DLQ_REASON
-from madina.devservers.mosquitto import MosquittoServer, MosquittoUnavailable
+from madina.devservers.mosquitto import MosquittoServer
 from madina_proto.mobility.v1.events_pb2 import ParkingOccupancyObserved
 from services.devices.topics import HEADER_MQTT_TOPIC
 from services.mobility.topics import PARKING_OCCUPANCY
@@ -42,18 +42,6 @@ AIR_QUALITY = "environment.air-quality.v1"
 
 
 @pytest.fixture(scope="module")
-def shared_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
-    try:
-        server = MosquittoServer.start(tmp_path_factory.mktemp("mosquitto"), users=[GATEWAY_USER, DEVICE_USER])
-    except MosquittoUnavailable as error:
-        pytest.skip(f"mosquitto not available: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def shared_broker() -> Iterator[str]:
     """The embedded broker of tests/integration/conftest.py's ``broker``, kept for the module."""
     process = BrokerProcess.start(memory=True, default_partitions=2)
@@ -64,9 +52,9 @@ def shared_broker() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, shared_mosquitto: MosquittoServer,
+def gateway(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer,
             shared_broker: str) -> Iterator[Gateway]:
-    started = start_gateway(tmp_path_factory.mktemp("gateway"), shared_mosquitto, GATEWAY_USER, shared_broker,
+    started = start_gateway(tmp_path_factory.mktemp("gateway"), mosquitto, GATEWAY_USER, shared_broker,
                             protocol="5")
     try:
         yield started
@@ -75,9 +63,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, shared_mosquitto: Mosquitt
 
 
 def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_ones_are_dead_lettered(
-    gateway: Gateway, shared_mosquitto: MosquittoServer, shared_broker: str
+    gateway: Gateway, mosquitto: MosquittoServer, shared_broker: str
 ) -> None:
-    mosquitto, broker = shared_mosquitto, shared_broker
+    broker = shared_broker
     assert gateway.health()[1]["mqtt"] == "ok"
     messages = [
         (AIR_TOPIC, air_reading(12.5)),
@@ -119,12 +107,12 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
 
 
 def test_gateway_survives_a_broker_restart_and_a_kill_9_mid_stream_without_losing_a_reading(
-    tmp_path: Path, gateway: Gateway, shared_mosquitto: MosquittoServer, shared_broker: str
+    tmp_path: Path, gateway: Gateway, mosquitto: MosquittoServer, shared_broker: str
 ) -> None:
     """The persistent session keeps what the killed gateway had not acknowledged, and what arrived
     while it was gone, for its successor, which speaks MQTT 3.1.1 (clean_session=False) where the
     first spoke 5 (clean_start=False, session expiry): both versions, one session."""
-    mosquitto, broker = shared_mosquitto, shared_broker
+    broker = shared_broker
     values = [round(5 + i * 0.25, 2) for i in range(400)]  # one distinct pm2.5 per reading
     try:
         asyncio.run(publish(mosquitto, DEVICE_USER, [(AIR_TOPIC, air_reading(v, offset_s=i)) for i, v in
