@@ -315,7 +315,7 @@ def report_table(report: ReplayReport) -> str:
                                                           c.only_in_second))) for c in report.counts],
         ))
         lines.append("")
-    header = ("change", "station", "rule", "raised", "cleared", "duration", "peak")
+    header = ("change", "station", "rule", "raised at", "cleared at", "duration", "peak")
     rows: list[tuple[str, ...]] = []
     for episode in comparison.only_in_first:
         rows.append((f"only {baseline}", *_cells(episode)))
