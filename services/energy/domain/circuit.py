@@ -43,6 +43,7 @@ report: a published KPI is not revised. District totals: :mod:`.district`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -197,21 +198,27 @@ class LampState:
         )
 
 
+@functools.cache
+def _idle_gap_episode(lamp_id: str) -> EpisodeState:
+    return DataGapState.new(DOMAIN, lamp_id).episode
+
+
 def _gap_to_dict(gap: DataGapState | None) -> dict[str, Any] | None:
     """A lamp's data-gap state, without its episode while that is idle: written once per record for
     every lamp of the circuit, the idle episode was two thirds of the circuit state's JSON."""
     if gap is None:
         return None
-    data = gap.to_dict()
-    if gap.episode == DataGapState.new(DOMAIN, gap.episode.source_id).episode:
-        del data["episode"]
-    return data
+    if gap.episode == _idle_gap_episode(gap.episode.source_id):
+        return {"last_observation_time": time_to_text(gap.last_observation_time),
+                "watched_since": time_to_text(gap.watched_since)}
+    return gap.to_dict()
 
 
 def _gap_from_dict(data: Mapping[str, Any], lamp_id: str) -> DataGapState:
     if "episode" in data:
         return DataGapState.from_dict(data)
-    return DataGapState.from_dict({**data, "episode": DataGapState.new(DOMAIN, lamp_id).episode.to_dict()})
+    return DataGapState(_idle_gap_episode(lamp_id), time_from_text(data.get("last_observation_time")),
+                        time_from_text(data.get("watched_since")))
 
 
 @dataclass(frozen=True)
