@@ -15,6 +15,7 @@ is ``services/devices/data/devices.yaml``)::
         domain: waste               # which ingest: a domain and one of its kinds
         kind: container-level
         entity_id: ber-c-0001       # the container, station, lamp, site or vehicle it reports for
+        city: berlin                # optional; a direct device must then publish under madina/berlin/
         decoder: acme-fill-v2       # LoRaWAN only: cayenne-lpp, network-server or one of `decoders`
         fields:                     # decoder output -> ingest field; {to, scale, add, as: bool}
           fill_pct: {to: fill_ratio, scale: 0.01}
