@@ -43,9 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
-import vroom
 
 from services.waste.domain.containers import Container, Depot, Stream, Truck
 from services.waste.domain.fillrate import FULL_FILL_RATIO, FillEstimate
@@ -183,6 +183,7 @@ def plan_collection(
     distances = street_distance_matrix_m(points)
     costs = np.rint(distances).astype(np.int64)
     durations = np.rint(distances / (SPEED_KMH / 3.6)).astype(np.int64)
+    vroom = _vroom()
     problem = vroom.Input()
     problem.set_durations_matrix("truck", durations)
     problem.set_costs_matrix("truck", costs)
@@ -228,12 +229,21 @@ def plan_collection(
     return CollectionPlan(depot.id, plan_time, horizon, tuple(routes))
 
 
+def _vroom() -> Any:
+    # Imported on first use: loading VROOM takes ~2 s, paid otherwise by every process that
+    # imports the waste domain (the API, both processors, the MQTT gateway) and never plans.
+    import vroom
+
+    return vroom
+
+
 def _polish(distances: np.ndarray, stops: list[int], threads: int, limit: timedelta | None) -> list[int]:
     """``stops`` re-ordered by VROOM as a TSP from and back to the depot, if that is shorter."""
     if len(stops) < 4:
         return stops
     nodes = [0, *stops]
     sub = np.rint(distances[np.ix_(nodes, nodes)]).astype(np.int64)
+    vroom = _vroom()
     problem = vroom.Input()
     problem.set_durations_matrix("truck", sub)
     problem.add_vehicle(vroom.Vehicle(id=1, start=0, end=0, profile="truck"))
