@@ -333,3 +333,25 @@ def run_entity_processor(
     app = create_entity_app(processor, settings, web_port=web_port, web_host=web_host, trace=settings.debug_trace)
     run_worker(app, settings)
     return 0
+
+
+P = TypeVar("P", bound=MadinaSettings)  # a processor's settings class
+
+
+def processor_main(
+    settings_class: type[P],
+    make: Callable[[P], EntityProcessor[Any]],
+    topics: Sequence[TopicSpec],
+    *,
+    source: str,
+    port_of: Callable[[P], int],
+) -> int:
+    """A processor's ``madina service`` entry point: its settings from the environment, logs named
+    ``source``, then :func:`run_entity_processor` on the web port ``port_of`` reads from them."""
+    from madina.observability import configure_logging
+    from madina.settings import load_settings
+
+    settings = load_settings(settings_class)
+    configure_logging(source, settings.log_level, settings.log_format)
+    return run_entity_processor(make(settings), settings, topics, web_port=port_of(settings),
+                                web_host=settings.bind_host)

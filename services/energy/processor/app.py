@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from madina.bus.alert_events import timestamp
 from madina.bus.topics import KPIS, TopicSpec
 from madina.contract import InvalidRecord, required_time
-from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, run_entity_processor
+from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, processor_main
 from madina_proto.energy.v1 import status_pb2, telemetry_pb2
 from services.energy.convert import (
     alert_event,
@@ -259,23 +259,16 @@ def district_processor(settings: EnergyProcessorSettings) -> EntityProcessor[Dis
     )
 
 
-def _run(make: Callable[[EnergyProcessorSettings], EntityProcessor], source: str, port_of: str) -> int:  # type: ignore[type-arg]
-    from madina.observability import configure_logging
-    from madina.settings import load_settings
-
-    settings = load_settings(EnergyProcessorSettings)
-    configure_logging(source, settings.log_level, settings.log_format)
-    return run_entity_processor(make(settings), settings, ALL,
-                                web_port=getattr(settings, port_of), web_host=settings.bind_host)
-
-
 def main() -> int:
-    return _run(circuit_processor, SOURCE, "energy_processor_port")
+    return processor_main(EnergyProcessorSettings, circuit_processor, ALL, source=SOURCE,
+                          port_of=lambda settings: settings.energy_processor_port)
 
 
 def pv_main() -> int:
-    return _run(pv_processor, PV_SOURCE, "energy_pv_processor_port")
+    return processor_main(EnergyProcessorSettings, pv_processor, ALL, source=PV_SOURCE,
+                          port_of=lambda settings: settings.energy_pv_processor_port)
 
 
 def district_main() -> int:
-    return _run(district_processor, DISTRICT_SOURCE, "energy_district_processor_port")
+    return processor_main(EnergyProcessorSettings, district_processor, ALL, source=DISTRICT_SOURCE,
+                          port_of=lambda settings: settings.energy_district_processor_port)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from madina.bus.alert_events import timestamp
 from madina.bus.topics import KPIS
-from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
+from madina.streams.entities import EntityProcessor, Ticks, processor_main
 from madina_proto.environment.v1 import station_pb2
 from services.environment.domain.evaluator import EvaluatorConfig
 from services.environment.domain.profiles import load_profiles, select_annual_limits, select_rules
@@ -61,12 +61,5 @@ def environment_processor(settings: EnvironmentProcessorSettings) -> EntityProce
 
 
 def main() -> int:
-    from madina.observability import configure_logging
-    from madina.settings import load_settings
-
-    settings = load_settings(EnvironmentProcessorSettings)
-    configure_logging(SOURCE, settings.log_level, settings.log_format)
-    return run_entity_processor(
-        environment_processor(settings), settings, ALL,
-        web_port=settings.environment_processor_port, web_host=settings.bind_host,
-    )
+    return processor_main(EnvironmentProcessorSettings, environment_processor, ALL, source=SOURCE,
+                          port_of=lambda settings: settings.environment_processor_port)

@@ -21,7 +21,7 @@ from datetime import datetime
 from madina.bus.topics import KPIS
 from madina.eventtime import EventTimeBounds
 from madina.geo import load_cities
-from madina.streams.entities import EntityProcessor, Ticks, run_entity_processor
+from madina.streams.entities import EntityProcessor, Ticks, processor_main
 from madina_proto.mobility.v1 import events_pb2
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.gtfs import load_feeds
@@ -80,12 +80,5 @@ def mobility_processor(settings: MobilityProcessorSettings) -> EntityProcessor[M
 
 
 def main() -> int:
-    from madina.observability import configure_logging
-    from madina.settings import load_settings
-
-    settings = load_settings(MobilityProcessorSettings)
-    configure_logging(SOURCE, settings.log_level, settings.log_format)
-    return run_entity_processor(
-        mobility_processor(settings), settings, ALL,
-        web_port=settings.mobility_processor_port, web_host=settings.bind_host,
-    )
+    return processor_main(MobilityProcessorSettings, mobility_processor, ALL, source=SOURCE,
+                          port_of=lambda settings: settings.mobility_processor_port)

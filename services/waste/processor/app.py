@@ -17,12 +17,12 @@ needing collection and containers at fire risk on ``kpis.v1`` (a container canno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 
 from madina.bus.alert_events import timestamp
 from madina.bus.topics import KPIS, TopicSpec
-from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, run_entity_processor
+from madina.streams.entities import EntityProcessor, EntityRecord, Step, Ticks, processor_main
 from madina_proto.waste.v1 import container_pb2
 from services.waste.convert import kpi_to_pb, summary_from_pb
 from services.waste.domain.containers import load_containers
@@ -93,19 +93,11 @@ def district_processor(settings: WasteProcessorSettings) -> EntityProcessor[Dist
     )
 
 
-def _run(processor_of: Callable[[WasteProcessorSettings], EntityProcessor], source: str, port_of: str) -> int:  # type: ignore[type-arg]
-    from madina.observability import configure_logging
-    from madina.settings import load_settings
-
-    settings = load_settings(WasteProcessorSettings)
-    configure_logging(source, settings.log_level, settings.log_format)
-    return run_entity_processor(processor_of(settings), settings, ALL,
-                                web_port=getattr(settings, port_of), web_host=settings.bind_host)
-
-
 def main() -> int:
-    return _run(waste_processor, SOURCE, "waste_processor_port")
+    return processor_main(WasteProcessorSettings, waste_processor, ALL, source=SOURCE,
+                          port_of=lambda settings: settings.waste_processor_port)
 
 
 def district_main() -> int:
-    return _run(district_processor, DISTRICT_SOURCE, "waste_district_processor_port")
+    return processor_main(WasteProcessorSettings, district_processor, ALL, source=DISTRICT_SOURCE,
+                          port_of=lambda settings: settings.waste_district_processor_port)
