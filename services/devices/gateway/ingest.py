@@ -13,7 +13,6 @@ which raises ValueError naming the field) and publishes many messages' readings 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +43,14 @@ class DomainData:
         from services.environment.domain.stations import load_stations
 
         return {s.id: s for s in load_stations(self.environment.environment_stations_file, serving=self.cities)}
+
+    @cached_property
+    def station_status(self) -> Any:
+        """Each station's status as the environment status feed reports it (the lateness check's newest
+        observation); empty until :meth:`StationStatusFeed.follow` runs, as the gateway's start-up does."""
+        from services.environment.api.state import StationStatusFeed
+
+        return StationStatusFeed(self.stations)
 
     @cached_property
     def waste(self) -> Any:
@@ -81,7 +88,6 @@ class DomainIngest:
     parse: Callable[[DomainData, Any, int, datetime], list[Any]]  # body -> checked domain readings
     send: Callable[[DomainData, EventProducer, list[Any]], Awaitable[int]]
     loads: Sequence[str] = field(default=())  # DomainData attributes to load at start-up
-    per_entity_calls: bool = False  # the publisher makes one record per entity_of: call it per entity
 
     def prepare(self, data: DomainData, device: DeviceEntry, body: Any, max_items: int, now: datetime) -> list[Any]:
         readings = self.parse(data, body, max_items, now)
@@ -93,42 +99,29 @@ class DomainIngest:
         return readings
 
     async def publish(self, data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
-        if not self.per_entity_calls or len(readings) < 2:
-            return await self.send(data, producer, readings) if readings else 0
-        # The environment and waste publishers find each entity's newest reading by scanning all
-        # readings once per entity, which is quadratic in a gateway batch of many devices; one
-        # call per entity keeps it linear and produces the same records.
-        by_entity: dict[str, list[Any]] = {}
-        for reading in readings:
-            by_entity.setdefault(self.entity_of(reading), []).append(reading)
-        counts = await asyncio.gather(*(self.send(data, producer, group) for group in by_entity.values()))
-        return sum(counts)
+        return await self.send(data, producer, readings) if readings else 0
 
 
 def _environment(kind_path: str) -> DomainIngest:
-    from services.environment.api import http as environment_http
-    from services.environment.api.publisher import check_observation, publish
-    from services.environment.domain.measurands import StationKind
+    from services.environment.api.publisher import PATHS, check_observation, parse_observations, publish
+    from services.environment.topics import TOPIC_OF
 
-    kind = next(k for k, path in environment_http.PATHS.items() if path == kind_path)
+    kind = next(k for k, path in PATHS.items() if path == kind_path)
 
     def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
-        # The HTTP handler's own parsing (environment's http module has no public name for it yet).
-        observations = environment_http._parse(kind, body, max_items)
+        observations = parse_observations(kind, body, max_items)
         batched = isinstance(body, dict) and "observations" in body
         bounds = data.environment.event_time_bounds()
         for index, observation in enumerate(observations):
-            check_observation(observation, data.stations, f"observations[{index}]" if batched else "", now, bounds)
+            check_observation(observation, data.stations, f"observations[{index}]" if batched else "", now, bounds,
+                              newest_observed=data.station_status.last_observe_time(observation.station_id))
         return observations
 
     async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
         return await publish(producer, readings)
 
-    from services.environment.topics import TOPIC_OF
-
-    assert isinstance(kind, StationKind)
     return DomainIngest("environment", kind_path, TOPIC_OF[kind], "station_id", lambda o: o.station_id, parse, send,
-                        ("stations",), per_entity_calls=True)
+                        ("stations", "station_status"))
 
 
 def _waste() -> DomainIngest:
@@ -149,7 +142,7 @@ def _waste() -> DomainIngest:
         return await publish(producer, readings)
 
     return DomainIngest("waste", "container-level", CONTAINER_LEVELS, "container_id", lambda r: r.container_id,
-                        parse, send, ("containers",), per_entity_calls=True)
+                        parse, send, ("containers",))
 
 
 def _streetlight() -> DomainIngest:

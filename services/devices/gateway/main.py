@@ -50,6 +50,7 @@ from services.devices.domain.uplinks import UplinkRejected
 from services.devices.gateway.ingest import INGESTS, DomainData, DomainIngest, kinds
 from services.devices.settings import DevicesSettings
 from services.devices.topics import ALL, HEADER_MQTT_TOPIC, MQTT_MESSAGES
+from services.environment.topics import STATION_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ _REASON_OF = {
     TopicRejected: "unknown topic", UplinkRejected: "malformed message", DeviceRefused: "device refused",
     PayloadUndecodable: "undecodable payload",
 }
+STATUS_FEED_WAIT_S = 30  # at start-up, for the environment station-status backlog
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps our queue while we are away (MQTT 5)
 
 
@@ -264,9 +266,21 @@ async def serve(settings: DevicesSettings) -> None:
     producer = EventProducer(settings.bootstrap_servers, source="mqtt-gateway")
     gateway = MqttGateway(settings, registry, producer)
     gateway.load_domain_data()
-    await ensure_topics(settings.bootstrap_servers, [*ALL, *(ingest.topic for ingest in INGESTS.values())],
+    follows_stations = any(entry.domain == "environment" for entry in registry.devices.values())
+    await ensure_topics(settings.bootstrap_servers,
+                        [*ALL, *(ingest.topic for ingest in INGESTS.values()),
+                         *([STATION_STATUS] if follows_stations else [])],
                         default_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication_factor)
+    status_feed = None
+    if follows_stations:  # the environment ingest's lateness check needs each station's newest observation
+        status_feed = asyncio.create_task(gateway.data.station_status.follow(settings.bootstrap_servers),
+                                          name="station-status-feed")
+        try:  # read the backlog first, or late readings would pass while it loads
+            await asyncio.wait_for(gateway.data.station_status.ready.wait(), STATUS_FEED_WAIT_S)
+        except TimeoutError:
+            log.warning("station status feed not caught up; late environment readings pass until it is",
+                        extra={"waited_s": STATUS_FEED_WAIT_S})
     runner = web.AppRunner(web_app(gateway), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.bind_host, settings.devices_gateway_port)
@@ -276,6 +290,10 @@ async def serve(settings: DevicesSettings) -> None:
     try:
         await gateway.run()
     finally:
+        if status_feed is not None:
+            status_feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_feed
         await producer.stop()
         await runner.cleanup()
 

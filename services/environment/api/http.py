@@ -11,74 +11,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
 
 from madina.auth import Principal
-from madina.http import openapi_schema, parse_items, require_scope
-from madina.inputs import InvalidInput, UtcTime, echo
-from services.environment.api.publisher import ObservationRejected, publish
+from madina.http import openapi_schema, require_scope
+from madina.inputs import echo
+from services.environment.api.publisher import MODELS, PATHS, ObservationRejected, parse_observations, publish
 from services.environment.api.state import EnvironmentRuntime
-from services.environment.convert import MEASURANDS_OF
-from services.environment.domain.measurands import MEASURANDS, Observation, StationKind
+from services.environment.domain.measurands import StationKind
 from services.environment.plugin import PUBLISH, READ
-
-PATHS = {StationKind.AIR: "air-quality", StationKind.WATER: "water-quality", StationKind.NOISE: "noise"}
-
-
-def _observation_model(kind: StationKind) -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        "station_id": (str, Field(min_length=1, max_length=64, description="Station identifier.")),
-        "observe_time": (UtcTime, Field(description="When it was measured, RFC 3339 with offset.")),
-    }
-    for name in MEASURANDS_OF[kind]:
-        measurand = MEASURANDS[name]
-        fields[name] = (
-            float | None,
-            Field(
-                default=None,
-                ge=measurand.minimum,
-                le=measurand.maximum,
-                allow_inf_nan=False,
-                strict=True,
-                description=f"{measurand.label}, {measurand.unit or 'unitless'}",
-            ),
-        )
-    title = "".join(part.title() for part in PATHS[kind].split("-")) + "Observation"
-    return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
-
-
-MODELS = {kind: _observation_model(kind) for kind in StationKind}
 
 
 class Accepted(BaseModel):
     accepted: int = Field(description="Observations accepted and published.")
-
-
-def _parse(kind: StationKind, body: Any, max_batch: int) -> list[Observation]:
-    try:
-        items = parse_items(body, MODELS[kind], "observations", max_batch)
-    except InvalidInput as error:
-        raise ObservationRejected(str(error)) from None
-    observations = []
-    for where, parsed in items:
-        values = {
-            name: value
-            for name, value in parsed.model_dump(exclude={"station_id", "observe_time"}).items()
-            if value is not None
-        }
-        if not values:
-            raise ObservationRejected(
-                f"{where + '.' if where else ''}values: at least one measurand is required"
-            )
-        observations.append(
-            Observation(
-                station_id=parsed.station_id,  # type: ignore[attr-defined]
-                observe_time=parsed.observe_time.astimezone(UTC),  # type: ignore[attr-defined]
-                kind=kind,
-                values=values,
-            )
-        )
-    return observations
 
 
 def _runtime(request: Request) -> EnvironmentRuntime:
@@ -101,7 +46,7 @@ def _ingest_endpoint(kind: StationKind):  # type: ignore[no-untyped-def]
         except ValueError:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
         try:
-            observations = _parse(kind, body, runtime.settings.environment_max_batch_observations)
+            observations = parse_observations(kind, body, runtime.settings.environment_max_batch_observations)
             now = datetime.now(UTC)
             batched = isinstance(body, dict) and "observations" in body
             for index, observation in enumerate(observations):

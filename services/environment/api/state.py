@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,15 +34,58 @@ from services.environment.topics import STATION_STATUS
 log = logging.getLogger(__name__)
 
 
+class StationStatusFeed:
+    """The latest status of every station, read from the status topic: the API's and the MQTT gateway's.
+
+    Besides serving statuses, it gives the ingest check each station's newest observation
+    (:meth:`last_observe_time`), so a reading late behind it is refused wherever it comes in.
+    """
+
+    def __init__(self, stations: Mapping[str, Station]) -> None:
+        self.stations = stations
+        self.latest: LatestByKey[station_pb2.StationStatus] = LatestByKey()
+        self.ready = asyncio.Event()  # set once the topic's backlog is read
+
+    def last_observe_time(self, station_id: str) -> datetime | None:
+        """The station's newest observation as the status feed last reported it."""
+        known = self.latest.get(station_id)
+        if known is None or not known.HasField("last_observe_time"):
+            return None
+        return known.last_observe_time.ToDatetime(tzinfo=UTC)
+
+    def on_status(self, station_id: str, event: station_pb2.StationStatusChanged | None) -> None:
+        if event is not None:
+            status = status_from_event(station_id, event, self.stations)
+            self.latest.put(status.station.station_id, status)
+
+    async def follow(self, bootstrap: str) -> None:
+        """Read the status topic forever; ``ready`` is set once the backlog is read."""
+        await read_topic(bootstrap, STATION_STATUS, self.on_status, caught_up=self.ready)
+
+
 @dataclass
 class EnvironmentRuntime:
     settings: EnvironmentSettings
     stations: dict[str, Station]
     credentials: Credentials
     producer: EventProducer
-    latest: LatestByKey[station_pb2.StationStatus] = field(default_factory=LatestByKey)
-    status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    feed: StationStatusFeed = field(init=False)
     producer_ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.feed = StationStatusFeed(self.stations)
+
+    @property
+    def latest(self) -> LatestByKey[station_pb2.StationStatus]:
+        return self.feed.latest
+
+    @property
+    def status_feed_ready(self) -> asyncio.Event:
+        return self.feed.ready
+
+    @status_feed_ready.setter
+    def status_feed_ready(self, event: asyncio.Event) -> None:
+        self.feed.ready = event
 
     @property
     def statuses(self) -> dict[str, station_pb2.StationStatus]:
@@ -54,11 +98,7 @@ class EnvironmentRuntime:
         return station_pb2.StationStatus(station=station_to_pb(self.stations[station_id]))
 
     def last_observe_time(self, station_id: str) -> datetime | None:
-        """The station's newest observation as the status feed last reported it."""
-        known = self.statuses.get(station_id)
-        if known is None or not known.HasField("last_observe_time"):
-            return None
-        return known.last_observe_time.ToDatetime(tzinfo=UTC)
+        return self.feed.last_observe_time(station_id)
 
     def check_observation(self, observation: Observation, where: str, now: datetime) -> None:
         """The ingest check (ObservationRejected naming the field) with this process's stations, bounds and feed."""
@@ -86,13 +126,4 @@ class EnvironmentRuntime:
         self.latest.unwatch(station_id, queue)
 
     async def follow_status_feed(self) -> None:
-        """Read the status topic forever; readiness is set once the backlog is read."""
-
-        def on_status(station_id: str, event: station_pb2.StationStatusChanged | None) -> None:
-            if event is not None:
-                status = status_from_event(station_id, event, self.stations)
-                self.latest.put(status.station.station_id, status)
-
-        await read_topic(
-            self.settings.bootstrap_servers, STATION_STATUS, on_status, caught_up=self.status_feed_ready
-        )
+        await self.feed.follow(self.settings.bootstrap_servers)

@@ -33,10 +33,12 @@ def check_reading(
 
 async def publish(producer: EventProducer, readings: Sequence[Reading]) -> int:
     """One record per container (acks=all); returns once every record is acknowledged."""
+    newest: dict[str, datetime] = {}  # one pass: a large batch stays linear
+    for r in readings:
+        newest[r.container_id] = max(newest.get(r.container_id, r.observe_time), r.observe_time)
     futures = []
     for batch in batches_by_container(readings):
-        newest = max(r.observe_time for r in readings if r.container_id == batch.container_id)
-        futures.append(await producer.send(
-            CONTAINER_LEVELS, batch.container_id, batch, event_time_ms=int(newest.timestamp() * 1000)))
+        event_time_ms = int(newest[batch.container_id].timestamp() * 1000)
+        futures.append(await producer.send(CONTAINER_LEVELS, batch.container_id, batch, event_time_ms=event_time_ms))
     await asyncio.gather(*futures)
     return len(readings)
