@@ -21,7 +21,6 @@ from typing import Any
 
 from madina.bus import EventProducer
 from madina.bus.topics import TopicSpec
-from madina.http import parse_items
 from madina.settings import load_settings
 from services.devices.domain.registry import DeviceEntry, DeviceRefused
 
@@ -125,18 +124,11 @@ def _environment(kind_path: str) -> DomainIngest:
 
 
 def _waste() -> DomainIngest:
-    from services.waste.api.http import ReadingIn
-    from services.waste.api.publisher import check_reading, publish
+    from services.waste.api.publisher import parse_readings, publish
     from services.waste.topics import CONTAINER_LEVELS
 
     def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
-        readings = []
-        bounds = data.waste.event_time_bounds()
-        for where, item in parse_items(body, ReadingIn, "readings", max_items):
-            reading = item.reading()
-            check_reading(reading, data.containers, where, now, bounds)
-            readings.append(reading)
-        return readings
+        return parse_readings(body, data.containers, max_items, now, data.waste.event_time_bounds())
 
     async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
         return await publish(producer, readings)
@@ -146,18 +138,11 @@ def _waste() -> DomainIngest:
 
 
 def _streetlight() -> DomainIngest:
-    from services.energy.api.http import StreetlightReport
-    from services.energy.api.publisher import check_lamp_report, publish_lamp_reports
-    from services.energy.domain.telemetry import LampTelemetry
+    from services.energy.api.publisher import parse_lamp_reports, publish_lamp_reports
     from services.energy.topics import STREETLIGHT_TELEMETRY
 
     def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
-        reports = []
-        for where, item in parse_items(body, StreetlightReport, "reports", max_items):
-            report = LampTelemetry(**item.model_dump())
-            check_lamp_report(report, data.network, where)
-            reports.append(report)
-        return reports
+        return parse_lamp_reports(body, data.network, max_items)
 
     async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
         return await publish_lamp_reports(producer, data.network, readings)
@@ -167,18 +152,11 @@ def _streetlight() -> DomainIngest:
 
 
 def _generation() -> DomainIngest:
-    from services.energy.api.http import GenerationReport
-    from services.energy.api.publisher import check_generation, publish_generation
-    from services.energy.domain.telemetry import GenerationReading
+    from services.energy.api.publisher import parse_generation, publish_generation
     from services.energy.topics import GENERATION
 
     def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
-        reports = []
-        for where, item in parse_items(body, GenerationReport, "reports", max_items):
-            report = GenerationReading(**item.model_dump())
-            check_generation(report, data.network, where)
-            reports.append(report)
-        return reports
+        return parse_generation(body, data.network, max_items)
 
     async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
         return await publish_generation(producer, readings)
@@ -188,18 +166,11 @@ def _generation() -> DomainIngest:
 
 
 def _parking() -> DomainIngest:
-    from services.mobility.api.http import ParkingOccupancyIn
-    from services.mobility.api.publisher import check_parking, ingest_parking
-    from services.mobility.domain.parking import ParkingObservation
+    from services.mobility.api.publisher import ingest_parking, parse_parking
     from services.mobility.topics import PARKING_OCCUPANCY
 
     def parse(data: DomainData, body: Any, max_items: int, now: datetime) -> list[Any]:
-        counts = []
-        for where, item in parse_items(body, ParkingOccupancyIn, "parking_occupancies", max_items):
-            count = ParkingObservation(item.car_park_id, item.timestamp, item.occupied_spaces, item.capacity_spaces)
-            check_parking(dict(data.car_parks), count, f"{where}." if where else "")
-            counts.append(count)
-        return counts
+        return parse_parking(body, dict(data.car_parks), max_items)
 
     async def send(data: DomainData, producer: EventProducer, readings: list[Any]) -> int:
         return await ingest_parking(producer, dict(data.car_parks), readings)

@@ -19,14 +19,17 @@ from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field
 
 from madina.auth import Principal
-from madina.http import install_common, parse_items, require_scope
+from madina.http import install_common, require_scope
 from madina.inputs import InvalidInput, UtcTime
 from madina_proto.energy.v1 import energy_service_pb2 as pb
 from services.energy.api import views
 from services.energy.api.publisher import (
+    GenerationReport,
+    Number,
     Rejected,
-    check_generation,
-    check_lamp_report,
+    StreetlightReport,
+    parse_generation,
+    parse_lamp_reports,
     plan_schedule,
     publish_commands,
     publish_generation,
@@ -35,32 +38,9 @@ from services.energy.api.publisher import (
 from services.energy.api.state import EnergyRuntime
 from services.energy.convert import command_to_pb
 from services.energy.domain.dimming import DimmingSchedule, ScheduleStep
-from services.energy.domain.telemetry import GenerationReading, LampTelemetry
 from services.energy.plugin import CONTROL, PUBLISH, READ
 
 _STRICT = ConfigDict(extra="forbid")
-Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
-
-
-class StreetlightReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", title="StreetlightReport")
-    lamp_id: str = Field(min_length=1, max_length=64, description="Lamp that reported.")
-    observe_time: UtcTime = Field(description="When it was measured, RFC 3339 with offset.")
-    on: bool = Field(strict=True, description="Relay state: true when switched on.")
-    dimming_pct: Number = Field(description="Dimming level, percent of rated output, 0-100.")
-    power_w: Number = Field(description="Active power drawn, watts.")
-    voltage_v: Number | None = Field(default=None, description="Supply voltage, volts.")
-    energy_wh: Number | None = Field(default=None, description="Cumulative energy counter, watt-hours.")
-    fault_code: str = Field(default="", max_length=64, description="Vendor fault code; empty when healthy.")
-
-
-class GenerationReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", title="GenerationReport")
-    site_id: str = Field(min_length=1, max_length=64, description="PV site that reported.")
-    observe_time: UtcTime = Field(description="When it was measured, RFC 3339 with offset.")
-    power_kw: Number = Field(description="AC power fed in, kilowatts.")
-    energy_wh: Number | None = Field(default=None, description="Cumulative AC energy counter, watt-hours.")
-    poa_irradiance_wm2: Number | None = Field(default=None, description="Plane-of-array irradiance, W/m².")
 
 
 class ScheduleStepBody(BaseModel):
@@ -124,12 +104,7 @@ def ingest_router() -> APIRouter:
     ) -> Accepted:
         body = await _body(request)
         try:
-            reports = []
-            limit = runtime.settings.energy_max_batch_reports
-            for where, item in parse_items(body, StreetlightReport, "reports", limit):
-                report = LampTelemetry(**item.model_dump())
-                check_lamp_report(report, runtime.network, where)
-                reports.append(report)
+            reports = parse_lamp_reports(body, runtime.network, runtime.settings.energy_max_batch_reports)
         except (InvalidInput, Rejected) as error:
             raise _unprocessable("report", error) from None
         return Accepted(accepted=await publish_lamp_reports(runtime.producer, runtime.network, reports))
@@ -143,15 +118,10 @@ def ingest_router() -> APIRouter:
     ) -> Accepted:
         body = await _body(request)
         try:
-            reports = []
-            limit = runtime.settings.energy_max_batch_reports
-            for where, item in parse_items(body, GenerationReport, "reports", limit):
-                report = GenerationReading(**item.model_dump())
-                check_generation(report, runtime.network, where)
-                reports.append(report)
+            generation_reports = parse_generation(body, runtime.network, runtime.settings.energy_max_batch_reports)
         except (InvalidInput, Rejected) as error:
             raise _unprocessable("report", error) from None
-        return Accepted(accepted=await publish_generation(runtime.producer, reports))
+        return Accepted(accepted=await publish_generation(runtime.producer, generation_reports))
 
     return router
 

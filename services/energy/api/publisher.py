@@ -11,9 +11,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from madina.bus import EventProducer
-from madina.inputs import echo
+from madina.http import parse_items
+from madina.inputs import UtcTime, echo
 from madina_proto.energy.v1 import telemetry_pb2
 from services.energy.convert import batch_to_pb, command_to_pb, generation_to_pb
 from services.energy.domain.dimming import DimmingSchedule, LightingCommand, ScheduleError, commands_between
@@ -46,6 +50,51 @@ def check_generation(report: GenerationReading, network: Network, where: str = "
     problems = validate_generation(report, network.pv_sites)
     if problems:
         raise Rejected(_prefixed(problems, where))
+
+
+# The ingest contract: one JSON report each (the HTTP body's and an MQTT message's shape).
+Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+
+
+class StreetlightReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="StreetlightReport")
+    lamp_id: str = Field(min_length=1, max_length=64, description="Lamp that reported.")
+    observe_time: UtcTime = Field(description="When it was measured, RFC 3339 with offset.")
+    on: bool = Field(strict=True, description="Relay state: true when switched on.")
+    dimming_pct: Number = Field(description="Dimming level, percent of rated output, 0-100.")
+    power_w: Number = Field(description="Active power drawn, watts.")
+    voltage_v: Number | None = Field(default=None, description="Supply voltage, volts.")
+    energy_wh: Number | None = Field(default=None, description="Cumulative energy counter, watt-hours.")
+    fault_code: str = Field(default="", max_length=64, description="Vendor fault code; empty when healthy.")
+
+
+class GenerationReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="GenerationReport")
+    site_id: str = Field(min_length=1, max_length=64, description="PV site that reported.")
+    observe_time: UtcTime = Field(description="When it was measured, RFC 3339 with offset.")
+    power_kw: Number = Field(description="AC power fed in, kilowatts.")
+    energy_wh: Number | None = Field(default=None, description="Cumulative AC energy counter, watt-hours.")
+    poa_irradiance_wm2: Number | None = Field(default=None, description="Plane-of-array irradiance, W/m².")
+
+
+def parse_lamp_reports(body: Any, network: Network, max_batch: int) -> list[LampTelemetry]:
+    """One ``StreetlightReport`` or ``{"reports": [...]}``, checked; InvalidInput or Rejected names the field."""
+    reports = []
+    for where, item in parse_items(body, StreetlightReport, "reports", max_batch):
+        report = LampTelemetry(**item.model_dump())
+        check_lamp_report(report, network, where)
+        reports.append(report)
+    return reports
+
+
+def parse_generation(body: Any, network: Network, max_batch: int) -> list[GenerationReading]:
+    """One ``GenerationReport`` or ``{"reports": [...]}``, checked; InvalidInput or Rejected names the field."""
+    reports = []
+    for where, item in parse_items(body, GenerationReport, "reports", max_batch):
+        report = GenerationReading(**item.model_dump())
+        check_generation(report, network, where)
+        reports.append(report)
+    return reports
 
 
 def _ms(moment: datetime) -> int:

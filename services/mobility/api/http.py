@@ -29,17 +29,18 @@ from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from services.mobility.api.grpc import parking_availability, ridership_response
 from services.mobility.api.publisher import (
     FeedRejected,
+    ParkingOccupancyIn,
     RouteBatches,
     feed_batches,
     ingest_parking,
     ingest_validations,
+    parking_observation,
     parse_feed,
     publish,
     route_batches,
 )
 from services.mobility.api.state import MobilityRuntime
 from services.mobility.convert import alert_entity, feed_message, trip_update_entity, vehicle_entity
-from services.mobility.domain.parking import ParkingObservation
 from services.mobility.domain.realtime import VehiclePosition
 from services.mobility.domain.tickets import Validation
 from services.mobility.plugin import PUBLISH, READ
@@ -84,16 +85,6 @@ class TicketValidationIn(BaseModel):
 class TicketValidationsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ticket_validations: list[TicketValidationIn] = Field(min_length=1, max_length=10_000)
-
-
-class ParkingOccupancyIn(BaseModel):
-    """One count of a car park."""
-
-    model_config = ConfigDict(extra="forbid")
-    car_park_id: str = Field(min_length=1, max_length=200)
-    occupied_spaces: int = Field(ge=0, le=100_000)
-    capacity_spaces: int = Field(gt=0, le=100_000)
-    timestamp: datetime = Field(description="When the count was taken, RFC 3339 with offset.")
 
 
 class ParkingOccupanciesIn(BaseModel):
@@ -203,12 +194,9 @@ def ingest_router() -> APIRouter:
         runtime: Annotated[MobilityRuntime, Depends(_runtime)],
         _: Annotated[Principal, Depends(PUBLISHER)],
     ) -> Counted:
-        observations = [
-            ParkingObservation(o.car_park_id, _utc(o.timestamp, f"parking_occupancies[{index}]."),
-                               o.occupied_spaces, o.capacity_spaces)
-            for index, o in enumerate(body.parking_occupancies)
-        ]
         try:
+            observations = [parking_observation(o, f"parking_occupancies[{index}].")
+                            for index, o in enumerate(body.parking_occupancies)]
             return Counted(published=await ingest_parking(runtime.producer, runtime.car_parks, observations))
         except InvalidRecord as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None

@@ -18,14 +18,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from google.transit import gtfs_realtime_pb2
+from pydantic import BaseModel, ConfigDict, Field
 
 from madina.bus import EventProducer
 from madina.bus.codec import standard_headers
 from madina.bus.topics import TopicSpec
 from madina.contract import InvalidRecord
+from madina.http import parse_items
 from madina.inputs import echo
 from madina_proto.mobility.v1 import events_pb2
 from services.mobility.convert import (
@@ -159,6 +163,37 @@ async def ingest_validations(producer: EventProducer, schedule: Schedule, valida
     futures = [await producer.send(TICKET_VALIDATIONS, v.card_hash, validation_to_wire(v)) for v in items]
     await asyncio.gather(*futures)
     return len(items)
+
+
+# The ingest contract of a car-park count (the HTTP body's items and an MQTT message's shape).
+class ParkingOccupancyIn(BaseModel):
+    """One count of a car park."""
+
+    model_config = ConfigDict(extra="forbid")
+    car_park_id: str = Field(min_length=1, max_length=200)
+    occupied_spaces: int = Field(ge=0, le=100_000)
+    capacity_spaces: int = Field(gt=0, le=100_000)
+    timestamp: datetime = Field(description="When the count was taken, RFC 3339 with offset.")
+
+
+def parking_observation(item: ParkingOccupancyIn, where: str = "") -> ParkingObservation:
+    """The count as the domain's; InvalidRecord naming the field when its time has no UTC offset."""
+    if item.timestamp.tzinfo is None:
+        raise InvalidRecord(f"{where}timestamp: needs a UTC offset")
+    return ParkingObservation(item.car_park_id, item.timestamp.astimezone(UTC), item.occupied_spaces,
+                              item.capacity_spaces)
+
+
+def parse_parking(body: Any, car_parks: dict[str, CarPark], max_batch: int) -> list[ParkingObservation]:
+    """One ``ParkingOccupancyIn`` or ``{"parking_occupancies": [...]}``, checked; InvalidInput or InvalidRecord
+    names the field."""
+    observations = []
+    for where, item in parse_items(body, ParkingOccupancyIn, "parking_occupancies", max_batch):
+        prefix = f"{where}." if where else ""
+        observation = parking_observation(item, prefix)
+        check_parking(car_parks, observation, prefix)
+        observations.append(observation)
+    return observations
 
 
 def check_parking(car_parks: dict[str, CarPark], observation: ParkingObservation, where: str = "") -> None:

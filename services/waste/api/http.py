@@ -19,41 +19,14 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from madina.auth import Principal
-from madina.http import install_common, openapi_schema, parse_items, require_scope
-from madina.inputs import InvalidInput, UtcTime, echo
+from madina.http import install_common, openapi_schema, require_scope
+from madina.inputs import InvalidInput, echo
 from madina_proto.waste.v1 import waste_service_pb2 as pb
-from services.waste.api.publisher import ReadingRejected, check_reading, publish
+from services.waste.api.publisher import ReadingIn, ReadingRejected, parse_readings, publish
 from services.waste.api.state import UnknownDepot, WasteRuntime
 from services.waste.domain.containers import Stream
 from services.waste.domain.planning import CapacityError
-from services.waste.domain.readings import (
-    BATTERY_PERCENT_RANGE,
-    TEMPERATURE_C_RANGE,
-    TILT_DEG_RANGE,
-    Reading,
-)
 from services.waste.plugin import PLAN, PUBLISH, READ
-
-
-def _number(low: float, high: float, description: str) -> Any:
-    return Field(default=None, ge=low, le=high, allow_inf_nan=False, strict=True, description=description)
-
-
-class ReadingIn(BaseModel):
-    """One report of one container's fill sensor."""
-
-    model_config = ConfigDict(extra="forbid", title="ContainerReading")
-
-    container_id: str = Field(min_length=1, max_length=64, description="Container (and sensor) identifier.")
-    observe_time: UtcTime = Field(description="When it was measured, RFC 3339 with offset.")
-    fill_ratio: float = Field(ge=0, le=1, allow_inf_nan=False, strict=True, description="0 empty to 1 full.")
-    temperature_c: float | None = _number(*TEMPERATURE_C_RANGE, "Temperature inside, degrees Celsius.")
-    tilt_deg: float | None = _number(*TILT_DEG_RANGE, "Angle from upright, degrees.")
-    lid_open: bool | None = Field(default=None, strict=True, description="Whether the lid is open.")
-    battery_percent: float | None = _number(*BATTERY_PERCENT_RANGE, "Sensor battery charge, percent.")
-
-    def reading(self) -> Reading:
-        return Reading(**self.model_dump())
 
 
 class Accepted(BaseModel):
@@ -106,14 +79,11 @@ def ingest_router() -> APIRouter:
         except ValueError:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not valid JSON") from None
         try:
-            parsed = parse_items(body, ReadingIn, "readings", runtime.settings.waste_max_batch_readings)
-            now = datetime.now(UTC)
-            bounds = runtime.settings.event_time_bounds()
-            for where, item in parsed:
-                check_reading(item.reading(), runtime.containers, where, now, bounds)
+            parsed = parse_readings(body, runtime.containers, runtime.settings.waste_max_batch_readings,
+                                    datetime.now(UTC), runtime.settings.event_time_bounds())
         except (InvalidInput, ReadingRejected) as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid reading: {error}") from None
-        return Accepted(accepted=await publish(runtime.producer, [item.reading() for _, item in parsed]))
+        return Accepted(accepted=await publish(runtime.producer, parsed))
 
     return router
 
