@@ -57,11 +57,14 @@ async def test_district_processor_publishes_fill_collection_need_and_fire_risk_s
         await produce(kafka_bootstrap, [(CONTAINER_SUMMARIES, key, summary(full, 0.9, True, False)),
                                         (CONTAINER_SUMMARIES, key, summary(burning, 0.5, False, True)),
                                         (CONTAINER_SUMMARIES, key, summary(low, 0.1, False, False))])
-        first = await _served(api, district, {"fire_risk_count": 1, "mean_fill_ratio": pytest.approx(0.5)})
+        # Each figure is its own KPI record: wait for all of them, not for the first to arrive.
+        first = await _served(api, district, {"fire_risk_count": 1, "mean_fill_ratio": pytest.approx(0.5),
+                                              "full_count": 1, "needing_collection_count": 1})
         # The fire clears and the low container is predicted full before the next round.
         await produce(kafka_bootstrap, [(CONTAINER_SUMMARIES, key, summary(burning, 0.5, False, False, 5)),
                                         (CONTAINER_SUMMARIES, key, summary(low, 0.2, True, False, 5))])
-        second = await _served(api, district, {"fire_risk_count": 0, "needing_collection_count": 2})
+        second = await _served(api, district, {"fire_risk_count": 0, "needing_collection_count": 2,
+                                               "mean_fill_ratio": pytest.approx(1.6 / 3), "full_count": 1})
         reply = await api.stub.ListDistrictSummaries(pb.ListDistrictSummariesRequest(city_id=city),
                                                      metadata=api.metadata("dashboard"))
     finally:
