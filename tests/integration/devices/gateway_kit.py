@@ -17,12 +17,15 @@ from typing import Any
 
 import aiomqtt
 
+from madina.bus import EventProducer, ensure_topics
+from madina.bus.alert_events import timestamp
 from madina.devservers.launch import ServiceProcess, service_argv
 from madina.devservers.mosquitto import MosquittoServer, MqttUser
 from madina.devservers.ports import free_port
-from madina_proto.environment.v1 import observations_pb2
+from madina_proto.environment.v1 import observations_pb2, station_pb2
 from madina_proto.waste.v1 import container_pb2
 from services.devices.topics import MQTT_MESSAGES
+from services.environment.topics import STATION_STATUS
 from services.waste.topics import CONTAINER_LEVELS
 from tests.support.processor_kit import read_all
 
@@ -74,6 +77,16 @@ def start_gateway(tmp_path: Path, mosquitto: MosquittoServer, gateway_user: Mqtt
 
 def now_iso(offset_s: float = 0) -> str:
     return (datetime.now(UTC) - timedelta(seconds=offset_s)).isoformat()
+
+
+async def seed_station_newest(bootstrap: str, station_id: str, newest: datetime) -> None:
+    """A status on environment.station-status.v1 saying the station's newest observation is ``newest``
+    (what the environment processor publishes), for the gateway's lateness check to read at start-up."""
+    status = station_pb2.StationStatus(station=station_pb2.Station(station_id=station_id),
+                                       last_observe_time=timestamp(newest))
+    await ensure_topics(bootstrap, [STATION_STATUS], default_partitions=2)
+    async with EventProducer(bootstrap, source="environment-processor") as producer:
+        await producer.send_and_wait(STATION_STATUS, station_id, station_pb2.StationStatusChanged(status=status))
 
 
 def air_reading(pm25: float, offset_s: float = 0) -> bytes:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from madina.bus.producer import HEADER_DLQ_REASON
 from madina.devservers.mosquitto import MosquittoServer
 from madina_proto.mobility.v1.events_pb2 import ParkingOccupancyObserved
 from services.devices.topics import HEADER_MQTT_TOPIC
+from services.environment.domain.windows import DEFAULT_ALLOWED_LATENESS
 from services.mobility.topics import PARKING_OCCUPANCY
 from services.waste.topics import CONTAINER_LEVELS
 from tests.integration.devices.conftest import DEVICE_USER, GATEWAY_USER
@@ -32,6 +35,8 @@ from tests.integration.devices.gateway_kit import (
     container_readings,
     parking_count,
     publish,
+    records,
+    seed_station_newest,
     start_gateway,
     tts_fill_uplink,
     wait_for_records,
@@ -39,6 +44,8 @@ from tests.integration.devices.gateway_kit import (
 from tests.support.processes import BrokerProcess
 
 AIR_QUALITY = "environment.air-quality.v1"
+AIR_STATION = "brk-air-al-quds"
+STATION_NEWEST = datetime.now(UTC)  # every air reading below is newer or within the allowed lateness, but one
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,9 @@ def shared_broker() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer,
             shared_broker: str) -> Iterator[Gateway]:
+    # The station's newest observation as the environment status feed reports it: the gateway reads
+    # it at start-up, so a reading more than the allowed lateness behind it is dead-lettered.
+    asyncio.run(seed_station_newest(shared_broker, AIR_STATION, STATION_NEWEST))
     started = start_gateway(tmp_path_factory.mktemp("gateway"), mosquitto, GATEWAY_USER, shared_broker,
                             protocol="5")
     try:
@@ -104,6 +114,32 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
     assert dict(out_of_range.headers)[HEADER_MQTT_TOPIC] == AIR_TOPIC.encode()
     assert any(reason.startswith("device refused: unknown device 'ghost-sensor'") for reason in reasons)
     assert any(reason.startswith("malformed message: data: not valid base64") for reason in reasons)
+
+
+def test_a_reading_late_behind_the_stations_newest_observation_is_dead_lettered_with_the_lateness_reason(
+    gateway: Gateway, mosquitto: MosquittoServer, shared_broker: str
+) -> None:
+    late_by_s = (datetime.now(UTC) - STATION_NEWEST + DEFAULT_ALLOWED_LATENESS + timedelta(minutes=5)).total_seconds()
+    asyncio.run(publish(mosquitto, DEVICE_USER, [(AIR_TOPIC, air_reading(31.5, offset_s=late_by_s)),
+                                                 (AIR_TOPIC, air_reading(32.5))]))
+
+    # The in-time reading after it is on the topic, so the gateway has judged the late one too.
+    air = air_observations(asyncio.run(_wait_for_air(shared_broker, 32.5)))
+    dead = [r for r in asyncio.run(records(shared_broker, DLQ)) if b'"pm25_ugm3": 31.5' in r.value]
+
+    assert 31.5 not in {o.pm25_ugm3 for o in air}
+    assert [dict(r.headers)[HEADER_MQTT_TOPIC] for r in dead] == [AIR_TOPIC.encode()]
+    reason = dict(dead[0].headers)[HEADER_DLQ_REASON].decode()
+    assert reason.startswith("invalid value: observe_time:") and "the station's newest observation" in reason, reason
+
+
+async def _wait_for_air(broker: str, pm25: float, timeout_s: float = 30.0) -> list[Any]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            found = await records(broker, AIR_QUALITY)
+            if pm25 in {o.pm25_ugm3 for o in air_observations(found)}:
+                return found
+            await asyncio.sleep(0.3)
 
 
 def test_gateway_survives_a_broker_restart_and_a_kill_9_mid_stream_without_losing_a_reading(
