@@ -1,10 +1,13 @@
 """Each domain's ingest as the gateway calls it: the domain's own parsing, checks and publisher.
 
 Nothing here validates a reading. A direct device's body, or a decoded uplink turned into one
-item of the same shape, goes through exactly what the domain's HTTP handler runs: its pydantic
-ingest model (``madina.http.parse_items``), its ``check_*`` function and its ``publish*``
-function (one record per entity, acks=all). The gateway adds one rule of its own, the device
-registry's: a device reports only for its own entity.
+item of the same shape, goes through exactly what the domain's HTTP handler runs, the public
+ingest of ``services/<domain>/api/publisher.py``: its ``parse_*`` function (the ingest model and
+the ``check_*`` rules, errors naming the field) and its ``publish*`` function (one record per
+entity, acks=all). Environment readings are also checked for lateness against each station's
+newest observation, from the status feed the gateway follows as the environment API does
+(:class:`services.environment.api.state.StationStatusFeed`). The gateway adds one rule of its
+own, the device registry's: a device reports only for its own entity.
 
 Each :class:`DomainIngest` turns one message into domain readings (:meth:`DomainIngest.prepare`,
 which raises ValueError naming the field) and publishes many messages' readings at once

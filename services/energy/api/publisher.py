@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,8 @@ from services.energy.domain.telemetry import (
     validate_lamp_telemetry,
 )
 from services.energy.topics import GENERATION, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
+
+R = TypeVar("R")
 
 
 class Rejected(ValueError):
@@ -79,20 +81,20 @@ class GenerationReport(BaseModel):
 
 def parse_lamp_reports(body: Any, network: Network, max_batch: int) -> list[LampTelemetry]:
     """One ``StreetlightReport`` or ``{"reports": [...]}``, checked; InvalidInput or Rejected names the field."""
-    reports = []
-    for where, item in parse_items(body, StreetlightReport, "reports", max_batch):
-        report = LampTelemetry(**item.model_dump())
-        check_lamp_report(report, network, where)
-        reports.append(report)
-    return reports
+    return _parse_reports(body, StreetlightReport, LampTelemetry, check_lamp_report, network, max_batch)
 
 
 def parse_generation(body: Any, network: Network, max_batch: int) -> list[GenerationReading]:
     """One ``GenerationReport`` or ``{"reports": [...]}``, checked; InvalidInput or Rejected names the field."""
+    return _parse_reports(body, GenerationReport, GenerationReading, check_generation, network, max_batch)
+
+
+def _parse_reports(body: Any, model: type[BaseModel], make: Callable[..., R], check: Callable[[R, Network, str], None],
+                   network: Network, max_batch: int) -> list[R]:
     reports = []
-    for where, item in parse_items(body, GenerationReport, "reports", max_batch):
-        report = GenerationReading(**item.model_dump())
-        check_generation(report, network, where)
+    for where, item in parse_items(body, model, "reports", max_batch):
+        report = make(**item.model_dump())
+        check(report, network, where)
         reports.append(report)
     return reports
 
