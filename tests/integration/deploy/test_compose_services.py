@@ -72,6 +72,7 @@ def test_every_compose_container_command_runs_healthy_on_apache_kafka_and_postgr
     cert, key = ensure_self_signed(secrets_dir)
     (secrets_dir / "postgres-password").write_text(password)
     (secrets_dir / "simulator-token").write_text(tokens["simulator"])
+    (secrets_dir / "alert-signing.key").write_bytes(os.urandom(32))
     containers = madina_containers(
         addresses={"kafka": apache_kafka.bootstrap, "postgres": postgres_address},
         secrets={
@@ -80,6 +81,7 @@ def test_every_compose_container_command_runs_healthy_on_apache_kafka_and_postgr
             "grpc-key.pem": key,
             "postgres-password": secrets_dir / "postgres-password",
             "simulator-token": secrets_dir / "simulator-token",
+            "alert-signing.key": secrets_dir / "alert-signing.key",
         },
     )
     assert {"topics", *HEALTH_PORT} <= set(containers), sorted(containers)
