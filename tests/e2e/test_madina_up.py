@@ -152,12 +152,19 @@ def test_madina_up_reaches_healthy_survives_poison_records_and_simulated_alerts_
             "ENERGY_GRPC_PORT",
             "ENERGY_PROCESSOR_PORT",
             "ENERGY_PV_PROCESSOR_PORT",
+            "ENERGY_DISTRICT_PROCESSOR_PORT",
+            "MOBILITY_HTTP_PORT",
+            "MOBILITY_GRPC_PORT",
+            "MOBILITY_PROCESSOR_PORT",
             "WASTE_HTTP_PORT",
             "WASTE_GRPC_PORT",
             "WASTE_PROCESSOR_PORT",
+            "WASTE_DISTRICT_PROCESSOR_PORT",
+            "DEVICES_GATEWAY_PORT",
+            "DEVICES_MQTT_PORT",
             "OPERATIONS_HTTP_PORT",
             "OPERATIONS_GRPC_PORT",
-        )
+        )  # every port of the city: a default one may be taken by a parallel test
     }
     env = {key: value for key, value in os.environ.items() if not key.startswith("MADINA_")}
     env.update({f"MADINA_{name}": str(port) for name, port in ports.items()})
