@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
 from madina.bus.topics import TopicSpec
+from madina.maplayers import MapLayer
 
 ENTRY_POINT_GROUP = "madina.domains"
 
@@ -68,6 +69,9 @@ class Domain:
     # starts, to run a local server the domain needs (e.g. an MQTT broker); it may add settings to
     # the env and returns the callable that stops the server.
     local_servers: Sequence[str] = ()
+    # What it shows on the operations map (madina.maplayers): topics it publishes and the pure
+    # functions that turn their records into map features.
+    map_layers: Sequence[MapLayer] = ()
 
     def scope(self, name: str) -> str:
         """``name`` as declared here (a typo fails at import, not as a 403 in production)."""
