@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from madina.domains import PUBLISHERS, READERS, Component, Domain, Scope
-from services.mobility.topics import ALL
+from madina.maplayers import MapLayer
+from services.mobility.topics import ALL, ROUTE_STATUS
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -58,6 +59,7 @@ DOMAIN = Domain(
                                "GetTripStatus, ListRouteDelays, WatchVehicles, GetParkingAvailability, "
                                "GetRidership).", READERS),
     ],
+    map_layers=[MapLayer("Buses", ROUTE_STATUS, "services.mobility.maplayers:bus_features")],
 )
 PUBLISH = DOMAIN.scope("mobility:publish")
 READ = DOMAIN.scope("mobility:read")
