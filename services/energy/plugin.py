@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from madina.domains import CONTROLLERS, PUBLISHERS, READERS, Component, Domain, Scope
-from services.energy.topics import ALL
+from madina.maplayers import MapLayer
+from services.energy.topics import ALL, CIRCUIT_STATUS
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -75,6 +76,7 @@ DOMAIN = Domain(
         Scope("energy:control", "Set dimming schedules (SetDimmingSchedule): commands to street lights.",
               CONTROLLERS),
     ],
+    map_layers=[MapLayer("Street lights", CIRCUIT_STATUS, "services.energy.maplayers:streetlight_features")],
 )
 PUBLISH = DOMAIN.scope("energy:publish")
 READ = DOMAIN.scope("energy:read")
