@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from madina.domains import CONTROLLERS, PUBLISHERS, READERS, Component, Domain, Scope
-from services.waste.topics import ALL
+from madina.maplayers import MapLayer
+from services.waste.topics import ALL, COLLECTION_PLANS, CONTAINER_STATUS
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -63,6 +64,11 @@ DOMAIN = Domain(
         Scope("waste:publish", "Publish container readings (HTTP ingest, PublishReadings).", PUBLISHERS),
         Scope("waste:read", "Read containers, fill rates and predictions (ListContainers, GetContainer).", READERS),
         Scope("waste:plan", "Plan collection rounds and publish them (PlanCollection).", CONTROLLERS),
+    ],
+    map_layers=[
+        MapLayer("Containers", CONTAINER_STATUS, "services.waste.maplayers:container_features"),
+        # Keyed by depot: a depot's newest plan replaces its routes on the map.
+        MapLayer("Collection routes", COLLECTION_PLANS, "services.waste.maplayers:collection_route_features"),
     ],
 )
 PUBLISH = DOMAIN.scope("waste:publish")
