@@ -367,6 +367,15 @@ def overview_router() -> APIRouter:
             cached = request.app.state.geo = geo_json()
         return cached
 
+    @router.get("/map/features", summary="What every domain's map layers show now (buses, lamps, containers...)")
+    async def map_features(
+        runtime: Runtime, _: Annotated[Principal, Depends(READER)],
+        city: Annotated[str | None, Query(description="Only this city's features (a city id of /api/v1/geo)",
+                                          max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """The declared layers (name, domain, the kinds they show now) and each current feature."""
+        return runtime.map.to_json(city)
+
     return router
 
 

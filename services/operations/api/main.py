@@ -1,8 +1,8 @@
 """``madina service operations``: alert consumer, REST/SSE and dashboard (8080), AlertService gRPC
 (50055), in one asyncio process.
 
-Start-up migrates the store, creates the alert and KPI topics (and their dead-letter twins) if
-missing, then runs the consumer, the KPI reader, the store follower and both servers until
+Start-up migrates the store, creates the alert, KPI and map layer topics (and their dead-letter twins) if
+missing, then runs the consumer, the KPI reader, the map layer readers, the store follower and both servers until
 SIGTERM. :class:`OperationsService` is the same thing as an object, for tests and benchmarks
 that run it inside their own event loop.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from madina.auth import load_service_credentials
 from madina.bus import ALERT_ACTIONS, ALERTS, KPIS, EventProducer, ensure_topics
@@ -26,6 +27,7 @@ from services.operations.api.http import create_http_app
 from services.operations.api.hub import ChangeHub
 from services.operations.api.ingest import AlertIngest
 from services.operations.api.kpis import follow_kpis
+from services.operations.api.maplayers import DomainLayer, MapBoard, discovered_layers, follow_map_layers
 from services.operations.api.state import OperationsRuntime
 from services.operations.settings import OperationsSettings
 from services.operations.store import AlertStore, migrate
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 TOPICS = (ALERTS, ALERT_ACTIONS, KPIS)
 
 
-def build_runtime(settings: OperationsSettings) -> OperationsRuntime:
+def build_runtime(settings: OperationsSettings, map_layers: Sequence[DomainLayer] = ()) -> OperationsRuntime:
     store = AlertStore(settings.database_url)
     producer = EventProducer(settings.bootstrap_servers, source="operations")
     hub = ChangeHub(store, queue_size=settings.operations_sse_queue_size)
@@ -43,7 +45,7 @@ def build_runtime(settings: OperationsSettings) -> OperationsRuntime:
                          group_id=settings.operations_consumer_group)
     return OperationsRuntime(
         settings=settings, store=store, credentials=load_service_credentials(settings),
-        producer=producer, hub=hub, ingest=ingest,
+        producer=producer, hub=hub, ingest=ingest, map=MapBoard(layers=map_layers),
     )
 
 
@@ -61,8 +63,10 @@ def build_grpc_server(runtime: OperationsRuntime, port: int | None = None) -> Gr
 class OperationsService:
     """The whole operations process; ``await start()``, then ``await stop()``."""
 
-    def __init__(self, settings: OperationsSettings) -> None:
+    def __init__(self, settings: OperationsSettings, map_layers: Sequence[DomainLayer] | None = None) -> None:
+        """``map_layers``: what the map shows; None means every installed domain's (tests pass their own)."""
         self.settings = settings
+        self.map_layers = discovered_layers() if map_layers is None else list(map_layers)
         self.runtime: OperationsRuntime | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: ApiServers | None = None
@@ -70,9 +74,12 @@ class OperationsService:
     async def start(self) -> OperationsRuntime:
         settings = self.settings
         await asyncio.to_thread(migrate, settings.database_url)
-        await ensure_topics(settings.bootstrap_servers, TOPICS, default_partitions=settings.topic_partitions,
+        # The layers' topics too: a reader waits for a topic that does not exist yet, and the map with it.
+        layer_topics = tuple({layer.layer.topic.name: layer.layer.topic for layer in self.map_layers}.values())
+        await ensure_topics(settings.bootstrap_servers, (*TOPICS, *layer_topics),
+                            default_partitions=settings.topic_partitions,
                             replication_factor=settings.topic_replication_factor)
-        runtime = self.runtime = build_runtime(settings)
+        runtime = self.runtime = build_runtime(settings, self.map_layers)
         # Silences stored before RE2 may hold patterns it refuses: recorded as disabled, with a warning.
         await asyncio.to_thread(runtime.store.disable_unusable_silences)
         await runtime.producer.start()
@@ -84,6 +91,9 @@ class OperationsService:
                 follow_kpis(settings.bootstrap_servers, runtime.kpis), name="operations-kpis"
             ),
             asyncio.create_task(runtime.hub.follow_store(), name="operations-store-follower"),
+            asyncio.create_task(
+                follow_map_layers(settings.bootstrap_servers, runtime.map), name="operations-map-layers"
+            ),
         ]
         for task in self._tasks:
             task.add_done_callback(_log_crash)
@@ -104,10 +114,11 @@ class OperationsService:
         return int(self._servers.grpc.port)
 
     async def wait_ready(self, timeout_s: float = 30.0) -> None:
-        """Until the consumer joined its group and the KPI backlog is read."""
+        """Until the consumer joined its group and the KPI and map layer backlogs are read."""
         assert self.runtime is not None
         await asyncio.wait_for(
-            asyncio.gather(self.runtime.ingest.ready.wait(), self.runtime.kpis.ready.wait()), timeout_s
+            asyncio.gather(self.runtime.ingest.ready.wait(), self.runtime.kpis.ready.wait(),
+                           self.runtime.map.ready.wait()), timeout_s
         )
 
     async def serve_forever(self) -> None:

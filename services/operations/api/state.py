@@ -1,5 +1,5 @@
 """What the operations process holds: the store, the change hub, the producer for commands, the
-KPI board, and the one way commands are carried out.
+KPI board, the map layers' features, and the one way commands are carried out.
 
 Commands never edit rows. :meth:`OperationsRuntime.submit_action` publishes an ``AlertAction``
 on ``alerts.actions.v1`` (keyed by alert id) and waits until the consumer has applied it, so the
@@ -21,6 +21,7 @@ from madina_proto.alerts.v1 import alerts_pb2
 from services.operations.api.hub import ChangeHub
 from services.operations.api.ingest import AlertIngest
 from services.operations.api.kpis import KpiBoard
+from services.operations.api.maplayers import MapBoard
 from services.operations.domain import ActionType, AlertAction, AlertView
 from services.operations.settings import OperationsSettings
 from services.operations.store import AlertStore, action_to_message
@@ -46,6 +47,7 @@ class OperationsRuntime:
     hub: ChangeHub
     ingest: AlertIngest
     kpis: KpiBoard = field(default_factory=KpiBoard)
+    map: MapBoard = field(default_factory=MapBoard)
     producer_ready: bool = False
 
     async def health(self) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class OperationsRuntime:
             "producer": "ok" if self.producer_ready else "starting",
             "consumer": "ok" if self.ingest.ready.is_set() else "starting",
             "kpis": "ok" if self.kpis.ready.is_set() else "starting",
+            "map_layers": "ok" if self.map.ready.is_set() else "starting",
         }
 
     async def get_alert(self, alert_id: str) -> AlertView | None:

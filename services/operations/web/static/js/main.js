@@ -22,6 +22,7 @@ const PAGE_SIZE = 100;
 const MAX_ACTIVE_PAGES = 20; // 2,000 active alerts is beyond what a board can show usefully
 const MAX_OTHER_PAGES = 5;
 const AGGREGATES_EVERY_MS = 10_000;
+const MAP_FEATURES_EVERY_MS = 5_000; // buses move: the map layers refresh faster than the aggregates
 const SILENCES_EVERY_MS = 30_000;
 const CITY_KEY = "madina.operations.city";
 
@@ -53,7 +54,11 @@ const drawer = createDrawer({
     silences.prefill(alert);
   },
 });
-const map = createMap({ container: document.getElementById("city-map"), tooltip: document.getElementById("map-tooltip"), summary: document.getElementById("map-summary"), onSelect: (id) => selectAlert(id, { scroll: true }) });
+const map = createMap({
+  container: document.getElementById("city-map"), tooltip: document.getElementById("map-tooltip"),
+  summary: document.getElementById("map-summary"), layerToggles: document.getElementById("map-layers"),
+  onSelect: (id) => selectAlert(id, { scroll: true }),
+});
 const silences = createSilences({ api, onChange: () => refreshAggregates() });
 const live = createLiveStream({
   getToken: () => state.token,
@@ -179,6 +184,16 @@ async function refreshAggregates() {
 }
 const refreshAggregatesSoon = debounce(refreshAggregates, 800);
 
+async function refreshMapFeatures() {
+  if (!state.running || !state.cityId) return;
+  try {
+    const body = await api.get("/api/v1/map/features", { city: state.cityId });
+    if (state.running) map.setFeatures(body);
+  } catch {
+    // The next poll tries again; the alerts on the map do not depend on it.
+  }
+}
+
 function renderGroupPane() {
   renderGroups(document.getElementById("pane-groups"), state.groups, {
     districtName,
@@ -232,6 +247,7 @@ function setCity(cityId) {
   document.getElementById("map-city").textContent = city ? city.name : "";
   map.setCity(city || null);
   renderIndicators(document.getElementById("pane-indicators"), state.kpis, state.cityId);
+  refreshMapFeatures();
 }
 
 function districtName(districtId) {
@@ -347,6 +363,7 @@ function start(token) {
   });
   state.timers.push(
     setInterval(refreshAggregates, AGGREGATES_EVERY_MS),
+    setInterval(refreshMapFeatures, MAP_FEATURES_EVERY_MS),
     setInterval(() => silences.refresh().catch(() => {}), SILENCES_EVERY_MS),
     setInterval(() => { board.tickTimes(); silences.render(); }, 15_000),
   );

@@ -5,15 +5,18 @@
 import { severityBadge, statusBadge } from "./badges.js";
 import { clear, fill, h, s } from "./dom.js";
 import { relativeTime, value } from "./format.js";
+import { featureTipLines, layerOf, levelSeverity, polylinePoints, visibleFeatures } from "./mapfeatures.js";
 import { isAcknowledged, severityRank, worse } from "./model.js";
 
 const PADDING = 24;
 const MARKER_GAP = 14; // px between marker centres: radius 6, a stroke and a hair of space
 const LEGEND_SPACE = 30; // the legend overlays the bottom-left corner
 
-export function createMap({ container, tooltip, summary, onSelect }) {
+export function createMap({ container, tooltip, summary, layerToggles, onSelect }) {
   let city = null;
   let alerts = [];
+  let mapFeatures = null; // the last /api/v1/map/features answer
+  const hiddenLayers = new Set();
   let selectedId = null;
   let size = { width: 0, height: 0 };
 
@@ -45,7 +48,8 @@ export function createMap({ container, tooltip, summary, onSelect }) {
   /** What the picture depends on; an SSE update that only changes a value redraws nothing. */
   function signature() {
     return JSON.stringify([city && city.id, size, selectedId, alerts.map((a) =>
-      [a.alert_id, a.severity, a.status, a.location, a.district && a.district.district_id, a.message])]);
+      [a.alert_id, a.severity, a.status, a.location, a.district && a.district.district_id, a.message]),
+    mapFeatures && mapFeatures.features, [...hiddenLayers]]);
   }
 
   function render() {
@@ -101,7 +105,7 @@ export function createMap({ container, tooltip, summary, onSelect }) {
         shortName(district.name),
         stats ? s("tspan", { class: `district-count txt-${stats.worst}`, dx: 5 }, String(stats.count)) : null));
     }
-    svg.append(districts, labels);
+    svg.append(districts, labels, drawFeatures(project));
 
     const markers = s("g", { class: "markers" });
     // Pulses live in their own layer: inside a marker, their animation would make the marker's
@@ -140,6 +144,52 @@ export function createMap({ container, tooltip, summary, onSelect }) {
     summary.textContent = inCity.length
       ? `${inCity.length} active · ${hit} of ${city.districts.length} districts`
       : "No active alerts";
+  }
+
+  /** The domains' layers: beneath the alert markers, which stay what an operator acts on. */
+  function drawFeatures(project) {
+    const layer = s("g", { class: "map-features" });
+    for (const feature of visibleFeatures(mapFeatures, hiddenLayers, city.id)) {
+      const colour = `lv-${levelSeverity(feature.level)}`;
+      const shape = feature.points.length > 1
+        ? s("polyline", { class: ["feature-line", colour], points: polylinePoints(feature.points, project) })
+        : circleAt(project(feature.points[0]), colour);
+      shape.setAttribute("data-feature-id", feature.feature_id);
+      shape.addEventListener("mousemove", (event) => showTooltip(event, featureTip(feature)));
+      shape.addEventListener("mouseleave", hideTooltip);
+      layer.append(shape);
+    }
+    return layer;
+  }
+
+  function circleAt([x, y], colour) {
+    return s("circle", { class: ["feature-dot", colour], cx: x.toFixed(1), cy: y.toFixed(1), r: 3.5 });
+  }
+
+  function featureTip(feature) {
+    const [title, ...rows] = featureTipLines(feature);
+    return [
+      h("div", { class: "tip-row" }, severityBadge(levelSeverity(feature.level) === "none" ? null : levelSeverity(feature.level)),
+        ` ${layerOf(feature, mapFeatures.layers) || feature.kind}`),
+      h("div", { class: "tip-title" }, title),
+      ...rows.map((row) => h("div", { class: "tip-row" }, row)),
+    ];
+  }
+
+  /** One toggle per declared layer; a layer with nothing to show yet still gets its toggle. */
+  function renderToggles() {
+    if (!layerToggles) return;
+    const layers = (mapFeatures && mapFeatures.layers) || [];
+    fill(layerToggles, ...layers.map((layer) => h("label", { class: "legend-item layer-toggle", title: layer.domain },
+      h("input", {
+        type: "checkbox", checked: !hiddenLayers.has(layer.name), "data-layer": layer.name,
+        onchange: (event) => {
+          if (event.target.checked) hiddenLayers.delete(layer.name);
+          else hiddenLayers.add(layer.name);
+          render();
+        },
+      }),
+      layer.name)));
   }
 
   /**
@@ -216,6 +266,13 @@ export function createMap({ container, tooltip, summary, onSelect }) {
     },
     select(id) {
       selectedId = id;
+      render();
+    },
+    /** The domains' map layers and their current features, as /api/v1/map/features answers. */
+    setFeatures(next) {
+      const layersChanged = JSON.stringify(next && next.layers) !== JSON.stringify(mapFeatures && mapFeatures.layers);
+      mapFeatures = next;
+      if (layersChanged) renderToggles();
       render();
     },
   };
