@@ -85,6 +85,9 @@ async def features(service: OperationsService, tokens: dict[str, str], city: str
 
 
 def levels(body: dict[str, Any]) -> dict[str, str]:
+    """Feature id -> level; each id at most once (a newer record replaces, never adds)."""
+    ids = [feature["feature_id"] for feature in body["features"]]
+    assert len(ids) == len(set(ids)), ids
     return {feature["feature_id"]: feature["level"] for feature in body["features"]}
 
 
