@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.environment.plain_loop import PLAIN_ALERTS, PLAIN_APPLIED, READY_LINE
 from bench.environment.workload import Record, Workload, make_stations, write_stations_file
-from bench.pipeline import Observer, cpu_seconds, produce_all, start_broker
+from bench.pipeline import Observer, cpu_seconds, produce_all, start_broker, stop_process_group
 from bench.stats import percentile
 from madina.bus import ALERTS, KPIS, ensure_topics
 from madina.devservers.launch import ServiceProcess, service_argv
@@ -96,13 +95,7 @@ class Processor:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
 
 class FaustProcessor(Processor):
