@@ -61,15 +61,22 @@ RIDERSHIP_VALIDATIONS = TopicSpec(
     message_type=events_pb2.TicketValidated,
     key="route_id/stop_id",  # composite: "<route_id>/<stop_id>"
     description="Validations the processor accepted (not repeats), re-keyed by route and stop for ridership.",
-    retention_ms=2 * DAY_MS,
+    # As long as its source: after an outage the card step does not re-send what it already
+    # re-keyed, so an unread tail deleted earlier than the source would be validations never counted.
+    retention_ms=TICKET_VALIDATIONS.retention_ms,
 )
+# The key is the hour itself, so compaction alone would keep one record per route, stop and hour
+# forever (and the API, which reads the topic whole at start, would hold them all). Compaction keeps
+# each hour's final total; deletion drops hours older than the retention, as energy's history does.
+RIDERSHIP_KEPT_DAYS = 62
 RIDERSHIP = TopicSpec(
     name="mobility.ridership.v1",
     message_type=events_pb2.RidershipCounted,
     key="route_id/stop_id/hour_start",  # composite: "<route_id>/<stop_id>/<hour start, RFC 3339>"
-    description="Validations per route, stop and agency-local hour (latest is the total); compacted.",
-    cleanup_policy="compact",
-    retention_ms=-1,
+    description=f"Validations per route, stop and agency-local hour (latest is the total); compacted, "
+                f"hours older than {RIDERSHIP_KEPT_DAYS} days deleted.",
+    cleanup_policy="compact,delete",
+    retention_ms=RIDERSHIP_KEPT_DAYS * DAY_MS,
 )
 PARKING_OCCUPANCY = TopicSpec(
     name="mobility.parking-occupancy.v1",
