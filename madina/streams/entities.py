@@ -48,6 +48,7 @@ from madina.contract import InvalidRecord
 from madina.observability.metrics import BUS_METRICS, metrics_response
 from madina.settings import MadinaSettings
 from madina.streams import ExactlyOnceAlerts, create_stream_app
+from madina.streams.watchdog import ConsumptionWatchdog
 from madina_proto.alerts.v1 import alerts_pb2
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ def create_entity_app(
         app, table, domain=processor.domain, source=processor.source, bootstrap=settings.bootstrap_servers,
         input_topics=specs, outbox_of=lambda value: value.get(OUTBOX), partitions_of=source_partitions,
     )
+    watchdog = ConsumptionWatchdog(app, specs)
     decoded_states: dict[str, tuple[Any, EntityState[S]]] = {}
 
     def stored_state(key: str) -> EntityState[S]:
@@ -304,7 +306,8 @@ def create_entity_app(
     class Health(View):
         async def get(self, request: Request) -> Response:
             ready = app.rebalancing is False and process.started if hasattr(process, "started") else True
-            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(alerts.ledger)},
+            return self.json({"status": "ok" if ready else "starting", "ledger_alerts": len(alerts.ledger),
+                              "stalled_partitions": len(watchdog.stalled)},
                              status=200 if ready else 503)
 
     @app.page("/metrics")
