@@ -92,7 +92,8 @@ class ProcessorProcess:
                 else:
                     skipped += 1
             elif any(mark in line for mark in NOTABLE):
-                other.append(line[:300])
+                # The watchdog's stall report is the one long line worth reading whole.
+                other.append(line[:2000] if "madina.streams.watchdog" in line else line[:300])
         partitions = ", ".join(
             f"{tp} n={len(offsets)} max={max(offsets)}" for tp, offsets in sorted(applied.items()))
         return (f"{self.log_path.name} (exit {self.process.poll()}): applied [{partitions}], skipped {skipped}\n"
