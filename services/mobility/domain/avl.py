@@ -142,7 +142,12 @@ def _locate(
 
 
 def scheduled_headway_s(schedule: Schedule, run: ScheduledRun) -> int | None:
-    """Seconds between this run's start and the previous run of its route and direction that day."""
+    """Seconds between this run's start and the previous run of its route and direction that day.
+
+    A frequencies.txt run has its window's headway, the first run of the window included.
+    """
+    if run.trip.headway_s is not None:
+        return run.trip.headway_s
     previous: int | None = None
     service_date = run.service_date
     for trip in schedule.trips_by_route.get(run.trip.route_id, ()):

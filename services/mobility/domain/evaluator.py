@@ -11,7 +11,10 @@ Rules, all on :mod:`madina.alerts`' episode machine (deterministic ids, hysteres
 
 * ``trip-delay`` per trip run: raised when the delay where the vehicle is stays >= ``raise_delay_s``
   for ``consecutive`` updates in a row (MINOR), escalated at ``major_delay_s`` (also held for
-  ``consecutive`` updates), cleared once under ``clear_delay_s`` for ``clear_after``.
+  ``consecutive`` updates), cleared once under ``clear_delay_s`` for ``clear_after``. Not for a
+  headway-based run (frequencies.txt ``exact_times=0``): its departures are nominal, the service
+  promises a headway, so a delay against them means nothing. Such runs get no delay (nor a place
+  in ``route-delays`` and the delay KPIs); ``bunching`` judges them, by their spacing.
 * ``trip-canceled`` per trip run: raised by a CANCELED/DELETED update, cleared if a later update
   reinstates it or once the run's scheduled end has passed.
 * ``data-gap`` per vehicle: a vehicle silent mid-trip (last matched before its final stop) for
@@ -392,7 +395,7 @@ def _apply_trip_update(ctx: _Context, update: TripUpdate) -> None:
         track = replace(track, vehicle_id=update.vehicle_id)
     canceled = status.state in (TripState.CANCELED, TripState.DELETED)
     track = _cancel_rule(ctx, track, canceled, update.timestamp)
-    if not canceled:
+    if not canceled and not headway_based(ctx.schedule, key):
         found = status.delay_at(update.timestamp)
         if found is not None:
             stop, delay = found
@@ -438,7 +441,16 @@ def _apply_position(ctx: _Context, position: VehiclePosition) -> None:
     if track is None or track.canceled:
         return
     track = replace(track, vehicle_id=position.vehicle_id)
+    if headway_based(ctx.schedule, match.key):
+        ctx.trips[match.key.text] = track
+        return
     ctx.trips[match.key.text] = _delay_rule(ctx, track, match.delay_s, match.last_stop.stop_id, position.timestamp)
+
+
+def headway_based(schedule: Schedule, key: TripKey) -> bool:
+    """Whether the run is a frequencies.txt ``exact_times=0`` run, judged by headway, not by delay."""
+    trip = schedule.trips.get(key.trip_id)
+    return trip is not None and trip.exact_times is False
 
 
 def _cancel_rule(ctx: _Context, track: TripTrack, canceled: bool, at: datetime) -> TripTrack:
