@@ -17,8 +17,9 @@ from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.energy.v1 import control_pb2, status_pb2, telemetry_pb2
 from madina_proto.kpis.v1 import kpis_pb2
-from services.energy.domain.circuit import TelemetryBatch
+from services.energy.domain.circuit import CircuitState, TelemetryBatch
 from services.energy.domain.dimming import CommandConfirmation, DimmingSchedule, LightingCommand, ScheduleStep
+from services.energy.domain.health import circuit_health
 from services.energy.domain.kpis import (
     DISPLAY_NAMES,
     LIGHTING_BASELINE_KWH,
@@ -27,7 +28,7 @@ from services.energy.domain.kpis import (
     LIGHTING_SAVINGS_TCO2,
     EnergyKpi,
 )
-from services.energy.domain.network import Network
+from services.energy.domain.network import Circuit, Network
 from services.energy.domain.telemetry import GenerationReading, LampTelemetry
 
 
@@ -131,6 +132,32 @@ def confirmation_to_pb(confirmation: CommandConfirmation) -> control_pb2.Lightin
         confirm_time=timestamp(confirmation.confirm_time), matched_lamp_count=confirmation.matched_lamps,
         late=confirmation.late,
     )
+
+
+def circuit_status_to_pb(state: CircuitState, circuit: Circuit) -> status_pb2.CircuitStatusChanged:
+    """The circuit's status for energy.circuit-status.v1: its reported lamps' last reports, and
+    from the same state the lamps in fault, the voltage range and the open alerts."""
+    health = circuit_health(state, circuit)
+    message = status_pb2.CircuitStatusChanged(
+        circuit_id=state.circuit_id, lamp_count=health.lamp_count, faulty_lamp_ids=health.faulty_lamp_ids)
+    for lamp_id, lamp in sorted(state.lamps.items()):
+        if lamp.last_time is None:
+            continue
+        lamp_state = message.lamps.add(
+            lamp_id=lamp_id, last_observe_time=timestamp(lamp.last_time), on=lamp.on,
+            dimming_pct=lamp.dimming_pct, power_w=lamp.power_w, fault_code=lamp.fault_code)
+        if lamp.voltage_v is not None:
+            lamp_state.voltage_v = lamp.voltage_v
+    for alert in health.open_alerts:
+        message.open_alerts.add(
+            alert_id=alert.alert_id, source_id=alert.source_id, rule_id=alert.rule_id,
+            severity=int(alert.severity),  # type: ignore[arg-type]
+            raise_time=timestamp(alert.raise_time))
+    if health.min_voltage_v is not None and health.max_voltage_v is not None:
+        message.min_voltage_v, message.max_voltage_v = health.min_voltage_v, health.max_voltage_v
+    if state.watermark is not None:
+        message.change_time.CopyFrom(timestamp(state.watermark))
+    return message
 
 
 def district_pb(city_id: str, district_id: str) -> common_pb2.District:

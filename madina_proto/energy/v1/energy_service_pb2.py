@@ -28,15 +28,15 @@ from madina_proto.energy.v1 import control_pb2 as madina_dot_energy_dot_v1_dot_c
 from madina_proto.energy.v1 import telemetry_pb2 as madina_dot_energy_dot_v1_dot_telemetry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%madina/energy/v1/energy_service.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1emadina/energy/v1/control.proto\x1a madina/energy/v1/telemetry.proto\"\xae\x01\n\x19SetDimmingScheduleRequest\x12\x33\n\x08schedule\x18\x01 \x01(\x0b\x32!.madina.energy.v1.DimmingSchedule\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x1aSetDimmingScheduleResponse\x12\x33\n\x08\x63ommands\x18\x01 \x03(\x0b\x32!.madina.energy.v1.LightingCommand\"\x9e\x01\n\x17PublishTelemetryRequest\x12=\n\x0bstreetlight\x18\x01 \x01(\x0b\x32&.madina.energy.v1.StreetlightTelemetryH\x00\x12:\n\ngeneration\x18\x02 \x01(\x0b\x32$.madina.energy.v1.GenerationObservedH\x00\x42\x08\n\x06report\"2\n\x18PublishTelemetryResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"\'\n\x14GetLampStatusRequest\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\"\xa0\x02\n\nLampStatus\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x12\n\ncircuit_id\x18\x02 \x01(\t\x12\x12\n\ncabinet_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ity_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x05 \x01(\t\x12\x15\n\rrated_power_w\x18\x06 \x01(\x01\x12\x35\n\x11last_observe_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x08 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\t \x01(\x01\x12\x0f\n\x07power_w\x18\n \x01(\x01\x12\x33\n\ractive_alerts\x18\x0b \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\"E\n\x15GetLampStatusResponse\x12,\n\x06status\x18\x01 \x01(\x0b\x32\x1c.madina.energy.v1.LampStatus\"`\n\x11ListFaultsRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x12ListFaultsResponse\x12,\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x01\n\x15GetConsumptionRequest\x12\x13\n\x0b\x65ntity_kind\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12(\n\x06period\x18\x03 \x01(\x0e\x32\x18.madina.energy.v1.Period\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x01\n\x11\x43onsumptionPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61seline_energy_kwh\x18\x03 \x01(\x01\x12\x13\n\x0bsavings_kwh\x18\x04 \x01(\x01\x12\x15\n\rsavings_co2_t\x18\x05 \x01(\x01\"q\n\x16GetConsumptionResponse\x12\x34\n\x07periods\x18\x01 \x03(\x0b\x32#.madina.energy.v1.ConsumptionPeriod\x12!\n\x19\x65mission_factor_t_per_mwh\x18\x02 \x01(\x01\"\xaf\x01\n\x14GetGenerationRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12(\n\x06period\x18\x02 \x01(\x0e\x32\x18.madina.energy.v1.Period\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x10GenerationPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x02 \x01(\x01\x12\x1b\n\x13\x65xpected_energy_kwh\x18\x03 \x01(\x01\x12\x19\n\x11performance_ratio\x18\x04 \x01(\x01\"L\n\x15GetGenerationResponse\x12\x33\n\x07periods\x18\x01 \x03(\x0b\x32\".madina.energy.v1.GenerationPeriod*A\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x0f\n\x0bPERIOD_HOUR\x10\x01\x12\x0e\n\nPERIOD_DAY\x10\x02\x32\xef\x04\n\rEnergyService\x12o\n\x12SetDimmingSchedule\x12+.madina.energy.v1.SetDimmingScheduleRequest\x1a,.madina.energy.v1.SetDimmingScheduleResponse\x12k\n\x10PublishTelemetry\x12).madina.energy.v1.PublishTelemetryRequest\x1a*.madina.energy.v1.PublishTelemetryResponse(\x01\x12`\n\rGetLampStatus\x12&.madina.energy.v1.GetLampStatusRequest\x1a\'.madina.energy.v1.GetLampStatusResponse\x12W\n\nListFaults\x12#.madina.energy.v1.ListFaultsRequest\x1a$.madina.energy.v1.ListFaultsResponse\x12\x63\n\x0eGetConsumption\x12\'.madina.energy.v1.GetConsumptionRequest\x1a(.madina.energy.v1.GetConsumptionResponse\x12`\n\rGetGeneration\x12&.madina.energy.v1.GetGenerationRequest\x1a\'.madina.energy.v1.GetGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%madina/energy/v1/energy_service.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1emadina/energy/v1/control.proto\x1a madina/energy/v1/telemetry.proto\"\xae\x01\n\x19SetDimmingScheduleRequest\x12\x33\n\x08schedule\x18\x01 \x01(\x0b\x32!.madina.energy.v1.DimmingSchedule\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x1aSetDimmingScheduleResponse\x12\x33\n\x08\x63ommands\x18\x01 \x03(\x0b\x32!.madina.energy.v1.LightingCommand\"\x9e\x01\n\x17PublishTelemetryRequest\x12=\n\x0bstreetlight\x18\x01 \x01(\x0b\x32&.madina.energy.v1.StreetlightTelemetryH\x00\x12:\n\ngeneration\x18\x02 \x01(\x0b\x32$.madina.energy.v1.GenerationObservedH\x00\x42\x08\n\x06report\"2\n\x18PublishTelemetryResponse\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\"\'\n\x14GetLampStatusRequest\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\"\xda\x02\n\nLampStatus\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x12\n\ncircuit_id\x18\x02 \x01(\t\x12\x12\n\ncabinet_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ity_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x05 \x01(\t\x12\x15\n\rrated_power_w\x18\x06 \x01(\x01\x12\x35\n\x11last_observe_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x08 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\t \x01(\x01\x12\x0f\n\x07power_w\x18\n \x01(\x01\x12\x33\n\ractive_alerts\x18\x0b \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12\x16\n\tvoltage_v\x18\x0c \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nfault_code\x18\r \x01(\tB\x0c\n\n_voltage_v\"E\n\x15GetLampStatusResponse\x12,\n\x06status\x18\x01 \x01(\x0b\x32\x1c.madina.energy.v1.LampStatus\"`\n\x11ListFaultsRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64istrict_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x12ListFaultsResponse\x12,\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x1c.madina.alerts.v1.AlertEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x01\n\x15GetConsumptionRequest\x12\x13\n\x0b\x65ntity_kind\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12(\n\x06period\x18\x03 \x01(\x0e\x32\x18.madina.energy.v1.Period\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x01\n\x11\x43onsumptionPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61seline_energy_kwh\x18\x03 \x01(\x01\x12\x13\n\x0bsavings_kwh\x18\x04 \x01(\x01\x12\x15\n\rsavings_co2_t\x18\x05 \x01(\x01\"q\n\x16GetConsumptionResponse\x12\x34\n\x07periods\x18\x01 \x03(\x0b\x32#.madina.energy.v1.ConsumptionPeriod\x12!\n\x19\x65mission_factor_t_per_mwh\x18\x02 \x01(\x01\"\xaf\x01\n\x14GetGenerationRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12(\n\x06period\x18\x02 \x01(\x0e\x32\x18.madina.energy.v1.Period\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x10GenerationPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x02 \x01(\x01\x12\x1b\n\x13\x65xpected_energy_kwh\x18\x03 \x01(\x01\x12\x19\n\x11performance_ratio\x18\x04 \x01(\x01\"L\n\x15GetGenerationResponse\x12\x33\n\x07periods\x18\x01 \x03(\x0b\x32\".madina.energy.v1.GenerationPeriod*A\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x0f\n\x0bPERIOD_HOUR\x10\x01\x12\x0e\n\nPERIOD_DAY\x10\x02\x32\xef\x04\n\rEnergyService\x12o\n\x12SetDimmingSchedule\x12+.madina.energy.v1.SetDimmingScheduleRequest\x1a,.madina.energy.v1.SetDimmingScheduleResponse\x12k\n\x10PublishTelemetry\x12).madina.energy.v1.PublishTelemetryRequest\x1a*.madina.energy.v1.PublishTelemetryResponse(\x01\x12`\n\rGetLampStatus\x12&.madina.energy.v1.GetLampStatusRequest\x1a\'.madina.energy.v1.GetLampStatusResponse\x12W\n\nListFaults\x12#.madina.energy.v1.ListFaultsRequest\x1a$.madina.energy.v1.ListFaultsResponse\x12\x63\n\x0eGetConsumption\x12\'.madina.energy.v1.GetConsumptionRequest\x1a(.madina.energy.v1.GetConsumptionResponse\x12`\n\rGetGeneration\x12&.madina.energy.v1.GetGenerationRequest\x1a\'.madina.energy.v1.GetGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'madina.energy.v1.energy_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PERIOD']._serialized_start=2151
-  _globals['_PERIOD']._serialized_end=2216
+  _globals['_PERIOD']._serialized_start=2209
+  _globals['_PERIOD']._serialized_end=2274
   _globals['_SETDIMMINGSCHEDULEREQUEST']._serialized_start=190
   _globals['_SETDIMMINGSCHEDULEREQUEST']._serialized_end=364
   _globals['_SETDIMMINGSCHEDULERESPONSE']._serialized_start=366
@@ -48,25 +48,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLAMPSTATUSREQUEST']._serialized_start=662
   _globals['_GETLAMPSTATUSREQUEST']._serialized_end=701
   _globals['_LAMPSTATUS']._serialized_start=704
-  _globals['_LAMPSTATUS']._serialized_end=992
-  _globals['_GETLAMPSTATUSRESPONSE']._serialized_start=994
-  _globals['_GETLAMPSTATUSRESPONSE']._serialized_end=1063
-  _globals['_LISTFAULTSREQUEST']._serialized_start=1065
-  _globals['_LISTFAULTSREQUEST']._serialized_end=1161
-  _globals['_LISTFAULTSRESPONSE']._serialized_start=1163
-  _globals['_LISTFAULTSRESPONSE']._serialized_end=1254
-  _globals['_GETCONSUMPTIONREQUEST']._serialized_start=1257
-  _globals['_GETCONSUMPTIONREQUEST']._serialized_end=1456
-  _globals['_CONSUMPTIONPERIOD']._serialized_start=1459
-  _globals['_CONSUMPTIONPERIOD']._serialized_end=1626
-  _globals['_GETCONSUMPTIONRESPONSE']._serialized_start=1628
-  _globals['_GETCONSUMPTIONRESPONSE']._serialized_end=1741
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1744
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1919
-  _globals['_GENERATIONPERIOD']._serialized_start=1922
-  _globals['_GENERATIONPERIOD']._serialized_end=2071
-  _globals['_GETGENERATIONRESPONSE']._serialized_start=2073
-  _globals['_GETGENERATIONRESPONSE']._serialized_end=2149
-  _globals['_ENERGYSERVICE']._serialized_start=2219
-  _globals['_ENERGYSERVICE']._serialized_end=2842
+  _globals['_LAMPSTATUS']._serialized_end=1050
+  _globals['_GETLAMPSTATUSRESPONSE']._serialized_start=1052
+  _globals['_GETLAMPSTATUSRESPONSE']._serialized_end=1121
+  _globals['_LISTFAULTSREQUEST']._serialized_start=1123
+  _globals['_LISTFAULTSREQUEST']._serialized_end=1219
+  _globals['_LISTFAULTSRESPONSE']._serialized_start=1221
+  _globals['_LISTFAULTSRESPONSE']._serialized_end=1312
+  _globals['_GETCONSUMPTIONREQUEST']._serialized_start=1315
+  _globals['_GETCONSUMPTIONREQUEST']._serialized_end=1514
+  _globals['_CONSUMPTIONPERIOD']._serialized_start=1517
+  _globals['_CONSUMPTIONPERIOD']._serialized_end=1684
+  _globals['_GETCONSUMPTIONRESPONSE']._serialized_start=1686
+  _globals['_GETCONSUMPTIONRESPONSE']._serialized_end=1799
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1802
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1977
+  _globals['_GENERATIONPERIOD']._serialized_start=1980
+  _globals['_GENERATIONPERIOD']._serialized_end=2129
+  _globals['_GETGENERATIONRESPONSE']._serialized_start=2131
+  _globals['_GETGENERATIONRESPONSE']._serialized_end=2207
+  _globals['_ENERGYSERVICE']._serialized_start=2277
+  _globals['_ENERGYSERVICE']._serialized_end=2900
 # @@protoc_insertion_point(module_scope)

@@ -200,6 +200,8 @@ class LampStatus(_message.Message):
     DIMMING_PCT_FIELD_NUMBER: _builtins.int
     POWER_W_FIELD_NUMBER: _builtins.int
     ACTIVE_ALERTS_FIELD_NUMBER: _builtins.int
+    VOLTAGE_V_FIELD_NUMBER: _builtins.int
+    FAULT_CODE_FIELD_NUMBER: _builtins.int
     lamp_id: _builtins.str
     """The lamp."""
     circuit_id: _builtins.str
@@ -218,6 +220,10 @@ class LampStatus(_message.Message):
     """Dimming level in the last report, percent."""
     power_w: _builtins.float
     """Power in the last report, watts."""
+    voltage_v: _builtins.float
+    """Supply voltage in the last report, volts; unset when the controller does not measure it."""
+    fault_code: _builtins.str
+    """Vendor fault code in the last report; empty when healthy."""
     @_builtins.property
     def last_observe_time(self) -> _timestamp_pb2.Timestamp:
         """Event time of the last report; unset if it never reported."""
@@ -240,12 +246,16 @@ class LampStatus(_message.Message):
         dimming_pct: _builtins.float = ...,
         power_w: _builtins.float = ...,
         active_alerts: _abc.Iterable[_alerts_pb2.AlertEvent] | None = ...,
+        voltage_v: _builtins.float | None = ...,
+        fault_code: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_observe_time", b"last_observe_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v", "last_observe_time", b"last_observe_time", "voltage_v", b"voltage_v"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_alerts", b"active_alerts", "cabinet_id", b"cabinet_id", "circuit_id", b"circuit_id", "city_id", b"city_id", "dimming_pct", b"dimming_pct", "district_id", b"district_id", "lamp_id", b"lamp_id", "last_observe_time", b"last_observe_time", "on", b"on", "power_w", b"power_w", "rated_power_w", b"rated_power_w"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v", "active_alerts", b"active_alerts", "cabinet_id", b"cabinet_id", "circuit_id", b"circuit_id", "city_id", b"city_id", "dimming_pct", b"dimming_pct", "district_id", b"district_id", "fault_code", b"fault_code", "lamp_id", b"lamp_id", "last_observe_time", b"last_observe_time", "on", b"on", "power_w", b"power_w", "rated_power_w", b"rated_power_w", "voltage_v", b"voltage_v"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__voltage_v: _TypeAlias = _typing.Literal["voltage_v"]  # noqa: Y015
+    _WhichOneofArgType__voltage_v: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__voltage_v) -> _WhichOneofReturnType__voltage_v | None: ...
 
 Global___LampStatus: _TypeAlias = LampStatus  # noqa: Y015
 

@@ -23,20 +23,23 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from madina_proto.alerts.v1 import alerts_pb2 as madina_dot_alerts_dot_v1_dot_alerts__pb2
 from madina_proto.common.v1 import common_pb2 as madina_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmadina/energy/v1/status.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/common/v1/common.proto\"\x85\x01\n\tLampState\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x35\n\x11last_observe_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x03 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\x04 \x01(\x01\x12\x0f\n\x07power_w\x18\x05 \x01(\x01\"\x87\x01\n\x14\x43ircuitStatusChanged\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12*\n\x05lamps\x18\x02 \x03(\x0b\x32\x1b.madina.energy.v1.LampState\x12/\n\x0b\x63hange_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x02\n\x18\x43ircuitConsumptionClosed\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12,\n\x08\x64istrict\x18\x02 \x01(\x0b\x32\x1a.madina.common.v1.District\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x35\n\x11period_start_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x05 \x01(\x01\x12\x1b\n\x13\x62\x61seline_energy_kwh\x18\x06 \x01(\x01\x12\x13\n\x0bsavings_kwh\x18\x07 \x01(\x01\x12\x15\n\rsavings_co2_t\x18\x08 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmadina/energy/v1/status.proto\x12\x10madina.energy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmadina/alerts/v1/alerts.proto\x1a\x1dmadina/common/v1/common.proto\"\xbf\x01\n\tLampState\x12\x0f\n\x07lamp_id\x18\x01 \x01(\t\x12\x35\n\x11last_observe_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02on\x18\x03 \x01(\x08\x12\x13\n\x0b\x64imming_pct\x18\x04 \x01(\x01\x12\x0f\n\x07power_w\x18\x05 \x01(\x01\x12\x16\n\tvoltage_v\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nfault_code\x18\x07 \x01(\tB\x0c\n\n_voltage_v\"\x9f\x01\n\tOpenAlert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x0f\n\x07rule_id\x18\x03 \x01(\t\x12,\n\x08severity\x18\x04 \x01(\x0e\x32\x1a.madina.alerts.v1.Severity\x12.\n\nraise_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc2\x02\n\x14\x43ircuitStatusChanged\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12*\n\x05lamps\x18\x02 \x03(\x0b\x32\x1b.madina.energy.v1.LampState\x12/\n\x0b\x63hange_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0bopen_alerts\x18\x04 \x03(\x0b\x32\x1b.madina.energy.v1.OpenAlert\x12\x12\n\nlamp_count\x18\x05 \x01(\x05\x12\x17\n\x0f\x66\x61ulty_lamp_ids\x18\x06 \x03(\t\x12\x1a\n\rmin_voltage_v\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rmax_voltage_v\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\x10\n\x0e_min_voltage_vB\x10\n\x0e_max_voltage_v\"\x80\x02\n\x18\x43ircuitConsumptionClosed\x12\x12\n\ncircuit_id\x18\x01 \x01(\t\x12,\n\x08\x64istrict\x18\x02 \x01(\x0b\x32\x1a.madina.common.v1.District\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x35\n\x11period_start_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nenergy_kwh\x18\x05 \x01(\x01\x12\x1b\n\x13\x62\x61seline_energy_kwh\x18\x06 \x01(\x01\x12\x13\n\x0bsavings_kwh\x18\x07 \x01(\x01\x12\x15\n\rsavings_co2_t\x18\x08 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'madina.energy.v1.status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LAMPSTATE']._serialized_start=116
-  _globals['_LAMPSTATE']._serialized_end=249
-  _globals['_CIRCUITSTATUSCHANGED']._serialized_start=252
-  _globals['_CIRCUITSTATUSCHANGED']._serialized_end=387
-  _globals['_CIRCUITCONSUMPTIONCLOSED']._serialized_start=390
-  _globals['_CIRCUITCONSUMPTIONCLOSED']._serialized_end=646
+  _globals['_LAMPSTATE']._serialized_start=147
+  _globals['_LAMPSTATE']._serialized_end=338
+  _globals['_OPENALERT']._serialized_start=341
+  _globals['_OPENALERT']._serialized_end=500
+  _globals['_CIRCUITSTATUSCHANGED']._serialized_start=503
+  _globals['_CIRCUITSTATUSCHANGED']._serialized_end=825
+  _globals['_CIRCUITCONSUMPTIONCLOSED']._serialized_start=828
+  _globals['_CIRCUITCONSUMPTIONCLOSED']._serialized_end=1084
 # @@protoc_insertion_point(module_scope)

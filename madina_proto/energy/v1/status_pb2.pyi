@@ -10,6 +10,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from madina_proto.alerts.v1 import alerts_pb2 as _alerts_pb2
 from madina_proto.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -33,6 +34,8 @@ class LampState(_message.Message):
     ON_FIELD_NUMBER: _builtins.int
     DIMMING_PCT_FIELD_NUMBER: _builtins.int
     POWER_W_FIELD_NUMBER: _builtins.int
+    VOLTAGE_V_FIELD_NUMBER: _builtins.int
+    FAULT_CODE_FIELD_NUMBER: _builtins.int
     lamp_id: _builtins.str
     """Lamp it is about."""
     on: _builtins.bool
@@ -41,6 +44,10 @@ class LampState(_message.Message):
     """Dimming level of that report, percent."""
     power_w: _builtins.float
     """Power drawn in that report, watts."""
+    voltage_v: _builtins.float
+    """Supply voltage of that report, volts; unset when the controller does not measure it."""
+    fault_code: _builtins.str
+    """Vendor fault code of that report; empty when healthy."""
     @_builtins.property
     def last_observe_time(self) -> _timestamp_pb2.Timestamp:
         """Event time of the lamp's newest accepted report."""
@@ -53,14 +60,62 @@ class LampState(_message.Message):
         on: _builtins.bool = ...,
         dimming_pct: _builtins.float = ...,
         power_w: _builtins.float = ...,
+        voltage_v: _builtins.float | None = ...,
+        fault_code: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_observe_time", b"last_observe_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v", "last_observe_time", b"last_observe_time", "voltage_v", b"voltage_v"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimming_pct", b"dimming_pct", "lamp_id", b"lamp_id", "last_observe_time", b"last_observe_time", "on", b"on", "power_w", b"power_w"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v", "dimming_pct", b"dimming_pct", "fault_code", b"fault_code", "lamp_id", b"lamp_id", "last_observe_time", b"last_observe_time", "on", b"on", "power_w", b"power_w", "voltage_v", b"voltage_v"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__voltage_v: _TypeAlias = _typing.Literal["voltage_v"]  # noqa: Y015
+    _WhichOneofArgType__voltage_v: _TypeAlias = _typing.Literal["_voltage_v", b"_voltage_v"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__voltage_v) -> _WhichOneofReturnType__voltage_v | None: ...
+
+Global___LampState: _TypeAlias = LampState  # noqa: Y015
+
+@_typing.final
+class OpenAlert(_message.Message):
+    """An alert about the circuit or one of its lamps that was open when the status was published;
+    the full event (message, details, revisions) is on alerts.v1 under the same alert_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    RAISE_TIME_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Alert id, as on alerts.v1."""
+    source_id: _builtins.str
+    """Lamp or circuit id the alert is about."""
+    rule_id: _builtins.str
+    """Rule that raised it: "fault", "lamp-out", "over-power", "voltage", "lamp-on-by-day",
+    "data-gap" (a lamp or the circuit), "circuit-dark" or "command-timeout".
+    """
+    severity: _alerts_pb2.Severity.ValueType
+    """Its current severity."""
+    @_builtins.property
+    def raise_time(self) -> _timestamp_pb2.Timestamp:
+        """When the episode was raised."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        source_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        severity: _alerts_pb2.Severity.ValueType = ...,
+        raise_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["raise_time", b"raise_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "raise_time", b"raise_time", "rule_id", b"rule_id", "severity", b"severity", "source_id", b"source_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___LampState: _TypeAlias = LampState  # noqa: Y015
+Global___OpenAlert: _TypeAlias = OpenAlert  # noqa: Y015
 
 @_typing.final
 class CircuitStatusChanged(_message.Message):
@@ -71,8 +126,19 @@ class CircuitStatusChanged(_message.Message):
     CIRCUIT_ID_FIELD_NUMBER: _builtins.int
     LAMPS_FIELD_NUMBER: _builtins.int
     CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    OPEN_ALERTS_FIELD_NUMBER: _builtins.int
+    LAMP_COUNT_FIELD_NUMBER: _builtins.int
+    FAULTY_LAMP_IDS_FIELD_NUMBER: _builtins.int
+    MIN_VOLTAGE_V_FIELD_NUMBER: _builtins.int
+    MAX_VOLTAGE_V_FIELD_NUMBER: _builtins.int
     circuit_id: _builtins.str
     """Circuit it is about."""
+    lamp_count: _builtins.int
+    """Lamps the registry puts on the circuit, reported or not."""
+    min_voltage_v: _builtins.float
+    """Lowest supply voltage among the lamps' last reports that measured one, volts; unset if none did."""
+    max_voltage_v: _builtins.float
+    """Highest supply voltage among the lamps' last reports that measured one, volts; unset if none did."""
     @_builtins.property
     def lamps(self) -> _containers.RepeatedCompositeFieldContainer[Global___LampState]:
         """Every lamp of the circuit that has reported."""
@@ -81,18 +147,40 @@ class CircuitStatusChanged(_message.Message):
     def change_time(self) -> _timestamp_pb2.Timestamp:
         """The circuit's watermark (newest event time seen)."""
 
+    @_builtins.property
+    def open_alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenAlert]:
+        """Alerts open on the circuit (first) and its lamps (by lamp id, then rule)."""
+
+    @_builtins.property
+    def faulty_lamp_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lamps in fault, in registry order: an open lamp alert other than data-gap, a fault code in the
+        last report, or among the lamps an open circuit-dark alert lists.
+        """
+
     def __init__(
         self,
         *,
         circuit_id: _builtins.str = ...,
         lamps: _abc.Iterable[Global___LampState] | None = ...,
         change_time: _timestamp_pb2.Timestamp | None = ...,
+        open_alerts: _abc.Iterable[Global___OpenAlert] | None = ...,
+        lamp_count: _builtins.int = ...,
+        faulty_lamp_ids: _abc.Iterable[_builtins.str] | None = ...,
+        min_voltage_v: _builtins.float | None = ...,
+        max_voltage_v: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_voltage_v", b"_max_voltage_v", "_min_voltage_v", b"_min_voltage_v", "change_time", b"change_time", "max_voltage_v", b"max_voltage_v", "min_voltage_v", b"min_voltage_v"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "circuit_id", b"circuit_id", "lamps", b"lamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_voltage_v", b"_max_voltage_v", "_min_voltage_v", b"_min_voltage_v", "change_time", b"change_time", "circuit_id", b"circuit_id", "faulty_lamp_ids", b"faulty_lamp_ids", "lamp_count", b"lamp_count", "lamps", b"lamps", "max_voltage_v", b"max_voltage_v", "min_voltage_v", b"min_voltage_v", "open_alerts", b"open_alerts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_voltage_v: _TypeAlias = _typing.Literal["max_voltage_v"]  # noqa: Y015
+    _WhichOneofArgType__max_voltage_v: _TypeAlias = _typing.Literal["_max_voltage_v", b"_max_voltage_v"]  # noqa: Y015
+    _WhichOneofReturnType__min_voltage_v: _TypeAlias = _typing.Literal["min_voltage_v"]  # noqa: Y015
+    _WhichOneofArgType__min_voltage_v: _TypeAlias = _typing.Literal["_min_voltage_v", b"_min_voltage_v"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_voltage_v) -> _WhichOneofReturnType__max_voltage_v | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_voltage_v) -> _WhichOneofReturnType__min_voltage_v | None: ...
 
 Global___CircuitStatusChanged: _TypeAlias = CircuitStatusChanged  # noqa: Y015
 

@@ -7,6 +7,7 @@
 * :mod:`.metering` - counter deltas robust to resets and gaps, split by hour.
 * :mod:`.dimming` - schedules -> per-circuit ``LightingCommand``s; matching telemetry to commands.
 * :mod:`.circuit` - ``step``: one circuit's state + events -> state, alerts, KPIs, confirmations.
+* :mod:`.health` - what a circuit's status adds: lamps in fault, supply voltage, open alerts.
 * :mod:`.district` - district totals folded from circuit KPIs.
 * :mod:`.pv` - clear-sky PV expectation (pvlib, cached per site and day) and underperformance.
 

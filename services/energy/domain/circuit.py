@@ -163,6 +163,10 @@ class LampState:
     dimming_pct: float = 0.0
     power_w: float = 0.0
     counter_wh: float | None = None
+    voltage_v: float | None = None
+    """Supply voltage of the last report; None when the controller does not measure it."""
+    fault_code: str = ""
+    """Vendor fault code of the last report; empty when healthy."""
     night_on: bool = False
     """The last report was at night with the lamp commanded on (lamp-out could judge it)."""
     out: bool = False
@@ -173,17 +177,23 @@ class LampState:
     gap: DataGapState | None = None
 
     def copy(self) -> LampState:
-        return LampState(self.last_time, self.on, self.dimming_pct, self.power_w, self.counter_wh, self.night_on,
-                         self.out, dict(self.streaks), dict(self.episodes), self.gap)
+        return LampState(self.last_time, self.on, self.dimming_pct, self.power_w, self.counter_wh, self.voltage_v,
+                         self.fault_code, self.night_on, self.out, dict(self.streaks), dict(self.episodes), self.gap)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "last_time": time_to_text(self.last_time), "on": self.on, "dimming_pct": self.dimming_pct,
             "power_w": self.power_w, "counter_wh": self.counter_wh, "night_on": self.night_on, "out": self.out,
             "streaks": dict(sorted(self.streaks.items())),
             "episodes": {rule: ep.to_dict() for rule, ep in sorted(self.episodes.items())},
             "gap": _gap_to_dict(self.gap),
         }
+        # Left out when absent: every lamp of the circuit is written once per record.
+        if self.voltage_v is not None:
+            data["voltage_v"] = self.voltage_v
+        if self.fault_code:
+            data["fault_code"] = self.fault_code
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], lamp_id: str = "") -> LampState:
@@ -191,6 +201,7 @@ class LampState:
         return cls(
             last_time=time_from_text(data.get("last_time")), on=bool(data["on"]),
             dimming_pct=float(data["dimming_pct"]), power_w=float(data["power_w"]), counter_wh=data.get("counter_wh"),
+            voltage_v=data.get("voltage_v"), fault_code=str(data.get("fault_code", "")),
             night_on=bool(data.get("night_on", False)), out=bool(data.get("out", False)),
             streaks=dict(data.get("streaks", {})),
             episodes={rule: EpisodeState.from_dict(raw) for rule, raw in data.get("episodes", {}).items()},
@@ -246,6 +257,9 @@ class CircuitState:
     feed_gap: DataGapState
     command_alert: EpisodeState
     pending: tuple[PendingCommand, ...] = ()
+    dark_lamps: tuple[str, ...] = ()
+    """The lamps the open circuit-dark alert lists (empty while none is open): the status names them
+    after dawn too, when the lamps are off and ``out`` no longer tells them apart."""
     watermark: datetime | None = None
     """Newest event time seen (reports and ticks)."""
     closed_before: int | None = None
@@ -265,7 +279,7 @@ class CircuitState:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "circuit_id": self.circuit_id,
             "lamps": {lamp_id: lamp.to_dict() for lamp_id, lamp in sorted(self.lamps.items())},
             "dark": self.dark.to_dict(), "feed_gap": self.feed_gap.to_dict(),
@@ -277,6 +291,9 @@ class CircuitState:
             },
             "days": {d: {k: list(v) for k, v in sorted(lamps.items())} for d, lamps in sorted(self.days.items())},
         }
+        if self.dark_lamps:
+            data["dark_lamps"] = list(self.dark_lamps)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CircuitState:
@@ -286,6 +303,7 @@ class CircuitState:
             dark=EpisodeState.from_dict(data["dark"]), feed_gap=DataGapState.from_dict(data["feed_gap"]),
             command_alert=EpisodeState.from_dict(data["command_alert"]),
             pending=tuple(PendingCommand.from_dict(p) for p in data.get("pending", ())),
+            dark_lamps=tuple(data.get("dark_lamps", ())),
             watermark=time_from_text(data.get("watermark")), closed_before=data.get("closed_before"),
             hours={int(h): {k: (float(v[0]), float(v[1])) for k, v in lamps.items()}
                    for h, lamps in data.get("hours", {}).items()},
@@ -343,6 +361,7 @@ class _Work:
         self.feed_gap = state.feed_gap
         self.command_alert = state.command_alert
         self.pending = list(state.pending)
+        self.dark_lamps = state.dark_lamps
         self.watermark = state.watermark
         self.closed_before = state.closed_before
         self.hours: dict[int, dict[str, tuple[float, float]]] = {h: dict(v) for h, v in state.hours.items()}
@@ -452,6 +471,7 @@ class _Work:
         lamp.night_on = phase is Phase.NIGHT and commanded_on
         lamp.out = lamp.night_on and power < floor
         lamp.on, lamp.dimming_pct, lamp.power_w, lamp.last_time = reading.on, dimming, power, moment
+        lamp.voltage_v, lamp.fault_code = reading.voltage_v, reading.fault_code
 
         # (breached, judged, clear, value, threshold) per rule.
         over_limit = expected_w * (1 + lighting.over_power_tolerance) + lighting.over_power_margin_w
@@ -573,6 +593,10 @@ class _Work:
             return
         evaluation = Evaluation(newest, severity, share, 1.0 if breached else None, share < 0.5)
         self.dark, transition = episode_step(self.dark, evaluation, self.policy)
+        if not self.dark.active:
+            self.dark_lamps = ()
+        elif breached and transition is not None:
+            self.dark_lamps = tuple(out)
         if transition is None:
             return
         if breached:
@@ -715,7 +739,8 @@ class _Work:
     def result(self) -> StepResult:
         state = CircuitState(
             circuit_id=self.circuit_id, lamps=self.lamps, dark=self.dark, feed_gap=self.feed_gap,
-            command_alert=self.command_alert, pending=tuple(self.pending), watermark=self.watermark,
+            command_alert=self.command_alert, pending=tuple(self.pending), dark_lamps=self.dark_lamps,
+            watermark=self.watermark,
             closed_before=self.closed_before, hours=self.hours, days=self.days,
         )
         return StepResult(state, self.transitions, self.kpis, self.confirmations, self.rejected)

@@ -8,7 +8,8 @@ partitioned by it) and a PV site is not a circuit:
   clock ticks, all keyed by circuit id, through ``domain.circuit.step``: lamp and circuit alerts
   (one ``circuit-dark`` alert listing the lamps, their ``lamp-out`` alerts suppressed), data gaps,
   command confirmations and ``command-timeout``; hourly and daily kWh, baseline, savings and CO2
-  KPIs; the circuit's lamp states on the compacted status topic.
+  KPIs; the circuit's lamp states, lamps in fault, voltage range and open alerts on the compacted
+  status topic.
 - **PV sites** (``energy-pv-processor``): generation batches and clock ticks keyed by site id,
   through ``domain.pv``: underperformance against clear-sky expectation, data gaps, hourly KPIs.
 - **districts** (``energy-district-processor``): the circuits' closed periods, which the circuit
@@ -41,6 +42,7 @@ from services.energy.convert import (
     batch_to_pb,
     circuit_consumption_from_pb,
     circuit_consumption_to_pb,
+    circuit_status_to_pb,
     command_from_pb,
     confirmation_to_pb,
     generation_from_pb,
@@ -104,19 +106,6 @@ def circuit_events(record: EntityRecord) -> list[Event]:
     return [ClockTick(required_time(record.value, "tick_time"))]
 
 
-def circuit_status(state: CircuitState) -> status_pb2.CircuitStatusChanged:
-    message = status_pb2.CircuitStatusChanged(circuit_id=state.circuit_id)
-    for lamp_id, lamp in sorted(state.lamps.items()):
-        if lamp.last_time is None:
-            continue
-        message.lamps.append(status_pb2.LampState(
-            lamp_id=lamp_id, last_observe_time=timestamp(lamp.last_time), on=lamp.on,
-            dimming_pct=lamp.dimming_pct, power_w=lamp.power_w))
-    if state.watermark is not None:
-        message.change_time.CopyFrom(timestamp(state.watermark))
-    return message
-
-
 def circuit_stepper(
     network: Network, config: EnergyConfig, sun: SunCalendar
 ) -> Callable[[CircuitState, EntityRecord], Step[CircuitState]]:
@@ -146,8 +135,9 @@ def circuit_stepper(
             district_key = f"{circuit.city}/{circuit.district}"
             records += [(CIRCUIT_CONSUMPTION, district_key, m) for m in circuit_consumption_to_pb(result.kpis)]
         records += [(COMMAND_CONFIRMATIONS, circuit_id, confirmation_to_pb(c)) for c in result.confirmations]
-        if record.spec is STREETLIGHT_TELEMETRY and status_due(result.state):
-            records.append((CIRCUIT_STATUS, circuit_id, circuit_status(result.state)))
+        # On an alert change too (a tick's data gap included): the status lists the open alerts.
+        if result.transitions or (record.spec is STREETLIGHT_TELEMETRY and status_due(result.state)):
+            records.append((CIRCUIT_STATUS, circuit_id, circuit_status_to_pb(result.state, ctx.circuit)))
         return Step(
             result.state,
             alerts=[alert_event(t, network) for t in result.transitions],

@@ -8,11 +8,11 @@ import pytest
 
 from madina.maplayers import Level
 from madina_proto.energy.v1 import status_pb2
+from services.energy.convert import circuit_status_to_pb
 from services.energy.domain.circuit import CircuitContext, CircuitState, apply_telemetry
 from services.energy.domain.telemetry import LampTelemetry
 from services.energy.maplayers import streetlight_features
 from services.energy.plugin import DOMAIN
-from services.energy.processor.app import circuit_status
 
 CIRCUIT = "brk-cab-01-c1"
 NIGHT = datetime(2024, 1, 15, 23, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ def _status(ctx: CircuitContext) -> status_pb2.CircuitStatusChanged:
         LampTelemetry(lamp[3], NIGHT, False, 0.0, 0.0),
         LampTelemetry(lamp[4], NIGHT, True, 100.0, rated),
     ]
-    return circuit_status(apply_telemetry(state, now, ctx)[0])
+    return circuit_status_to_pb(apply_telemetry(state, now, ctx)[0], ctx.circuit)
 
 
 def test_each_lamp_of_the_circuit_is_coloured_by_its_last_report(ctx) -> None:
