@@ -55,6 +55,9 @@ class MobilityProcessorSettings(MobilityPorts):
     mobility_car_park_full_for_s: float = Field(
         default=ParkingPolicy().full_for.total_seconds(), ge=0,
         description="How long a car park stays full before the car-park-full alert.")
+    mobility_car_park_silent_after_s: float = Field(
+        default=ParkingPolicy().silent_after.total_seconds(), gt=0,
+        description="How long a car park may send no count before its data-gap alert.")
 
     def rules(self) -> MobilityConfig:
         return MobilityConfig(
@@ -73,7 +76,8 @@ class MobilityProcessorSettings(MobilityPorts):
                            min_distance_m=self.mobility_fraud_min_distance_m)
 
     def parking_policy(self) -> ParkingPolicy:
-        return ParkingPolicy(full_for=timedelta(seconds=self.mobility_car_park_full_for_s))
+        return ParkingPolicy(full_for=timedelta(seconds=self.mobility_car_park_full_for_s),
+                             silent_after=timedelta(seconds=self.mobility_car_park_silent_after_s))
 
 
 class MobilitySettings(ServiceSettings, MobilityProcessorSettings):

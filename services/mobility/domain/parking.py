@@ -6,6 +6,14 @@ position, total spaces) says which car parks exist; a count for any other is ref
 A car park counts as full at or above ``full_ratio`` of its capacity. The alert is raised once it
 has stayed full for ``full_for`` (a car park that fills for two minutes at the school gate is
 not news), and clears when occupancy is back under ``clear_ratio`` for ``clear_after``.
+
+A car park whose counts stop arriving for longer than ``silent_after`` raises ``data-gap``
+(:func:`check_parking_silence`, called on the processor's clock), through the same shared
+:mod:`madina.alerts.datagap` as silent stations, containers and buses: a stuck counter looks
+exactly like a car park whose occupancy does not change, and a dispatcher sending drivers to its
+"free" spaces needs to know. Its next count clears it. A registered car park never heard from is
+measured from the first check, as a sensor installed but never connected is as silent as one
+that stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +25,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from madina.alerts import AlertDetails, AlertTransition, EpisodePolicy, EpisodeState, Evaluation, Severity, step
+from madina.alerts import (
+    AlertDetails,
+    AlertTransition,
+    DataGapPolicy,
+    DataGapState,
+    EpisodePolicy,
+    EpisodeState,
+    Evaluation,
+    Severity,
+    check_silence,
+    record_observation,
+    step,
+)
+from madina.alerts.datagap import DATA_GAP_RULE_ID
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 
 DOMAIN = "mobility"
@@ -66,6 +87,8 @@ class ParkingPolicy:
     full_for: timedelta = timedelta(minutes=15)
     clear_ratio: float = 0.95
     clear_after: timedelta = timedelta(minutes=5)
+    silent_after: timedelta = timedelta(minutes=30)
+    """Longest time without a count before ``data-gap``; counters report every few minutes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +108,11 @@ class ParkingObservation:
 
 @dataclass(frozen=True)
 class CarParkState:
-    """Latest count, since when it has been full, and the alert episode."""
+    """Latest count, since when it has been full, the full alert's episode and the silence watch."""
 
     car_park_id: str
     episode: EpisodeState
+    data_gap: DataGapState
     occupied: int | None = None
     capacity: int | None = None
     observe_time: datetime | None = None
@@ -96,7 +120,9 @@ class CarParkState:
 
     @classmethod
     def new(cls, car_park_id: str) -> CarParkState:
-        return cls(car_park_id, EpisodeState(DOMAIN, f"car-park/{car_park_id}", CAR_PARK_FULL_RULE))
+        source_id = f"car-park/{car_park_id}"
+        return cls(car_park_id, EpisodeState(DOMAIN, source_id, CAR_PARK_FULL_RULE),
+                   DataGapState.new(DOMAIN, source_id))
 
     @property
     def free(self) -> int | None:
@@ -106,6 +132,7 @@ class CarParkState:
         return {
             "car_park_id": self.car_park_id,
             "episode": self.episode.to_dict(),
+            "data_gap": self.data_gap.to_dict(),
             "occupied": self.occupied,
             "capacity": self.capacity,
             "observe_time": time_to_text(self.observe_time),
@@ -114,9 +141,11 @@ class CarParkState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CarParkState:
+        raw_gap = data.get("data_gap")  # absent from states stored before the silence watch
         return cls(
             data["car_park_id"],
             EpisodeState.from_dict(data["episode"]),
+            DataGapState.from_dict(raw_gap) if raw_gap else DataGapState.new(DOMAIN, f"car-park/{data['car_park_id']}"),
             data.get("occupied"),
             data.get("capacity"),
             time_from_text(data.get("observe_time")),
@@ -126,10 +155,20 @@ class CarParkState:
 
 def apply_parking(
     state: CarParkState, observation: ParkingObservation, policy: ParkingPolicy = ParkingPolicy(), name: str = ""
-) -> tuple[CarParkState, AlertTransition | None]:
-    """Fold one count into the car park's state; older counts than the latest are ignored."""
+) -> tuple[CarParkState, list[AlertTransition]]:
+    """Fold one count into the car park's state; older counts than the latest are ignored.
+
+    The transitions: the ``data-gap`` clearing when the car park was silent, then ``car-park-full``'s.
+    """
     if state.observe_time is not None and observation.time < state.observe_time:
-        return state, None
+        return state, []
+    label = name or state.car_park_id
+    data_gap, back = record_observation(state.data_gap, observation.time, _details(state, DATA_GAP_RULE_ID))
+    transitions: list[AlertTransition] = []
+    if back is not None:
+        silent_min = int(back.observed_value // 60)
+        transitions.append(replace(back, message=f"Car park {label}: counting again after {silent_min} min of silence"))
+    state = replace(state, data_gap=data_gap)
     ratio = observation.occupied / observation.capacity
     full = ratio >= policy.full_ratio
     full_since = (state.full_since or observation.time) if full else None
@@ -138,7 +177,6 @@ def apply_parking(
         full_since=full_since,
     )  # fmt: skip
     breach = full_since is not None and observation.time - full_since >= policy.full_for
-    label = name or state.car_park_id
     free = observation.capacity - observation.occupied
     message = (
         f"Car park {label} full since {full_since:%H:%M} UTC ({observation.occupied}/{observation.capacity})"
@@ -152,9 +190,34 @@ def apply_parking(
         threshold=policy.full_ratio if breach else None,
         below_clear_level=ratio < policy.clear_ratio,
         message=message,
-        details=AlertDetails(
-            category=CAR_PARK_FULL_RULE, source_kind="car-park", labels={"car_park_id": state.car_park_id}
-        ),
+        details=_details(state, CAR_PARK_FULL_RULE),
     )
     episode, transition = step(state.episode, evaluation, EpisodePolicy(clear_after=policy.clear_after))
-    return replace(state, episode=episode), transition
+    if transition is not None:
+        transitions.append(transition)
+    return replace(state, episode=episode), transitions
+
+
+def check_parking_silence(
+    state: CarParkState, now: datetime, policy: ParkingPolicy = ParkingPolicy(), name: str = ""
+) -> tuple[CarParkState, AlertTransition | None]:
+    """Raise ``data-gap`` if no count has arrived for longer than ``policy.silent_after`` at ``now``."""
+    gap_policy = DataGapPolicy(expected_interval=policy.silent_after, gap_factor=1.0, severity=Severity.WARNING)
+    data_gap, transition = check_silence(state.data_gap, now, gap_policy, _details(state, DATA_GAP_RULE_ID))
+    if data_gap is state.data_gap:
+        return state, None
+    state = replace(state, data_gap=data_gap)
+    if transition is None:
+        return state, None
+    silent_min = int(transition.observed_value // 60)
+    limit_min = int(policy.silent_after.total_seconds() // 60)
+    if data_gap.last_observation_time is None:
+        silence = f"no count since monitoring began {silent_min} min ago"
+    else:
+        silence = f"no count for {silent_min} min"
+    message = f"Car park {name or state.car_park_id}: {silence} (limit {limit_min} min)"
+    return state, replace(transition, message=message)
+
+
+def _details(state: CarParkState, category: str) -> AlertDetails:
+    return AlertDetails(category=category, source_kind="car-park", labels={"car_park_id": state.car_park_id})

@@ -55,13 +55,15 @@ def mobility_processor(settings: MobilityProcessorSettings) -> EntityProcessor[M
     schedule = load_feeds(settings.mobility_gtfs_feeds)
     paths = PathIndex(schedule)
     bounds = EventTimeBounds()
-    step = mobility_step(route_step(schedule, paths, settings.rules(), bounds), schedule,
-                         load_car_parks(settings.mobility_car_parks_file), load_cities(),
+    car_parks = load_car_parks(settings.mobility_car_parks_file)
+    step = mobility_step(route_step(schedule, paths, settings.rules(), bounds), schedule, car_parks, load_cities(),
                          CountsConfig(settings.fraud_policy(), settings.parking_policy()), bounds)
+    # Car parks share the routes' clock (the runner has one); only the served cities' are watched.
+    watched = [p for p in car_parks if not settings.cities or car_parks[p].city_id in settings.cities]
 
     def clock_ticks(now: datetime) -> Iterator[tuple[str, events_pb2.RouteClockTick]]:
-        for route_id in schedule.routes:
-            yield route_id, tick_message(route_id, now)
+        for entity_id in (*schedule.routes, *watched):
+            yield entity_id, tick_message(entity_id, now)
 
     return EntityProcessor(
         app_id=APP_ID,

@@ -13,7 +13,8 @@ refuses one whose key already holds another kind:
   had sent; the stop remembers the ids it counted last, so each still counts once;
 - a **car park** (``mobility.parking-occupancy.v1``): its latest count, the ``car-park-full``
   alert when it stays full, its availability on the compacted ``mobility.car-park-status.v1`` and
-  the ``car-park-free`` KPI.
+  the ``car-park-free`` KPI; on ``mobility.route-ticks.v1`` (the runner has one clock, the routes',
+  so car parks are ticked on it by their own key) the ``data-gap`` alert when its counts stop.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
 
-from madina.alerts import AlertState
+from madina.alerts import AlertState, AlertTransition
 from madina.bus.alert_events import timestamp
 from madina.bus.topics import KPIS, TopicSpec
-from madina.contract import InvalidRecord
+from madina.contract import InvalidRecord, required_time
 from madina.eventtime import EventTimeBounds, event_time_problem
 from madina.geo import City, district_at
 from madina.streams.entities import EntityRecord, Step
@@ -45,7 +46,14 @@ from services.mobility.convert import (
     validation_from_wire,
 )
 from services.mobility.domain.gtfs import Schedule
-from services.mobility.domain.parking import CarPark, CarParkState, ParkingPolicy, apply_parking
+from services.mobility.domain.parking import (
+    CAR_PARK_FULL_RULE,
+    CarPark,
+    CarParkState,
+    ParkingPolicy,
+    apply_parking,
+    check_parking_silence,
+)
 from services.mobility.domain.tickets import (
     CardState,
     FraudPolicy,
@@ -60,6 +68,7 @@ from services.mobility.topics import (
     PARKING_OCCUPANCY,
     RIDERSHIP,
     RIDERSHIP_VALIDATIONS,
+    ROUTE_TICKS,
     TICKET_VALIDATIONS,
 )
 
@@ -148,6 +157,8 @@ def mobility_step(
             return stop_step(stored, record)
         if record.spec is PARKING_OCCUPANCY:
             return car_park_step(stored, record)
+        if record.spec is ROUTE_TICKS and record.entity_id in car_parks:
+            return car_park_tick(stored, record)
         if isinstance(stored, Unseen):
             stored = StoredRoute.new(record.entity_id)
         if not isinstance(stored, StoredRoute):
@@ -208,17 +219,9 @@ def mobility_step(
             stored = StoredCarPark(CarParkState.new(park.car_park_id))
         if not isinstance(stored, StoredCarPark):
             raise _kind_mismatch(record.entity_id, stored, "car park")
-        state, transition = apply_parking(stored.park, observation, config.parking, park.display_name)
+        state, transitions = apply_parking(stored.park, observation, config.parking, park.display_name)
         district = _district(cities, park)
-        alerts: list[alerts_pb2.AlertEvent] = []
-        active_alert = stored.active_alert
-        if transition is not None:
-            transition = replace(transition, details=transition.details.refine(
-                city_id=park.city_id, district_id=district.district_id if district else ""))
-            event = mobility_alert_event(transition)
-            alerts.append(event)
-            active = transition.state is not AlertState.CLEARED
-            active_alert = base64.b64encode(event.SerializeToString()).decode() if active else ""
+        alerts, active_alert = _car_park_alerts(transitions, park, district, stored.active_alert)
         new = StoredCarPark(state, active_alert)
         alert = alerts_pb2.AlertEvent.FromString(base64.b64decode(active_alert)) if active_alert else None
         status = car_park_status(state, park, district, config.parking.full_ratio, alert)
@@ -232,7 +235,36 @@ def mobility_step(
             (CAR_PARK_STATUS, park.car_park_id, status), (KPIS, f"car-park-free/{park.car_park_id}", kpi)]
         return Step(new, alerts, records)
 
+    def car_park_tick(stored: MobilityEntity, record: EntityRecord) -> Step[StoredCarPark]:
+        now = required_time(record.value, "tick_time")
+        check_time(record, now, "tick_time")
+        park = car_parks[record.entity_id]
+        if isinstance(stored, Unseen):
+            stored = StoredCarPark(CarParkState.new(park.car_park_id))
+        if not isinstance(stored, StoredCarPark):
+            raise _kind_mismatch(record.entity_id, stored, "car park")
+        state, transition = check_parking_silence(stored.park, now, config.parking, park.display_name)
+        transitions = [transition] if transition is not None else []
+        alerts, active_alert = _car_park_alerts(transitions, park, _district(cities, park), stored.active_alert)
+        return Step(StoredCarPark(state, active_alert), alerts)
+
     return step
+
+
+def _car_park_alerts(
+    transitions: list[AlertTransition], park: CarPark, district: common_pb2.District | None, active_alert: str
+) -> tuple[list[alerts_pb2.AlertEvent], str]:
+    """The transitions as events placed in the car park's district, and the active car-park-full alert after them."""
+    events = []
+    for transition in transitions:
+        transition = replace(transition, details=transition.details.refine(
+            city_id=park.city_id, district_id=district.district_id if district else ""))
+        event = mobility_alert_event(transition)
+        events.append(event)
+        if transition.rule_id == CAR_PARK_FULL_RULE:
+            active = transition.state is not AlertState.CLEARED
+            active_alert = base64.b64encode(event.SerializeToString()).decode() if active else ""
+    return events, active_alert
 
 
 def _district(cities: Mapping[str, City], park: CarPark) -> common_pb2.District | None:

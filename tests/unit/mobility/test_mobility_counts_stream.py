@@ -26,12 +26,13 @@ from services.mobility.processor.counts_stream import (
     mobility_entity_of,
     mobility_step,
 )
-from services.mobility.processor.route_stream import StoredRoute, route_step
+from services.mobility.processor.route_stream import StoredRoute, route_step, tick_message
 from services.mobility.topics import (
     CAR_PARK_STATUS,
     PARKING_OCCUPANCY,
     RIDERSHIP,
     RIDERSHIP_VALIDATIONS,
+    ROUTE_TICKS,
     TICKET_VALIDATIONS,
 )
 
@@ -110,3 +111,31 @@ def test_a_key_holding_another_kind_of_entity_is_refused(schedule: Schedule) -> 
         step(StoredRoute.new("BK-P1"), EntityRecord("BK-P1", PARKING_OCCUPANCY, wire, NOW))
     with pytest.raises(InvalidRecord, match="car_park_id: unknown car park"):
         _run(step, None, PARKING_OCCUPANCY, parking_to_wire(ParkingObservation("NOPE", NOW, 1, 2)))
+
+
+def _tick(step, state, entity_id, at):  # type: ignore[no-untyped-def]
+    tick = tick_message(entity_id, at)
+    return step(state if state is not None else Unseen(entity_id), EntityRecord(entity_id, ROUTE_TICKS, tick, at))
+
+
+def test_a_car_park_ticked_on_the_routes_clock_raises_data_gap_in_its_district_when_counts_stop(
+    schedule: Schedule,
+) -> None:
+    step = _step(schedule, parking=ParkingPolicy(silent_after=timedelta(minutes=20)))
+    _, result = _run(step, None, PARKING_OCCUPANCY, parking_to_wire(ParkingObservation("BK-P1", NOW, 10, 180)))
+    quiet = _tick(step, result.state, "BK-P1", NOW + timedelta(minutes=15))
+    assert isinstance(quiet.state, StoredCarPark) and not quiet.alerts and not quiet.records
+    silent = _tick(step, quiet.state, "BK-P1", NOW + timedelta(minutes=25))
+    [raised] = silent.alerts
+    assert raised.state == alerts_pb2.ALERT_STATE_RAISED and raised.rule_id == "data-gap"
+    assert raised.district.city_id == "berkane" and raised.district.district_id
+    assert silent.state.active_alert == ""  # the status's active alert is the car-park-full one
+    back = parking_to_wire(ParkingObservation("BK-P1", NOW + timedelta(minutes=26), 12, 180))
+    _, counted = _run(step, silent.state, PARKING_OCCUPANCY, back)
+    assert [(a.rule_id, a.state) for a in counted.alerts] == [("data-gap", alerts_pb2.ALERT_STATE_CLEARED)]
+    assert entity_from_dict(entity_to_dict(counted.state), "BK-P1") == counted.state
+
+
+def test_a_route_tick_still_goes_to_the_route(schedule: Schedule) -> None:
+    result = _tick(_step(schedule), None, "BK-1", NOW)
+    assert isinstance(result.state, StoredRoute)

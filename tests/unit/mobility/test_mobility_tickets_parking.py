@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from madina.alerts import AlertState
-from services.mobility.domain.parking import CarParkState, ParkingObservation, ParkingPolicy, apply_parking
+from services.mobility.domain.parking import (
+    CarParkState,
+    ParkingObservation,
+    ParkingPolicy,
+    apply_parking,
+    check_parking_silence,
+)
 from services.mobility.domain.tickets import CardState, FraudPolicy, Validation, check_card, ridership
 
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -56,10 +62,10 @@ def test_car_park_alert_only_after_staying_full_for_the_configured_time() -> Non
     state = CarParkState.new("BK-P1")
     transitions = []
     for minute, occupied in [(0, 200), (10, 200), (16, 200), (20, 150), (30, 150)]:
-        state, transition = apply_parking(
+        state, changes = apply_parking(
             state, ParkingObservation("BK-P1", T0 + timedelta(minutes=minute), occupied, 200), policy
         )
-        transitions.append((minute, transition.state if transition else None))
+        transitions.append((minute, changes[0].state if changes else None))
     assert transitions == [(0, None), (10, None), (16, AlertState.RAISED), (20, None), (30, AlertState.CLEARED)]
     assert state.free == 50
     assert CarParkState.from_dict(state.to_dict()) == state
@@ -95,3 +101,46 @@ def test_stop_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() -
     assert hours == [T0, None, T0 + timedelta(hours=1), T0 + timedelta(hours=30), None]  # "d" is too old now
     assert state.counts == {T0 + timedelta(hours=30): 1}
     assert StopRidership.from_dict(state.to_dict()) == state
+
+
+def test_car_park_whose_counts_stop_raises_data_gap_once_and_its_next_count_clears_it() -> None:
+    policy = ParkingPolicy(silent_after=timedelta(minutes=20))
+    state, _ = apply_parking(CarParkState.new("BK-P1"), ParkingObservation("BK-P1", T0, 50, 200), policy)
+    checks = []
+    for minute in (10, 20, 21, 25):
+        state, transition = check_parking_silence(state, T0 + timedelta(minutes=minute), policy, "Place du 20 Août")
+        checks.append((minute, transition.state if transition else None))
+    assert checks == [(10, None), (20, None), (21, AlertState.RAISED), (25, None)]
+    raised_state = state
+    assert raised_state.data_gap.episode.active
+    state, changes = apply_parking(state, ParkingObservation("BK-P1", T0 + timedelta(minutes=30), 60, 200), policy)
+    [cleared] = changes
+    assert cleared.state is AlertState.CLEARED and cleared.rule_id == "data-gap"
+    assert cleared.alert_id == raised_state.data_gap.episode.alert_id
+    assert cleared.message == "Car park BK-P1: counting again after 30 min of silence"
+    assert state.occupied == 60 and CarParkState.from_dict(state.to_dict()) == state
+
+
+def test_car_park_silence_alert_names_the_car_park_and_its_limit() -> None:
+    policy = ParkingPolicy(silent_after=timedelta(minutes=20))
+    state, _ = apply_parking(CarParkState.new("BK-P1"), ParkingObservation("BK-P1", T0, 50, 200), policy)
+    _, raised = check_parking_silence(state, T0 + timedelta(minutes=45), policy, "Place du 20 Août")
+    assert raised is not None and raised.domain == "mobility" and raised.rule_id == "data-gap"
+    assert raised.message == "Car park Place du 20 Août: no count for 45 min (limit 20 min)"
+    assert raised.details.source_kind == "car-park" and raised.details.labels["car_park_id"] == "BK-P1"
+
+
+def test_a_registered_car_park_never_heard_from_is_silent_after_the_limit_from_the_first_check() -> None:
+    policy = ParkingPolicy(silent_after=timedelta(minutes=20))
+    state, first = check_parking_silence(CarParkState.new("BK-P2"), T0, policy)
+    assert first is None and state.data_gap.watched_since == T0
+    state, early = check_parking_silence(state, T0 + timedelta(minutes=20), policy)
+    _, raised = check_parking_silence(state, T0 + timedelta(minutes=21), policy)
+    assert early is None and raised is not None
+    assert raised.message == "Car park BK-P2: no count since monitoring began 21 min ago (limit 20 min)"
+
+
+def test_a_car_park_state_stored_before_the_silence_watch_still_loads() -> None:
+    old = CarParkState.new("BK-P1").to_dict()
+    del old["data_gap"]
+    assert CarParkState.from_dict(old) == CarParkState.new("BK-P1")
