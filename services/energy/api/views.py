@@ -43,6 +43,9 @@ def lamp_status(runtime: EnergyRuntime, lamp_id: str) -> pb.LampStatus:
     if state is not None:
         status.last_observe_time.CopyFrom(state.last_observe_time)
         status.on, status.dimming_pct, status.power_w = state.on, state.dimming_pct, state.power_w
+        status.fault_code = state.fault_code
+        if state.HasField("voltage_v"):
+            status.voltage_v = state.voltage_v
     return status
 
 
