@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 from aiohttp import web
@@ -47,6 +47,7 @@ from services.devices.domain.messages import interpret, lorawan_item
 from services.devices.domain.registry import DeviceRefused, DeviceRegistry, load_registry
 from services.devices.domain.topics import SUBSCRIPTIONS, Scheme, TopicRejected
 from services.devices.domain.uplinks import UplinkRejected
+from services.devices.gateway.inbox import Inbox
 from services.devices.gateway.ingest import INGESTS, DomainData, DomainIngest, kinds
 from services.devices.settings import DevicesSettings
 from services.devices.topics import ALL, HEADER_MQTT_TOPIC, MQTT_MESSAGES
@@ -96,7 +97,7 @@ class MqttGateway:
 
     # --- MQTT session ---------------------------------------------------------------------------
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, inbox: Inbox) -> aiomqtt.Client:
         settings = self.settings
         v5 = settings.devices_mqtt_protocol == "5"
         properties = None
@@ -113,6 +114,8 @@ class MqttGateway:
             # paho refuses clean_start other than its default under 3.1.1, where clean_session=False says it.
             clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
             tls_context=settings.mqtt_tls_context(), keepalive=30, timeout=10,
+            # aiomqtt makes its message queue with queue_type(maxsize=...): the gateway's inbox instead.
+            queue_type=cast(type[asyncio.Queue[aiomqtt.Message]], lambda maxsize: inbox),
         )
         # aiomqtt does not expose paho's manual acknowledgement; without it paho would PUBACK each
         # message as soon as it is read, before Kafka has it. Set before connecting, so messages the
@@ -143,7 +146,8 @@ class MqttGateway:
             backoff = min(backoff * 2, self.settings.devices_reconnect_max_s)
 
     async def _session(self) -> None:
-        async with self._client() as client:
+        inbox = Inbox()
+        async with self._client(inbox) as client:
             group = self.settings.devices_mqtt_shared_group
             for pattern in SUBSCRIPTIONS:
                 await client.subscribe(f"$share/{group}/{pattern}" if group else pattern, qos=1)
@@ -154,46 +158,20 @@ class MqttGateway:
             self.connects += 1
             log.info("mqtt connected", extra={"host": self.settings.devices_mqtt_host,
                                               "port": self.settings.devices_mqtt_port})
-            queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-
-            async def read() -> None:
-                async for message in client.messages:
-                    queue.put_nowait(message)
-
-            reader = asyncio.create_task(read(), name="mqtt-reader")
+            # Ends only with the connection: every message goes to the inbox, so client.messages
+            # never yields one and only raises the MqttError that ended it.
+            watcher = asyncio.create_task(_until_disconnected(client), name="mqtt-connection")
             try:
                 while True:
-                    batch = await self._next_batch(queue, reader)
+                    batch = await inbox.take(self.settings.devices_batch_max,
+                                             self.settings.devices_batch_wait_ms / 1000, watcher)
                     await self.handle(batch)
                     for message in batch:  # in arrival order, as MQTT asks of QoS 1 acknowledgements
                         client._client.ack(message.mid, message.qos)
             finally:
-                reader.cancel()
+                watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await reader
-
-    async def _next_batch(self, queue: asyncio.Queue[aiomqtt.Message],
-                          reader: asyncio.Task[None]) -> list[aiomqtt.Message]:
-        getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if getter not in done:
-            getter.cancel()
-            reader.result()  # raises the MqttError that ended the connection
-            raise aiomqtt.MqttError("message stream ended")
-        batch = [getter.result()]
-        deadline = time.monotonic() + self.settings.devices_batch_wait_ms / 1000
-        while len(batch) < self.settings.devices_batch_max:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+                    await watcher
 
     # --- one batch ------------------------------------------------------------------------------
 
@@ -239,6 +217,11 @@ class MqttGateway:
     def health(self) -> dict[str, Any]:
         return {"mqtt": "ok" if self.connected else f"disconnected: {self.last_error or 'connecting'}",
                 "devices": len(self.registry)}
+
+
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    async for _ in client.messages:
+        raise AssertionError("a message bypassed the gateway's inbox")
 
 
 class KafkaUnavailableForBatch(RuntimeError):
