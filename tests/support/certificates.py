@@ -1,8 +1,9 @@
-"""A throwaway certificate authority for tests of mutual TLS: a CA, and client certificates it signs."""
+"""A throwaway certificate authority for tests of TLS: a CA, and the client and server certificates it signs."""
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,21 @@ class TestAuthority:
         return path
 
     def issue_client(self, common_name: str) -> ClientCertificate:
+        return self._issue(common_name, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def issue_server(self, host: str = "127.0.0.1") -> ClientCertificate:
+        """A server certificate for ``host`` (an IP address or a DNS name, in its subjectAltName)."""
+        try:
+            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            name = x509.DNSName(host)
+        return self._issue(host, ExtendedKeyUsageOID.SERVER_AUTH, x509.SubjectAlternativeName([name]))
+
+    def _issue(self, common_name: str, usage: x509.ObjectIdentifier,
+               alternative_names: x509.SubjectAlternativeName | None = None) -> ClientCertificate:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._name)
@@ -65,9 +78,11 @@ class TestAuthority:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(self._key, hashes.SHA256())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
+        if alternative_names is not None:
+            builder = builder.add_extension(alternative_names, critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
         return ClientCertificate(
             certificate.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(
