@@ -8,6 +8,8 @@ listener on a free loopback port, persistence in ``directory`` (so a persistent 
 queued QoS 1 messages survive :meth:`MosquittoServer.restart`, as on a real broker), and, when
 ``users`` is given, a password file (written with ``mosquitto_passwd``) and an ACL that gives
 each user only its topic patterns. It never touches the system's /etc/mosquitto.
+With ``tls`` (a CA, a certificate it signed and that certificate's key) the listener speaks
+MQTT over TLS only, as a deployment's broker for the gateway does.
 ``make system-deps`` installs the package; without it :class:`MosquittoUnavailable` says so.
 """
 
@@ -64,6 +66,15 @@ def ensure_installed() -> str:
     return find_binary()
 
 
+@dataclass(frozen=True)
+class MosquittoTls:
+    """PEM files of the listener's TLS: the CA clients may check it against, its certificate and key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 @dataclass
 class MosquittoServer:
     """One running broker; :meth:`stop` ends it, :meth:`restart` keeps its port and persisted state."""
@@ -71,16 +82,17 @@ class MosquittoServer:
     directory: Path
     port: int
     users: Sequence[MqttUser] = ()
+    tls: MosquittoTls | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, directory: Path, users: Sequence[MqttUser] = (), port: int | None = None,
-              timeout_s: float = 10.0) -> MosquittoServer:
+              timeout_s: float = 10.0, tls: MosquittoTls | None = None) -> MosquittoServer:
         binary = ensure_installed()
         directory.mkdir(parents=True, exist_ok=True)
         failure = ""
         for _ in range(_START_ATTEMPTS if port is None else 1):
-            server = cls(directory, port or free_port(), users)
+            server = cls(directory, port or free_port(), users, tls)
             try:
                 server._launch(binary, timeout_s)
                 return server
@@ -90,7 +102,7 @@ class MosquittoServer:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -101,6 +113,8 @@ class MosquittoServer:
         data.mkdir(exist_ok=True)
         lines = [
             f"listener {self.port} 127.0.0.1",
+            *([f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}"]
+              if self.tls else []),
             "persistence true",
             f"persistence_location {data}/",
             "autosave_interval 1",

@@ -7,9 +7,10 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +53,7 @@ class Gateway:
 
 
 def start_gateway(tmp_path: Path, mosquitto: MosquittoServer, gateway_user: MqttUser, bootstrap: str,
-                  protocol: str = "5", wait: bool = True) -> Gateway:
+                  protocol: str = "5", wait: bool = True, extra_env: Mapping[str, str] | None = None) -> Gateway:
     tmp_path.mkdir(parents=True, exist_ok=True)
     password_file = tmp_path / "gateway-password"
     password_file.write_text(gateway_user.password)
@@ -68,6 +69,7 @@ def start_gateway(tmp_path: Path, mosquitto: MosquittoServer, gateway_user: Mqtt
         "MADINA_DEVICES_MQTT_PROTOCOL": protocol,
         "MADINA_DEVICES_RECONNECT_MAX_S": "1",
         "MADINA_LOG_FORMAT": "console",
+        **(extra_env or {}),
     }
     url = f"http://127.0.0.1:{port}/healthz"
     process = ServiceProcess.start(service_argv("mqtt-gateway"), env, tmp_path / "gateway.log",
@@ -124,10 +126,11 @@ def tts_fill_uplink(fill_pct: int, temperature_c: float, battery: int, lid_open:
 
 
 async def publish(mosquitto: MosquittoServer, user: MqttUser, messages: Sequence[tuple[str, bytes]],
-                  protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5, pause_s: float = 0.0) -> None:
+                  protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5, pause_s: float = 0.0,
+                  tls_context: ssl.SSLContext | None = None) -> None:
     """Each message at QoS 1, acknowledged by the broker, in order (``pause_s`` apart)."""
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, username=user.username, password=user.password,
-                              protocol=protocol) as client:
+                              protocol=protocol, tls_context=tls_context) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
             if pause_s:
