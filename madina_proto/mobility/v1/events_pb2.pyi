@@ -216,6 +216,7 @@ class TripUpdateReceived(_message.Message):
     NEW_START_DATE_FIELD_NUMBER: _builtins.int
     NEW_START_TIME_FIELD_NUMBER: _builtins.int
     FEED_ID_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
     """Route of the trip (resolved from the static feed when the partner omits it); also the record key."""
     trip_id: _builtins.str
@@ -240,6 +241,10 @@ class TripUpdateReceived(_message.Message):
     """TripProperties start_time (H:MM:SS) of a DUPLICATED trip."""
     feed_id: _builtins.str
     """Partner feed the update came from."""
+    deleted: _builtins.bool
+    """The producer withdrew this trip update (GTFS-Realtime is_deleted, or gone from a FULL_DATASET
+    feed): forget the run's realtime; the other fields repeat the last update that was withdrawn.
+    """
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the prediction was made (the entity's timestamp, or the feed header's)."""
@@ -265,10 +270,11 @@ class TripUpdateReceived(_message.Message):
         new_start_date: _builtins.str = ...,
         new_start_time: _builtins.str = ...,
         feed_id: _builtins.str = ...,
+        deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delay_s", b"_delay_s", "_direction_id", b"_direction_id", "delay_s", b"delay_s", "direction_id", b"direction_id", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_s", b"_delay_s", "_direction_id", b"_direction_id", "delay_s", b"delay_s", "direction_id", b"direction_id", "feed_id", b"feed_id", "new_start_date", b"new_start_date", "new_start_time", b"new_start_time", "new_trip_id", b"new_trip_id", "route_id", b"route_id", "schedule_relationship", b"schedule_relationship", "start_date", b"start_date", "start_time", b"start_time", "stop_time_updates", b"stop_time_updates", "trip_id", b"trip_id", "update_time", b"update_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_s", b"_delay_s", "_direction_id", b"_direction_id", "delay_s", b"delay_s", "deleted", b"deleted", "direction_id", b"direction_id", "feed_id", b"feed_id", "new_start_date", b"new_start_date", "new_start_time", b"new_start_time", "new_trip_id", b"new_trip_id", "route_id", b"route_id", "schedule_relationship", b"schedule_relationship", "start_date", b"start_date", "start_time", b"start_time", "stop_time_updates", b"stop_time_updates", "trip_id", b"trip_id", "update_time", b"update_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delay_s: _TypeAlias = _typing.Literal["delay_s"]  # noqa: Y015
     _WhichOneofArgType__delay_s: _TypeAlias = _typing.Literal["_delay_s", b"_delay_s"]  # noqa: Y015
@@ -295,6 +301,7 @@ class VehiclePositionReported(_message.Message):
     REPORT_TIME_FIELD_NUMBER: _builtins.int
     BEARING_DEG_FIELD_NUMBER: _builtins.int
     SPEED_MPS_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
     """Route the vehicle serves (resolved from trip_id when absent); also the record key."""
     vehicle_id: _builtins.str
@@ -307,6 +314,10 @@ class VehiclePositionReported(_message.Message):
     """Heading, degrees clockwise from true north."""
     speed_mps: _builtins.float
     """Ground speed, metres per second."""
+    deleted: _builtins.bool
+    """The producer withdrew this vehicle's position (GTFS-Realtime is_deleted, or gone from a
+    FULL_DATASET feed): forget the vehicle; the other fields repeat the last position withdrawn.
+    """
     @_builtins.property
     def position(self) -> _common_pb2.GeoPoint:
         """Where the vehicle is."""
@@ -326,10 +337,11 @@ class VehiclePositionReported(_message.Message):
         report_time: _timestamp_pb2.Timestamp | None = ...,
         bearing_deg: _builtins.float | None = ...,
         speed_mps: _builtins.float | None = ...,
+        deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bearing_deg", b"_bearing_deg", "_speed_mps", b"_speed_mps", "bearing_deg", b"bearing_deg", "position", b"position", "report_time", b"report_time", "speed_mps", b"speed_mps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bearing_deg", b"_bearing_deg", "_speed_mps", b"_speed_mps", "bearing_deg", b"bearing_deg", "position", b"position", "report_time", b"report_time", "route_id", b"route_id", "speed_mps", b"speed_mps", "start_date", b"start_date", "trip_id", b"trip_id", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bearing_deg", b"_bearing_deg", "_speed_mps", b"_speed_mps", "bearing_deg", b"bearing_deg", "deleted", b"deleted", "position", b"position", "report_time", b"report_time", "route_id", b"route_id", "speed_mps", b"speed_mps", "start_date", b"start_date", "trip_id", b"trip_id", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bearing_deg: _TypeAlias = _typing.Literal["bearing_deg"]  # noqa: Y015
     _WhichOneofArgType__bearing_deg: _TypeAlias = _typing.Literal["_bearing_deg", b"_bearing_deg"]  # noqa: Y015
