@@ -114,6 +114,8 @@ class Oracle:
     alerts: Counter[tuple[str, int, int]]
     events: list[Any]
     confirmations: list[control_pb2.LightingCommandConfirmed]
+    states: dict[str, Any] = field(default_factory=dict)
+    """Each entity's state after the last record."""
 
 
 def oracle(records: Sequence[Record], pv: bool = False) -> Oracle:
@@ -132,7 +134,7 @@ def oracle(records: Sequence[Record], pv: bool = False) -> Oracle:
             alerts[(event.alert_id, event.revision, int(event.state))] += 1
             events.append(event)
         confirmations += [m for _, _, m in step.records if isinstance(m, control_pb2.LightingCommandConfirmed)]
-    return Oracle(alerts, events, confirmations)
+    return Oracle(alerts, events, confirmations, states)
 
 
 def command_records(commands: Sequence[control_pb2.LightingCommand]) -> list[Record]:

@@ -2,8 +2,10 @@
 of its own: exactly the alerts, confirmations and commands the pure domain code gives for the same
 input; a dimming command round trip (confirmed where the lamps obey, command-timeout where they do
 not) with who sent it and why on the command topic; a PV string failure raising and clearing
-pv-underperformance; bad telemetry dead-lettered while the rest flows. One test, because each
-processor takes seconds to start."""
+pv-underperformance; bad telemetry dead-lettered while the rest flows; each circuit's newest status
+on energy.circuit-status.v1 carrying the open alerts, lamps in fault and voltage the pure domain
+gives, and the map layer colouring the lamps by them. One test, because each processor takes
+seconds to start."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from madina.bus.producer import HEADER_DLQ_REASON
+from madina.maplayers import Level
 from madina_proto.alerts.v1 import alerts_pb2
-from madina_proto.energy.v1 import control_pb2, telemetry_pb2
-from services.energy.convert import lamp_telemetry_to_pb
-from services.energy.topics import COMMAND_CONFIRMATIONS, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
+from madina_proto.energy.v1 import control_pb2, status_pb2, telemetry_pb2
+from services.energy.convert import circuit_status_to_pb, lamp_telemetry_to_pb
+from services.energy.maplayers import streetlight_features
+from services.energy.topics import CIRCUIT_STATUS, COMMAND_CONFIRMATIONS, LIGHTING_COMMANDS, STREETLIGHT_TELEMETRY
 from tests.integration.energy.harness import (
     DISOBEYS,
     KIT,
@@ -118,6 +122,7 @@ async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_
                     break
                 await asyncio.sleep(0.1)
             assert [a["category"] for a in status["status"]["active_alerts"]] == ["lamp-out"]
+            assert 228 <= status["status"]["voltage_v"] <= 234  # the simulated supply
             faults = (await api.client.get("/v1/faults?city_id=casablanca", headers=api.headers("dashboard"))).json()
             assert {f["category"] for f in faults["faults"]} >= {"circuit-dark", "lamp-out", "command-timeout"}
             # Hourly energy, savings and CO2 of a circuit, and a PV site's generation, from kpis.v1.
@@ -133,6 +138,40 @@ async def test_night_and_day_through_http_gives_the_oracles_alerts_commands_and_
                        if p["energy_kwh"] > 0.1), hours
             assert hours["emission_factor_t_per_mwh"] == 0.547  # data/energy.yaml: IFI 2021, Morocco, combined margin
             assert any(p["performance_ratio"] < 0.5 for p in generated["periods"]), generated
+
+            # Each circuit's newest status tells what its alerts tell: any alert change publishes one.
+            net = night.world.network
+            wanted = {c: circuit_status_to_pb(expected.states[c], net.circuits[c]) for c in (OBEYS, TRIPS, DISOBEYS)}
+            newest = await _newest_statuses(broker, wanted)
+            assert {c: _health(m) for c, m in newest.items()} == {c: _health(m) for c, m in wanted.items()}
+            dark = newest[TRIPS]
+            assert ("circuit-dark", TRIPS) in {(a.rule_id, a.source_id) for a in dark.open_alerts}
+            assert list(dark.faulty_lamp_ids) == list(net.circuits[TRIPS].lamp_ids)
+            assert list(newest[OBEYS].faulty_lamp_ids) == [failing]
+            assert 228 <= newest[OBEYS].min_voltage_v <= newest[OBEYS].max_voltage_v <= 234
+            seen = {f.feature_id.rsplit("/", 1)[1]: (f.level, f.status) for f in streetlight_features(newest[OBEYS])}
+            assert seen[failing][0] is Level.WARNING and seen[failing][1].startswith("lamp out")
+            assert {f.level for f in streetlight_features(dark)} == {Level.CRITICAL}
     finally:
         processor.stop()
         pv.stop()
+
+
+def _health(status: status_pb2.CircuitStatusChanged) -> tuple[object, ...]:
+    alerts = sorted((a.alert_id, a.rule_id, a.source_id, a.severity) for a in status.open_alerts)
+    return alerts, list(status.faulty_lamp_ids), status.lamp_count
+
+
+async def _newest_statuses(
+    broker: str, wanted: dict[str, status_pb2.CircuitStatusChanged]
+) -> dict[str, status_pb2.CircuitStatusChanged]:
+    """The newest status of each circuit once it tells what ``wanted`` does (bounded: the status
+    records of the last alert changes may still be on their way)."""
+    newest: dict[str, status_pb2.CircuitStatusChanged] = {}
+    for _ in range(100):
+        for record in await read_all(broker, CIRCUIT_STATUS.name):
+            newest[record.key.decode()] = status_pb2.CircuitStatusChanged.FromString(record.value)
+        if all(c in newest and _health(newest[c]) == _health(m) for c, m in wanted.items()):
+            break
+        await asyncio.sleep(0.1)
+    return newest

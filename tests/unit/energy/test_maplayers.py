@@ -102,4 +102,5 @@ def test_every_declared_layer_loads_and_follows_an_energy_topic(ctx) -> None:
     assert [layer.name for layer in DOMAIN.map_layers] == ["Street lights"]
     for layer in DOMAIN.map_layers:
         assert layer.topic in DOMAIN.topics
+        assert layer.topic.cleanup_policy == "compact", f"operations reads {layer.topic.name} whole at start"
         assert layer.load()(circuit_status_to_pb(_night(ctx), ctx.circuit))[0].domain == "energy"
