@@ -16,8 +16,10 @@ If Kafka fails, nothing of the batch is acknowledged: the gateway drops the MQTT
 reconnects (with backoff), and the broker redelivers the unacknowledged messages to the persistent
 session. Delivery is at least once: a reading may reach Kafka twice, and the processors' exactly-once
 alert path keeps alerts single. A broker that goes away is reconnected to with exponential backoff.
-``/healthz`` (port ``MADINA_DEVICES_GATEWAY_PORT``) says whether the gateway is connected and
-``/metrics`` serves Prometheus counters.
+``/healthz`` (port ``MADINA_DEVICES_GATEWAY_PORT``) answers 200 only when the gateway is connected
+and, if it feeds the environment domain, the station-status feed has caught up (the lateness check's
+newest observations: the environment API's ``status_feed`` check, on the same
+:class:`~services.environment.api.state.StationStatusFeed`); ``/metrics`` serves Prometheus counters.
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ class MqttGateway:
         self.connected = False
         self.last_error = ""
         self.connects = 0
+
+    @property
+    def follows_station_status(self) -> bool:
+        """Whether the environment ingest's lateness check needs each station's newest observation."""
+        return any(entry.domain == "environment" for entry in self.registry.devices.values())
 
     def load_domain_data(self) -> None:
         """Loads now the entities of every domain the registry's devices feed (a broken seed stops start-up)."""
@@ -214,9 +221,13 @@ class MqttGateway:
 
     # --- health ---------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return {"mqtt": "ok" if self.connected else f"disconnected: {self.last_error or 'connecting'}",
-                "devices": len(self.registry)}
+    def health(self) -> dict[str, str]:
+        """Each readiness check, "ok" when it passes. ``status_feed`` is the environment API's own check
+        of the same feed: until its backlog is read, a late environment reading would pass."""
+        checks = {"mqtt": "ok" if self.connected else f"disconnected: {self.last_error or 'connecting'}"}
+        if self.follows_station_status:
+            checks["status_feed"] = "ok" if self.data.station_status.ready.is_set() else "starting"
+        return checks
 
 
 async def _until_disconnected(client: aiomqtt.Client) -> None:
@@ -230,9 +241,10 @@ class KafkaUnavailableForBatch(RuntimeError):
 
 def web_app(gateway: MqttGateway) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
-        details = gateway.health()
-        ok = details["mqtt"] == "ok"
-        return web.json_response({"status": "ok" if ok else "degraded", **details}, status=200 if ok else 503)
+        checks = gateway.health()
+        ok = all(value == "ok" for value in checks.values())
+        return web.json_response({"status": "ok" if ok else "degraded", **checks, "devices": len(gateway.registry)},
+                                 status=200 if ok else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body, content_type = metrics_response()
@@ -249,28 +261,29 @@ async def serve(settings: DevicesSettings) -> None:
     producer = EventProducer(settings.bootstrap_servers, source="mqtt-gateway")
     gateway = MqttGateway(settings, registry, producer)
     gateway.load_domain_data()
-    follows_stations = any(entry.domain == "environment" for entry in registry.devices.values())
+    follows_stations = gateway.follows_station_status
     await ensure_topics(settings.bootstrap_servers,
                         [*ALL, *(ingest.topic for ingest in INGESTS.values()),
                          *([STATION_STATUS] if follows_stations else [])],
                         default_partitions=settings.topic_partitions,
                         replication_factor=settings.topic_replication_factor)
-    status_feed = None
-    if follows_stations:  # the environment ingest's lateness check needs each station's newest observation
-        status_feed = asyncio.create_task(gateway.data.station_status.follow(settings.bootstrap_servers),
-                                          name="station-status-feed")
-        try:  # read the backlog first, or late readings would pass while it loads
-            await asyncio.wait_for(gateway.data.station_status.ready.wait(), STATUS_FEED_WAIT_S)
-        except TimeoutError:
-            log.warning("station status feed not caught up; late environment readings pass until it is",
-                        extra={"waited_s": STATUS_FEED_WAIT_S})
+    # /healthz first: while the status feed's backlog loads it answers 503 with status_feed "starting".
     runner = web.AppRunner(web_app(gateway), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.bind_host, settings.devices_gateway_port)
     await site.start()
-    await producer.start()
-    log.info("mqtt gateway started", extra={"devices": len(registry), "port": settings.devices_gateway_port})
+    status_feed = None
     try:
+        if follows_stations:  # the environment ingest's lateness check needs each station's newest observation
+            status_feed = asyncio.create_task(gateway.data.station_status.follow(settings.bootstrap_servers),
+                                              name="station-status-feed")
+            try:  # read the backlog first, or late readings would pass while it loads
+                await asyncio.wait_for(gateway.data.station_status.ready.wait(), STATUS_FEED_WAIT_S)
+            except TimeoutError:
+                log.warning("station status feed not caught up; late environment readings pass until it is "
+                            "(/healthz says status_feed: starting)", extra={"waited_s": STATUS_FEED_WAIT_S})
+        await producer.start()
+        log.info("mqtt gateway started", extra={"devices": len(registry), "port": settings.devices_gateway_port})
         await gateway.run()
     finally:
         if status_feed is not None:

@@ -76,7 +76,8 @@ def test_direct_chirpstack_and_tts_messages_reach_their_domains_topics_and_bad_o
     gateway: Gateway, mosquitto: MosquittoServer, shared_broker: str
 ) -> None:
     broker = shared_broker
-    assert gateway.health()[1]["mqtt"] == "ok"
+    status, health = gateway.health()
+    assert (status, health["mqtt"], health["status_feed"]) == (200, "ok", "ok")  # the seeded station status read
     messages = [
         (AIR_TOPIC, air_reading(12.5)),
         (CHIRPSTACK_TOPIC, chirpstack_lpp_uplink(0.42, 21.5, 87)),
