@@ -1,8 +1,8 @@
 """What the waste domain shows on the operations map: containers by fill, and the planned rounds.
 
 Pure: a ``ContainerStatusChanged`` (waste.container-status.v1, keyed by container) in, one point
-per container out; a ``CollectionPlanned`` (waste.collection-plans.v1, keyed by depot, so a depot's
-newest plan replaces its older one on the map) in, one line per truck's route out, depot -> stops
+per container out; a ``CollectionPlanned`` (waste.latest-collection-plans.v1, compacted and keyed by
+depot, so a depot's newest plan replaces its older one) in, one line per truck's route out, depot -> stops
 in visiting order -> depot. A plan names its depot and containers only, so their positions come
 from the seed registry (:mod:`services.waste.domain.containers`).
 

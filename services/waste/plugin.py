@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from madina.domains import CONTROLLERS, PUBLISHERS, READERS, Component, Domain, Scope
 from madina.maplayers import MapLayer
-from services.waste.topics import ALL, COLLECTION_PLANS, CONTAINER_STATUS
+from services.waste.topics import ALL, CONTAINER_STATUS, LATEST_COLLECTION_PLANS
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -67,8 +67,9 @@ DOMAIN = Domain(
     ],
     map_layers=[
         MapLayer("Containers", CONTAINER_STATUS, "services.waste.maplayers:container_features"),
-        # Keyed by depot: a depot's newest plan replaces its routes on the map.
-        MapLayer("Collection routes", COLLECTION_PLANS, "services.waste.maplayers:collection_route_features"),
+        # Compacted and keyed by depot: a depot's newest plan replaces its routes on the map, and
+        # operations reads one plan per depot at start, not the 90-day history.
+        MapLayer("Collection routes", LATEST_COLLECTION_PLANS, "services.waste.maplayers:collection_route_features"),
     ],
 )
 PUBLISH = DOMAIN.scope("waste:publish")

@@ -39,8 +39,20 @@ COLLECTION_PLANS = TopicSpec(
     name="waste.collection-plans.v1",
     message_type=plan_pb2.CollectionPlanned,
     key="depot_id",
-    description="Planned collection rounds (routes per truck), for crews and dashboards.",
+    description="Every planned collection round (routes per truck), kept 90 days: the history crews "
+                "and reports read.",
     retention_ms=90 * DAY_MS,
+)
+# Beside the history, not instead of it: compacting the history by depot would drop the plans crews
+# and reports look back on, and a reader that wants only the current round (the operations map,
+# which reads its layers from the start) would otherwise replay 90 days of plans to find it.
+LATEST_COLLECTION_PLANS = TopicSpec(
+    name="waste.latest-collection-plans.v1",
+    message_type=plan_pb2.CollectionPlanned,
+    key="depot_id",
+    description="Each depot's newest planned round; compacted (what the map shows).",
+    cleanup_policy="compact",
+    retention_ms=-1,
 )
 
 CONTAINER_SUMMARIES = TopicSpec(
@@ -55,4 +67,5 @@ CONTAINER_SUMMARIES = TopicSpec(
 # Everything the processor reads must be co-partitioned with its container table.
 PROCESSOR_INPUTS = (CONTAINER_LEVELS, CONTAINER_TICKS)
 DISTRICT_INPUTS = (CONTAINER_SUMMARIES,)
-ALL = (*PROCESSOR_INPUTS, CONTAINER_STATUS, COLLECTIONS, COLLECTION_PLANS, *DISTRICT_INPUTS)
+ALL = (*PROCESSOR_INPUTS, CONTAINER_STATUS, COLLECTIONS, COLLECTION_PLANS, LATEST_COLLECTION_PLANS,
+       *DISTRICT_INPUTS)

@@ -125,7 +125,8 @@ def plan_router() -> APIRouter:
     @router.post(
         "/collection-plans", summary="Plan a collection round and publish it",
         description="Containers predicted full within the horizon, routed over the depot's trucks; the plan "
-                    "goes to waste.collection-plans.v1. Needs scope waste:plan.",
+                    "goes to waste.collection-plans.v1 (history) and waste.latest-collection-plans.v1 (the "
+                    "depot's current round). Needs scope waste:plan.",
     )
     async def plan(request: PlanRequest, runtime: Runtime, _: Annotated[Principal, Depends(PLANNER)]) -> dict[str, Any]:
         try:

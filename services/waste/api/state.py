@@ -39,7 +39,7 @@ from services.waste.domain.detector import DOMAIN
 from services.waste.domain.fillrate import FULL_FILL_RATIO
 from services.waste.domain.planning import plan_collection
 from services.waste.settings import WasteSettings
-from services.waste.topics import COLLECTION_PLANS, CONTAINER_STATUS
+from services.waste.topics import COLLECTION_PLANS, CONTAINER_STATUS, LATEST_COLLECTION_PLANS
 
 
 class UnknownDepot(LookupError):
@@ -106,7 +106,8 @@ class WasteRuntime:
     async def plan(
         self, depot_id: str, horizon: timedelta, truck_ids: list[str], now: datetime | None = None
     ) -> plan_pb2.CollectionPlanned:
-        """Plan a round from the served predictions and publish it on waste.collection-plans.v1.
+        """Plan a round from the served predictions and publish it on waste.collection-plans.v1 (the
+        history) and waste.latest-collection-plans.v1 (the depot's current round).
 
         UnknownDepot for a depot or truck not in the fleet; ValueError for a bad horizon;
         :class:`~services.waste.domain.planning.CapacityError` when the due containers do not fit.
@@ -135,5 +136,7 @@ class WasteRuntime:
             plan_collection, depot, trucks, horizon, forecasts, plan_time=plan_time, time_limit=limit
         )
         message = plan_to_pb(plan)
+        # The history first: a plan the compacted topic shows is always in the history too.
         await self.producer.send_and_wait(COLLECTION_PLANS, depot.id, message)
+        await self.producer.send_and_wait(LATEST_COLLECTION_PLANS, depot.id, message)
         return message

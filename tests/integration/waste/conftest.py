@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -18,10 +19,14 @@ from madina.bus import ensure_topics
 from madina.bus.topics import KPIS
 from madina.devservers.ports import free_port
 from madina.serving import ApiServers
+from madina_proto.waste.v1 import container_pb2
 from madina_proto.waste.v1 import waste_service_pb2_grpc as pb_grpc
 from services.waste.api.http import create_http_app
 from services.waste.api.main import build_grpc_server, build_runtime
 from services.waste.api.state import WasteRuntime
+from services.waste.convert import status_to_pb
+from services.waste.domain.containers import Container
+from services.waste.domain.detector import ContainerStatus
 from services.waste.settings import WasteSettings
 from services.waste.topics import ALL
 from tests.support.processor_kit import PARTITIONS
@@ -74,6 +79,22 @@ async def api(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Api]:
             feed.cancel()
         await asyncio.gather(*feeds, return_exceptions=True)
         await runtime.producer.stop()
+
+
+def status_record(container: Container, fill: float, rate: float, at: datetime) -> container_pb2.ContainerStatusChanged:
+    """A status as the processor publishes it: ``fill`` at ``at``, rising ``rate`` per hour."""
+    full = at + timedelta(hours=max(0.0, 0.8 - fill) / rate) if rate > 0 else None
+    status = ContainerStatus(container.id, at, fill, rate, full, 21.0, 1.0, False, 80.0, None, ())
+    return container_pb2.ContainerStatusChanged(status=status_to_pb(status, container))
+
+
+async def served(api: Api, container_ids: list[str], fill: float) -> None:
+    """Once the API's status feed serves ``fill`` for every container (bounded)."""
+    for _ in range(150):
+        if all(c in api.runtime.statuses and api.runtime.statuses[c].fill_ratio == fill for c in container_ids):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the status feed did not serve the statuses")
 
 
 @contextlib.asynccontextmanager

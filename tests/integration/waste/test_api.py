@@ -4,7 +4,6 @@ planning that publishes the plan. Statuses are put on the status topic the way t
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -13,12 +12,11 @@ from google.protobuf.duration_pb2 import Duration
 
 from madina_proto.waste.v1 import container_pb2, plan_pb2
 from madina_proto.waste.v1 import waste_service_pb2 as pb
-from services.waste.convert import reading_to_pb, status_to_pb
+from services.waste.convert import reading_to_pb
 from services.waste.domain.containers import Container, Stream, load_containers
-from services.waste.domain.detector import ContainerStatus
 from services.waste.domain.readings import Reading
 from services.waste.topics import COLLECTION_PLANS, CONTAINER_LEVELS, CONTAINER_STATUS
-from tests.integration.waste.conftest import Api, client
+from tests.integration.waste.conftest import Api, client, served, status_record
 from tests.support.processor_kit import produce, read_all
 
 
@@ -85,27 +83,13 @@ async def test_grpc_publish_readings_refuses_a_bad_reading_with_invalid_argument
     assert len(await _levels_of(kafka_bootstrap, container.id, at)) == 1
 
 
-def _status(container: Container, fill: float, rate: float, at: datetime) -> container_pb2.ContainerStatusChanged:
-    full = at + timedelta(hours=max(0.0, 0.8 - fill) / rate) if rate > 0 else None
-    status = ContainerStatus(container.id, at, fill, rate, full, 21.0, 1.0, False, 80.0, None, ())
-    return container_pb2.ContainerStatusChanged(status=status_to_pb(status, container))
-
-
-async def _served(api: Api, container_ids: list[str], fill: float) -> None:
-    for _ in range(150):
-        if all(c in api.runtime.statuses and api.runtime.statuses[c].fill_ratio == fill for c in container_ids):
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError("the status feed did not serve the statuses")
-
-
 async def test_status_from_the_status_topic_is_served_over_rest_and_grpc_with_fill_rate_and_prediction(
     api: Api, kafka_bootstrap: str
 ) -> None:
     container = _containers()[3]
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    await produce(kafka_bootstrap, [(CONTAINER_STATUS, container.id, _status(container, 0.5, 0.05, at))])
-    await _served(api, [container.id], 0.5)
+    await produce(kafka_bootstrap, [(CONTAINER_STATUS, container.id, status_record(container, 0.5, 0.05, at))])
+    await served(api, [container.id], 0.5)
     async with client(api) as http:
         one = await http.get(f"/v1/containers/{container.id}", headers=api.headers("dashboard"))
         listed = await http.get("/v1/containers", params={"city": "casablanca", "stream": "household"},
@@ -134,11 +118,11 @@ async def test_plan_collection_routes_the_containers_due_before_the_next_round_a
     due, not_due = household[:-2], household[-2:]
     glass = _containers(stream=Stream.GLASS)[:3]  # not due (and not what the capacity test left)
     await produce(kafka_bootstrap, [
-        *((CONTAINER_STATUS, c.id, _status(c, 0.7, 0.05, now)) for c in due),  # 0.7 + 0.05 x 12 h > 0.8
-        *((CONTAINER_STATUS, c.id, _status(c, 0.1, 0.01, now)) for c in not_due),
-        *((CONTAINER_STATUS, c.id, _status(c, 0.05, 0.0, now)) for c in glass),
+        *((CONTAINER_STATUS, c.id, status_record(c, 0.7, 0.05, now)) for c in due),  # 0.7 + 0.05 x 12 h > 0.8
+        *((CONTAINER_STATUS, c.id, status_record(c, 0.1, 0.01, now)) for c in not_due),
+        *((CONTAINER_STATUS, c.id, status_record(c, 0.05, 0.0, now)) for c in glass),
     ])
-    await _served(api, [c.id for c in due], 0.7)
+    await served(api, [c.id for c in due], 0.7)
     horizon = Duration()
     horizon.FromTimedelta(timedelta(hours=12))
     request = pb.PlanCollectionRequest(depot_id="cas-depot-ain-sebaa", horizon=horizon, truck_ids=["cas-ain-sebaa-h1"])
@@ -170,8 +154,8 @@ async def test_a_load_the_trucks_cannot_carry_is_failed_precondition_and_a_422_w
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     glass = [c for c in _containers(stream=Stream.GLASS)][:3]
-    await produce(kafka_bootstrap, [(CONTAINER_STATUS, c.id, _status(c, 0.9, 0.02, now)) for c in glass])
-    await _served(api, [c.id for c in glass], 0.9)
+    await produce(kafka_bootstrap, [(CONTAINER_STATUS, c.id, status_record(c, 0.9, 0.02, now)) for c in glass])
+    await served(api, [c.id for c in glass], 0.9)
     horizon = Duration()
     horizon.FromTimedelta(timedelta(hours=12))
     household_only = pb.PlanCollectionRequest(depot_id="cas-depot-ain-sebaa", horizon=horizon,

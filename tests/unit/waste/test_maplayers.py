@@ -118,6 +118,7 @@ def test_every_declared_layer_loads_and_follows_a_waste_topic() -> None:
     assert [layer.name for layer in DOMAIN.map_layers] == ["Containers", "Collection routes"]
     for layer in DOMAIN.map_layers:
         assert layer.topic in DOMAIN.topics
+        assert layer.topic.cleanup_policy == "compact", f"operations reads {layer.topic.name} whole at start"
     containers, routes = (layer.load() for layer in DOMAIN.map_layers)
     assert containers(_statuses(0.4)[1])[0].kind == "container"
     assert routes(_plan())[0].kind == "collection-route"
