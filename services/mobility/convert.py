@@ -166,6 +166,7 @@ def trip_update_to_wire(update: TripUpdate, feed_id: str = "") -> events_pb2.Tri
         new_start_date=update.new_start_date or "",
         new_start_time=update.new_start_time or "",
         feed_id=feed_id,
+        deleted=update.deleted,
     )
     for stu in update.stop_time_updates:
         item = wire.stop_time_updates.add(
@@ -208,6 +209,7 @@ def trip_update_from_wire(wire: events_pb2.TripUpdateReceived, where: str = "") 
         new_trip_id=wire.new_trip_id or None,
         new_start_date=wire.new_start_date or None,
         new_start_time=wire.new_start_time or None,
+        deleted=wire.deleted,
     )
 
 
@@ -221,6 +223,7 @@ def position_to_wire(position: VehiclePosition) -> events_pb2.VehiclePositionRep
         report_time=timestamp(position.timestamp),
         bearing_deg=position.bearing_deg,
         speed_mps=position.speed_mps,
+        deleted=position.deleted,
     )
 
 
@@ -240,6 +243,7 @@ def position_from_wire(wire: events_pb2.VehiclePositionReported, where: str = ""
         route_id=wire.route_id or None,
         bearing_deg=finite(wire.bearing_deg, f"{where}bearing_deg") if wire.HasField("bearing_deg") else None,
         speed_mps=finite(wire.speed_mps, f"{where}speed_mps") if wire.HasField("speed_mps") else None,
+        deleted=wire.deleted,
     )
 
 

@@ -134,6 +134,25 @@ def feed_batches(feed: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, feed_i
     return route_batches(schedule, trip_updates, positions, feed_id)
 
 
+def withdrawal_batches(
+    withdrawn: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, at: datetime, feed_id: str = ""
+) -> RouteBatches:
+    """Removal events for entities a producer withdrew: each one's last known form, ``deleted`` at ``at``.
+
+    An entity that could not be keyed by route never reached the topic, so there is nothing to remove:
+    it is left out rather than dead-lettered a second time.
+    """
+    live = gtfs_realtime_pb2.FeedMessage()
+    live.CopyFrom(withdrawn)
+    for entity in live.entity:
+        entity.is_deleted = False  # feed_from_pb skips deleted entities; these carry their selectors
+    trip_updates, positions, _ = feed_from_pb(live)
+    batches = route_batches(schedule, [replace(u, deleted=True, timestamp=at) for u in trip_updates],
+                            [replace(p, deleted=True, timestamp=at) for p in positions], feed_id)
+    batches.dead.clear()
+    return batches
+
+
 async def publish(producer: EventProducer, batches: RouteBatches) -> None:
     """Every batch and dead letter, acknowledged (acks=all) before it returns."""
     futures = [await producer.send(TRIP_UPDATES, route_id, batch) for route_id, batch in batches.trip_updates.items()]

@@ -9,12 +9,17 @@ Many operators publish a FeedMessage at a URL rather than push it. Each URL gets
   :func:`.publisher.feed_batches` / :func:`.publisher.publish` (route keys, dead letters);
 - follows the feed's ``incrementality`` as the GTFS-Realtime reference defines it. A
   ``FULL_DATASET`` replaces everything known of that feed: entities absent from it are gone. A
-  ``DIFFERENTIAL`` message carries only changed entities, and ``is_deleted`` removes one. Either
-  way the poller keeps the feed's current entities (by entity id) and publishes only the ones that
-  are new or changed since the last poll: an unchanged trip is not re-sent every interval, so the
-  processor's "two consecutive updates" counts updates, not polls. What is gone is only forgotten
-  here: the topics have no deletion event, and the processor lets such a trip go stale (unknown)
-  after its staleness horizon;
+  ``DIFFERENTIAL`` message carries only changed entities, and ``is_deleted`` removes one (the
+  reference: "relevant only for incremental fetches"; in a full dataset such an entity is simply
+  not there). Either way the poller keeps the feed's current entities (by entity id) and publishes
+  only the ones that are new or changed since the last poll: an unchanged trip is not re-sent every
+  interval, so the processor's "two consecutive updates" counts updates, not polls;
+- publishes what is gone as a withdrawal: the entity's last known trip update or position, marked
+  ``deleted`` and stamped with the feed's time (:func:`.publisher.withdrawal_batches`). The
+  processor then removes that run or vehicle from the route's state, status and feeds out
+  (:mod:`services.mobility.domain.evaluator`). A trip or vehicle the feed still carries under
+  another entity id is not withdrawn, and neither is one whose entity never reached the topic
+  (dead-lettered);
 - on an error (connection, HTTP status, unparseable feed) waits twice as long as last time, up to
   the configured maximum, and starts again from the interval after a success. A feed that does
   not parse is logged with the problem and skipped whole, like a 400 on push.
@@ -25,16 +30,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 from google.transit import gtfs_realtime_pb2
 
 from madina.bus import EventProducer
-from services.mobility.api.publisher import FeedRejected, feed_batches, parse_feed, publish
+from services.mobility.api.publisher import FeedRejected, feed_batches, parse_feed, publish, withdrawal_batches
 from services.mobility.domain.gtfs import Schedule
 
 log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
+
+
+@dataclass(frozen=True)
+class FeedChanges:
+    """What one fetched feed changed: entities new or changed, and entities withdrawn (as last known)."""
+
+    changed: gtfs_realtime_pb2.FeedMessage
+    withdrawn: gtfs_realtime_pb2.FeedMessage
 
 
 @dataclass
@@ -64,41 +78,67 @@ class FeedPoller:
             return self.interval_s
         return min(self.interval_s * 2 ** self.failures, self.max_backoff_s)
 
-    def changed_entities(self, feed: gtfs_realtime_pb2.FeedMessage) -> gtfs_realtime_pb2.FeedMessage:
-        """The entities of ``feed`` to publish (new or changed), folding it into the known entities."""
+    def changed_entities(self, feed: gtfs_realtime_pb2.FeedMessage) -> FeedChanges:
+        """What ``feed`` changes (new or changed entities, withdrawn ones), folding it into the known entities."""
         full = feed.header.incrementality != gtfs_realtime_pb2.FeedHeader.DIFFERENTIAL
         known = {} if full else dict(self.entities)
-        out = gtfs_realtime_pb2.FeedMessage()
-        out.header.CopyFrom(feed.header)
+        changed, withdrawn = gtfs_realtime_pb2.FeedMessage(), gtfs_realtime_pb2.FeedMessage()
+        changed.header.CopyFrom(feed.header)
+        withdrawn.header.CopyFrom(feed.header)
+        deleted_unknown: list[gtfs_realtime_pb2.FeedEntity] = []
         for entity in feed.entity:
             if entity.is_deleted:
                 known.pop(entity.id, None)
+                if entity.id not in self.entities:  # e.g. deleted before our first poll: its own selectors
+                    deleted_unknown.append(entity)
                 continue
             wire = entity.SerializeToString(deterministic=True)
             if self.entities.get(entity.id) != wire:
-                out.entity.append(entity)
+                changed.entity.append(entity)
             known[entity.id] = wire
+        current = {subject for wire in known.values()
+                   for subject in _subjects(gtfs_realtime_pb2.FeedEntity.FromString(wire))}
+        gone = [gtfs_realtime_pb2.FeedEntity.FromString(self.entities[entity_id])
+                for entity_id in sorted(set(self.entities) - set(known))]
+        for entity in (*gone, *deleted_unknown):
+            subjects = _subjects(entity)
+            if subjects and not subjects & current:
+                withdrawn.entity.append(entity)
         self.entities = known
-        return out
+        return FeedChanges(changed, withdrawn)
+
+
+def _subjects(entity: gtfs_realtime_pb2.FeedEntity) -> set[tuple[str, ...]]:
+    """What an entity speaks of: its trip run and its vehicle (two entity ids may speak of one)."""
+    subjects: set[tuple[str, ...]] = set()
+    if entity.HasField("trip_update"):
+        trip = entity.trip_update.trip
+        if trip.trip_id:
+            subjects.add(("trip", trip.trip_id, trip.start_date, trip.start_time))
+    if entity.HasField("vehicle") and entity.vehicle.vehicle.id:
+        subjects.add(("vehicle", entity.vehicle.vehicle.id))
+    return subjects
 
 
 async def poll_once(
     poller: FeedPoller, client: httpx.AsyncClient, schedule: Schedule, producer: EventProducer
 ) -> int:
-    """One conditional GET and its publication; the entities published (0 for a 304)."""
+    """One conditional GET and its publication; the entities published or withdrawn (0 for a 304)."""
     response = await client.get(poller.url, headers=poller.request_headers())
     if response.status_code == httpx.codes.NOT_MODIFIED:
         return 0
     response.raise_for_status()
     feed = parse_feed(response.content, poller.max_entities)
-    changed = poller.changed_entities(feed)
+    changes = poller.changed_entities(feed)
     # Validators only after the body was taken: a feed that failed is asked for in full again.
     poller.etag = response.headers.get("ETag", "")
     poller.last_modified = response.headers.get("Last-Modified", "")
-    if changed.entity:
-        batches = feed_batches(changed, schedule, feed_id=poller.url)
-        await publish(producer, batches)
-    return len(changed.entity)
+    if changes.changed.entity:
+        await publish(producer, feed_batches(changes.changed, schedule, feed_id=poller.url))
+    if changes.withdrawn.entity:
+        at = datetime.fromtimestamp(feed.header.timestamp, UTC)
+        await publish(producer, withdrawal_batches(changes.withdrawn, schedule, at, feed_id=poller.url))
+    return len(changes.changed.entity) + len(changes.withdrawn.entity)
 
 
 async def run_poller(

@@ -27,6 +27,14 @@ Rules, all on :mod:`madina.alerts`' episode machine (deterministic ids, hysteres
 
 Delays come from trip updates (GTFS-Realtime semantics, :mod:`.delays`) and from AVL positions
 (:mod:`.avl`); whichever is newer is the trip's current delay.
+
+A **withdrawn** trip update or position (``deleted``: the producer's feed marked it ``is_deleted``
+or a FULL_DATASET feed no longer carries it) is removed from the route's state: the run or the
+vehicle is forgotten as if never heard of, so it leaves the route's status (and the feeds out), the
+route rules and bunching; the run's open ``trip-delay`` / ``trip-canceled`` alert, or the vehicle's
+open ``data-gap``, is cleared first (nothing is known about it any more, and a track that is gone
+could never clear it later). A withdrawal older than what the state last heard of the run or the
+vehicle is stale and changes nothing. Its next update or position brings it back.
 """
 
 from __future__ import annotations
@@ -293,9 +301,9 @@ def apply_route_events(
     watermark = state.watermark
     for event in sorted(events, key=lambda e: e.timestamp):
         if isinstance(event, TripUpdate):
-            _apply_trip_update(ctx, event)
+            (_withdraw_trip_update if event.deleted else _apply_trip_update)(ctx, event)
         else:
-            _apply_position(ctx, event)
+            (_withdraw_position if event.deleted else _apply_position)(ctx, event)
         watermark = event.timestamp if watermark is None else max(watermark, event.timestamp)
     state = replace(state, trips=ctx.trips, vehicles=ctx.vehicles, watermark=watermark)
     if watermark is None:
@@ -401,6 +409,44 @@ def _apply_trip_update(ctx: _Context, update: TripUpdate) -> None:
             stop, delay = found
             track = _delay_rule(ctx, track, delay, stop.stop_id, update.timestamp)
     ctx.trips[key.text] = track
+
+
+def _withdraw_trip_update(ctx: _Context, update: TripUpdate) -> None:
+    if update.start_date is None:
+        start_date = resolve_start_date(ctx.schedule, update.trip_id, update.timestamp, ctx.config.match_slack)
+        update = replace(update, start_date=start_date)
+    key = trip_key_of(update)
+    track = ctx.trips.get(key.text) if key is not None else None
+    if track is None:
+        return
+    episodes = [e for e in (track.delay_episode, track.cancel_episode) if e is not None and e.active]
+    heard = [t for t in (track.delay_time, *(e.last_event_time for e in episodes)) if t is not None]
+    if any(update.timestamp < moment for moment in heard):
+        return
+    message = f"{ctx.label} trip {track.key.trip_id}: realtime withdrawn by the producer"
+    for episode in episodes:
+        _, transition = force_clear(episode, update.timestamp, float(track.delay_s or 0), message,
+                                    episode_details(ctx, track))
+        if transition is not None:
+            ctx.transitions.append(transition)
+    del ctx.trips[track.key.text]
+
+
+def _withdraw_position(ctx: _Context, position: VehiclePosition) -> None:
+    vehicle = ctx.vehicles.get(position.vehicle_id)
+    if vehicle is None:
+        return
+    gap = vehicle.data_gap.episode
+    heard = [t for t in (vehicle.position_time, gap.last_event_time if gap.active else None) if t is not None]
+    if any(position.timestamp < moment for moment in heard):
+        return
+    if gap.active:
+        details = _details(ctx, "data-gap", "vehicle", vehicle_id=vehicle.vehicle_id, trip_key=vehicle.trip_key)
+        _, transition = force_clear(gap, position.timestamp, 0.0,
+                                    f"{ctx.label} vehicle {vehicle.vehicle_id}: withdrawn by the producer", details)
+        if transition is not None:
+            ctx.transitions.append(transition)
+    del ctx.vehicles[vehicle.vehicle_id]
 
 
 def _apply_position(ctx: _Context, position: VehiclePosition) -> None:

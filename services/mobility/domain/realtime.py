@@ -103,7 +103,8 @@ class TripUpdate:
 
     ``timestamp`` is the update's own timestamp, or the feed header's when the entity has none
     (the converter fills it in): staleness is judged on it. ``new_*`` are TripProperties, used
-    by DUPLICATED (and NEW) trips.
+    by DUPLICATED (and NEW) trips. ``deleted``: the producer withdrew the entity (GTFS-Realtime
+    ``is_deleted``, or gone from a FULL_DATASET feed) at ``timestamp``; the rest is what it had said.
     """
 
     trip_id: str
@@ -119,6 +120,7 @@ class TripUpdate:
     new_trip_id: str | None = None
     new_start_date: str | None = None
     new_start_time: str | None = None
+    deleted: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timestamp", require_utc(self.timestamp, "timestamp"))
@@ -138,6 +140,7 @@ class TripUpdate:
             "new_trip_id": self.new_trip_id,
             "new_start_date": self.new_start_date,
             "new_start_time": self.new_start_time,
+            "deleted": self.deleted,
         }
 
     @classmethod
@@ -158,12 +161,16 @@ class TripUpdate:
             new_trip_id=data.get("new_trip_id"),
             new_start_date=data.get("new_start_date"),
             new_start_time=data.get("new_start_time"),
+            deleted=bool(data.get("deleted", False)),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class VehiclePosition:
-    """A raw AVL fix. ``trip_id`` or ``route_id`` says what the vehicle is serving (trip wins)."""
+    """A raw AVL fix. ``trip_id`` or ``route_id`` says what the vehicle is serving (trip wins).
+
+    ``deleted``: the producer withdrew the vehicle at ``timestamp`` (see :class:`TripUpdate`).
+    """
 
     vehicle_id: str
     lat: float
@@ -174,6 +181,7 @@ class VehiclePosition:
     route_id: str | None = None
     bearing_deg: float | None = None
     speed_mps: float | None = None
+    deleted: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timestamp", require_utc(self.timestamp, "timestamp"))
@@ -189,6 +197,7 @@ class VehiclePosition:
             "route_id": self.route_id,
             "bearing_deg": self.bearing_deg,
             "speed_mps": self.speed_mps,
+            "deleted": self.deleted,
         }
 
     @classmethod
@@ -205,4 +214,5 @@ class VehiclePosition:
             route_id=data.get("route_id"),
             bearing_deg=data.get("bearing_deg"),
             speed_mps=data.get("speed_mps"),
+            deleted=bool(data.get("deleted", False)),
         )

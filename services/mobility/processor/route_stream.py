@@ -158,6 +158,8 @@ def route_step(
 
 def _remember(stored: StoredRoute, events: Accepted) -> None:
     for event, wire in sorted(events, key=lambda pair: pair[0].timestamp):
+        if event.deleted:  # a withdrawal: the evaluator dropped the run or vehicle, or kept it (stale withdrawal)
+            continue
         encoded = base64.b64encode(wire.SerializeToString()).decode()
         if isinstance(event, TripUpdate):
             key = trip_key_of(event)

@@ -3,7 +3,8 @@
 The producer answers with ETag and Last-Modified, a 304 when the poller's validators match, once a
 503 (the poller backs off and asks again), then a DIFFERENTIAL update (one entity changed, one
 deleted) and a FULL_DATASET that changes one entity and drops another. The trip-updates topic
-must carry exactly the entities that were new or changed, once each.
+must carry exactly the entities that were new or changed, once each, and a withdrawal (``deleted``)
+of each entity deleted or dropped, once each.
 """
 
 from __future__ import annotations
@@ -113,8 +114,13 @@ async def test_poller_publishes_only_new_or_changed_entities_with_conditional_re
     assert set(pollers[0].entities) == {"tu-1-0400", "tu-1-0500"} and pollers[0].failures == 0
 
     batches = await read_topics(broker, [TRIP_UPDATES], lambda message: message)
-    published = [(u.trip_id, u.stop_time_updates[0].departure.delay_s) for b in batches for u in b.trip_updates
-                 if u.feed_id == url]
+    mine = [u for b in batches for u in b.trip_updates if u.feed_id == url]
+    published = [(u.trip_id, u.stop_time_updates[0].departure.delay_s) for u in mine if not u.deleted]
     # v1: all three; 304 and 503: nothing; v2: the changed one; v3: only the new one; v4: nothing; v5: 1-0500.
     assert sorted(published) == sorted([("1-0400", 60), ("1-0430", 120), ("1-0500", 30), ("1-0400", 360),
                                         ("1-0530", 90), ("1-0500", 30)])
+    # v2 deletes 1-0430 (is_deleted); v4, a full dataset, no longer carries 1-0500 and 1-0530: each is
+    # withdrawn once, as last known, at the feed's time.
+    withdrawn = [(u.trip_id, u.stop_time_updates[0].departure.delay_s, u.update_time.seconds)
+                 for u in mine if u.deleted]
+    assert sorted(withdrawn) == [("1-0430", 120, NOW), ("1-0500", 30, NOW), ("1-0530", 90, NOW)]
