@@ -77,10 +77,11 @@ class EnergyRuntime:
                       key=lambda a: a.alert_id)
 
     def faults(self, city: str, district: str) -> list[alerts_pb2.AlertEvent]:
+        """Newest raised first, as ListFaults promises (the id orders alerts raised together)."""
         return sorted(
             (a for a in self.open_alerts.values()
              if city in ("", a.district.city_id) and district in ("", a.district.district_id)),
-            key=lambda a: (a.raise_time.ToDatetime(), a.alert_id))
+            key=lambda a: (a.raise_time.ToDatetime(), a.alert_id), reverse=True)
 
     def periods(self, kpi_id: str, kind: str, entity_id: str, period: str) -> list[kpis_pb2.KpiObserved]:
         periods = self.series.get((kpi_id, kind, entity_id, period), {})

@@ -1,15 +1,23 @@
-"""The energy transport's pure parts: settings overrides, the processor steps' refusals, the simulator's world."""
+"""The energy transport's pure parts: settings overrides, the processor steps' refusals, the simulator's world,
+the order of ListFaults."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from madina.bus.alert_events import timestamp
 from madina.contract import InvalidRecord
 from madina.streams.entities import EntityRecord
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.common.v1 import common_pb2
+from madina_proto.energy.v1 import energy_service_pb2 as pb
 from madina_proto.energy.v1 import telemetry_pb2
+from services.energy.api import views
+from services.energy.api.state import EnergyRuntime
 from services.energy.domain.circuit import CircuitState
 from services.energy.domain.network import load_network
 from services.energy.processor.app import circuit_processor
@@ -48,3 +56,17 @@ def test_simulated_lamps_dim_late_at_night_and_a_tripped_breaker_darkens_the_who
     dark = world.circuit_reports(circuit, datetime(2026, 11, 20, 23, 35, tzinfo=UTC))
     assert all(r.on and r.power_w < 1 for r in dark)
     assert all(b.energy_wh >= a.energy_wh for a, b in zip(evening, late, strict=True))
+
+
+def test_list_faults_gives_the_newest_raised_first_and_pages_through_them() -> None:
+    none: Any = None
+    runtime = EnergyRuntime(settings=none, network=none, credentials=none, producer=none)
+    for hour, alert_id in ((20, "a-first"), (22, "c-last"), (21, "b-middle")):
+        runtime._on_alert(alert_id, alerts_pb2.AlertEvent(
+            alert_id=alert_id, revision=1, domain="energy", state=alerts_pb2.ALERT_STATE_RAISED,
+            raise_time=timestamp(datetime(2026, 11, 20, hour, tzinfo=UTC)),
+            district=common_pb2.District(city_id="casablanca", district_id="maarif")))
+    first = views.faults(runtime, pb.ListFaultsRequest(city_id="casablanca", page_size=2))
+    assert [f.alert_id for f in first.faults] == ["c-last", "b-middle"]
+    rest = views.faults(runtime, pb.ListFaultsRequest(page_size=2, page_token=first.next_page_token))
+    assert [f.alert_id for f in rest.faults] == ["a-first"] and rest.next_page_token == ""
