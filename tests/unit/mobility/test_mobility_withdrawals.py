@@ -122,7 +122,8 @@ def test_a_withdrawn_trip_update_leaves_the_route_state_and_closes_its_delay_ale
     for minutes in (6, 8):
         state = apply_route_events(state, [_late("3-0815", start + timedelta(minutes=minutes))], schedule, paths).state
     key = TripKey("3-0815", DAY).text
-    assert state.trips[key].delay_episode is not None and state.trips[key].delay_episode.active
+    episode = state.trips[key].delay_episode
+    assert episode is not None and episode.active
     result = apply_route_events(state, [_late("3-0815", start + timedelta(minutes=9), deleted=True)], schedule, paths)
     assert key not in result.state.trips
     [cleared] = [t for t in result.transitions if t.rule_id == TRIP_DELAY_RULE]
