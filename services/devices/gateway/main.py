@@ -51,6 +51,7 @@ from services.devices.domain.topics import SUBSCRIPTIONS, Scheme, TopicRejected
 from services.devices.domain.uplinks import UplinkRejected
 from services.devices.gateway.inbox import Inbox
 from services.devices.gateway.ingest import INGESTS, DomainData, DomainIngest, kinds
+from services.devices.gateway.paho_properties import share_paho_property_tables
 from services.devices.settings import DevicesSettings
 from services.devices.topics import ALL, HEADER_MQTT_TOPIC, MQTT_MESSAGES
 from services.environment.topics import STATION_STATUS
@@ -257,6 +258,7 @@ def web_app(gateway: MqttGateway) -> web.Application:
 
 
 async def serve(settings: DevicesSettings) -> None:
+    share_paho_property_tables()
     registry = load_registry(settings.devices_registry_file, kinds())
     producer = EventProducer(settings.bootstrap_servers, source="mqtt-gateway")
     gateway = MqttGateway(settings, registry, producer)
