@@ -125,9 +125,11 @@ class MqttGateway:
             # aiomqtt makes its message queue with queue_type(maxsize=...): the gateway's inbox instead.
             queue_type=cast(type[asyncio.Queue[aiomqtt.Message]], lambda maxsize: inbox),
         )
-        # aiomqtt does not expose paho's manual acknowledgement; without it paho would PUBACK each
-        # message as soon as it is read, before Kafka has it. Set before connecting, so messages the
-        # broker redelivers at once are covered too.
+        # Without manual acknowledgement paho would PUBACK each message as soon as it is read, before
+        # Kafka has it. aiomqtt (2.5.1, as locked) has no public way to it: application-controlled
+        # acks are its open issue empicano/aiomqtt#345 (draft PR #346), whose suggested workaround is
+        # this one, paho's own public manual_ack_set/ack on the client aiomqtt wraps (client._client).
+        # Set before connecting, so messages the broker redelivers at once are covered too.
         client._client.manual_ack_set(True)
         return client
 
@@ -175,7 +177,7 @@ class MqttGateway:
                                              self.settings.devices_batch_wait_ms / 1000, watcher)
                     await self.handle(batch)
                     for message in batch:  # in arrival order, as MQTT asks of QoS 1 acknowledgements
-                        client._client.ack(message.mid, message.qos)
+                        client._client.ack(message.mid, message.qos)  # see _client: aiomqtt has no ack
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
