@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiohttp import web
 
 from madina.auth import write_credentials
 from madina.bus import ensure_topics
@@ -53,3 +55,19 @@ async def running_mobility_api(bootstrap: str, directory: Path) -> AsyncIterator
             feed.cancel()
         await asyncio.gather(*feeds, return_exceptions=True)
         await runtime.producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def producer_feed_at(serve: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """A producer's GTFS-Realtime feed over real HTTP on loopback: ``serve`` answers GET /feed.pb at the URL yielded."""
+    app = web.Application()
+    app.router.add_get("/feed.pb", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/feed.pb"
+    finally:
+        await runner.cleanup()

@@ -21,6 +21,7 @@ from madina.bus import EventProducer, ensure_topics
 from madina.bus.reader import read_topics
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.topics import ALL, TRIP_UPDATES
+from tests.integration.mobility.api_support import producer_feed_at
 from tests.integration.mobility.morning import schedule
 
 NOW = int(datetime.now(UTC).timestamp())
@@ -68,17 +69,8 @@ async def producer_feed() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
         return web.Response(status=status, body=body or None, headers=headers,
                             content_type="application/x-protobuf" if body else None)
 
-    app = web.Application()
-    app.router.add_get("/feed.pb", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/feed.pb", seen
-    finally:
-        await runner.cleanup()
+    async with producer_feed_at(serve) as url:
+        yield url, seen
 
 
 async def test_poller_publishes_only_new_or_changed_entities_with_conditional_requests_and_backoff(

@@ -21,7 +21,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 from services.mobility.api.pull import FeedPoller, poll_once
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.servicedays import ScheduledRun, runs_active
-from tests.integration.mobility.api_support import MobilityApi, running_mobility_api
+from tests.integration.mobility.api_support import MobilityApi, producer_feed_at, running_mobility_api
 from tests.integration.mobility.morning import KIT, schedule
 
 
@@ -61,16 +61,8 @@ async def producer_feed(body: list[bytes]) -> AsyncIterator[str]:
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=body[0], headers={"ETag": f'"{hash(body[0])}"'}, content_type="application/x-protobuf")
 
-    app = web.Application()
-    app.router.add_get("/feed.pb", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/feed.pb"  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
+    async with producer_feed_at(serve) as url:
+        yield url
 
 
 async def _served(client: httpx.AsyncClient, api: MobilityApi, which: str) -> rt.FeedMessage:
