@@ -2,9 +2,10 @@
 
 :class:`LightingWorld` is the simulated hardware, deterministic for a seed: lamps switch on at
 dusk and off at dawn, dim to ``LATE_DIMMING_PCT`` from ``LATE_HOUR`` (city-local) until dawn,
-count their energy, and now and then a lamp fails (it reports on but draws almost nothing) or a
-circuit's breaker trips (every lamp of it dark at once); PV sites follow a clear-sky bell scaled
-by the day's cloud cover. :class:`EnergyGenerator` (``madina simulate``) posts what the world
+count their energy, and now and then a lamp fails (it reports on but draws almost nothing; half
+the controllers also report the driver's fault code), a circuit's breaker trips (every lamp of it
+dark at once) or a circuit's supply sags under the voltage limit for an hour; PV sites follow a
+clear-sky bell scaled by the day's cloud cover. :class:`EnergyGenerator` (``madina simulate``) posts what the world
 reports to the energy API's HTTP ingest, as a real gateway does. Integration tests drive the
 same world at fixed times and feed the same reports to the pure domain code as the oracle.
 """
@@ -15,7 +16,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from madina.simulation import Delivery, HttpPost, SimulationContext
@@ -27,7 +28,12 @@ LATE_HOUR = 23  # city-local hour from which the lights dim
 LATE_DIMMING_PCT = 50.0
 IDLE_W = 0.8  # a controller's own draw with the lamp off
 LAMP_FAILURE_PER_HOUR = 0.002
+DRIVER_FAULT_SHARE = 0.5  # of failed lamps whose controller reports the fault code, not just no draw
+DRIVER_FAULT_CODE = "DRIVER_FAILURE"
 BREAKER_TRIP_PER_HOUR = 0.01
+SUPPLY_SAG_PER_HOUR = 0.005
+SUPPLY_SAG = timedelta(hours=1)
+SAG_VOLTAGE_V = (186.0, 194.0)  # under the 198 V floor of data/energy.yaml
 
 
 @dataclass
@@ -35,6 +41,7 @@ class LampHardware:
     lamp: Lamp
     energy_wh: float = 0.0
     failed: bool = False
+    fault_code: str = ""
     last: datetime | None = None
 
 
@@ -48,6 +55,7 @@ class LightingWorld:
     sun: SunCalendar = field(default_factory=SunCalendar)
     failures: bool = True
     tripped: set[str] = field(default_factory=set)
+    sags: dict[str, datetime] = field(default_factory=dict)  # circuit id -> when its supply sag ends
     lamps: dict[str, LampHardware] = field(default_factory=dict)
     # circuit id -> level: a command the world obeys at night from then on.
     overrides: dict[str, float] = field(default_factory=dict)
@@ -79,10 +87,14 @@ class LightingWorld:
 
     def _report(self, hw: LampHardware, moment: datetime) -> LampTelemetry:
         hours = (moment - hw.last).total_seconds() / 3600 if hw.last else 0.0
+        circuit_id = hw.lamp.circuit
         if self.failures and hours and self.rng.random() < LAMP_FAILURE_PER_HOUR * hours:
             hw.failed = True
+            hw.fault_code = DRIVER_FAULT_CODE if self.rng.random() < DRIVER_FAULT_SHARE else ""
         if self.failures and hours and self.rng.random() < BREAKER_TRIP_PER_HOUR * hours / len(self.circuits):
-            self.tripped.add(hw.lamp.circuit)
+            self.tripped.add(circuit_id)
+        if self.failures and hours and self.rng.random() < SUPPLY_SAG_PER_HOUR * hours / len(self.circuits):
+            self.sags[circuit_id] = moment + SUPPLY_SAG
         level = self.scheduled_level(hw.lamp, moment)
         on = level > 0
         if not on:
@@ -93,9 +105,11 @@ class LightingWorld:
             power = hw.lamp.rated_power_w * level / 100 * (0.97 + 0.06 * self.rng.random())
         hw.energy_wh += power * hours
         hw.last = moment
+        sagging = self.sags.get(circuit_id, moment) > moment
+        voltage = self.rng.uniform(*SAG_VOLTAGE_V) if sagging else 228 + 6 * self.rng.random()
         return LampTelemetry(
             lamp_id=hw.lamp.id, observe_time=moment, on=on, dimming_pct=level, power_w=round(power, 2),
-            voltage_v=round(228 + 6 * self.rng.random(), 1), energy_wh=round(hw.energy_wh, 3),
+            voltage_v=round(voltage, 1), energy_wh=round(hw.energy_wh, 3), fault_code=hw.fault_code,
         )
 
     def generation(self, site: PvSite, moment: datetime, cloud: float) -> GenerationReading:
@@ -117,6 +131,8 @@ def report_json(report: LampTelemetry) -> dict[str, object]:
         body["voltage_v"] = report.voltage_v
     if report.energy_wh is not None:
         body["energy_wh"] = report.energy_wh
+    if report.fault_code:
+        body["fault_code"] = report.fault_code
     return body
 
 

@@ -4,7 +4,7 @@ the order of ListFaults."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,13 +16,14 @@ from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.energy.v1 import energy_service_pb2 as pb
 from madina_proto.energy.v1 import telemetry_pb2
+from services.energy import simulator
 from services.energy.api import views
 from services.energy.api.state import EnergyRuntime
-from services.energy.domain.circuit import CircuitState
+from services.energy.domain.circuit import CircuitContext, CircuitState, TelemetryBatch, step
 from services.energy.domain.network import load_network
 from services.energy.processor.app import circuit_processor
 from services.energy.settings import EnergyProcessorSettings
-from services.energy.simulator import LightingWorld
+from services.energy.simulator import LightingWorld, report_json
 from services.energy.topics import CIRCUIT_TICKS, STREETLIGHT_TELEMETRY
 
 
@@ -70,3 +71,29 @@ def test_list_faults_gives_the_newest_raised_first_and_pages_through_them() -> N
     assert [f.alert_id for f in first.faults] == ["c-last", "b-middle"]
     rest = views.faults(runtime, pb.ListFaultsRequest(page_size=2, page_token=first.next_page_token))
     assert [f.alert_id for f in rest.faults] == ["a-first"] and rest.next_page_token == ""
+
+
+def test_simulated_failures_report_a_driver_fault_code_and_a_sagging_supply_that_raise_alerts(
+    monkeypatch: pytest.MonkeyPatch, config, sun
+) -> None:
+    network = load_network(serving=["casablanca"])
+    circuit = network.circuits["cas-cab-01-c1"]
+    monkeypatch.setattr(simulator, "BREAKER_TRIP_PER_HOUR", 0.0)
+    monkeypatch.setattr(simulator, "DRIVER_FAULT_SHARE", 1.0)
+    world = LightingWorld(network, [circuit], random.Random(1))
+    night = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
+    healthy = world.circuit_reports(circuit, night)
+    assert all(r.fault_code == "" and 228 <= r.voltage_v <= 234 for r in healthy)
+    # Every lamp fails and the supply sags on the next report.
+    monkeypatch.setattr(simulator, "LAMP_FAILURE_PER_HOUR", 1e6)
+    monkeypatch.setattr(simulator, "SUPPLY_SAG_PER_HOUR", 1e6)
+    later = [world.circuit_reports(circuit, night + timedelta(minutes=5 * i)) for i in (1, 2)]
+    assert all(r.fault_code == "DRIVER_FAILURE" and r.voltage_v < 198 for r in later[-1])
+    assert report_json(later[-1][0])["fault_code"] == "DRIVER_FAILURE"
+    ctx = CircuitContext.of(network, circuit.id, config, sun)
+    state = CircuitState.new(circuit.id)
+    raised = []
+    for reports in (healthy, *later):
+        result = step(state, [TelemetryBatch(circuit.id, tuple(reports))], ctx)
+        state, raised = result.state, raised + [t.rule_id for t in result.transitions]
+    assert {"fault", "voltage"} <= set(raised)
