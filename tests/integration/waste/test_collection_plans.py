@@ -57,10 +57,12 @@ async def test_each_plan_goes_to_the_history_and_the_latest_plan_topic_and_the_m
     await produce(kafka_bootstrap, [*((CONTAINER_STATUS, c.id, status_record(c, 0.7, 0.05, now)) for c in early),
                                     *((CONTAINER_STATUS, c.id, status_record(c, 0.1, 0.01, now)) for c in later)])
     await served(api, [c.id for c in early], 0.7)
+    await served(api, [c.id for c in later], 0.1)
     first = await _plan(api)
     # Next round: `early` were emptied, `later` fill up.
     await produce(kafka_bootstrap, [*((CONTAINER_STATUS, c.id, status_record(c, 0.05, 0.001, now)) for c in early),
                                     *((CONTAINER_STATUS, c.id, status_record(c, 0.75, 0.05, now)) for c in later)])
+    await served(api, [c.id for c in early], 0.05)  # each key its own partition: wait for both sets
     await served(api, [c.id for c in later], 0.75)
     second = await _plan(api)
     assert _routed(first) == {c.id for c in early} and _routed(second) == {c.id for c in later}
