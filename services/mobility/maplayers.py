@@ -38,7 +38,7 @@ def bus_feature(
     lat, lon = vehicle.position.latitude_deg, vehicle.position.longitude_deg
     report_time = optional_time(vehicle, "report_time")
     delay_s = vehicle.delay_s if vehicle.HasField("delay_s") else None
-    level, status = delay_level(delay_s, report_time, now, config)
+    level, status = delay_level(delay_s, report_time, now, config, on_trip=bool(vehicle.trip_id))
     details = {"route": vehicle.route_id}
     if vehicle.trip_id:
         details["trip"] = vehicle.trip_id
@@ -59,15 +59,17 @@ def bus_feature(
 
 
 def delay_level(
-    delay_s: int | None, report_time: datetime | None, now: datetime | None, config: MobilityConfig
+    delay_s: int | None, report_time: datetime | None, now: datetime | None, config: MobilityConfig,
+    *, on_trip: bool = False,
 ) -> tuple[Level, str]:
     """The colour and text of a bus: UNKNOWN when its position is older than the processor's
-    silence limit (``gap_factor`` report intervals) or it runs no matched trip."""
+    silence limit (``gap_factor`` report intervals), it runs no matched trip, or its trip has no
+    delay (a headway-based run of frequencies.txt, whose departures are only nominal)."""
     silent_after = config.vehicle_report_interval * config.gap_factor
     if report_time is None or (now is not None and now - report_time > silent_after):
         return Level.UNKNOWN, _silent_text(report_time, now)
     if delay_s is None:
-        return Level.UNKNOWN, "not matched to a trip"
+        return Level.UNKNOWN, "no timetable delay for its trip" if on_trip else "not matched to a trip"
     if delay_s >= config.major_delay_s:
         level = Level.CRITICAL
     elif delay_s >= config.raise_delay_s:

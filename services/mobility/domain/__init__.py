@@ -34,7 +34,13 @@ from services.mobility.domain.evaluator import (
     tick_route,
 )
 from services.mobility.domain.gtfs import GtfsError, Schedule, load_feed, load_feeds
-from services.mobility.domain.parking import CarParkState, ParkingObservation, ParkingPolicy, apply_parking
+from services.mobility.domain.parking import (
+    CarParkState,
+    ParkingObservation,
+    ParkingPolicy,
+    apply_parking,
+    check_parking_silence,
+)
 from services.mobility.domain.realtime import TripUpdate, VehiclePosition
 from services.mobility.domain.servicedays import TripKey, run_of, runs_active, scheduled_instant
 from services.mobility.domain.tickets import CardState, FraudPolicy, FraudSignal, Validation, check_card, ridership
@@ -65,6 +71,7 @@ __all__ = [
     "apply_parking",
     "apply_route_events",
     "check_card",
+    "check_parking_silence",
     "load_feed",
     "load_feeds",
     "match_position",

@@ -75,3 +75,10 @@ def test_every_declared_layer_loads_and_follows_a_mobility_topic() -> None:
     for layer in DOMAIN.map_layers:
         assert layer.topic in DOMAIN.topics
         assert layer.load()(_status(_vehicle("bus-3", 0)))[0].domain == "mobility"
+
+
+def test_a_bus_on_a_trip_without_a_delay_is_unknown_and_says_why() -> None:
+    headway_run = _vehicle("bus-9", None)
+    headway_run.trip_id, headway_run.start_date = "casa-l3-t1@08:00:00", "20260302"  # exact_times=0: no delay
+    (feature,) = bus_features(_status(headway_run))
+    assert (feature.level, feature.status) == (Level.UNKNOWN, "no timetable delay for its trip")
