@@ -7,7 +7,7 @@
 * :mod:`.avl` - ``match_position``: a raw AVL fix -> trip run, place along it, delay at last passed stop.
 * :mod:`.evaluator` - ``apply_route_events`` / ``tick_route``: the processor's step per route.
 * :mod:`.tickets` - ridership per route and hour, ``check_card`` fraud signal.
-* :mod:`.parking` - car-park occupancy and the ``car-park-full`` alert.
+* :mod:`.parking` - car-park occupancy, the ``car-park-full`` alert and the silent car park's ``data-gap``.
 
 GTFS loading uses the ``csv`` module rather than partridge or gtfs-kit. Measured on the two
 sample feeds (538 trips, 5,400 stop times) on the shared 2-core box, three runs each, import +
