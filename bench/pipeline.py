@@ -80,13 +80,17 @@ class Observer:
     alerts_topic: str
     partitions: int
     log: Callable[[str], None] = print
-    applied_ms: list[int] = field(default_factory=list)  # record timestamps, in arrival order
+    # The applied topic is the processor's table changelog: each value's ``applied_offsets`` say
+    # which input records it covers (a state is written once per batch, not once per record).
+    applied_in_state: bool = False
+    applied_ms: list[int] = field(default_factory=list)  # per input record applied, the timestamp of its marker
     alerts: list[tuple[float, str, int]] = field(default_factory=list)  # (received, source entity, event ms)
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
         )
+        self._newest_applied: dict[str, int] = {}
         await self._consumer.start()
         assignment = [TopicPartition(topic, p) for topic in (self.applied_topic, self.alerts_topic)
                       for p in range(self.partitions)]
@@ -100,11 +104,26 @@ class Observer:
             received = time.perf_counter()
             for tp, records in polled.items():
                 if tp.topic == self.applied_topic:
-                    self.applied_ms.extend(record.timestamp for record in records)
+                    if self.applied_in_state:
+                        self._count_applied_offsets(records)
+                    else:
+                        self.applied_ms.extend(record.timestamp for record in records)
                     continue
                 for record in records:
                     event = alerts_pb2.AlertEvent.FromString(record.value)
                     self.alerts.append((received, event.source.entity_id, event.event_time.ToMilliseconds()))
+
+    def _count_applied_offsets(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        # Input partitions are read in order, so a state holding offset n of a partition means
+        # every record up to n of it is applied.
+        for record in records:
+            if record.value is None:
+                continue
+            for source, offset in json.loads(record.value).get("applied_offsets", {}).items():
+                newest = self._newest_applied.get(source, -1)
+                if offset > newest:
+                    self._newest_applied[source] = offset
+                    self.applied_ms.extend([record.timestamp] * (offset - newest))
 
     async def wait_applied(self, count: int, what: str, timeout_s: float, cpu: Any = None) -> None:
         started = time.perf_counter()
@@ -138,6 +157,7 @@ class BenchProcessor:
     applied_topic: str
     alerts_topic: str
     log_path: Path | None = field(default=None)
+    applied_in_state: bool = False  # see Observer.applied_in_state
 
     def stop(self) -> None:
         stop_process_group(self.process)
@@ -215,7 +235,7 @@ async def produce_paced(
 
 def start_domain_processor(
     component: str, port_setting: str, bootstrap: str, workdir: Path, *, partitions: int, applied_topic: str,
-    settings: Mapping[str, str],
+    settings: Mapping[str, str], applied_in_state: bool = False,
 ) -> BenchProcessor:
     """``madina service COMPONENT`` as the platform runs it, on its own broker and data directory,
     once its health page answers; ``settings`` are the domain's own ``MADINA_*`` values."""
@@ -228,7 +248,7 @@ def start_domain_processor(
     }
     started = ServiceProcess.start(service_argv(component), env, workdir / "processor.log",
                                    health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
-    return BenchProcessor(started.process, applied_topic, ALERTS.name, started.log_path)
+    return BenchProcessor(started.process, applied_topic, ALERTS.name, started.log_path, applied_in_state)
 
 
 def start_bench_plain_loop(module: str, args: Sequence[str], topics: tuple[TopicSpec, TopicSpec]) -> BenchProcessor:
@@ -281,12 +301,18 @@ class ProcessorBench:
             await produce_all(bootstrap, backlog)
             log(f"{kind}: {units:,} {unit} pre-loaded in {len(backlog):,} records; starting processor")
             processor = self.start_processor(kind, bootstrap, workdir)
-            observer = Observer(bootstrap, processor.applied_topic, processor.alerts_topic, self.partitions, log)
+            observer = Observer(bootstrap, processor.applied_topic, processor.alerts_topic, self.partitions, log,
+                                processor.applied_in_state)
             await observer.start()
+            await observer.wait_applied(1, f"{kind} first record", timeout_s=300)
+            cpu_first = cpu_seconds(processor.process.pid)  # start-up (imports, recovery) not counted
             await observer.wait_applied(len(backlog), f"{kind} backlog", timeout_s=900)
+            cpu_backlog = cpu_seconds(processor.process.pid) - cpu_first
             applied = observer.applied_ms[: len(backlog)]
             span_s = (max(applied) - min(applied)) / 1000
-            backlog_rate = (len(applied) - 1) * (units / len(backlog)) / span_s
+            # The records marked at the first timestamp were applied before the span began.
+            after_first = sum(1 for stamp in applied if stamp > min(applied))
+            backlog_rate = after_first * (units / len(backlog)) / span_s
             log(f"{kind} backlog: {backlog_rate:,.0f} {unit}/s ({len(applied):,} records in {span_s:.1f} s)")
 
             await asyncio.sleep(1.0)
@@ -315,7 +341,8 @@ class ProcessorBench:
             }
             log(f"{kind} latency at {achieved:,.0f} {unit}/s: p50 {latency['p50_ms']:,.0f} ms, "
                 f"p99 {latency['p99_ms']:,.0f} ms, max {latency['max_ms']:,.0f} ms over {len(latencies):,} alerts")
-            return {f"backlog_{key}_per_s": backlog_rate, "latency": latency}
+            return {f"backlog_{key}_per_s": backlog_rate,
+                    f"backlog_cpu_ms_per_1k_{key}": 1e6 * cpu_backlog / units, "latency": latency}
         finally:
             if observer is not None:
                 await observer.stop()
@@ -335,6 +362,11 @@ class ProcessorBench:
                     runs[kind].append(asyncio.run(self.measure(kind, backlog, paced, rate, Path(scratch))))
         backlog_key = f"backlog_{self.unit_key}_per_s"
         summary = {backlog_key: {k: statistics.median(r[backlog_key] for r in runs[k]) for k in SYSTEMS}}
+        cpu_key = f"backlog_cpu_ms_per_1k_{self.unit_key}"
+        summary[cpu_key] = {k: statistics.median(r[cpu_key] for r in runs[k]) for k in SYSTEMS}
+        paced_cpu_key = f"cpu_ms_per_1k_{self.unit_key}"
+        summary[f"latency_{paced_cpu_key}"] = {
+            k: statistics.median(r["latency"][paced_cpu_key] for r in runs[k]) for k in SYSTEMS}
         for name in ("p50", "p99", "max"):
             summary[f"latency_{name}_ms"] = {
                 k: statistics.median(r["latency"][f"{name}_ms"] for r in runs[k]) for k in SYSTEMS

@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         ("latency_p50_ms", f"reading -> alert p50 at {args.rate:,.0f}/s (ms)", ""),
         ("latency_p99_ms", f"reading -> alert p99 at {args.rate:,.0f}/s (ms)", f"< {TARGET_P99_MS:.0f}"),
         ("latency_max_ms", f"reading -> alert max at {args.rate:,.0f}/s (ms)", ""),
+        ("backlog_cpu_ms_per_1k_readings", "worker CPU ms per 1k readings, backlog", ""),
+        ("latency_cpu_ms_per_1k_readings", "worker CPU ms per 1k readings, paced", ""),
     ])
     write_results(
         RESULTS, quick=args.quick, repeat=repeat,

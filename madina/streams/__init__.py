@@ -92,6 +92,7 @@ def create_stream_app(
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "producer_linger_ms": 5,
+        "producer_max_batch_size": 512 * 1024,
         "broker_commit_interval": 1.0,
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 3.0,

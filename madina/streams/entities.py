@@ -5,9 +5,15 @@ state it keeps), how a record decodes, its step function, how its state serialis
 its other outputs go to and an optional clock tick -- and :func:`create_entity_app` makes the
 worker. Everything else is here, once:
 
-- **One table, written once per record**, keyed by entity id; its value is an
+- **One table, written once per batch**, keyed by entity id; its value is an
   :class:`EntityState`: the domain's state plus the input offsets it contains and the outbox of
-  alert revisions not yet acknowledged (madina.streams.ExactlyOnceAlerts).
+  alert revisions not yet acknowledged (madina.streams.ExactlyOnceAlerts). Records are applied
+  one by one as they come, but an entity's state is written once for all its records that the
+  worker had buffered (at most BATCH_MAX_RECORDS or BATCH_MAX_AGE_S), and only then are those
+  records acknowledged: faust commits only acknowledged offsets, after flushing the producer, so
+  the changelog always holds the state of every committed record. A state of ~10 KB written per
+  record cost more than the step itself; a lone record is still written at once (a batch ends
+  as soon as nothing else is buffered), so batching adds no latency.
 - **Offset guard for every record.** faust is at-least-once, and it can hand the same record to
   the agent twice even without a crash (events buffered during recovery are kept while the
   post-recovery seek fetches them again; see KeepLiveEventsFlowControl). A record is skipped when
@@ -32,15 +38,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 from faust.web import Request, Response, View
 from google.protobuf.message import Message
 
+from madina.bus.alert_events import AlertOutbox
 from madina.bus.codec import decode, encode, standard_headers
 from madina.bus.producer import dead_letter_headers
 from madina.bus.topics import TopicSpec
@@ -167,6 +175,38 @@ class EntityState(Generic[S]):
         self.applied_offsets[f"{topic}:{partition}"] = offset
 
 
+# A batch of applied records is written (each changed state once) and acknowledged when nothing
+# else is buffered, or at these bounds while a backlog keeps the buffer full.
+BATCH_MAX_RECORDS = 1000
+BATCH_MAX_AGE_S = 0.5
+BATCH_IDLE_CHECK_S = 0.1
+
+
+class _Batch(Generic[S]):
+    """Records applied since the states were last written: the changed states (with the source
+    partition whose changelog partition gets them), each entity's records, the events to ack."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, tuple[EntityState[S], int]] = {}
+        self.applied: dict[str, list[tuple[TopicSpec, Any]]] = {}
+        self.events: list[Any] = []
+        self.started = 0.0
+        self.lock = asyncio.Lock()
+
+    def add(self, event: Any) -> None:
+        if not self.events:
+            self.started = time.monotonic()
+        self.events.append(event)
+
+    def full(self) -> bool:
+        return len(self.events) >= BATCH_MAX_RECORDS or time.monotonic() - self.started >= BATCH_MAX_AGE_S
+
+    def clear(self) -> None:
+        self.states = {}
+        self.applied = {}
+        self.events = []
+
+
 def source_partitions(stored: Mapping[str, Any]) -> set[int]:
     """The input partitions a table value (as the table holds it) was built from."""
     return {int(key.rpartition(":")[2]) for key in stored.get(APPLIED_OFFSETS, {})}
@@ -220,19 +260,43 @@ def create_entity_app(
     )
     watchdog = ConsumptionWatchdog(app, specs)
     decoded_states: dict[str, tuple[Any, EntityState[S]]] = {}
+    batch = _Batch[S]()
 
     def stored_state(key: str) -> EntityState[S]:
+        pending = batch.states.get(key)
+        if pending is not None:
+            return pending[0]
         current = table.get(key)
         cached = decoded_states.pop(key, None)
         if cached is not None and current is not None and cached[0] is current:
             return cached[1]
         return EntityState.from_dict(current, key, processor.state_from_dict)
 
-    def write(key: str, stored: EntityState[S], message: Any) -> None:
+    def write(key: str, stored: EntityState[S], spec: TopicSpec, message: Any) -> None:
+        """Mark the record applied; the state itself is written with the batch (:func:`write_batch`)."""
         stored.mark_applied(message.topic, message.partition, message.offset)
-        value = stored.to_dict(processor.state_to_dict)
-        table[key] = value
-        decoded_states[key] = (value, stored)
+        batch.states[key] = (stored, message.partition)
+        batch.applied.setdefault(key, []).append((spec, message))
+
+    async def write_batch() -> None:
+        """Each changed state once, to its source partition's changelog, then the batch's records acked.
+
+        Acked only now: faust commits acked offsets after flushing the producer, so a committed
+        offset always has its state on the changelog. The changelog record is sent directly (not
+        through faust's per-message producer buffer); the table's store gets the same dict.
+        """
+        changelog: Any = table  # faust's Collection: its serializers and sent-callback are untyped
+        for key, (stored, partition) in batch.states.items():
+            value = stored.to_dict(processor.state_to_dict)
+            changelog.data[key] = value
+            await changelog.changelog_topic.send(
+                key=key, value=value, partition=partition, key_serializer=changelog.key_serializer,
+                value_serializer=changelog.value_serializer, callback=changelog._on_changelog_sent)
+            decoded_states[key] = (value, stored)
+        events = batch.events
+        batch.clear()
+        for event in events:
+            event.ack()
 
     async def dead_letter(spec: TopicSpec, message: Any, reason: str, value: bytes | None = None) -> None:
         headers = dead_letter_headers(spec, message.headers, reason, message.partition, message.offset)
@@ -248,6 +312,30 @@ def create_entity_app(
                 key=key.encode(), value=encode(out), headers=standard_headers(out_spec, processor.source))
         for reason, part in step.rejected:
             await dead_letter(spec, message, reason, part.SerializeToString())
+
+    def state_before_failure(key: str) -> EntityState[S]:
+        """The state as the records before the failed one left it: the table's, with this batch's
+        earlier records of the entity applied again (their outputs are out already; their alert
+        revisions go back into the outbox, which drops those already acknowledged)."""
+        earlier = batch.applied.pop(key, [])
+        batch.states.pop(key, None)
+        decoded_states.pop(key, None)
+        stored = stored_state(key)
+        for spec, message in earlier:
+            try:
+                entity_id, value = decode_entity_record(
+                    spec, message.key, message.value, message.headers, processor.decode, processor.entity_of)
+                state = stored.state if stored.state is not None else processor.new_state(entity_id)
+                step = processor.step(state, EntityRecord(entity_id, spec, value, datetime.now(UTC)))
+            except InvalidRecord:
+                pass  # dead-lettered when it came: only its offset counts
+            else:
+                for event in step.alerts:
+                    AlertOutbox.stage(stored.outbox, event)
+                stored.state = step.state
+            write(key, stored, spec, message)
+        alerts.outbox.prune(stored.outbox)
+        return stored
 
     async def apply(spec: TopicSpec, message: Any) -> None:
         key = table_key(message.key)
@@ -272,25 +360,40 @@ def create_entity_app(
         except Exception as error:
             if not isinstance(error, InvalidRecord):
                 log.exception("processing a record failed", extra={"topic": spec.name, "entity_id": key})
-                # The step may have changed the state before it failed: go back to the table's.
-                decoded_states.pop(key, None)
-                stored = stored_state(key)
+                # The step may have changed the state before it failed: go back to the state before it.
+                stored = state_before_failure(key)
             await dead_letter(spec, message, str(error) if isinstance(error, InvalidRecord) else repr(error))
-            write(key, stored, message)  # so a replay of this record does not dead-letter it again
+            write(key, stored, spec, message)  # so a replay of this record does not dead-letter it again
             return
         await publish(step, stored, spec, message)
         stored.state = step.state
-        write(key, stored, message)
+        write(key, stored, spec, message)
 
     @app.agent(source)
     async def process(stream: faust.StreamT) -> None:
         await alerts.start()
-        async for event in stream.events():
-            message = event.message
-            await alerts.take_over_if_reassigned()
-            spec = specs[message.topic]
-            BUS_METRICS.consumed.labels(spec.name).inc()
-            await apply(spec, message)
+        manual = cast(faust.Stream, stream).noack()
+        buffered = cast(faust.ChannelT, manual.channel).queue
+        async for event in manual.events():
+            async with batch.lock:
+                message = event.message
+                await alerts.take_over_if_reassigned()
+                spec = specs[message.topic]
+                BUS_METRICS.consumed.labels(spec.name).inc()
+                await apply(spec, message)
+                batch.add(event)
+                # Written as soon as nothing else is buffered, so a record waits for no other;
+                # a rebalance empties the buffer and stops the flow, so it finds nothing held.
+                if batch.full() or buffered.empty() or not app.flow_control.is_active():
+                    await write_batch()
+
+    @app.timer(interval=BATCH_IDLE_CHECK_S)
+    async def write_held_batch() -> None:
+        # The agent writes its batch before it waits for a record, but the buffer can be emptied
+        # (a rebalance) between that check and the wait: never hold acks while idle.
+        if batch.events and not batch.lock.locked():
+            async with batch.lock:
+                await write_batch()
 
     if processor.ticks is not None:
         ticks = processor.ticks
