@@ -54,3 +54,7 @@ class WasteSettings(ServiceSettings, WasteProcessorSettings):
     waste_plan_time_limit_s: float = Field(
         default=7.0, gt=0, le=300, description="Time budget of one PlanCollection's routing search."
     )
+    waste_round_interval_s: float = Field(
+        default=0.0, ge=0, le=14 * 86_400,
+        description="Plan every served depot's round this often, with the interval as horizon; 0: only on request.",
+    )

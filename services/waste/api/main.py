@@ -49,7 +49,8 @@ async def serve(settings: WasteSettings) -> None:
         http_app=create_http_app(runtime),
         http_port=settings.waste_http_port,
         grpc=build_grpc_server(runtime),
-        followers=[runtime.follow_status_feed, runtime.follow_kpi_feed],
+        followers=[runtime.follow_status_feed, runtime.follow_kpi_feed,
+                   *([runtime.plan_rounds] if settings.waste_round_interval_s > 0 else [])],
     )
 
 

@@ -14,6 +14,7 @@ District indicators are the district stage's: the waste district KPIs on the com
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +38,11 @@ from services.waste.convert import (
 from services.waste.domain.containers import Container, Fleet
 from services.waste.domain.detector import DOMAIN
 from services.waste.domain.fillrate import FULL_FILL_RATIO
-from services.waste.domain.planning import plan_collection
+from services.waste.domain.planning import CapacityError, plan_collection
 from services.waste.settings import WasteSettings
 from services.waste.topics import COLLECTION_PLANS, CONTAINER_STATUS, LATEST_COLLECTION_PLANS
+
+log = logging.getLogger(__name__)
 
 
 class UnknownDepot(LookupError):
@@ -102,6 +105,25 @@ class WasteRuntime:
             self.district_kpis.setdefault((kpi.district.city_id, kpi.district.district_id), {})[kpi.kpi_id] = kpi
 
         await read_topic(self.settings.bootstrap_servers, KPIS, on_kpi, caught_up=self.kpi_feed_ready)
+
+    async def plan_rounds(self) -> None:
+        """Plan every served depot's next round each ``waste_round_interval_s``, with all its trucks,
+        published as PlanCollection's are. The horizon is the interval: what fills up before the
+        next round goes in this one. A round the trucks cannot carry is logged and skipped (the
+        operator sees no new plan); the next interval tries again."""
+        interval = timedelta(seconds=self.settings.waste_round_interval_s)
+        cities = {container.city for container in self.containers.values()}
+        depots = [depot for depot in self.fleet.depots if depot.city in cities]
+        await self.status_feed_ready.wait()
+        while True:
+            for depot in depots:
+                try:
+                    await self.plan(depot.id, interval, [])
+                except CapacityError as error:
+                    log.warning("collection round not planned", extra={"depot_id": depot.id, "error": str(error)})
+                except Exception:  # a failed publish must not end the rounds: the next one retries
+                    log.exception("collection round planning failed", extra={"depot_id": depot.id})
+            await asyncio.sleep(interval.total_seconds())
 
     async def plan(
         self, depot_id: str, horizon: timedelta, truck_ids: list[str], now: datetime | None = None
