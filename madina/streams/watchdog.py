@@ -10,8 +10,16 @@ without the flags.
 Every ``interval_s`` the watchdog asks the broker for the end offsets of the worker's input
 partitions and compares them with the offsets its streams last read. A partition with records
 left whose read offset has not moved for ``stall_s`` -- while no rebalance or recovery runs -- is
-logged as a warning, once per stall, with every gate's state, and counted as stalled in
-:attr:`ConsumptionWatchdog.stalled` (``/healthz`` reports it).
+logged as a warning with every gate's state, counted as stalled in
+:attr:`ConsumptionWatchdog.stalled` (``/healthz`` reports it), and healed in two steps:
+
+1. every gate re-opened as faust's own end of recovery does (stream partitions resumed, flow
+   resumed, fetcher started), then a seek to the committed offsets;
+2. still stalled ``stall_s`` later: the consumer asks the group to rebalance, which re-runs
+   assignment, recovery and the seek from scratch.
+
+Both re-deliver at most records after the committed offsets, which the entity runner's offset
+guard skips when already applied: a heal can repeat work but never an alert.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ class ConsumptionWatchdog:
         self.stalled: set[Any] = set()
         # Per partition: the read offset last seen and when it last moved (or lag began).
         self._progress: dict[Any, tuple[int | None, float]] = {}
+        self._heals = 0  # steps taken against the current stall
+        self._healed_at = 0.0
         app.timer(interval=interval_s)(self.check)
 
     def _settled(self) -> bool:
@@ -72,6 +82,39 @@ class ConsumptionWatchdog:
                 log.warning("input partition stalled: records to read, none read", extra={
                     "partition": f"{tp.topic}:{tp.partition}", "read_offset": read, "end_offset": end,
                     "stalled_s": round(now - since, 1), **consumer_state(self.app, [tp])})
+        if not self.stalled:
+            self._heals = 0
+        elif self._heals == 0:
+            self._heals, self._healed_at = 1, now
+            await self._heal(self._reopen_gates)
+        elif self._heals == 1 and now - self._healed_at >= self.stall_s:
+            self._heals, self._healed_at = 2, now
+            await self._heal(self._rebalance)
+        elif self._heals == 2 and now - self._healed_at >= 2 * self.stall_s:
+            self._heals = 3  # said once: what is left for the operator is a restart
+            log.error("input partitions still stalled after a rebalance", extra={
+                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in self.stalled),
+                **consumer_state(self.app, self.stalled)})
+
+    async def _heal(self, step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except Exception:  # a timer that raises would stop the worker: the cure must not kill
+            log.exception("healing a stalled consumer failed", extra={"step": step.__name__})
+
+    async def _reopen_gates(self) -> None:
+        app, consumer = self.app, self.app.consumer
+        log.warning("stalled: re-opening the consumer's gates and seeking to the committed offsets")
+        consumer.resume_partitions({tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp)})
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
+        await asyncio.wait_for(consumer.perform_seek(), timeout=30.0)
+
+    async def _rebalance(self) -> None:
+        log.warning("still stalled: asking the consumer group to rebalance")
+        thread = self.app.consumer._thread
+        thread.thread_loop.call_soon_threadsafe(thread._ensure_consumer()._coordinator.request_rejoin)
 
 
 def consumer_state(app: Any, tps: Collection[Any]) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""A worker whose input partitions stay paused after recovery heals itself and misses nothing.
+
+CI saw a restarted processor on Apache Kafka that recovered, swept its outboxes and then applied
+nothing for two minutes; the gate that stayed shut is not known. Here one is shut on purpose: the
+real processor, whose stream partitions faust pauses once more right after its recovery completes
+(as if the resume had been lost). :class:`madina.streams.watchdog.ConsumptionWatchdog` must see the
+stall, re-open the gates, and every alert must then arrive exactly once.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.integration.environment.processor_harness import (
+    create_topics,
+    episodic_stream,
+    expected_transitions,
+    produce_observations,
+    start_processor,
+)
+from tests.support.processor_kit import assert_exactly_once, settled_alerts
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+PAUSED_AFTER_RECOVERY_PROCESSOR = """
+import sys
+from faust.tables.recovery import Recovery
+
+on_recovery_completed = Recovery.on_recovery_completed
+stalled = False
+
+async def completed_then_paused(self, *args, **kwargs):
+    global stalled
+    await on_recovery_completed(self, *args, **kwargs)
+    if not stalled:
+        stalled = True
+        consumer = self.app.consumer
+        consumer.pause_partitions({tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp)})
+
+Recovery.on_recovery_completed = completed_then_paused
+from madina.cli import main
+sys.argv = ["madina", "service", "environment-processor"]
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def test_input_partitions_left_paused_after_recovery_are_healed_and_every_alert_arrives_once(
+    broker: str, tmp_path: Path
+) -> None:
+    await create_topics(broker)
+    records = episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
+    expected = expected_transitions(records)
+    await produce_observations(broker, records)
+
+    processor = start_processor(broker, tmp_path, argv=[sys.executable, "-c", PAUSED_AFTER_RECOVERY_PROCESSOR],
+                                extra_env={"PYTHONPATH": str(REPO_ROOT)})
+    try:
+        events = await settled_alerts(broker, sum(expected.values()), timeout_s=120, settle_s=3)
+    finally:
+        processor.stop()
+
+    log = processor.log_path.read_text()
+    assert "input partition stalled" in log, "the partitions were never stalled: the test opened no gate"
+    assert "re-opening the consumer's gates" in log
+    assert_exactly_once(events, expected)
