@@ -8,12 +8,12 @@ worker. Everything else is here, once:
 - **One table, written once per batch**, keyed by entity id; its value is an
   :class:`EntityState`: the domain's state plus the input offsets it contains and the outbox of
   alert revisions not yet acknowledged (madina.streams.ExactlyOnceAlerts). Records are applied
-  one by one as they come, but an entity's state is written once for all its records that the
-  worker had buffered (at most BATCH_MAX_RECORDS or BATCH_MAX_AGE_S), and only then are those
-  records acknowledged: faust commits only acknowledged offsets, after flushing the producer, so
-  the changelog always holds the state of every committed record. A state of ~10 KB written per
-  record cost more than the step itself; a lone record is still written at once (a batch ends
-  as soon as nothing else is buffered), so batching adds no latency.
+  one by one as they come and their alerts and outputs leave at once, but an entity's state is
+  written once per batch (BATCH_MAX_RECORDS records or BATCH_MAX_AGE_S, or sooner when a
+  rebalance stops the flow), and only then are the batch's records acknowledged: faust commits
+  only acknowledged offsets, after flushing the producer, so the changelog always holds the
+  state of every committed record. A state of ~10 KB written per record cost more than the step
+  itself; waiting for the batch delays no output, only the commit.
 - **Offset guard for every record.** faust is at-least-once, and it can hand the same record to
   the agent twice even without a crash (events buffered during recovery are kept while the
   post-recovery seek fetches them again; see KeepLiveEventsFlowControl). A record is skipped when
@@ -175,10 +175,10 @@ class EntityState(Generic[S]):
         self.applied_offsets[f"{topic}:{partition}"] = offset
 
 
-# A batch of applied records is written (each changed state once) and acknowledged when nothing
-# else is buffered, or at these bounds while a backlog keeps the buffer full.
+# A batch of applied records is written (each changed state once) and acknowledged at these
+# bounds; the age matches the commit interval, so a commit waits at most one more interval.
 BATCH_MAX_RECORDS = 1000
-BATCH_MAX_AGE_S = 0.5
+BATCH_MAX_AGE_S = 1.0
 BATCH_IDLE_CHECK_S = 0.1
 
 
@@ -372,9 +372,7 @@ def create_entity_app(
     @app.agent(source)
     async def process(stream: faust.StreamT) -> None:
         await alerts.start()
-        manual = cast(faust.Stream, stream).noack()
-        buffered = cast(faust.ChannelT, manual.channel).queue
-        async for event in manual.events():
+        async for event in cast(faust.Stream, stream).noack().events():
             async with batch.lock:
                 message = event.message
                 await alerts.take_over_if_reassigned()
@@ -382,16 +380,17 @@ def create_entity_app(
                 BUS_METRICS.consumed.labels(spec.name).inc()
                 await apply(spec, message)
                 batch.add(event)
-                # Written as soon as nothing else is buffered, so a record waits for no other;
-                # a rebalance empties the buffer and stops the flow, so it finds nothing held.
-                if batch.full() or buffered.empty() or not app.flow_control.is_active():
+                if batch_due():
                     await write_batch()
+
+    def batch_due() -> bool:
+        # A rebalance stops the flow, then waits until every record taken is acknowledged.
+        return batch.full() or not app.flow_control.is_active()
 
     @app.timer(interval=BATCH_IDLE_CHECK_S)
     async def write_held_batch() -> None:
-        # The agent writes its batch before it waits for a record, but the buffer can be emptied
-        # (a rebalance) between that check and the wait: never hold acks while idle.
-        if batch.events and not batch.lock.locked():
+        # The agent only ends a batch when a record comes: a quiet stream's batch ends here.
+        if batch.events and not batch.lock.locked() and batch_due():
             async with batch.lock:
                 await write_batch()
 
