@@ -10,6 +10,9 @@ the rest keeps filling. Scripted incidents make the alerts visible within a minu
 * one tipped over (45 s on, 90° for good),
 * one with its lid left open, one with a dying battery.
 
+After that, now and then (every :data:`INCIDENT_EVERY_S` of real time) another container, drawn
+at random, catches fire or is knocked over for :data:`INCIDENT_S`, until the crew deals with it.
+
 Readings go through the waste API's HTTP ingest, the path a real sensor takes. Timestamps are real
 time; fill runs ``speedup`` times faster so a day's cycle is visible in minutes. All randomness
 comes from the seeded ``rng``.
@@ -32,6 +35,10 @@ ROUND_HOURS = 12.0
 EMPTY_AT = 0.6
 FIRE_AFTER_S = 20.0
 TIPPED_AFTER_S = 45.0
+INCIDENT_EVERY_S = 900.0
+INCIDENT_S = 1200.0  # long enough for tipped-over's 15 minutes of tilted readings
+FIRE = "fire"
+TIPPED = "tipped"
 
 
 @dataclass
@@ -62,6 +69,9 @@ class WasteGenerator:
         self._simulated_hours = 0.0
         self._last_now: datetime | None = None
         self.burning, self.tipped, self.lid_left_open, self.dying = (s.container.id for s in self.sensors[:4])
+        # container id -> (FIRE or TIPPED, elapsed seconds when it began): the incidents drawn after start-up
+        self.incidents: dict[str, tuple[str, float]] = {}
+        self._incidents_drawn = 0
 
     def _sensor(self, container: Container) -> _Sensor:
         busy = any(word in container.district for word in BUSY_WORDS)
@@ -72,6 +82,7 @@ class WasteGenerator:
     def next_deliveries(self, now: datetime, budget: int) -> list[Delivery]:
         self._advance(now)
         elapsed = (now - self.context.started_at).total_seconds()
+        self._draw_incidents(elapsed)
         readings = [self._reading(self._next_sensor(), now, elapsed) for _ in range(min(budget, len(self.sensors)))]
         return [HttpPost(path="/v1/readings", body={"readings": readings}, count=len(readings))] if readings else []
 
@@ -88,6 +99,17 @@ class WasteGenerator:
                 if sensor.fill >= EMPTY_AT:
                     sensor.fill = self.rng.uniform(0.0, 0.05)
 
+    def _draw_incidents(self, elapsed: float) -> None:
+        for container_id, (_, began) in list(self.incidents.items()):
+            if elapsed - began >= INCIDENT_S:
+                del self.incidents[container_id]
+        while (self._incidents_drawn + 1) * INCIDENT_EVERY_S <= elapsed:
+            self._incidents_drawn += 1
+            candidates = [s.container.id for s in self.sensors[4:] if s.container.id not in self.incidents]
+            if candidates:
+                kind = self.rng.choice((FIRE, TIPPED))
+                self.incidents[self.rng.choice(candidates)] = (kind, self._incidents_drawn * INCIDENT_EVERY_S)
+
     def _next_sensor(self) -> _Sensor:
         sensor = self.sensors[self._cursor % len(self.sensors)]
         self._cursor += 1
@@ -96,10 +118,14 @@ class WasteGenerator:
     def _reading(self, sensor: _Sensor, now: datetime, elapsed: float) -> dict[str, object]:
         cid = sensor.container.id
         temperature = 22.0 + self.rng.gauss(0, 1.0)
+        incident, began = self.incidents.get(cid, ("", 0.0))
         if cid == self.burning and elapsed > FIRE_AFTER_S:
-            temperature = min(140.0, temperature + 0.5 * (elapsed - FIRE_AFTER_S))  # half a degree a second
+            began, incident = FIRE_AFTER_S, FIRE
+        if incident == FIRE:
+            temperature = min(140.0, temperature + 0.5 * (elapsed - began))  # half a degree a second
         battery = 8.0 if cid == self.dying else sensor.battery
-        tilt = 90.0 if cid == self.tipped and elapsed > TIPPED_AFTER_S else abs(self.rng.gauss(0, 2))
+        tipped = incident == TIPPED or (cid == self.tipped and elapsed > TIPPED_AFTER_S)
+        tilt = 90.0 if tipped else abs(self.rng.gauss(0, 2))
         return {
             "container_id": cid,
             "observe_time": now.isoformat().replace("+00:00", "Z"),

@@ -1,5 +1,5 @@
-"""The waste simulator: reproducible by seed, readings the API accepts, and its scripted incidents
-raise the alerts they stand for when the pure domain reads them."""
+"""The waste simulator: reproducible by seed, readings the API accepts, and its scripted and its
+now-and-then incidents raise the alerts they stand for when the pure domain reads them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from services.waste.api.http import ReadingIn
 from services.waste.api.publisher import check_reading
 from services.waste.domain.containers import load_containers
 from services.waste.domain.detector import ContainerState, apply_readings
-from services.waste.simulator import WasteGenerator
+from services.waste.simulator import INCIDENT_EVERY_S, INCIDENT_S, WasteGenerator
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 CONTAINERS = load_containers()
@@ -66,3 +66,29 @@ def test_the_scripted_fire_tipped_container_and_dying_battery_raise_their_alerts
     assert "fire-risk" in raised[generator.burning]
     assert "tipped-over" in raised[generator.tipped]
     assert "low-battery" in raised[generator.dying]
+
+
+def test_now_and_then_another_container_catches_fire_or_tips_over_and_is_dealt_with() -> None:
+    generator = WasteGenerator(SimulationContext(
+        city="berkane", rng=random.Random(4), speedup=60, started_at=START, options={"waste_http_port": 1},
+    ), CONTAINERS)
+    drawn: dict[str, tuple[str, float]] = {}
+    deliveries: list[Any] = []
+    end = 3 * INCIDENT_EVERY_S + INCIDENT_S + 300
+    for second in range(0, int(end), 5):  # a reading per container every ~40 s, as at the default rate
+        deliveries += generator.next_deliveries(START + timedelta(seconds=second), 40)
+        drawn.update(generator.incidents)
+    assert sorted(began for _, began in drawn.values()) == [INCIDENT_EVERY_S * n for n in (1, 2, 3, 4)]
+    assert not drawn.keys() & {generator.burning, generator.tipped}
+    over = {cid: incident for cid, incident in drawn.items() if incident[1] + INCIDENT_S + 60 < end}
+    assert {kind for kind, _ in over.values()} == {"fire", "tipped"}, over  # seed 4 draws both
+    containers = {c.id: c for c in CONTAINERS}
+    per_container: dict[str, list[Any]] = defaultdict(list)
+    for reading in _readings(deliveries):
+        per_container[reading.container_id].append(reading.reading())
+    for container_id, (kind, began) in over.items():
+        readings = per_container[container_id]
+        result = apply_readings(ContainerState.new(container_id), readings, containers[container_id])
+        assert {"fire": "fire-risk", "tipped": "tipped-over"}[kind] in {t.rule_id for t in result.transitions}
+        after = [r for r in readings if r.observe_time > START + timedelta(seconds=began + INCIDENT_S)]
+        assert after and all(r.temperature_c < 40 and r.tilt_deg < 10 for r in after), "the crew dealt with it"
