@@ -62,6 +62,8 @@ class FeedPoller:
     etag: str = ""
     last_modified: str = ""
     entities: dict[str, bytes] = field(default_factory=dict)  # entity id -> serialised FeedEntity
+    # entity id -> the trip run and vehicle it speaks of, kept so a poll parses only what changed
+    subjects: dict[str, frozenset[tuple[str, ...]]] = field(default_factory=dict)
     failures: int = 0
     polls: int = 0  # every completed poll, 304 included: tests and /metrics-style logs wait on it
 
@@ -82,6 +84,7 @@ class FeedPoller:
         """What ``feed`` changes (new or changed entities, withdrawn ones), folding it into the known entities."""
         full = feed.header.incrementality != gtfs_realtime_pb2.FeedHeader.DIFFERENTIAL
         known = {} if full else dict(self.entities)
+        known_subjects = {} if full else dict(self.subjects)
         changed, withdrawn = gtfs_realtime_pb2.FeedMessage(), gtfs_realtime_pb2.FeedMessage()
         changed.header.CopyFrom(feed.header)
         withdrawn.header.CopyFrom(feed.header)
@@ -89,26 +92,29 @@ class FeedPoller:
         for entity in feed.entity:
             if entity.is_deleted:
                 known.pop(entity.id, None)
+                known_subjects.pop(entity.id, None)
                 if entity.id not in self.entities:  # e.g. deleted before our first poll: its own selectors
                     deleted_unknown.append(entity)
                 continue
             wire = entity.SerializeToString(deterministic=True)
             if self.entities.get(entity.id) != wire:
                 changed.entity.append(entity)
+                known_subjects[entity.id] = _subjects(entity)
+            else:
+                known_subjects[entity.id] = self.subjects[entity.id]
             known[entity.id] = wire
-        current = {subject for wire in known.values()
-                   for subject in _subjects(gtfs_realtime_pb2.FeedEntity.FromString(wire))}
+        current = set().union(*known_subjects.values())
         gone = [gtfs_realtime_pb2.FeedEntity.FromString(self.entities[entity_id])
                 for entity_id in sorted(set(self.entities) - set(known))]
         for entity in (*gone, *deleted_unknown):
             subjects = _subjects(entity)
             if subjects and not subjects & current:
                 withdrawn.entity.append(entity)
-        self.entities = known
+        self.entities, self.subjects = known, known_subjects
         return FeedChanges(changed, withdrawn)
 
 
-def _subjects(entity: gtfs_realtime_pb2.FeedEntity) -> set[tuple[str, ...]]:
+def _subjects(entity: gtfs_realtime_pb2.FeedEntity) -> frozenset[tuple[str, ...]]:
     """What an entity speaks of: its trip run and its vehicle (two entity ids may speak of one)."""
     subjects: set[tuple[str, ...]] = set()
     if entity.HasField("trip_update"):
@@ -117,7 +123,7 @@ def _subjects(entity: gtfs_realtime_pb2.FeedEntity) -> set[tuple[str, ...]]:
             subjects.add(("trip", trip.trip_id, trip.start_date, trip.start_time))
     if entity.HasField("vehicle") and entity.vehicle.vehicle.id:
         subjects.add(("vehicle", entity.vehicle.vehicle.id))
-    return subjects
+    return frozenset(subjects)
 
 
 async def poll_once(
