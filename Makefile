@@ -68,8 +68,9 @@ test-unit: install ## unit tests only
 	$(PY) -m pytest -q tests/unit
 
 KAFKA ?= embedded
+# The living city plans a waste collection round per depot every 10 minutes, so the map has routes.
 run: install ## the whole city on this machine: broker, services, simulator, dashboard (KAFKA=apache: Apache Kafka)
-	$(PY) -m madina up --kafka $(KAFKA)
+	MADINA_WASTE_ROUND_INTERVAL_S=$${MADINA_WASTE_ROUND_INTERVAL_S:-600} $(PY) -m madina up --kafka $(KAFKA)
 
 bench-deps: ## Debian packages the benchmarks use (kcat: a C librdkafka consumer)
 	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
