@@ -2,7 +2,7 @@
 
 The entity-processor runner (:mod:`madina.streams.entities`) over the three observation topics
 and the station clock ticks, all keyed and partitioned by station: each station's state is one
-table value, written once per record, and its step (``station_stream.station_step``) publishes
+table value, written once per batch of records, and its step (``station_stream.station_step``) publishes
 alert transitions, AQI, KPIs and station status. faust's per-record cost is paid once per *batch*
 of observations, which is what lets one worker keep up with thousands of observations per second
 (see bench/environment). The runner gives each alert revision exactly once across kill -9,

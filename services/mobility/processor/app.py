@@ -4,7 +4,7 @@ The entity-processor runner (:mod:`madina.streams.entities`) over trip updates, 
 and route clock ticks, all keyed and partitioned by route, and over ticket validations (by card,
 then by route and stop) and car-park counts (by car park): :mod:`.counts_stream` sends each
 record to the step of its kind of entity. Each route's state is one table value,
-written once per record, and its step (``route_stream.route_step``) publishes alert transitions
+written once per batch of records, and its step (``route_stream.route_step``) publishes alert transitions
 (trip delay episodes, cancelled trips, route-level delays, bunching, silent buses) exactly once,
 KPIs and the route's status. Inputs are batches of one route's entities from one published
 feed, so faust's per-record cost is paid per route per feed, not per entity (see bench/mobility).

@@ -2,7 +2,7 @@
 
 The entity-processor runner (:mod:`madina.streams.entities`) over ``waste.container-levels.v1``
 and the container clock ticks, both keyed and partitioned by container: each container's state is
-one table value, written once per record, and its step (``container_stream.container_step``)
+one table value, written once per batch of records, and its step (``container_stream.container_step``)
 publishes alert transitions, the container's status, its fill KPI and the collections seen. The
 runner gives each alert revision exactly once across kill -9, restarts and rebalances, and
 dead-letters poison once: a record that does not decode, is not the container's under its own
