@@ -248,6 +248,9 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 figures = await measurement()
                 figures["server_cpu_s_per_1k_readings"] = (cpu_seconds(pid) - cpu_before) / figures["readings"] * 1000
                 figures["readings_per_server_cpu_s"] = 1000 / figures["server_cpu_s_per_1k_readings"]
+                # How much of one core the process used over the run. Well below 1 it was waiting: for
+                # the CPU on a loaded machine, or for messages (a cap by round trips, not by its CPU).
+                figures["server_cores_used"] = figures["readings_per_s"] / figures["readings_per_server_cpu_s"]
                 results.setdefault(name, []).append(figures)
                 log(f"  {figures}")
         return results
@@ -280,6 +283,8 @@ def main(argv: list[str]) -> int:
         print(f"{label:<36} | {median['mqtt_paced'][key]:>15,.1f} | {median['http_paced'][key]:>16,.1f} |")
     print(f"{'readings per server CPU-second':<36} | {median['mqtt_backlog']['readings_per_server_cpu_s']:>15,.0f} | "
           f"{median['http_backlog']['readings_per_server_cpu_s']:>16,.0f} | (one process on a free core)")
+    print(f"{'cores the server used (backlog)':<36} | {median['mqtt_backlog']['server_cores_used']:>15,.2f} | "
+          f"{median['http_backlog']['server_cores_used']:>16,.2f} | (load {os.getloadavg()[0]:.1f} at the end)")
     path = REPO_ROOT / "bench" / "results" / f"devices{'' if args.protocol == '5' else '-mqtt311'}.json"
     path.write_text(json.dumps({
         "quick": args.quick, "repeat": args.repeat, "gateway_mqtt_protocol": args.protocol,

@@ -83,16 +83,19 @@ class MosquittoServer:
     port: int
     users: Sequence[MqttUser] = ()
     tls: MosquittoTls | None = None
+    # Unacknowledged QoS 1 messages it sends a client at once; 0: no limit (Mosquitto's default is 20).
+    max_inflight_messages: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, directory: Path, users: Sequence[MqttUser] = (), port: int | None = None,
-              timeout_s: float = 10.0, tls: MosquittoTls | None = None) -> MosquittoServer:
+              timeout_s: float = 10.0, tls: MosquittoTls | None = None,
+              max_inflight_messages: int = 0) -> MosquittoServer:
         binary = ensure_installed()
         directory.mkdir(parents=True, exist_ok=True)
         failure = ""
         for _ in range(_START_ATTEMPTS if port is None else 1):
-            server = cls(directory, port or free_port(), users, tls)
+            server = cls(directory, port or free_port(), users, tls, max_inflight_messages)
             try:
                 server._launch(binary, timeout_s)
                 return server
@@ -125,7 +128,7 @@ class MosquittoServer:
             "connection_messages true",
             # A gateway that fell behind must not lose readings: queue deeply for persistent sessions.
             "max_queued_messages 1000000",
-            "max_inflight_messages 0",
+            f"max_inflight_messages {self.max_inflight_messages}",
         ]
         if os.geteuid() == 0:
             # Run as root, mosquitto drops to the `mosquitto` user, which cannot read our private
