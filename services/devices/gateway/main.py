@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -158,9 +159,6 @@ class MqttGateway:
     async def _session(self) -> None:
         inbox = Inbox()
         async with self._client(inbox) as client:
-            group = self.settings.devices_mqtt_shared_group
-            for pattern in SUBSCRIPTIONS:
-                await client.subscribe(f"$share/{group}/{pattern}" if group else pattern, qos=1)
             self.connected = True
             self.last_error = ""
             CONNECTED.set(1)
@@ -168,20 +166,43 @@ class MqttGateway:
             self.connects += 1
             log.info("mqtt connected", extra={"host": self.settings.devices_mqtt_host,
                                               "port": self.settings.devices_mqtt_port})
-            # Ends only with the connection: every message goes to the inbox, so client.messages
-            # never yields one and only raises the MqttError that ended it.
-            watcher = asyncio.create_task(_until_disconnected(client), name="mqtt-connection")
+            connection = asyncio.create_task(self._subscribe_and_watch(client), name="mqtt-connection")
             try:
                 while True:
                     batch = await inbox.take(self.settings.devices_batch_max,
-                                             self.settings.devices_batch_wait_ms / 1000, watcher)
+                                             self.settings.devices_batch_wait_ms / 1000, connection)
                     await self.handle(batch)
                     for message in batch:  # in arrival order, as MQTT asks of QoS 1 acknowledgements
                         client._client.ack(message.mid, message.qos)  # see _client: aiomqtt has no ack
             finally:
-                watcher.cancel()
+                connection.cancel()
                 with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await watcher
+                    await connection
+
+    async def _subscribe_and_watch(self, client: aiomqtt.Client) -> None:
+        """Subscribes while watching for the connection's end; returns only by raising what ended it.
+
+        A persistent session's queued messages come before the SUBACK, as many as the broker lets be
+        in flight (under 3.1.1 and Mosquitto's max_inflight_messages 0, all of them), so batches are
+        handled and acknowledged meanwhile, and the SUBACK is awaited without aiomqtt's 10 s timeout.
+        Waiting for it first, a backlog that took longer than 10 s to read was read, dropped unacked
+        and redelivered on every reconnect: the gateway never got going."""
+        disconnected = asyncio.create_task(_until_disconnected(client))
+        subscribing = asyncio.create_task(self._subscribe(client))
+        try:
+            done, _ = await asyncio.wait({disconnected, subscribing}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # the end of the connection, or a refused subscription
+        finally:
+            for task in (disconnected, subscribing):
+                task.cancel()
+            await asyncio.gather(disconnected, subscribing, return_exceptions=True)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        group = self.settings.devices_mqtt_shared_group
+        for pattern in SUBSCRIPTIONS:
+            await client.subscribe(f"$share/{group}/{pattern}" if group else pattern, qos=1, timeout=math.inf)
+        log.info("mqtt subscribed", extra={"patterns": len(SUBSCRIPTIONS), "shared_group": group})
 
     # --- one batch ------------------------------------------------------------------------------
 
@@ -234,6 +255,8 @@ class MqttGateway:
 
 
 async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Ends only with the connection: every message goes to the gateway's inbox, so client.messages
+    never yields one and only raises the MqttError that ended it."""
     async for _ in client.messages:
         raise AssertionError("a message bypassed the gateway's inbox")
 
