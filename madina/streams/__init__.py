@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import faust
@@ -62,7 +62,23 @@ class KeepLiveEventsFlowControl(FlowControlEvent):
 
 
 class StreamApp(faust.App):
-    """A faust App with :class:`KeepLiveEventsFlowControl` and a producer that drains before commits."""
+    """A faust App with :class:`KeepLiveEventsFlowControl`, a producer that drains before commits,
+    and hooks that finish held work before faust waits for every taken record's acknowledgement."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._before_wait_empty: list[Callable[[], Awaitable[None]]] = []
+
+    def before_wait_empty(self, finish: Callable[[], Awaitable[None]]) -> None:
+        """Run ``finish`` when a rebalance or a stop has stopped the flow, before faust waits until
+        every record taken is acknowledged: an agent that acknowledges records in batches must end
+        its batch there, because its timers stop with the app and no record will come to end it."""
+        self._before_wait_empty.append(finish)
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        for finish in self._before_wait_empty:
+            await finish()
+        await super()._consumer_wait_empty(consumer, logger)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -83,7 +99,7 @@ class StreamApp(faust.App):
 
 def create_stream_app(
     app_id: str, settings: MadinaSettings, *, web_port: int, web_host: str = "127.0.0.1", **overrides: Any
-) -> faust.App:
+) -> StreamApp:
     options: dict[str, Any] = {
         "broker": [f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
         "store": "memory://",

@@ -394,6 +394,15 @@ def create_entity_app(
             async with batch.lock:
                 await write_batch()
 
+    async def end_batch() -> None:
+        # On a stop the timer above has already stopped: without this, faust would wait for the
+        # batch's acknowledgements until it is killed, and the batch's states would be lost.
+        async with batch.lock:
+            if batch.events:
+                await write_batch()
+
+    app.before_wait_empty(end_batch)
+
     if processor.ticks is not None:
         ticks = processor.ticks
 

@@ -68,6 +68,9 @@ async def test_an_outboxed_alert_missing_from_the_topic_is_published_once_by_the
         processor.stop()
     assert [(e.state, e.revision) for e in published] == [
         (alerts_pb2.ALERT_STATE_RAISED, 1), (alerts_pb2.ALERT_STATE_ESCALATED, 2)]
+    # A SIGTERM ends the held batch (states written, records acknowledged) instead of waiting for
+    # acknowledgements until killed.
+    assert processor.process.returncode == 0 and "wait_empty" not in processor.log_path.read_text()
 
     # The crash: a state that staged revision 3 of the episode, which never reached alerts.v1.
     partition, key, state = await _latest_state(broker, WATER)
