@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ from madina.grpc import AgencyAuthInterceptor, GrpcServer
 from madina.grpc.revocation import RevocationList
 from madina.http import uvicorn_tls_options
 from madina.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 # (add_XServicer_to_server, servicer, full service name), as GrpcServer takes them.
 Servicer = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
@@ -144,7 +147,7 @@ async def serve_domain_api(
     )
     await runtime.producer.start()
     runtime.producer_ready = True
-    tasks = [asyncio.create_task(follow()) for follow in followers]
+    tasks = [start_follower(follow) for follow in followers]
     servers = ApiServers(settings, http_app=http_app, http_port=http_port, grpc=grpc)
     try:
         await servers.start()
@@ -155,3 +158,20 @@ async def serve_domain_api(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runtime.producer.stop()
+
+
+def start_follower(follow: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    """``follow()`` in a task whose failure is logged when it happens: otherwise its exception
+    would wait in the task until shutdown while the API kept serving a feed nobody follows."""
+    task = asyncio.create_task(follow(), name=getattr(follow, "__qualname__", "follower"))
+    task.add_done_callback(_report_follower_end)
+    return task
+
+
+def _report_follower_end(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("feed follower failed: its feed is no longer followed", exc_info=error,
+                  extra={"follower": task.get_name()})
