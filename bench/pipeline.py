@@ -326,10 +326,13 @@ class ProcessorBench:
                 log(f"{kind}: {behind}; alerts still missing are not counted (latencies are a lower bound)")
             cpu_paced = cpu_seconds(processor.process.pid) - cpu_before
             latencies, unmatched = [], 0
+            slowest: list[tuple[float, float]] = []  # (latency ms, seconds into the paced phase)
+            first_sent = min(sent.values()) if sent else 0.0
             for received, source, event_ms in observer.alerts[alerts_before:]:
                 event = self.alert_names(source, event_ms)
                 if event in sent:
                     latencies.append((received - sent[event]) * 1000)
+                    slowest.append((latencies[-1], sent[event] - first_sent))
                 else:
                     unmatched += 1
             if not latencies:
@@ -338,6 +341,8 @@ class ProcessorBench:
                 "alerts": len(latencies), "unmatched_alerts": unmatched, f"produced_{key}_per_s": achieved,
                 "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
                 f"cpu_ms_per_1k_{key}": 1e6 * cpu_paced / sum(r.weight for r in paced),
+                # When the slowest were sent: a warm-up, a periodic pause or a steady queue look different.
+                "slowest_sent_at_s": [round(at, 2) for _, at in sorted(slowest, reverse=True)[:10]],
             }
             log(f"{kind} latency at {achieved:,.0f} {unit}/s: p50 {latency['p50_ms']:,.0f} ms, "
                 f"p99 {latency['p99_ms']:,.0f} ms, max {latency['max_ms']:,.0f} ms over {len(latencies):,} alerts")
