@@ -228,6 +228,10 @@ class ExactlyOnceAlerts:
             if await self._send(event):
                 AlertOutbox.stage(outbox, event)
 
+    def busy(self) -> bool:
+        """Whether the agent is held by start-up or a take-over (both read alerts.v1)."""
+        return not self._started.is_set() or self._takeover_lock.locked()
+
     async def take_over_if_reassigned(self) -> None:
         assignment = self._active_assignment()
         if assignment != self._swept:

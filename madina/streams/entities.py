@@ -258,7 +258,7 @@ def create_entity_app(
         app, table, domain=processor.domain, source=processor.source, bootstrap=settings.bootstrap_servers,
         input_topics=specs, outbox_of=lambda value: value.get(OUTBOX), partitions_of=source_partitions,
     )
-    watchdog = ConsumptionWatchdog(app, specs)
+    watchdog = ConsumptionWatchdog(app, specs, busy=alerts.busy)
     decoded_states: dict[str, tuple[Any, EntityState[S]]] = {}
     batch = _Batch[S]()
 

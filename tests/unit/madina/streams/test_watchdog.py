@@ -142,3 +142,21 @@ async def test_an_input_partition_of_another_topic_is_not_watched(clock: list[fl
         await watchdog.check()
         clock[0] += 10
     assert not watchdog.stalled
+
+
+async def test_an_agent_busy_reading_alerts_is_not_stalled_and_its_clock_starts_after(clock: list[float]) -> None:
+    tp = TP("in.v1", 1)
+    consumer = FakeConsumer(tp)
+    busy = [True]
+    watchdog = ConsumptionWatchdog(fake_app(consumer), ["in.v1"], stall_s=15, busy=lambda: busy[0])
+    for _ in range(10):  # 50 s of a take-over reading a long alerts.v1
+        await watchdog.check()
+        clock[0] += 5
+    assert not watchdog.stalled and consumer.calls == []
+    busy[0] = False
+    for _ in range(3):  # 10 s after it: not yet
+        await watchdog.check()
+        clock[0] += 5
+    assert not watchdog.stalled
+    await watchdog.check()
+    assert watchdog.stalled == {tp}
