@@ -10,6 +10,7 @@ stall, re-open the gates, and every alert must then arrive exactly once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,43 +77,37 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-async def test_records_fetched_and_lost_on_uncommitted_partitions_are_read_again_from_the_beginning(
-    broker: str, tmp_path: Path
-) -> None:
+async def _run_with_faulty_consumer(broker: str, tmp_path: Path, program: str) -> tuple[str, Callable[[], None]]:
+    """The episodic stream through ``program`` (the processor with a fault injected): its log, and
+    the check that its alerts are exactly the oracle's."""
     await create_topics(broker)
     records = episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
     expected = expected_transitions(records)
     await produce_observations(broker, records)
 
-    processor = start_processor(broker, tmp_path, argv=[sys.executable, "-c", FETCHED_AND_LOST_PROCESSOR],
+    processor = start_processor(broker, tmp_path, argv=[sys.executable, "-c", program],
                                 extra_env={"PYTHONPATH": str(REPO_ROOT)})
     try:
         events = await settled_alerts(broker, sum(expected.values()), timeout_s=120, settle_s=3)
     finally:
         processor.stop()
+    return processor.log_path.read_text(), lambda: assert_exactly_once(events, expected)
 
-    log = processor.log_path.read_text()
+
+async def test_records_fetched_and_lost_on_uncommitted_partitions_are_read_again_from_the_beginning(
+    broker: str, tmp_path: Path
+) -> None:
+    log, assert_alerts_exactly_once = await _run_with_faulty_consumer(broker, tmp_path, FETCHED_AND_LOST_PROCESSOR)
     assert "input partition stalled" in log, "nothing was lost: the test opened no gap"
     assert "asking the consumer group to rebalance" not in log, "the seek back did not bring the records back"
-    assert_exactly_once(events, expected)
+    assert_alerts_exactly_once()
 
 
 async def test_input_partitions_left_paused_after_recovery_are_healed_and_every_alert_arrives_once(
     broker: str, tmp_path: Path
 ) -> None:
-    await create_topics(broker)
-    records = episodic_stream(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
-    expected = expected_transitions(records)
-    await produce_observations(broker, records)
-
-    processor = start_processor(broker, tmp_path, argv=[sys.executable, "-c", PAUSED_AFTER_RECOVERY_PROCESSOR],
-                                extra_env={"PYTHONPATH": str(REPO_ROOT)})
-    try:
-        events = await settled_alerts(broker, sum(expected.values()), timeout_s=120, settle_s=3)
-    finally:
-        processor.stop()
-
-    log = processor.log_path.read_text()
+    log, assert_alerts_exactly_once = await _run_with_faulty_consumer(broker, tmp_path,
+                                                                      PAUSED_AFTER_RECOVERY_PROCESSOR)
     assert "input partition stalled" in log, "the partitions were never stalled: the test opened no gate"
     assert "re-opening the consumer's gates" in log
-    assert_exactly_once(events, expected)
+    assert_alerts_exactly_once()
