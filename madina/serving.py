@@ -160,18 +160,41 @@ async def serve_domain_api(
         await runtime.producer.stop()
 
 
-def start_follower(follow: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
-    """``follow()`` in a task whose failure is logged when it happens: otherwise its exception
-    would wait in the task until shutdown while the API kept serving a feed nobody follows."""
-    task = asyncio.create_task(follow(), name=getattr(follow, "__qualname__", "follower"))
-    task.add_done_callback(_report_follower_end)
-    return task
+FOLLOWER_RETRY_FIRST_S = 1.0
+FOLLOWER_RETRY_MAX_S = 30.0
 
 
-def _report_follower_end(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        log.error("feed follower failed: its feed is no longer followed", exc_info=error,
-                  extra={"follower": task.get_name()})
+def start_follower(
+    follow: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    retry_first_s: float = FOLLOWER_RETRY_FIRST_S,
+    retry_max_s: float = FOLLOWER_RETRY_MAX_S,
+) -> asyncio.Task[None]:
+    """``follow()`` in a task that starts it again, with a growing pause, whenever it fails or ends.
+
+    A follower keeps a view of a feed (latest status by key) that the API serves: if it stopped,
+    the API would go on serving a view that no longer moves. Following again reads the feed from
+    its beginning, which rebuilds the same view, so a restart is always safe. Each failure is
+    logged when it happens, with the pause before the next try.
+    """
+    name = getattr(follow, "__qualname__", "follower")
+
+    async def follow_again() -> None:
+        pause = retry_first_s
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await follow()
+            except Exception as error:
+                log.error("feed follower failed: following its feed again", exc_info=error,
+                          extra={"follower": name, "retry_in_s": pause})
+            else:
+                log.warning("feed follower ended: following its feed again",
+                            extra={"follower": name, "retry_in_s": pause})
+            # A follower that ran a good while before failing starts again from the first pause.
+            if asyncio.get_running_loop().time() - started > retry_max_s:
+                pause = retry_first_s
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, retry_max_s)
+
+    return asyncio.create_task(follow_again(), name=name)
