@@ -250,7 +250,7 @@ def expected_from_step(
 
 
 def assert_exactly_once(events: Sequence[alerts_pb2.AlertEvent], expected: Counter[tuple[str, int, int]]) -> None:
-    published = Counter((e.alert_id, e.revision, e.state) for e in events)
+    published = Counter((e.alert_id, e.revision, int(e.state)) for e in events)
     doubled = {key: n for key, n in published.items() if n > 1}
     assert not doubled, f"revisions published twice: {list(doubled)[:5]}"
     assert published == expected, (
