@@ -79,6 +79,7 @@ class SimulationContext:
     speedup: float
     started_at: datetime
     options: dict[str, Any] = field(default_factory=dict)
+    bootstrap: str | None = None  # the run's Kafka, for generators that follow what the platform publishes
 
     def simulated_time(self, now: datetime) -> datetime:
         """Simulated wall-clock for diurnal shapes: the day runs ``speedup`` times faster than real time."""
@@ -87,7 +88,12 @@ class SimulationContext:
 
 
 class Generator(Protocol):
-    """What a domain's simulator provides."""
+    """What a domain's simulator provides.
+
+    A generator may also have ``async def follow(self) -> None``: it runs beside the deliveries for
+    the whole simulation and is cancelled at its end (the waste generator follows the planned
+    collection rounds with it). It handles its own failures: one that raises is logged, not retried.
+    """
 
     domain: str
     ingest_url: str  # base URL of the domain's ingest API, used for HttpPost deliveries
@@ -169,7 +175,8 @@ async def simulate(
     context_started = datetime.now(UTC)
     generators = load_generators(
         SimulationContext(
-            city=city, rng=random.Random(master.random()), speedup=speedup, started_at=context_started
+            city=city, rng=random.Random(master.random()), speedup=speedup, started_at=context_started,
+            bootstrap=bootstrap,
         ),
         domains,
     )
@@ -188,6 +195,7 @@ async def simulate(
     carry = [0.0] * len(generators)
     deadline = time.monotonic() + duration_s if duration_s > 0 else float("inf")
     headers = {"Authorization": f"Bearer {device_token}"}
+    followers = [asyncio.create_task(_follow(generator)) for generator in generators if hasattr(generator, "follow")]
     try:
         async with httpx.AsyncClient(headers=headers, timeout=10.0) as http:
             next_tick = time.monotonic()
@@ -205,11 +213,21 @@ async def simulate(
                 next_tick += tick_s
                 await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
     finally:
+        for follower in followers:
+            follower.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
         progress.maybe_print(force=True)
         if producer is not None:
             await producer.stop()
         await mqtt.stop()
     return 0
+
+
+async def _follow(generator: Generator) -> None:
+    try:
+        await generator.follow()  # type: ignore[attr-defined]
+    except Exception:
+        log.exception("generator stopped following", extra={"domain": generator.domain})
 
 
 class _LazyProducer:
