@@ -8,9 +8,12 @@ refuses one whose key already holds another kind:
   validation too far and too fast from the card's previous one on another vehicle raises the
   ``ticket-fraud`` alert; every new validation is re-published keyed by its route and stop;
 - a **route's stop** (``mobility.ridership-validations.v1``): validations counted per agency-local
-  hour, the total published on the compacted ``mobility.ridership.v1`` and as the ``ridership``
-  KPI (``ridership/<route>/<stop>/<hour>``). A card step replayed after a crash re-sends what it
-  had sent; the stop remembers the ids it counted last, so each still counts once;
+  hour, the total published on the compacted ``mobility.ridership.v1`` (one key per route, stop
+  and hour: the history, deleted after 62 days) and as the ``ridership`` KPI of the stop's newest
+  hour (key ``ridership/<route>/<stop>``, the hour in its ``observe_time``: ``kpis.v1`` is compacted
+  and never deleted, so a key per hour would grow it forever; a late validation of an older hour
+  updates the history only). A card step replayed after a crash re-sends what it had sent; the
+  stop remembers the ids it counted last, so each still counts once;
 - a **car park** (``mobility.parking-occupancy.v1``): its latest count, the ``car-park-full``
   alert when it stays full, its availability on the compacted ``mobility.car-park-status.v1`` and
   the ``car-park-free`` KPI; on ``mobility.route-ticks.v1`` (the runner has one clock, the routes',
@@ -198,16 +201,19 @@ def mobility_step(
         if hour is None:
             return Step(state)
         count = state.counts[hour]
-        key = f"{record.entity_id}/{hour.isoformat()}"
-        stop = schedule.stops.get(validation.stop_id)
-        where = f" at {stop.name}" if stop is not None else ""
-        kpi = kpis_pb2.KpiObserved(
-            domain="mobility", kpi_id="ridership", display_name=f"Ridership ({route.display_name}{where})",
-            entity=common_pb2.EntityRef(domain="mobility", kind="route-stop", entity_id=record.entity_id),
-            value=count, unit="validations/h", observe_time=timestamp(hour),
-        )
         counted = ridership_counted(validation.route_id, validation.stop_id, hour, count)
-        return Step(state, records=[(RIDERSHIP, key, counted), (KPIS, f"ridership/{key}", kpi)])
+        records: list[tuple[TopicSpec, str, Message]] = [
+            (RIDERSHIP, f"{record.entity_id}/{hour.isoformat()}", counted)]
+        if hour == max(state.counts):
+            stop = schedule.stops.get(validation.stop_id)
+            where = f" at {stop.name}" if stop is not None else ""
+            kpi = kpis_pb2.KpiObserved(
+                domain="mobility", kpi_id="ridership", display_name=f"Ridership ({route.display_name}{where})",
+                entity=common_pb2.EntityRef(domain="mobility", kind="route-stop", entity_id=record.entity_id),
+                value=count, unit="validations/h", observe_time=timestamp(hour),
+            )
+            records.append((KPIS, f"ridership/{record.entity_id}", kpi))
+        return Step(state, records=records)
 
     def car_park_step(stored: MobilityEntity, record: EntityRecord) -> Step[StoredCarPark]:
         observation = parking_from_wire(record.value)

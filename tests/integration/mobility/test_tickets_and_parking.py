@@ -23,6 +23,8 @@ from services.mobility.api.main import build_grpc_server
 from services.mobility.domain.servicedays import runs_active
 from services.mobility.domain.tickets import hour_bucket
 from services.mobility.simulator import cancellations
+from services.operations.api.kpis import KpiBoard, follow_kpis
+from services.operations.api.views import rfc3339
 from tests.integration.mobility.api_support import running_mobility_api
 from tests.integration.mobility.morning import KIT, schedule
 from tests.support.processor_kit import wait_for_alerts
@@ -99,6 +101,27 @@ async def test_validations_and_counts_become_ridership_availability_and_alerts(b
                         return [(c.route_id, c.validations_count) for c in found.counts] == [("BK-1", 2), ("CA-T1", 1)]
 
                     await _until(ridership_counted, "ridership BK-1: 2, CA-T1: 1")
+                    # The operations dashboard's indicators, read from kpis.v1 as its API reads them:
+                    # one ridership tile per route and stop, the newest hour's count.
+                    board = KpiBoard()
+                    follower = asyncio.create_task(follow_kpis(broker, board))
+                    try:
+                        def ridership_tiles() -> list[tuple[str, float, str]]:
+                            return sorted((row["entity"]["entity_id"], row["value"], row["observe_time"])
+                                          for row in board.indicators() if row["kpi_id"] == "ridership")
+
+                        async def ridership_shown() -> bool:
+                            return len(ridership_tiles()) == 2
+
+                        await _until(ridership_shown, "the dashboard's ridership indicators")
+                        assert ridership_tiles() == [
+                            ("BK-1/BK-HH1", 2.0, rfc3339(hour_bucket(t0, tz))),
+                            ("CA-T1/CA-SM1", 1.0, rfc3339(hour_bucket(t0 + timedelta(minutes=5), tz)))]
+                        assert {key for _, key in board.latest if key.startswith("ridership/")} == {
+                            "ridership/BK-1/BK-HH1", "ridership/CA-T1/CA-SM1"}
+                    finally:
+                        follower.cancel()
+                        await asyncio.gather(follower, return_exceptions=True)
                     by_stop = await stub.GetRidership(pb.GetRidershipRequest(route_id="BK-1", stop_id="BK-HH1"),
                                                       metadata=grpc_reader)
                     assert [(c.stop_id, c.hour_start_time.seconds, c.validations_count) for c in by_stop.counts] == [

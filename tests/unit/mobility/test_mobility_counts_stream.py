@@ -35,6 +35,7 @@ from services.mobility.topics import (
     ROUTE_TICKS,
     TICKET_VALIDATIONS,
 )
+from services.operations.api.kpis import check_kpi
 
 NOW = datetime(2026, 11, 26, 8, 20, tzinfo=UTC)
 CARD = "a1" * 32
@@ -86,6 +87,26 @@ def test_stop_step_counts_each_validation_once_per_local_hour_and_publishes_the_
     assert totals == [("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 1), ("BK-1/BK-HH1/2026-11-26T08:00:00+00:00", 2),
                       ("BK-1/BK-HH1/2026-11-26T09:00:00+00:00", 1)]
     assert state is not None and entity_from_dict(entity_to_dict(state), entity) == state
+
+
+def test_ridership_kpi_has_one_key_per_route_stop_showing_its_newest_hour(schedule: Schedule) -> None:
+    # kpis.v1 is compacted and never deleted: a key per hour would grow it forever. The hourly
+    # history is on mobility.ridership.v1; the KPI is the stop's newest hour, the hour in its time.
+    step = _step(schedule)
+    state = None
+    kpis = []
+    for vid, minutes in [("a", 0), ("b", 45), ("c", 10), ("d", 50)]:  # "c": a late validation of the older hour
+        wire = validation_to_wire(_validation(vid, "BK-E01", "BK-1", "BK-HH1", 34.9335, -2.3360, minutes))
+        _, result = _run(step, state, RIDERSHIP_VALIDATIONS, wire)
+        state = result.state
+        kpis += [(key, msg.observe_time.ToDatetime(UTC), msg.value) for spec, key, msg in result.records
+                 if spec is KPIS]
+        for spec, key, msg in result.records:
+            if spec is KPIS:  # what the operations dashboard's reader accepts under that key
+                assert check_kpi(key, msg) is msg
+    eight, nine = datetime(2026, 11, 26, 8, tzinfo=UTC), datetime(2026, 11, 26, 9, tzinfo=UTC)
+    assert kpis == [("ridership/BK-1/BK-HH1", eight, 1), ("ridership/BK-1/BK-HH1", nine, 1),
+                    ("ridership/BK-1/BK-HH1", nine, 2)]
 
 
 def test_car_park_step_publishes_availability_and_raises_when_it_stays_full(schedule: Schedule) -> None:
