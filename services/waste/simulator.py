@@ -2,9 +2,25 @@
 
 Each container fills at a rate set by its district (busy central and industrial districts fill
 household containers in about a day, quiet ones in three) and its stream (glass and paper slower),
-with noise on every reading (echo sensors wobble a few points). A collection round passes every
-:data:`ROUND_HOURS` simulated hours and empties what is at or above 60 % (the crew's rule of thumb);
-the rest keeps filling. Scripted incidents make the alerts visible within a minute of start-up:
+with noise on every reading (echo sensors wobble a few points).
+
+Containers are emptied by the rounds the platform plans. The generator follows each depot's newest
+plan on the compacted ``waste.latest-collection-plans.v1`` (what the operations map shows; the waste
+API has no read endpoint for plans, and a crew's app on the bus is what this stands for). When a new
+plan for a depot of the simulated city appears, its trucks leave at the plan's time and drive their
+routes in simulated time: each leg at a speed drawn between :data:`TRUCK_SPEED_KMH` for the route,
+:data:`SERVICE_S` per stop, and each container is emptied (to a few %) when its truck reaches it.
+Containers no route visits keep filling, so a full container the plan missed stays full. A newer
+plan for a depot replaces what its trucks had not reached of the older one (it was planned from
+fresher predictions, which still include those containers). A plan whose round was over before the
+simulation started is ignored; one made shortly before it starts when the simulation does.
+
+When no plan has come for :data:`ROUND_HOURS` simulated hours (no broker, the API down, or
+planning off: it is off unless ``MADINA_WASTE_ROUND_INTERVAL_S`` is set, and `make run` sets it),
+a round on a fixed cycle empties what is at or above 60 % (the crew's rule of thumb), so the
+living city still shows collections; this is logged once each time it starts.
+
+Scripted incidents make the alerts visible within a minute of start-up:
 
 * a fire in one container (temperature climbing several degrees a minute from 20 s),
 * one tipped over (45 s on, 90° for good),
@@ -14,25 +30,42 @@ After that, now and then (every :data:`INCIDENT_EVERY_S` of real time) another c
 at random, catches fire or is knocked over for :data:`INCIDENT_S`, until the crew deals with it.
 
 Readings go through the waste API's HTTP ingest, the path a real sensor takes. Timestamps are real
-time; fill runs ``speedup`` times faster so a day's cycle is visible in minutes. All randomness
-comes from the seeded ``rng``.
+time; fill and trucks run ``speedup`` times faster so a day's cycle is visible in minutes. The
+readings' randomness comes from the seeded ``rng``; a truck's (speed, time per stop, what it leaves
+in a container) from its plan and truck ids, so when plans arrive does not change the readings.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
 
+from madina.contract import required_time
 from madina.simulation import Delivery, HttpPost, SimulationContext
-from services.waste.domain.containers import Container, Stream, load_containers
+from madina_proto.waste.v1 import plan_pb2
+from services.waste.domain.containers import Container, Depot, Fleet, Stream, load_containers, load_fleet
+from services.waste.domain.planning import DETOUR_FACTOR, haversine_m
+from services.waste.topics import LATEST_COLLECTION_PLANS
+
+log = logging.getLogger(__name__)
 
 BUSY_WORDS = ("centre", "medina", "maarif", "industri", "sebaa", "bernoussi")
 HOURS_TO_FULL = {"busy": 24.0, "quiet": 72.0}
 STREAM_FACTOR = {Stream.HOUSEHOLD: 1.0, Stream.PLASTIC: 0.8, Stream.PAPER: 0.6, Stream.GLASS: 0.4}
 ROUND_HOURS = 12.0
 EMPTY_AT = 0.6
+# A collection truck in town: stop-start streets and traffic, well under the 50 km/h limit.
+TRUCK_SPEED_KMH = (15.0, 25.0)
+# Per stop: pull up, hook and lift the container, tip it, set it back.
+SERVICE_S = (60.0, 120.0)
+LEFT_AFTER_EMPTYING = (0.0, 0.05)
+FOLLOW_RETRY_S = 10.0
 FIRE_AFTER_S = 20.0
 TIPPED_AFTER_S = 45.0
 INCIDENT_EVERY_S = 900.0
@@ -49,10 +82,64 @@ class _Sensor:
     battery: float
 
 
+@dataclass(frozen=True)
+class Visit:
+    """A truck reaching a container, ``after_s`` simulated seconds after it left the depot."""
+
+    container_id: str
+    after_s: float
+
+
+def drive_route(
+    depot: tuple[float, float],
+    stops: Sequence[tuple[str, tuple[float, float]]],
+    *,
+    speed_kmh: float,
+    service_s: Sequence[float],
+    distance_m: float = 0.0,
+) -> list[Visit]:
+    """When a truck leaving ``depot`` reaches each of ``stops`` (container id, (lat, lon)) in order,
+    driving at ``speed_kmh`` and spending ``service_s[i]`` at stop ``i``.
+
+    Legs are measured as the planner measures them (great circle x its detour factor). Given the
+    route's planned ``distance_m`` (depot to depot), they are scaled to it, so the truck drives
+    the distance the plan states even if a planner measures streets otherwise.
+    """
+    points = [depot, *(location for _, location in stops), depot]
+    legs = [haversine_m(a, b) * DETOUR_FACTOR for a, b in pairwise(points)]
+    scale = distance_m / sum(legs) if distance_m > 0 and sum(legs) > 0 else 1.0
+    metres_per_s = speed_kmh / 3.6
+    clock = 0.0
+    visits = []
+    for (container_id, _), leg, service in zip(stops, legs[:-1], service_s, strict=True):  # the last leg: home
+        clock += leg * scale / metres_per_s
+        visits.append(Visit(container_id, clock))
+        clock += service
+    return visits
+
+
+@dataclass(frozen=True)
+class _Stop:
+    at: datetime  # real time the truck reaches the container
+    container_id: str
+    fill_left: float
+
+
+@dataclass
+class _Round:
+    """A depot's round being driven: its plan, and the stops its trucks have not reached, by time."""
+
+    plan_id: str
+    plan_time: datetime
+    stops: deque[_Stop] = field(default_factory=deque)
+
+
 class WasteGenerator:
     domain = "waste"
 
-    def __init__(self, context: SimulationContext, containers: Sequence[Container] | None = None) -> None:
+    def __init__(
+        self, context: SimulationContext, containers: Sequence[Container] | None = None, fleet: Fleet | None = None
+    ) -> None:
         from madina.settings import load_settings
         from services.waste.settings import WastePorts
 
@@ -62,12 +149,16 @@ class WasteGenerator:
         if not chosen:
             raise ValueError(f"no waste containers in city {context.city!r}")
         self.sensors = [self._sensor(c) for c in chosen]
+        self._by_id = {sensor.container.id: sensor for sensor in self.sensors}
+        self.depots: dict[str, Depot] = {
+            depot.id: depot for depot in (fleet or load_fleet()).depots if depot.city == context.city}
         port = context.options.get("waste_http_port") or load_settings(WastePorts).waste_http_port
         self.ingest_url = f"http://127.0.0.1:{port}"
         self._cursor = 0
-        self._last_round = 0.0
-        self._simulated_hours = 0.0
         self._last_now: datetime | None = None
+        self.rounds: dict[str, _Round] = {}  # depot id -> the round its trucks drive
+        self._last_round_at = context.started_at  # the newest plan's start, or the last fixed round
+        self.on_fixed_cycle = False
         self.burning, self.tipped, self.lid_left_open, self.dying = (s.container.id for s in self.sensors[:4])
         # container id -> (FIRE or TIPPED, elapsed seconds when it began): the incidents drawn after start-up
         self.incidents: dict[str, tuple[str, float]] = {}
@@ -79,6 +170,59 @@ class WasteGenerator:
         return _Sensor(container, self.rng.uniform(0.05, 0.7), self.rng.gauss(1.0, 0.15) / hours,
                        self.rng.uniform(60, 100))
 
+    async def follow(self) -> None:
+        """Follow the depots' newest plans until cancelled, reconnecting after a failure (logged)."""
+        from madina.bus.reader import read_topic
+
+        if not self.context.bootstrap:
+            log.warning("no Kafka to follow collection plans from: containers are emptied on a fixed cycle")
+            return
+
+        def on_plan(_depot_id: str, plan: plan_pb2.CollectionPlanned | None) -> None:
+            if plan is not None:
+                self.plan_received(plan)
+
+        while True:
+            try:
+                await read_topic(self.context.bootstrap, LATEST_COLLECTION_PLANS, on_plan)
+            except Exception as error:  # the broker away: the fixed cycle covers, and we try again
+                log.warning("cannot follow collection plans; retrying", extra={"error": str(error)})
+                await asyncio.sleep(FOLLOW_RETRY_S)
+
+    def plan_received(self, plan: plan_pb2.CollectionPlanned) -> None:
+        """Send the depot's trucks on ``plan``'s routes, unless the depot is another city's or the plan
+        is not newer than the one they drive, or its round was over before the simulation began."""
+        depot = self.depots.get(plan.depot_id)
+        if depot is None:
+            return
+        plan_time = required_time(plan, "plan_time")
+        driving = self.rounds.get(depot.id)
+        if driving is not None and (plan.plan_id == driving.plan_id or plan_time <= driving.plan_time):
+            return
+        started = self.context.started_at
+        if plan_time + plan.horizon.ToTimedelta() <= started:
+            return
+        departs = max(plan_time, started)
+        stops = []
+        for route in plan.routes:
+            # Its own random stream: when a plan arrives must not shift the readings' stream.
+            truck_rng = random.Random(f"{plan.plan_id}/{route.truck_id}")
+            containers = [self._by_id[cid].container for cid in route.container_ids if cid in self._by_id]
+            visits = drive_route(
+                (depot.lat, depot.lon), [(c.id, (c.lat, c.lon)) for c in containers],
+                speed_kmh=truck_rng.uniform(*TRUCK_SPEED_KMH),
+                service_s=[truck_rng.uniform(*SERVICE_S) for _ in containers],
+                distance_m=route.distance_m,
+            )
+            stops += [_Stop(departs + timedelta(seconds=visit.after_s / self.context.speedup), visit.container_id,
+                            truck_rng.uniform(*LEFT_AFTER_EMPTYING)) for visit in visits]
+        stops.sort(key=lambda stop: stop.at)
+        self.rounds[depot.id] = _Round(plan.plan_id, plan_time, deque(stops))
+        self._last_round_at = max(self._last_round_at, departs)
+        if self.on_fixed_cycle:
+            log.info("collection plans again: following them", extra={"plan_id": plan.plan_id})
+            self.on_fixed_cycle = False
+
     def next_deliveries(self, now: datetime, budget: int) -> list[Delivery]:
         self._advance(now)
         elapsed = (now - self.context.started_at).total_seconds()
@@ -86,18 +230,33 @@ class WasteGenerator:
         readings = [self._reading(self._next_sensor(), now, elapsed) for _ in range(min(budget, len(self.sensors)))]
         return [HttpPost(path="/v1/readings", body={"readings": readings}, count=len(readings))] if readings else []
 
+    def _simulated_hours(self, real: timedelta) -> float:
+        return real.total_seconds() / 3600 * self.context.speedup
+
     def _advance(self, now: datetime) -> None:
         if self._last_now is not None:
-            hours = (now - self._last_now).total_seconds() / 3600 * self.context.speedup
-            self._simulated_hours += hours
+            hours = self._simulated_hours(now - self._last_now)
             for sensor in self.sensors:
                 sensor.fill = min(1.0, sensor.fill + sensor.rate_per_hour * hours)
         self._last_now = now
-        if self._simulated_hours - self._last_round >= ROUND_HOURS:
-            self._last_round = self._simulated_hours
-            for sensor in self.sensors:
-                if sensor.fill >= EMPTY_AT:
-                    sensor.fill = self.rng.uniform(0.0, 0.05)
+        for driving in self.rounds.values():
+            while driving.stops and driving.stops[0].at <= now:
+                stop = driving.stops.popleft()
+                sensor = self._by_id[stop.container_id]
+                # Emptied at stop.at, and filling again since.
+                sensor.fill = min(1.0, stop.fill_left + sensor.rate_per_hour * self._simulated_hours(now - stop.at))
+        if self._simulated_hours(now - self._last_round_at) >= ROUND_HOURS:
+            self._fixed_round(now)
+
+    def _fixed_round(self, now: datetime) -> None:
+        if not self.on_fixed_cycle:
+            log.warning("no collection plan for a round's time: emptying on the fixed cycle until one comes",
+                        extra={"city": self.context.city, "round_hours": ROUND_HOURS, "empty_at": EMPTY_AT})
+            self.on_fixed_cycle = True
+        self._last_round_at = now
+        for sensor in self.sensors:
+            if sensor.fill >= EMPTY_AT:
+                sensor.fill = self.rng.uniform(0.0, 0.05)
 
     def _draw_incidents(self, elapsed: float) -> None:
         for container_id, (_, began) in list(self.incidents.items()):

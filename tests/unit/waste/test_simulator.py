@@ -70,7 +70,7 @@ def test_the_scripted_fire_tipped_container_and_dying_battery_raise_their_alerts
 
 def test_now_and_then_another_container_catches_fire_or_tips_over_and_is_dealt_with() -> None:
     generator = WasteGenerator(SimulationContext(
-        city="berkane", rng=random.Random(4), speedup=60, started_at=START, options={"waste_http_port": 1},
+        city="berkane", rng=random.Random(1), speedup=60, started_at=START, options={"waste_http_port": 1},
     ), CONTAINERS)
     drawn: dict[str, tuple[str, float]] = {}
     deliveries: list[Any] = []
@@ -81,7 +81,7 @@ def test_now_and_then_another_container_catches_fire_or_tips_over_and_is_dealt_w
     assert sorted(began for _, began in drawn.values()) == [INCIDENT_EVERY_S * n for n in (1, 2, 3, 4)]
     assert not drawn.keys() & {generator.burning, generator.tipped}
     over = {cid: incident for cid, incident in drawn.items() if incident[1] + INCIDENT_S + 60 < end}
-    assert {kind for kind, _ in over.values()} == {"fire", "tipped"}, over  # seed 4 draws both
+    assert {kind for kind, _ in over.values()} == {"fire", "tipped"}, over  # seed 1 draws both
     containers = {c.id: c for c in CONTAINERS}
     per_container: dict[str, list[Any]] = defaultdict(list)
     for reading in _readings(deliveries):
