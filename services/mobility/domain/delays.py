@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from madina.alerts.timeutil import require_utc
-from services.mobility.domain.gtfs import Schedule, parse_gtfs_date, parse_gtfs_time
+from services.mobility.domain.gtfs import Schedule, Timetable, parse_gtfs_date, parse_gtfs_time
 from services.mobility.domain.realtime import (
     StopRelationship,
     StopTimeEvent,
@@ -36,7 +37,7 @@ from services.mobility.domain.realtime import (
     TripRelationship,
     TripUpdate,
 )
-from services.mobility.domain.servicedays import ScheduledRun, TripKey, run_of
+from services.mobility.domain.servicedays import ScheduledRun, TripKey, run_of, service_day_origin
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
 
@@ -192,6 +193,104 @@ def resolve_trip(
     return TripStatus(key, state, stops, update.timestamp, route_id, update.vehicle_id, "", unmatched)
 
 
+class CurrentDelay(NamedTuple):
+    """What the alert rules need of a resolved trip: its state and the delay where the vehicle is."""
+
+    state: TripState
+    stop_id: str | None = None
+    delay_s: int | None = None
+
+
+_MICROSECOND = timedelta(microseconds=1)
+_US = 1_000_000
+
+
+def current_delay(
+    schedule: Schedule,
+    update: TripUpdate | None,
+    now: datetime,
+    *,
+    key: TripKey | None = None,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> CurrentDelay:
+    """``resolve_trip(...)``'s state and ``delay_at(now)``, without a status for every stop.
+
+    The processor asks this for every trip update, so a SCHEDULED update (nearly all of them) is
+    worked out on the trip's :class:`~services.mobility.domain.gtfs.Timetable` in integer
+    microseconds from its service day's origin (the same arithmetic as the datetimes of
+    :func:`resolve_trip`, so the same answers) and stops at the first stop ``delay_at`` would
+    choose; any other relationship takes :func:`resolve_trip` itself.
+    """
+    now = require_utc(now, "now")
+    if update is None or update.relationship is not TripRelationship.SCHEDULED:
+        status = resolve_trip(schedule, update, now, key=key, stale_after=stale_after)
+        found = status.delay_at(now)
+        return CurrentDelay(status.state, found[0].stop_id, found[1]) if found else CurrentDelay(status.state)
+    key = key or trip_key_of(update)
+    if key is None or now - update.timestamp > stale_after:
+        return CurrentDelay(TripState.UNKNOWN)
+    run = run_of(schedule, key)
+    if run is None:
+        return CurrentDelay(TripState.UNKNOWN)
+    timetable = schedule.timetable(run.trip)
+    origin = service_day_origin(run.service_date, run.tz)
+    now_us = (now - origin) // _MICROSECOND
+    stop_ids, arrivals, departures = timetable.stop_ids, timetable.arrivals_s, timetable.departures_s
+    matched = _match_timetable(timetable, update.stop_time_updates)[0] if update.stop_time_updates else {}
+    carried = update.delay_s  # the delay carried downstream (see _apply); None: nothing known
+    # The last stop with a prediction, for when every prediction is already past (delay_at's end).
+    last: tuple[int, int] | None = None
+    for index in range(len(stop_ids)):
+        stop_update = matched.get(index)
+        relationship = stop_update.relationship if stop_update is not None else None
+        if relationship is StopRelationship.NO_DATA:
+            carried = None
+            continue
+        if relationship is StopRelationship.SKIPPED:
+            continue
+        if (
+            stop_update is None
+            or relationship is StopRelationship.UNSCHEDULED
+            or not (stop_update.arrival or stop_update.departure)
+        ):
+            if carried is None:
+                continue  # UNKNOWN
+            last = (index, carried)
+            if (departures[index] + carried) * _US >= now_us:
+                return CurrentDelay(TripState.PREDICTED, stop_ids[index], carried)
+            continue
+        arrival = _predict_us(arrivals[index], stop_update.arrival, origin) if stop_update.arrival else None
+        if arrival is None and carried is not None:
+            arrival = ((arrivals[index] + carried) * _US, carried)
+        if arrival is not None:
+            carried = arrival[1]
+        departure = _predict_us(departures[index], stop_update.departure, origin) if stop_update.departure else None
+        if departure is None and carried is not None:
+            departure = ((departures[index] + carried) * _US, carried)
+        if departure is not None:
+            carried = departure[1]
+        event = departure or arrival
+        if event is None:
+            return CurrentDelay(TripState.PREDICTED)  # an updated stop without a prediction: delay_at gives up
+        last = (index, (arrival or event)[1])
+        if event[0] >= now_us:
+            chosen = arrival if arrival is not None and arrival[0] >= now_us else event
+            return CurrentDelay(TripState.PREDICTED, stop_ids[index], chosen[1])
+    if last is not None:
+        return CurrentDelay(TripState.PREDICTED, stop_ids[last[0]], last[1])
+    return CurrentDelay(TripState.PREDICTED)
+
+
+def _predict_us(scheduled_s: int, event: StopTimeEvent, origin: datetime) -> tuple[int, int] | None:
+    """:func:`_predict` as (microseconds past ``origin``, delay)."""
+    if event.time is not None:
+        time_us = (event.time - origin) // _MICROSECOND
+        return time_us, round((time_us - scheduled_s * _US) / _US)
+    if event.delay_s is not None:
+        return (scheduled_s + event.delay_s) * _US, event.delay_s
+    return None
+
+
 def _duplicated_run(schedule: Schedule, update: TripUpdate) -> ScheduledRun | None:
     """The original trip's schedule moved to TripProperties' start date and time."""
     trip = schedule.trips.get(update.trip_id)
@@ -219,9 +318,15 @@ def _scheduled_stops(run: ScheduledRun, state: StopState) -> tuple[StopStatus, .
 
 
 def _match(run: ScheduledRun, updates: Sequence[StopTimeUpdate]) -> tuple[dict[int, StopTimeUpdate], int]:
+    return _match_timetable(Timetable.of(run.trip), updates)
+
+
+def _match_timetable(
+    timetable: Timetable, updates: Sequence[StopTimeUpdate]
+) -> tuple[dict[int, StopTimeUpdate], int]:
     """Index of the stop each update is for: by stop_sequence, else the next stop with its stop_id."""
-    stop_times = run.trip.stop_times
-    by_sequence = {st.stop_sequence: index for index, st in enumerate(stop_times)}
+    stop_ids = timetable.stop_ids
+    by_sequence = timetable.index_of_sequence
     matched: dict[int, StopTimeUpdate] = {}
     cursor = 0
     unmatched = 0
@@ -229,10 +334,10 @@ def _match(run: ScheduledRun, updates: Sequence[StopTimeUpdate]) -> tuple[dict[i
         index: int | None = None
         if update.stop_sequence is not None:
             index = by_sequence.get(update.stop_sequence)
-            if index is not None and update.stop_id is not None and stop_times[index].stop_id != update.stop_id:
+            if index is not None and update.stop_id is not None and stop_ids[index] != update.stop_id:
                 index = None
         elif update.stop_id is not None:
-            index = next((i for i in range(cursor, len(stop_times)) if stop_times[i].stop_id == update.stop_id), None)
+            index = next((i for i in range(cursor, len(stop_ids)) if stop_ids[i] == update.stop_id), None)
         if index is None:
             unmatched += 1
             continue

@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -57,12 +58,13 @@ from madina.alerts import (
     Severity,
     check_silence,
     force_clear,
+    quiet_step,
     record_observation,
     step,
 )
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 from services.mobility.domain.avl import PathIndex, match_position, scheduled_headway_s
-from services.mobility.domain.delays import TripState, resolve_trip, trip_key_of
+from services.mobility.domain.delays import TripState, current_delay, trip_key_of
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.realtime import TripUpdate, VehiclePosition
 from services.mobility.domain.servicedays import TripKey, resolve_start_date, run_of
@@ -273,6 +275,10 @@ class _Context:
     vehicles: dict[str, VehicleTrack]
 
     @property
+    def delay_policy(self) -> EpisodePolicy:
+        return _delay_policy(self.config.clear_after)
+
+    @property
     def label(self) -> str:
         route = self.schedule.routes.get(self.route_id)
         return route.display_name if route is not None else f"Route {self.route_id}"
@@ -287,6 +293,11 @@ class _Context:
 
     def clock(self, moment: datetime) -> str:
         return moment.astimezone(self.tz()).strftime("%H:%M")
+
+
+@lru_cache(maxsize=16)
+def _delay_policy(clear_after: timedelta) -> EpisodePolicy:
+    return EpisodePolicy(clear_after=clear_after)
 
 
 def apply_route_events(
@@ -398,16 +409,14 @@ def _apply_trip_update(ctx: _Context, update: TripUpdate) -> None:
     track = _track(ctx, key)
     if track is None:
         return
-    status = resolve_trip(ctx.schedule, update, update.timestamp, key=key, stale_after=ctx.config.stale_after)
-    if update.vehicle_id:
+    current = current_delay(ctx.schedule, update, update.timestamp, key=key, stale_after=ctx.config.stale_after)
+    if update.vehicle_id and update.vehicle_id != track.vehicle_id:
         track = replace(track, vehicle_id=update.vehicle_id)
-    canceled = status.state in (TripState.CANCELED, TripState.DELETED)
+    canceled = current.state in (TripState.CANCELED, TripState.DELETED)
     track = _cancel_rule(ctx, track, canceled, update.timestamp)
-    if not canceled and not headway_based(ctx.schedule, key):
-        found = status.delay_at(update.timestamp)
-        if found is not None:
-            stop, delay = found
-            track = _delay_rule(ctx, track, delay, stop.stop_id, update.timestamp)
+    if not canceled and current.delay_s is not None and not headway_based(ctx.schedule, key):
+        assert current.stop_id is not None
+        track = _delay_rule(ctx, track, current.delay_s, current.stop_id, update.timestamp)
     ctx.trips[key.text] = track
 
 
@@ -500,9 +509,9 @@ def headway_based(schedule: Schedule, key: TripKey) -> bool:
 
 
 def _cancel_rule(ctx: _Context, track: TripTrack, canceled: bool, at: datetime) -> TripTrack:
+    if not canceled and (track.cancel_episode is None or not track.cancel_episode.active):
+        return replace(track, canceled=False) if track.canceled else track
     episode = track.cancel_episode or EpisodeState(DOMAIN, f"trip/{track.key.text}", TRIP_CANCELED_RULE)
-    if not canceled and not episode.active:
-        return replace(track, canceled=False)
     trip_id = track.key.trip_id
     if canceled:
         run = run_of(ctx.schedule, track.key)
@@ -533,9 +542,6 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
     late_since = track.late_since if delay >= config.raise_delay_s else None
     if delay >= config.raise_delay_s and late_since is None:
         late_since = at
-    track = replace(
-        track, recent_delays_s=recent, delay_s=delay, delay_stop_id=stop_id, delay_time=at, late_since=late_since
-    )
     sustained = min(recent) if len(recent) >= config.consecutive else None
     severity: Severity | None = None
     threshold: float | None = None
@@ -546,6 +552,17 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
     episode = track.delay_episode or EpisodeState(DOMAIN, f"trip/{track.key.text}", TRIP_DELAY_RULE)
     if track.grouped and not episode.active:
         severity = threshold = None  # covered by the route's alert while it lasts
+    # Nearly every update emits nothing: ask the episode first, build the message only for a transition.
+    quiet = quiet_step(episode, at, severity, float(delay), delay < config.clear_delay_s, ctx.delay_policy)
+    if quiet is not None:
+        return TripTrack(
+            key=track.key, end_time=track.end_time, recent_delays_s=recent, delay_s=delay, delay_stop_id=stop_id,
+            delay_time=at, late_since=late_since, vehicle_id=track.vehicle_id, canceled=track.canceled,
+            grouped=track.grouped, delay_episode=quiet, cancel_episode=track.cancel_episode,
+        )  # one construction instead of replace() twice
+    track = replace(
+        track, recent_delays_s=recent, delay_s=delay, delay_stop_id=stop_id, delay_time=at, late_since=late_since
+    )
     minutes = round(delay / 60)
     if delay >= config.clear_delay_s:
         since = f", since {ctx.clock(late_since)}" if late_since is not None else ""
@@ -561,8 +578,7 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
         message=message,
         details=episode_details(ctx, track).refine(unit="s"),
     )
-    policy = EpisodePolicy(clear_after=config.clear_after)
-    episode, transition = step(episode, evaluation, policy)
+    episode, transition = step(episode, evaluation, ctx.delay_policy)
     if transition is not None:
         ctx.transitions.append(transition)
     return replace(track, delay_episode=episode)

@@ -253,6 +253,30 @@ class Feed:
     templates: Mapping[str, Trip] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Timetable:
+    """A trip's stop times as parallel tuples, for code that runs per realtime update.
+
+    Built once per trip (:meth:`Schedule.timetable`): reading ``arrivals_s[i]`` is far cheaper
+    than walking :class:`StopTime` objects, and ``index_of_sequence`` saves a dict per update.
+    """
+
+    stop_ids: tuple[str, ...]
+    arrivals_s: tuple[int, ...]
+    departures_s: tuple[int, ...]
+    index_of_sequence: Mapping[int, int]
+
+    @classmethod
+    def of(cls, trip: Trip) -> Timetable:
+        stop_times = trip.stop_times
+        return cls(
+            tuple(st.stop_id for st in stop_times),
+            tuple(st.arrival_s for st in stop_times),
+            tuple(st.departure_s for st in stop_times),
+            {st.stop_sequence: index for index, st in enumerate(stop_times)},
+        )
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Several feeds merged for look-ups.
@@ -268,6 +292,9 @@ class Schedule:
     trips: Mapping[str, Trip]
     trips_by_route: Mapping[str, tuple[Trip, ...]]
     _by_feed: Mapping[str, Feed]
+    # Derived look-ups filled on first use (the schedule never changes once loaded).
+    _timetables: dict[str, Timetable] = field(default_factory=dict, compare=False, repr=False)
+    _timezones: dict[str, ZoneInfo] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, feeds: Sequence[Feed]) -> Schedule:
@@ -320,7 +347,20 @@ class Schedule:
         return self.routes[trip.route_id]
 
     def timezone_of(self, trip: Trip) -> ZoneInfo:
-        return ZoneInfo(self.routes[trip.route_id].timezone)
+        tz = self._timezones.get(trip.route_id)
+        if tz is None:
+            tz = self._timezones[trip.route_id] = ZoneInfo(self.routes[trip.route_id].timezone)
+        return tz
+
+    def timetable(self, trip: Trip) -> Timetable:
+        """``trip``'s stop times as tuples; cached for the schedule's own trips (by identity)."""
+        cached = self._timetables.get(trip.trip_id)
+        if cached is not None and self.trips.get(trip.trip_id) is trip:
+            return cached
+        timetable = Timetable.of(trip)
+        if self.trips.get(trip.trip_id) is trip:
+            self._timetables[trip.trip_id] = timetable
+        return timetable
 
 
 def load_feeds(paths: Iterable[Path | str]) -> Schedule:
