@@ -154,6 +154,7 @@ class PublishFeedResponse(_message.Message):
     VEHICLE_POSITIONS_COUNT_FIELD_NUMBER: _builtins.int
     TICKET_VALIDATIONS_COUNT_FIELD_NUMBER: _builtins.int
     PARKING_OCCUPANCIES_COUNT_FIELD_NUMBER: _builtins.int
+    WITHDRAWALS_COUNT_FIELD_NUMBER: _builtins.int
     trip_updates_count: _builtins.int
     """Trip updates accepted and published."""
     vehicle_positions_count: _builtins.int
@@ -162,6 +163,10 @@ class PublishFeedResponse(_message.Message):
     """Ticket validations accepted and published."""
     parking_occupancies_count: _builtins.int
     """Car-park counts accepted and published."""
+    withdrawals_count: _builtins.int
+    """Trip updates and vehicle positions withdrawn: the feeds' is_deleted entities, as this agency
+    last published them (never another agency's); absence from a FULL_DATASET withdraws nothing.
+    """
     def __init__(
         self,
         *,
@@ -169,10 +174,11 @@ class PublishFeedResponse(_message.Message):
         vehicle_positions_count: _builtins.int = ...,
         ticket_validations_count: _builtins.int = ...,
         parking_occupancies_count: _builtins.int = ...,
+        withdrawals_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["parking_occupancies_count", b"parking_occupancies_count", "ticket_validations_count", b"ticket_validations_count", "trip_updates_count", b"trip_updates_count", "vehicle_positions_count", b"vehicle_positions_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parking_occupancies_count", b"parking_occupancies_count", "ticket_validations_count", b"ticket_validations_count", "trip_updates_count", b"trip_updates_count", "vehicle_positions_count", b"vehicle_positions_count", "withdrawals_count", b"withdrawals_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,8 +1,9 @@
 """``madina.mobility.v1.MobilityService`` for partner operators and dashboards.
 
 PublishFeed takes the same GTFS-Realtime FeedMessages, AVL fixes, ticket validations and car-park
-counts as HTTP ingest (one code path, :mod:`.publisher`). Reads come from the compacted topics the
-processor publishes (:mod:`.state`): trip status is the GTFS-Realtime delay semantics
+counts as HTTP ingest (one code path, :mod:`.publisher`; ``is_deleted`` entities are resolved
+against what the same authenticated agency published before). Reads come from the compacted
+topics the processor publishes (:mod:`.state`): trip status is the GTFS-Realtime delay semantics
 (``resolve_trip``) applied to the trip's latest update; parking availability is each car park's
 latest status; ridership sums the hourly totals per route (and stop, when asked).
 """
@@ -17,12 +18,13 @@ import grpc
 
 from madina.bus.alert_events import timestamp
 from madina.contract import InvalidRecord
+from madina.grpc.auth import agency_of_current_call
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
 from services.mobility.api.publisher import (
     FeedRejected,
     RouteBatches,
-    feed_batches,
+    ingest_feed,
     ingest_parking,
     ingest_validations,
     parse_feed,
@@ -62,7 +64,12 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
             try:
                 if which == "gtfs_realtime_feed_message":
                     feed = parse_feed(request.gtfs_realtime_feed_message, runtime.settings.mobility_max_feed_entities)
-                    batches = feed_batches(feed, runtime.schedule)
+                    publisher = agency_of_current_call() or ""
+                    pushed = await ingest_feed(runtime.producer, runtime.schedule, feed,
+                                               runtime.pushed_feed(publisher), publisher)
+                    response.trip_updates_count += pushed.batches.trip_updates_count
+                    response.vehicle_positions_count += pushed.batches.positions_count
+                    response.withdrawals_count += pushed.withdrawn
                 elif which == "vehicle_position":
                     position = position_from_wire(request.vehicle_position, where)
                     batches = route_batches(runtime.schedule, positions=[position])

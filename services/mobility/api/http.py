@@ -3,7 +3,8 @@
 - ``POST /v1/gtfs-rt``: a GTFS-Realtime FeedMessage, ``application/x-protobuf`` (or the same
   message as JSON, ``application/json``, in the field names of the bindings' ``MessageToDict``).
   A body that does not parse is a 400 naming the problem; entities that cannot be keyed by route
-  are dead-lettered with the reason (see :mod:`.publisher`) and counted in the answer.
+  are dead-lettered with the reason (see :mod:`.publisher`) and counted in the answer. Withdrawals
+  are its ``is_deleted`` entities, per publishing principal (:mod:`.incrementality`).
 - ``POST /v1/vehicle-positions``: one raw AVL fix as JSON; a bad field is a 422 naming it.
 - ``POST /v1/ticket-validations`` and ``POST /v1/parking-occupancy``: lists as JSON, taken whole
   or refused with a 422 naming the first bad item and field.
@@ -31,7 +32,7 @@ from services.mobility.api.publisher import (
     FeedRejected,
     ParkingOccupancyIn,
     RouteBatches,
-    feed_batches,
+    ingest_feed,
     ingest_parking,
     ingest_validations,
     parking_observation,
@@ -51,6 +52,9 @@ PROTOBUF = "application/x-protobuf"
 class Accepted(BaseModel):
     trip_updates: int = Field(description="Trip updates published.")
     vehicle_positions: int = Field(description="Vehicle positions published.")
+    withdrawn: int = Field(default=0, description=(
+        "Trip updates and vehicle positions withdrawn: the feed's is_deleted entities, as this publisher last "
+        "sent them (never another publisher's). A pushed FULL_DATASET withdraws nothing by absence."))
     dead_lettered: list[str] = Field(description="Entities that could not be keyed by route, with the reason.")
 
 
@@ -111,10 +115,11 @@ PUBLISHER = require_scope(PUBLISH)
 READER = require_scope(READ)
 
 
-def _accepted(batches: RouteBatches) -> Accepted:
+def _accepted(batches: RouteBatches, withdrawn: int = 0) -> Accepted:
     return Accepted(
         trip_updates=batches.trip_updates_count,
         vehicle_positions=batches.positions_count,
+        withdrawn=withdrawn,
         dead_lettered=[reason for _, _, _, reason in batches.dead],
     )
 
@@ -144,9 +149,9 @@ def ingest_router() -> APIRouter:
             feed = parse_feed(body, runtime.settings.mobility_max_feed_entities)
         except FeedRejected as error:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
-        batches = feed_batches(feed, runtime.schedule, feed_id=principal.principal_id)
-        await publish(runtime.producer, batches)
-        return _accepted(batches)
+        pushed = await ingest_feed(runtime.producer, runtime.schedule, feed,
+                                   runtime.pushed_feed(principal.principal_id), principal.principal_id)
+        return _accepted(pushed.batches, pushed.withdrawn)
 
     @router.post("/vehicle-positions", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
                  summary="Publish one raw AVL position")

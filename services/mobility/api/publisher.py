@@ -11,6 +11,10 @@ static feed does not have, whose trip runs on another route than it says, or whi
 a known trip nor a known route, cannot be keyed: it goes to the input topic's ``.dlq`` alone (as
 a batch of one, with the reason) and the feed's other entities still flow. A FeedMessage that
 does not parse is refused whole (:class:`FeedRejected`, HTTP 400): nothing of it can be trusted.
+
+A pushed FeedMessage (:func:`ingest_feed`) also withdraws, as a polled one does, its
+``is_deleted`` entities, resolved against what the same producer (principal) pushed before; unlike
+a poll, a pushed FULL_DATASET withdraws nothing by absence (why: :mod:`.incrementality`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from madina.contract import InvalidRecord
 from madina.http import parse_items
 from madina.inputs import echo
 from madina_proto.mobility.v1 import events_pb2
+from services.mobility.api.incrementality import FeedEntities
 from services.mobility.convert import (
     feed_from_pb,
     parking_to_wire,
@@ -135,9 +140,10 @@ def feed_batches(feed: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, feed_i
 
 
 def withdrawal_batches(
-    withdrawn: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, at: datetime, feed_id: str = ""
+    withdrawn: gtfs_realtime_pb2.FeedMessage, schedule: Schedule, at: datetime | None = None, feed_id: str = ""
 ) -> RouteBatches:
-    """Removal events for entities a producer withdrew: each one's last known form, ``deleted`` at ``at``.
+    """Removal events for entities a producer withdrew: each one's last known form, ``deleted`` at ``at``
+    (by default the time in ``withdrawn``'s header, that of the message that withdrew them).
 
     An entity that could not be keyed by route never reached the topic, so there is nothing to remove:
     it is left out rather than dead-lettered a second time.
@@ -147,10 +153,52 @@ def withdrawal_batches(
     for entity in live.entity:
         entity.is_deleted = False  # feed_from_pb skips deleted entities; these carry their selectors
     trip_updates, positions, _ = feed_from_pb(live)
+    at = at if at is not None else datetime.fromtimestamp(withdrawn.header.timestamp, UTC)
     batches = route_batches(schedule, [replace(u, deleted=True, timestamp=at) for u in trip_updates],
                             [replace(p, deleted=True, timestamp=at) for p in positions], feed_id)
     batches.dead.clear()
     return batches
+
+
+@dataclass
+class PushedFeed:
+    """What one push producer (a principal) has said, entity by entity, for its withdrawals."""
+
+    known: FeedEntities
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # its pushes fold in the order they publish
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What one pushed FeedMessage published: its entities as route batches, and how many it withdrew."""
+
+    batches: RouteBatches
+    withdrawn: int
+
+
+async def ingest_feed(
+    producer: EventProducer, schedule: Schedule, feed: gtfs_realtime_pb2.FeedMessage, pushed: PushedFeed,
+    feed_id: str,
+) -> Pushed:
+    """Publish a pushed FeedMessage: every entity it carries, and the withdrawal of those it marks
+    ``is_deleted``, as last pushed by the same producer (:mod:`.incrementality`, as pull mode).
+
+    Unlike a poll, every entity is published even if unchanged: a push is the producer's own update.
+    What the producer has said is only taken as known once everything is acknowledged, so a push
+    that fails (and is retried) still withdraws what it withdraws.
+    """
+    async with pushed.lock:
+        before = pushed.known.entities, pushed.known.subjects
+        changes = pushed.known.fold(feed, absence_withdraws=False)
+        batches = feed_batches(feed, schedule, feed_id)
+        withdrawals = withdrawal_batches(changes.withdrawn, schedule, feed_id=feed_id)
+        try:
+            await publish(producer, batches)
+            await publish(producer, withdrawals)
+        except BaseException:
+            pushed.known.entities, pushed.known.subjects = before
+            raise
+    return Pushed(batches, withdrawals.trip_updates_count + withdrawals.positions_count)
 
 
 async def publish(producer: EventProducer, batches: RouteBatches) -> None:

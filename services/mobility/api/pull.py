@@ -7,11 +7,11 @@ Many operators publish a FeedMessage at a URL rather than push it. Each URL gets
   ``Last-Modified``), so an unchanged feed costs a 304 and nothing else;
 - parses the body with the same :func:`.publisher.parse_feed` as push ingest, and publishes through
   :func:`.publisher.feed_batches` / :func:`.publisher.publish` (route keys, dead letters);
-- follows the feed's ``incrementality`` as the GTFS-Realtime reference defines it. A
-  ``FULL_DATASET`` replaces everything known of that feed: entities absent from it are gone. A
-  ``DIFFERENTIAL`` message carries only changed entities, and ``is_deleted`` removes one (the
-  reference: "relevant only for incremental fetches"; in a full dataset such an entity is simply
-  not there). Either way the poller keeps the feed's current entities (by entity id) and publishes
+- follows the feed's ``incrementality`` as the GTFS-Realtime reference defines it, with the same
+  code as push ingest (:mod:`.incrementality`). A ``FULL_DATASET`` replaces everything known of
+  that feed: entities absent from it are gone. A ``DIFFERENTIAL`` message carries only changed
+  entities, and ``is_deleted`` removes one. Either way the poller keeps the feed's current entities
+  (by entity id) and publishes
   only the ones that are new or changed since the last poll: an unchanged trip is not re-sent every
   interval, so the processor's "two consecutive updates" counts updates, not polls;
 - publishes what is gone as a withdrawal: the entity's last known trip update or position, marked
@@ -30,25 +30,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import httpx
 from google.transit import gtfs_realtime_pb2
 
 from madina.bus import EventProducer
+from services.mobility.api.incrementality import FeedChanges, FeedEntities
 from services.mobility.api.publisher import FeedRejected, feed_batches, parse_feed, publish, withdrawal_batches
 from services.mobility.domain.gtfs import Schedule
 
 log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
-
-
-@dataclass(frozen=True)
-class FeedChanges:
-    """What one fetched feed changed: entities new or changed, and entities withdrawn (as last known)."""
-
-    changed: gtfs_realtime_pb2.FeedMessage
-    withdrawn: gtfs_realtime_pb2.FeedMessage
 
 
 @dataclass
@@ -61,11 +53,16 @@ class FeedPoller:
     max_entities: int
     etag: str = ""
     last_modified: str = ""
-    entities: dict[str, bytes] = field(default_factory=dict)  # entity id -> serialised FeedEntity
-    # entity id -> the trip run and vehicle it speaks of, kept so a poll parses only what changed
-    subjects: dict[str, frozenset[tuple[str, ...]]] = field(default_factory=dict)
+    known: FeedEntities = field(init=False)
     failures: int = 0
     polls: int = 0  # every completed poll, 304 included: tests and /metrics-style logs wait on it
+
+    def __post_init__(self) -> None:
+        self.known = FeedEntities(limit=self.max_entities)
+
+    @property
+    def entities(self) -> dict[str, bytes]:
+        return self.known.entities
 
     def request_headers(self) -> dict[str, str]:
         headers = {"Accept": PROTOBUF}
@@ -82,48 +79,7 @@ class FeedPoller:
 
     def changed_entities(self, feed: gtfs_realtime_pb2.FeedMessage) -> FeedChanges:
         """What ``feed`` changes (new or changed entities, withdrawn ones), folding it into the known entities."""
-        full = feed.header.incrementality != gtfs_realtime_pb2.FeedHeader.DIFFERENTIAL
-        known = {} if full else dict(self.entities)
-        known_subjects = {} if full else dict(self.subjects)
-        changed, withdrawn = gtfs_realtime_pb2.FeedMessage(), gtfs_realtime_pb2.FeedMessage()
-        changed.header.CopyFrom(feed.header)
-        withdrawn.header.CopyFrom(feed.header)
-        deleted_unknown: list[gtfs_realtime_pb2.FeedEntity] = []
-        for entity in feed.entity:
-            if entity.is_deleted:
-                known.pop(entity.id, None)
-                known_subjects.pop(entity.id, None)
-                if entity.id not in self.entities:  # e.g. deleted before our first poll: its own selectors
-                    deleted_unknown.append(entity)
-                continue
-            wire = entity.SerializeToString(deterministic=True)
-            if self.entities.get(entity.id) != wire:
-                changed.entity.append(entity)
-                known_subjects[entity.id] = _subjects(entity)
-            else:
-                known_subjects[entity.id] = self.subjects[entity.id]
-            known[entity.id] = wire
-        current = set().union(*known_subjects.values())
-        gone = [gtfs_realtime_pb2.FeedEntity.FromString(self.entities[entity_id])
-                for entity_id in sorted(set(self.entities) - set(known))]
-        for entity in (*gone, *deleted_unknown):
-            subjects = _subjects(entity)
-            if subjects and not subjects & current:
-                withdrawn.entity.append(entity)
-        self.entities, self.subjects = known, known_subjects
-        return FeedChanges(changed, withdrawn)
-
-
-def _subjects(entity: gtfs_realtime_pb2.FeedEntity) -> frozenset[tuple[str, ...]]:
-    """What an entity speaks of: its trip run and its vehicle (two entity ids may speak of one)."""
-    subjects: set[tuple[str, ...]] = set()
-    if entity.HasField("trip_update"):
-        trip = entity.trip_update.trip
-        if trip.trip_id:
-            subjects.add(("trip", trip.trip_id, trip.start_date, trip.start_time))
-    if entity.HasField("vehicle") and entity.vehicle.vehicle.id:
-        subjects.add(("vehicle", entity.vehicle.vehicle.id))
-    return frozenset(subjects)
+        return self.known.fold(feed)
 
 
 async def poll_once(
@@ -142,8 +98,7 @@ async def poll_once(
     if changes.changed.entity:
         await publish(producer, feed_batches(changes.changed, schedule, feed_id=poller.url))
     if changes.withdrawn.entity:
-        at = datetime.fromtimestamp(feed.header.timestamp, UTC)
-        await publish(producer, withdrawal_batches(changes.withdrawn, schedule, at, feed_id=poller.url))
+        await publish(producer, withdrawal_batches(changes.withdrawn, schedule, feed_id=poller.url))
     return len(changes.changed.entity) + len(changes.withdrawn.entity)
 
 

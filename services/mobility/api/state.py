@@ -25,6 +25,8 @@ from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
 from madina_proto.mobility.v1 import events_pb2, status_pb2
+from services.mobility.api.incrementality import FeedEntities
+from services.mobility.api.publisher import PushedFeed
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.gtfs import Schedule
@@ -47,11 +49,20 @@ class MobilityRuntime:
     ridership: LatestByKey[events_pb2.RidershipCounted] = field(default_factory=LatestByKey)
     ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     pollers: list[FeedPoller] = field(default_factory=list)  # pull mode's, one per producer feed
+    pushed_feeds: dict[str, PushedFeed] = field(default_factory=dict)  # push mode's, one per principal
     producer_ready: bool = False
 
     @property
     def paths(self) -> PathIndex:
         return PathIndex(self.schedule)
+
+    def pushed_feed(self, principal_id: str) -> PushedFeed:
+        """What ``principal_id`` has pushed so far (its own feed: another producer's is not its to replace)."""
+        pushed = self.pushed_feeds.get(principal_id)
+        if pushed is None:
+            limit = self.settings.mobility_max_feed_entities
+            pushed = self.pushed_feeds[principal_id] = PushedFeed(FeedEntities(limit=limit))
+        return pushed
 
     def statuses(self) -> list[status_pb2.RouteStatusChanged]:
         return [self.latest.values[route_id] for route_id in sorted(self.latest.values)]

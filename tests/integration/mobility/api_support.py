@@ -19,7 +19,8 @@ from services.mobility.api.state import MobilityRuntime
 from services.mobility.settings import MobilitySettings
 from services.mobility.topics import ALL
 
-PRINCIPALS = {"operator-feed": ["mobility:publish"], "dashboard": ["mobility:read"]}
+PRINCIPALS = {"operator-feed": ["mobility:publish"], "other-operator": ["mobility:publish"],
+              "dashboard": ["mobility:read"]}
 
 
 @dataclass

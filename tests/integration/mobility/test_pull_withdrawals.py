@@ -65,13 +65,14 @@ async def producer_feed(body: list[bytes]) -> AsyncIterator[str]:
         yield url
 
 
-async def _served(client: httpx.AsyncClient, api: MobilityApi, which: str) -> rt.FeedMessage:
+async def served_feed(client: httpx.AsyncClient, api: MobilityApi, which: str) -> rt.FeedMessage:
+    """The API's GTFS-Realtime feed ``which`` (trip-updates, vehicle-positions, alerts), as a reader gets it."""
     response = await client.get(f"/gtfs-rt/{which}.pb", headers=api.headers("dashboard"))
     assert response.status_code == 200, response.text
     return rt.FeedMessage.FromString(response.content)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 45
     while not await check():
@@ -92,22 +93,23 @@ async def test_a_withdrawn_trip_update_and_vehicle_leave_the_feeds_out(broker: s
             poller = FeedPoller(url, interval_s=1, max_backoff_s=1, max_entities=100)
 
             async def trips() -> list[str]:
-                return sorted(e.trip_update.trip.trip_id for e in (await _served(client, api, "trip-updates")).entity)
+                feed = await served_feed(client, api, "trip-updates")
+                return sorted(e.trip_update.trip.trip_id for e in feed.entity)
 
             async def vehicles() -> list[str]:
-                return [e.vehicle.vehicle.id for e in (await _served(client, api, "vehicle-positions")).entity]
+                return [e.vehicle.vehicle.id for e in (await served_feed(client, api, "vehicle-positions")).entity]
 
             assert await poll_once(poller, fetcher, plan, api.runtime.producer) == 3
             both = sorted([first.trip.trip_id, second.trip.trip_id])
-            await _until(lambda: _all(trips, both, vehicles, ["PULL-BUS-1"]), "both trips and the bus in the feeds")
+            await until(lambda: _all(trips, both, vehicles, ["PULL-BUS-1"]), "both trips and the bus in the feeds")
 
             body[0] = _feed(now, [first], vehicle=None)  # a full dataset without the second trip and the bus
             assert await poll_once(poller, fetcher, plan, api.runtime.producer) == 2  # two withdrawals
-            await _until(lambda: _all(trips, [first.trip.trip_id], vehicles, []), "the withdrawn trip and bus gone")
+            await until(lambda: _all(trips, [first.trip.trip_id], vehicles, []), "the withdrawn trip and bus gone")
 
             body[0] = _feed(now, [], None, rt.FeedHeader.DIFFERENTIAL, deleted=(f"tu-{first.trip.trip_id}",))
             assert await poll_once(poller, fetcher, plan, api.runtime.producer) == 1
-            await _until(lambda: _all(trips, [], vehicles, []), "the deleted trip gone")
+            await until(lambda: _all(trips, [], vehicles, []), "the deleted trip gone")
     finally:
         processor.stop()
 

@@ -1,0 +1,77 @@
+"""Push ingest's withdrawals, without a broker: is_deleted resolved against the same publisher's entities,
+no withdrawal by absence, a bounded memory, and nothing forgotten when publishing fails."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from google.transit import gtfs_realtime_pb2 as rt
+
+from madina.bus import EventProducer
+from services.mobility.api.incrementality import FeedEntities
+from services.mobility.api.publisher import PushedFeed, ingest_feed
+from services.mobility.domain.gtfs import Schedule
+from tests.unit.mobility.test_mobility_withdrawals import T0, _feed, _withdrawn_trips
+
+
+def test_a_pushed_full_dataset_withdraws_nothing_by_absence_and_is_deleted_withdraws_as_last_sent() -> None:
+    known = FeedEntities()
+    known.fold(_feed({"a": "1-0800", "b": "1-0820"}, vehicles=("BK-E01",)), absence_withdraws=False)
+    partial = known.fold(_feed({"a": "1-0800"}), absence_withdraws=False)  # FULL_DATASET of "a" alone
+    assert not partial.withdrawn.entity and set(known.entities) == {"a", "b", "vp-BK-E01"}
+    # is_deleted counts in a full dataset too, and an id-only deletion is the entity as last sent.
+    deletion = known.fold(_feed({}, deleted=("b", "vp-BK-E01")), absence_withdraws=False)
+    assert _withdrawn_trips(deletion.withdrawn) == ["1-0820", "BK-E01"]
+    assert deletion.withdrawn.entity[0].trip_update.stop_time_update[0].departure.delay == 60
+    assert set(known.entities) == {"a"}
+
+
+def test_remembered_entities_are_bounded_the_longest_known_forgotten_first() -> None:
+    known = FeedEntities(limit=2)
+    for entity_id, trip_id in (("a", "1-0800"), ("b", "1-0820"), ("c", "1-0840")):
+        known.fold(_feed({entity_id: trip_id}, rt.FeedHeader.DIFFERENTIAL))
+    assert list(known.entities) == ["b", "c"] and set(known.subjects) == {"b", "c"}
+    forgotten = known.fold(_feed({}, rt.FeedHeader.DIFFERENTIAL, deleted=("a",)))
+    assert not forgotten.withdrawn.entity  # an id-only deletion of a forgotten entity has nothing to name
+
+
+class _FailingProducer:
+    """A producer whose broker is down: every send fails."""
+
+    source = "test"
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        raise ConnectionError("broker down")
+
+
+class _RecordingProducer:
+    source = "test"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+
+    async def send(self, spec: Any, key: str, message: Any) -> asyncio.Future[None]:
+        self.sent.append((spec.name, key, message))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_a_push_that_fails_to_publish_is_not_taken_as_said_so_its_retry_still_withdraws(
+    schedule: Schedule,
+) -> None:
+    pushed = PushedFeed(FeedEntities())
+    recording = _RecordingProducer()
+    await ingest_feed(cast(EventProducer, recording), schedule, _feed({"a": "1-0800", "b": "1-0820"}), pushed, "op")
+    deletion = _feed({}, rt.FeedHeader.DIFFERENTIAL, at=T0, deleted=("b",))
+    with pytest.raises(ConnectionError):
+        await ingest_feed(cast(EventProducer, _FailingProducer()), schedule, deletion, pushed, "op")
+    assert set(pushed.known.entities) == {"a", "b"}
+    recording.sent.clear()
+    retried = await ingest_feed(cast(EventProducer, recording), schedule, deletion, pushed, "op")
+    assert retried.withdrawn == 1
+    [(topic, key, batch)] = recording.sent
+    assert (topic, key) == ("mobility.trip-updates.v1", "BK-1")
+    assert [(u.trip_id, u.deleted, u.feed_id) for u in batch.trip_updates] == [("1-0820", True, "op")]
