@@ -132,12 +132,18 @@ def container_to_pb(container: Container) -> container_pb2.Container:
     )
 
 
+@cache
+def _container_pb(container: Container) -> container_pb2.Container:
+    # Built once per container (a container is frozen): the processor sends a status per record.
+    return container_to_pb(container)
+
+
 def status_to_pb(
     status: ContainerStatus, container: Container, active_alerts: Sequence[alerts_pb2.AlertEvent] = ()
 ) -> container_pb2.ContainerStatus:
     """The API's view of a container; ``active_alerts`` come from the caller (e.g. the status topic)."""
     message = container_pb2.ContainerStatus(
-        container=container_to_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=list(active_alerts)
+        container=_container_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=list(active_alerts)
     )
     for name in ("fill_ratio", "temperature_c", "tilt_deg", "lid_open", "battery_percent"):
         value = getattr(status, name)

@@ -32,11 +32,10 @@ applied in turn; alerts go through the shared episode machine (:mod:`madina.aler
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
-from statistics import median
 from typing import Any, NamedTuple
 
 from madina.alerts import (
@@ -50,8 +49,10 @@ from madina.alerts import (
     Severity,
     check_silence,
     force_clear,
+    quiet_step,
     record_observation,
     step,
+    touch,
 )
 from madina.alerts.timeutil import require_utc, time_from_text, time_to_text
 from madina.eventtime import EventTimeBounds, event_time_problem
@@ -184,24 +185,27 @@ class ContainerState:
         return estimate_fill(self.fill_history)
 
     def to_dict(self) -> dict[str, Any]:
+        """Compact: times as integer microseconds since the epoch, episodes as lists (an idle one
+        is just its time); it is written per record at a live rate. :meth:`from_dict` also reads
+        the earlier form (ISO times, episodes as ``EpisodeState.to_dict``)."""
         last = self.last_reading
         return {
             "container_id": self.container_id,
             "data_gap": _data_gap_to(self.data_gap),
-            "episodes": {rule: episode.to_dict() for rule, episode in sorted(self.episodes.items())},
+            "episodes": {rule: _episode_to(episode) for rule, episode in sorted(self.episodes.items())},
             "fill_history": _series_to(self.fill_history),
             "recent_temperatures": _series_to(self.recent_temperatures),
             "last_reading": None if last is None else {
-                "observe_time": time_to_text(last.observe_time),
+                "observe_time": micros_of(last.observe_time),
                 "fill_ratio": last.fill_ratio,
                 "temperature_c": last.temperature_c,
                 "tilt_deg": last.tilt_deg,
                 "lid_open": last.lid_open,
                 "battery_percent": last.battery_percent,
             },
-            "last_emptied_time": time_to_text(self.last_emptied_time),
-            "tilted_since": time_to_text(self.tilted_since),
-            "lid_open_since": time_to_text(self.lid_open_since),
+            "last_emptied_time": micros_of(self.last_emptied_time),
+            "tilted_since": micros_of(self.tilted_since),
+            "lid_open_since": micros_of(self.lid_open_since),
         }
 
     @classmethod
@@ -211,21 +215,21 @@ class ContainerState:
         return cls(
             container_id=container_id,
             data_gap=_data_gap_from(data["data_gap"], container_id),
-            episodes={rule: EpisodeState.from_dict(raw) for rule, raw in data.get("episodes", {}).items()},
+            episodes={rule: _episode_from(raw, container_id, rule) for rule, raw in data.get("episodes", {}).items()},
             fill_history=_series_from(data.get("fill_history", [])),
             recent_temperatures=_series_from(data.get("recent_temperatures", [])),
             last_reading=None if last is None else Reading(
                 container_id=container_id,
-                observe_time=_time(last["observe_time"]),
+                observe_time=time_of_micros(last["observe_time"]),
                 fill_ratio=last["fill_ratio"],
                 temperature_c=last.get("temperature_c"),
                 tilt_deg=last.get("tilt_deg"),
                 lid_open=last.get("lid_open"),
                 battery_percent=last.get("battery_percent"),
             ),
-            last_emptied_time=time_from_text(data.get("last_emptied_time")),
-            tilted_since=time_from_text(data.get("tilted_since")),
-            lid_open_since=time_from_text(data.get("lid_open_since")),
+            last_emptied_time=_moment(data.get("last_emptied_time")),
+            tilted_since=_moment(data.get("tilted_since")),
+            lid_open_since=_moment(data.get("lid_open_since")),
         )
 
 
@@ -274,29 +278,29 @@ def apply_readings(
     rejected: list[Rejection] = []
     valid: list[Reading] = []
     for reading in readings:
-        problems = validate_reading(reading)
         if reading.container_id != container.id:
             rejected.append(Rejection(reading, RejectCode.WRONG_CONTAINER, f"container_id: expected {container.id!r}"))
-        elif problems:
+        elif problems := validate_reading(reading):
             rejected.append(Rejection(reading, RejectCode.INVALID, "; ".join(problems)))
         elif now is not None and (bounded := event_time_problem(reading.observe_time, now, config.event_time_bounds)):
             # The rule validate_reading applies with a clock, without checking the rest twice.
             rejected.append(Rejection(reading, RejectCode.OUT_OF_BOUNDS, f"observe_time: {bounded}"))
+        elif reading.observe_time.tzinfo is UTC:
+            valid.append(reading)
         else:
             valid.append(replace(reading, observe_time=require_utc(reading.observe_time)))
-    transitions: list[AlertTransition] = []
-    collections: list[Collection] = []
-    accepted = False
+    fold = _Fold(state, container, config)
     for reading in sorted(valid, key=lambda r: r.observe_time):
-        last = state.last_reading
+        last = fold.last_reading
         if last is not None and reading.observe_time <= last.observe_time:
             detail = f"observe_time: not after the newest accepted reading ({last.observe_time.isoformat()})"
             rejected.append(Rejection(reading, RejectCode.STALE, detail))
             continue
-        accepted = True
-        state = _apply_one(state, reading, container, config, transitions, collections)
-    status = container_status(state) if accepted else None
-    return StepResult(state, transitions, collections, status, rejected)
+        fold.apply(reading)
+    if fold.last_reading is state.last_reading:  # nothing accepted
+        return StepResult(state, fold.transitions, fold.collections, None, rejected)
+    state = fold.state()
+    return StepResult(state, fold.transitions, fold.collections, container_status(state), rejected)
 
 
 def check_data_gap(
@@ -333,154 +337,209 @@ def container_status(state: ContainerState) -> ContainerStatus:
     )
 
 
-def _apply_one(
-    state: ContainerState,
-    reading: Reading,
-    container: Container,
-    config: DetectionConfig,
-    transitions: list[AlertTransition],
-    collections: list[Collection],
-) -> ContainerState:
-    now = reading.observe_time
-    episodes = dict(state.episodes)
-    data_gap, cleared = record_observation(state.data_gap, now, _details(container, DATA_GAP_CATEGORY, "s"))
-    if cleared is not None:
-        transitions.append(cleared)
+class _Fold:
+    """One batch's readings folded into a container's state, one by one, in mutable locals.
 
-    def evaluate(rule_id: str, severity: Severity | None, value: float, threshold: float | None, clear: bool,
-                 message: str) -> None:
-        episode = episodes.get(rule_id) or EpisodeState(DOMAIN, container.id, rule_id)
+    The rules run at every reading, and building a ``ContainerState``, an ``Evaluation`` with its
+    message and an ``EpisodeState`` per rule per reading was most of the processor's time. So the
+    state is built once per batch; a rule's message and details only when its episode emits
+    (:func:`~madina.alerts.quiet_step` says when); and an idle episode meeting no breach, by far
+    the common case, is left alone and :func:`~madina.alerts.touch`-ed once with the newest time
+    at the end, which is what stepping it through every such reading gives.
+    """
+
+    def __init__(self, state: ContainerState, container: Container, config: DetectionConfig) -> None:
+        self.container = container
+        self.config = config
+        self.container_id = state.container_id
+        self.data_gap = state.data_gap
+        self.episodes = dict(state.episodes)
+        self.untouched: dict[str, datetime] = {}  # idle rule -> the newest quiet evaluation not yet applied
+        self.history = list(state.fill_history)
+        self.temperatures = list(state.recent_temperatures)
+        self.last_reading = state.last_reading
+        self.emptied_time = state.last_emptied_time
+        self.tilted_since = state.tilted_since
+        self.lid_since = state.lid_open_since
+        self.transitions: list[AlertTransition] = []
+        self.collections: list[Collection] = []
+
+    def state(self) -> ContainerState:
+        episodes = self.episodes
+        for rule_id, moment in self.untouched.items():
+            episodes[rule_id] = touch(episodes.get(rule_id) or EpisodeState(DOMAIN, self.container_id, rule_id), moment)
+        return ContainerState(
+            container_id=self.container_id,
+            data_gap=self.data_gap,
+            episodes=episodes,
+            fill_history=tuple(self.history),
+            recent_temperatures=tuple(self.temperatures),
+            last_reading=self.last_reading,
+            last_emptied_time=self.emptied_time,
+            tilted_since=self.tilted_since,
+            lid_open_since=self.lid_since,
+        )
+
+    def evaluate(self, rule_id: str, now: datetime, severity: Severity | None, value: float,
+                 threshold: float | None, clear: bool, message: Callable[[], str]) -> None:
+        episode = self.episodes.get(rule_id)
+        if severity is None and (episode is None or episode.alert_id is None):
+            self.untouched[rule_id] = now
+            return
+        self.untouched.pop(rule_id, None)
+        if episode is None:
+            episode = EpisodeState(DOMAIN, self.container_id, rule_id)
+        policy = self.config.policy(rule_id)
+        quiet = quiet_step(episode, now, severity, value, clear, policy)
+        if quiet is not None:
+            self.episodes[rule_id] = quiet
+            return
         evaluation = Evaluation(
             event_time=now,
             severity=severity,
             observed_value=value,
             threshold=threshold,
             below_clear_level=clear,
-            message=f"{container.id}: {message}",
-            details=_details(container, CATEGORY[rule_id], UNIT[rule_id]),
+            message=f"{self.container.id}: {message()}",
+            details=_details(self.container, CATEGORY[rule_id], UNIT[rule_id]),
         )
-        episodes[rule_id], transition = step(episode, evaluation, config.policy(rule_id))
+        self.episodes[rule_id], transition = step(episode, evaluation, policy)
         if transition is not None:
-            transitions.append(transition)
+            self.transitions.append(transition)
 
-    # Fill, emptying and the full rule.
-    history = state.fill_history
-    emptied_time = state.last_emptied_time
-    if history:
-        before = _judged_fill(history, config.judged_readings)
-        # Judged against the lowest recent reading: two "bag across the beam" spikes among three
-        # readings lift the median, and must not turn the next honest reading into an emptying.
-        floor = min(v for _, v in history[-config.judged_readings:])
-        drop = before - reading.fill_ratio
-        if (
-            floor - reading.fill_ratio >= config.emptying_min_drop
-            and reading.fill_ratio <= floor * config.emptying_max_remaining
-        ):
-            assert state.last_reading is not None
-            collections.append(Collection(
-                container_id=container.id,
-                city=container.city,
-                district=container.district,
-                stream=container.stream.value,
-                previous_reading_time=state.last_reading.observe_time,
-                detect_time=now,
-                fill_ratio_before=before,
-                fill_ratio_after=reading.fill_ratio,
-                collected_l=round(drop * container.volume_l, 1),
-            ))
-            full = episodes.get(RULE_FULL)
-            if full is not None and full.active:
-                message = f"{container.id}: emptied (fill {before:.0%} -> {reading.fill_ratio:.0%})"
-                episodes[RULE_FULL], transition = force_clear(
-                    full, now, reading.fill_ratio, message, _details(container, CATEGORY[RULE_FULL], UNIT[RULE_FULL])
-                )
-                if transition is not None:
-                    transitions.append(transition)
-            history, emptied_time = (), now
-    history = (*history, (now, reading.fill_ratio))[-MAX_HISTORY:]
-    judged = _judged_fill(history, config.judged_readings)
-    if judged >= config.full_major_ratio:
-        severity, threshold = Severity.MAJOR, config.full_major_ratio
-    elif judged >= config.full_warning_ratio:
-        severity, threshold = Severity.WARNING, config.full_warning_ratio
-    else:
-        severity, threshold = None, None
-    evaluate(RULE_FULL, severity, judged, threshold, judged <= config.full_clear_ratio,
-             f"fill {judged:.0%}" + (f" (at or above {threshold:.0%})" if threshold is not None else ""))
-
-    # Fire risk: absolute temperature or a fast rise.
-    temperatures = state.recent_temperatures
-    if reading.temperature_c is not None:
-        temp = reading.temperature_c
-        temperatures = tuple((t, v) for t, v in temperatures if now - t <= config.fire_rise_lookback)
-        rise = _fast_rise(temperatures, now, temp, config)
-        if temp > config.fire_temperature_c:
-            evaluate(RULE_FIRE, Severity.CRITICAL, temp, config.fire_temperature_c, False,
-                     f"temperature {temp:.1f} °C above {config.fire_temperature_c:g} °C: fire risk")
-        elif rise is not None:
-            base_time, base = rise
-            minutes = (now - base_time).total_seconds() / 60
-            evaluate(RULE_FIRE, Severity.CRITICAL, temp, base + config.fire_rise_c, False,
-                     f"temperature rose {temp - base:.1f} °C in {minutes:.0f} min "
-                     f"({(temp - base) / minutes:.2f} °C/min): fire risk")
+    def apply(self, reading: Reading) -> None:
+        container, config = self.container, self.config
+        now = reading.observe_time
+        if self.data_gap.episode.alert_id is None:
+            # What record_observation does for an idle gap, without its checks and allocations.
+            previous = self.data_gap.last_observation_time
+            if previous is None or now > previous:
+                self.data_gap = DataGapState(self.data_gap.episode, now, self.data_gap.watched_since)
         else:
-            evaluate(RULE_FIRE, None, temp, None, temp <= config.fire_clear_temperature_c,
-                     f"temperature {temp:.1f} °C")
-        temperatures = (*temperatures, (now, temp))
+            self.data_gap, cleared = record_observation(
+                self.data_gap, now, _details(container, DATA_GAP_CATEGORY, "s"))
+            if cleared is not None:
+                self.transitions.append(cleared)
 
-    # Tipped over: sustained tilt.
-    tilted_since = state.tilted_since
-    if reading.tilt_deg is not None:
-        tilt = reading.tilt_deg
-        tipped = tilt >= config.tipped_tilt_deg
-        tilted_since = (tilted_since or now) if tipped else None
-        held = tilted_since is not None and now - tilted_since >= config.tipped_after
-        evaluate(RULE_TIPPED, Severity.MAJOR if held else None, tilt, config.tipped_tilt_deg if held else None,
-                 not tipped, f"tilted {tilt:.0f}°" + (" (tipped over)" if held else ""))
-
-    # Lid left open: sustained.
-    lid_since = state.lid_open_since
-    if reading.lid_open is not None:
-        lid_since = (lid_since or now) if reading.lid_open else None
-        minutes_open = (now - lid_since).total_seconds() / 60 if lid_since is not None else 0.0
-        held = lid_since is not None and now - lid_since >= config.lid_open_after
-        limit = config.lid_open_after.total_seconds() / 60
-        evaluate(RULE_LID, Severity.MINOR if held else None, minutes_open, limit if held else None,
-                 not reading.lid_open, f"lid open for {minutes_open:.0f} min" if reading.lid_open else "lid closed")
-
-    # Battery.
-    if reading.battery_percent is not None:
-        battery = reading.battery_percent
-        if battery < config.battery_minor_percent:
-            severity, threshold = Severity.MINOR, config.battery_minor_percent
-        elif battery < config.battery_warning_percent:
-            severity, threshold = Severity.WARNING, config.battery_warning_percent
+        # Fill, emptying and the full rule.
+        fill = reading.fill_ratio
+        history = self.history
+        if history:
+            before = _judged_fill(history, config.judged_readings)
+            # Judged against the lowest recent reading: two "bag across the beam" spikes among three
+            # readings lift the median, and must not turn the next honest reading into an emptying.
+            floor = min(v for _, v in history[-config.judged_readings:])
+            if floor - fill >= config.emptying_min_drop and fill <= floor * config.emptying_max_remaining:
+                self._emptied(reading, before)
+                history = self.history = []
+        history.append((now, fill))
+        if len(history) > MAX_HISTORY:
+            del history[0]
+        judged = _judged_fill(history, config.judged_readings)
+        if judged >= config.full_major_ratio:
+            severity, threshold = Severity.MAJOR, config.full_major_ratio
+        elif judged >= config.full_warning_ratio:
+            severity, threshold = Severity.WARNING, config.full_warning_ratio
         else:
             severity, threshold = None, None
-        evaluate(RULE_BATTERY, severity, battery, threshold, battery >= config.battery_clear_percent,
-                 f"battery {battery:.0f} %")
+        above = f" (at or above {threshold:.0%})" if threshold is not None else ""
+        self.evaluate(RULE_FULL, now, severity, judged, threshold, judged <= config.full_clear_ratio,
+                      lambda: f"fill {judged:.0%}{above}")
 
-    return ContainerState(
-        container_id=container.id,
-        data_gap=data_gap,
-        episodes=episodes,
-        fill_history=history,
-        recent_temperatures=temperatures,
-        last_reading=reading,
-        last_emptied_time=emptied_time,
-        tilted_since=tilted_since,
-        lid_open_since=lid_since,
-    )
+        # Fire risk: absolute temperature or a fast rise.
+        if reading.temperature_c is not None:
+            temp = reading.temperature_c
+            lookback = config.fire_rise_lookback
+            temperatures = self.temperatures = [(t, v) for t, v in self.temperatures if now - t <= lookback]
+            rise = _fast_rise(temperatures, now, temp, config)
+            if temp > config.fire_temperature_c:
+                self.evaluate(RULE_FIRE, now, Severity.CRITICAL, temp, config.fire_temperature_c, False,
+                              lambda: f"temperature {temp:.1f} °C above {config.fire_temperature_c:g} °C: fire risk")
+            elif rise is not None:
+                base_time, base = rise
+                minutes = (now - base_time).total_seconds() / 60
+                self.evaluate(RULE_FIRE, now, Severity.CRITICAL, temp, base + config.fire_rise_c, False,
+                              lambda: f"temperature rose {temp - base:.1f} °C in {minutes:.0f} min "
+                                      f"({(temp - base) / minutes:.2f} °C/min): fire risk")
+            else:
+                self.evaluate(RULE_FIRE, now, None, temp, None, temp <= config.fire_clear_temperature_c,
+                              lambda: f"temperature {temp:.1f} °C")
+            temperatures.append((now, temp))
+
+        # Tipped over: sustained tilt.
+        if reading.tilt_deg is not None:
+            tilt = reading.tilt_deg
+            tipped = tilt >= config.tipped_tilt_deg
+            tilted_since = self.tilted_since = (self.tilted_since or now) if tipped else None
+            tipped_held = tilted_since is not None and now - tilted_since >= config.tipped_after
+            self.evaluate(RULE_TIPPED, now, Severity.MAJOR if tipped_held else None, tilt,
+                          config.tipped_tilt_deg if tipped_held else None, not tipped,
+                          lambda: f"tilted {tilt:.0f}°" + (" (tipped over)" if tipped_held else ""))
+
+        # Lid left open: sustained.
+        if reading.lid_open is not None:
+            lid_open = reading.lid_open
+            lid_since = self.lid_since = (self.lid_since or now) if lid_open else None
+            minutes_open = (now - lid_since).total_seconds() / 60 if lid_since is not None else 0.0
+            lid_held = lid_since is not None and now - lid_since >= config.lid_open_after
+            limit = config.lid_open_after.total_seconds() / 60
+            self.evaluate(RULE_LID, now, Severity.MINOR if lid_held else None, minutes_open,
+                          limit if lid_held else None, not lid_open,
+                          lambda: f"lid open for {minutes_open:.0f} min" if lid_open else "lid closed")
+
+        # Battery.
+        if reading.battery_percent is not None:
+            battery = reading.battery_percent
+            if battery < config.battery_minor_percent:
+                severity, threshold = Severity.MINOR, config.battery_minor_percent
+            elif battery < config.battery_warning_percent:
+                severity, threshold = Severity.WARNING, config.battery_warning_percent
+            else:
+                severity, threshold = None, None
+            self.evaluate(RULE_BATTERY, now, severity, battery, threshold, battery >= config.battery_clear_percent,
+                          lambda: f"battery {battery:.0f} %")
+
+        self.last_reading = reading
+
+    def _emptied(self, reading: Reading, before: float) -> None:
+        """A collection: recorded, and the full alert closed at once."""
+        container, now = self.container, reading.observe_time
+        assert self.last_reading is not None
+        self.collections.append(Collection(
+            container_id=container.id,
+            city=container.city,
+            district=container.district,
+            stream=container.stream.value,
+            previous_reading_time=self.last_reading.observe_time,
+            detect_time=now,
+            fill_ratio_before=before,
+            fill_ratio_after=reading.fill_ratio,
+            collected_l=round((before - reading.fill_ratio) * container.volume_l, 1),
+        ))
+        full = self.episodes.get(RULE_FULL)
+        if full is not None and full.active:
+            message = f"{container.id}: emptied (fill {before:.0%} -> {reading.fill_ratio:.0%})"
+            self.episodes[RULE_FULL], transition = force_clear(
+                full, now, reading.fill_ratio, message, _details(container, CATEGORY[RULE_FULL], UNIT[RULE_FULL])
+            )
+            if transition is not None:
+                self.transitions.append(transition)
+        self.emptied_time = now
 
 
 def _judged_fill(history: Sequence[tuple[datetime, float]], count: int) -> float:
-    return float(median(v for _, v in history[-count:]))
+    """The median of the last ``count`` fills (``statistics.median``'s value, at a fraction of its cost)."""
+    values = sorted([v for _, v in history[-count:]])
+    middle = len(values) // 2
+    return float(values[middle]) if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def _fast_rise(
     earlier: Sequence[tuple[datetime, float]], now: datetime, temp: float, config: DetectionConfig
 ) -> tuple[datetime, float] | None:
     """The earlier reading from which ``temp`` is a fire-like rise (the largest), if any."""
+    if not earlier or temp - min(value for _, value in earlier) < config.fire_rise_c:
+        return None
     best: tuple[datetime, float] | None = None
     for moment, value in earlier:
         minutes = (now - moment).total_seconds() / 60
@@ -491,6 +550,13 @@ def _fast_rise(
     return best
 
 
+def rule_details(container: Container, rule_id: str) -> AlertDetails:
+    """The details every transition of ``rule_id`` on ``container`` carries (data-gap included)."""
+    if rule_id == DATA_GAP_CATEGORY:
+        return _details(container, DATA_GAP_CATEGORY, "s")
+    return _details(container, CATEGORY[rule_id], UNIT[rule_id])
+
+
 @lru_cache(maxsize=8192)
 def _details(container: Container, category: str, unit: str) -> AlertDetails:
     # Cached (both are frozen): every rule asks for its details at every reading, and building
@@ -498,36 +564,87 @@ def _details(container: Container, category: str, unit: str) -> AlertDetails:
     return container.alert_details().refine(category=category, unit=unit)
 
 
-def _time(text: str) -> datetime:
-    moment = time_from_text(text)
-    assert moment is not None
-    return moment
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def micros_of(moment: datetime | None) -> int | None:
+    """Integer microseconds since the epoch, how stored states hold times: exact, and far cheaper
+    to write and read than ISO text."""
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(raw: int | str | None) -> datetime | None:
+    """Inverse of :func:`_micros`; ISO text is what states written before the integer form hold."""
+    if raw is None:
+        return None
+    return time_from_text(raw) if isinstance(raw, str) else _EPOCH + timedelta(microseconds=raw)
+
+
+def time_of_micros(raw: int | str) -> datetime:
+    """Inverse of :func:`micros_of` (ISO text too, as older states hold it)."""
+    moment = _moment(raw)
+    assert moment is not None
+    return moment
+
+
 def _series_to(series: Sequence[tuple[datetime, float]]) -> list[list[Any]]:
-    """Times as integer microseconds since the epoch (exact, and a third of the ISO text's size:
-    the table value is written once per record, and the fill history is most of it)."""
+    """Times as integer microseconds since the epoch (a third of the ISO text's size: the fill
+    history is most of the table value)."""
     return [[(t - _EPOCH) // _MICROSECOND, v] for t, v in series]
 
 
 def _series_from(raw: Sequence[Sequence[Any]]) -> tuple[tuple[datetime, float], ...]:
-    # ISO text is what states written before the integer form hold.
-    return tuple((_time(t) if isinstance(t, str) else _EPOCH + t * _MICROSECOND, float(v)) for t, v in raw)
+    return tuple((time_of_micros(t), float(v)) for t, v in raw)
+
+
+_IDLE_FIELDS = (None, None, None, 0, None, None, None)  # what an idle episode holds besides its time
+
+
+def _episode_to(episode: EpisodeState) -> list[Any]:
+    """``[last event time]`` for an idle episode (the usual case), every field for an active one;
+    domain, source and rule are the state's own and not repeated."""
+    if episode.alert_id is None and (
+        episode.raise_time, episode.severity, episode.threshold, episode.revision, episode.last_emit_time,
+        episode.last_emitted_value, episode.clear_hold_since,
+    ) == _IDLE_FIELDS:
+        return [micros_of(episode.last_event_time)]
+    return [
+        micros_of(episode.last_event_time), episode.alert_id, micros_of(episode.raise_time),
+        None if episode.severity is None else int(episode.severity), episode.threshold, episode.revision,
+        micros_of(episode.last_emit_time), episode.last_emitted_value, micros_of(episode.clear_hold_since),
+    ]
+
+
+def _episode_from(raw: Mapping[str, Any] | Sequence[Any], source_id: str, rule_id: str) -> EpisodeState:
+    if isinstance(raw, Mapping):  # EpisodeState.to_dict, as states written before the compact form hold
+        return EpisodeState.from_dict(raw)
+    if len(raw) == 1:
+        return EpisodeState(DOMAIN, source_id, rule_id, last_event_time=_moment(raw[0]))
+    last_event, alert, raised, severity, threshold, revision, last_emit, last_value, hold = raw
+    return EpisodeState(
+        DOMAIN, source_id, rule_id, last_event_time=_moment(last_event), alert_id=alert, raise_time=_moment(raised),
+        severity=None if severity is None else Severity(severity), threshold=threshold, revision=revision,
+        last_emit_time=_moment(last_emit), last_emitted_value=last_value, clear_hold_since=_moment(hold),
+    )
 
 
 def _data_gap_to(gap: DataGapState) -> dict[str, Any]:
-    """Without its episode while that is idle (rebuilt on load): most records find it so."""
-    data = gap.to_dict()
-    if gap.episode == DataGapState.new(DOMAIN, gap.episode.source_id).episode:
-        del data["episode"]
+    """Without its episode while that is idle and new (rebuilt on load): most records find it so."""
+    data: dict[str, Any] = {
+        "last_observation_time": micros_of(gap.last_observation_time),
+        "watched_since": micros_of(gap.watched_since),
+    }
+    if gap.episode != DataGapState.new(DOMAIN, gap.episode.source_id).episode:
+        data["episode"] = _episode_to(gap.episode)
     return data
 
 
 def _data_gap_from(data: Mapping[str, Any], container_id: str) -> DataGapState:
-    if "episode" in data:
-        return DataGapState.from_dict(data)
-    return DataGapState.from_dict({**data, "episode": DataGapState.new(DOMAIN, container_id).episode.to_dict()})
+    fresh = DataGapState.new(DOMAIN, container_id).episode
+    raw = data.get("episode")
+    return DataGapState(
+        episode=fresh if raw is None else _episode_from(raw, container_id, fresh.rule_id),
+        last_observation_time=_moment(data.get("last_observation_time")),
+        watched_since=_moment(data.get("watched_since")),
+    )

@@ -17,12 +17,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
 
-from madina.alerts import AlertState, AlertTransition
+from madina.alerts import AlertState, AlertTransition, Severity
 from madina.bus.topics import KPIS, TopicSpec
 from madina.contract import InvalidRecord, required_time
 from madina.eventtime import event_time_problem
@@ -40,6 +40,7 @@ from services.waste.convert import (
 )
 from services.waste.domain.containers import Container
 from services.waste.domain.detector import (
+    DOMAIN,
     ContainerState,
     ContainerStatus,
     DetectionConfig,
@@ -47,6 +48,9 @@ from services.waste.domain.detector import (
     apply_readings,
     check_data_gap,
     container_status,
+    micros_of,
+    rule_details,
+    time_of_micros,
 )
 from services.waste.domain.districts import (
     ContainerSummary,
@@ -64,10 +68,13 @@ class StoredState:
     """The table value's domain part: the detector's state plus the active alerts the status shows."""
 
     detector: ContainerState
-    # alert id -> the newest AlertEvent of an active episode (base64 protobuf: the table is JSON).
-    active_alerts: dict[str, str] = field(default_factory=dict)
+    # alert id -> the newest transition of an active episode, as an ``_alert_row`` (JSON-ready;
+    # its AlertEvent is re-created from it and the container, and kept in ``events``).
+    active_alerts: dict[str, list[Any]] = field(default_factory=dict)
     # The district summary last forwarded (only a change that matters is forwarded again).
     summary: ContainerSummary | None = None
+    # alert id -> the AlertEvent of its row: built once per revision, not per status; not stored.
+    events: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def new(cls, container_id: str) -> StoredState:
@@ -77,10 +84,17 @@ class StoredState:
     def from_dict(cls, data: Mapping[str, Any], container_id: str) -> StoredState:
         raw = data.get("summary")
         summary = summary_from_dict(container_id, raw) if raw is not None else None
-        return cls(ContainerState.from_dict(data["detector"]), dict(data.get("active_alerts", {})), summary)
+        stored = cls(ContainerState.from_dict(data["detector"]), {row[0]: row for row in data.get("alerts", ())},
+                     summary)
+        # States written before the compact rows hold each alert's AlertEvent in base64.
+        for alert_id, encoded in data.get("active_alerts", {}).items():
+            event = alerts_pb2.AlertEvent.FromString(base64.b64decode(encoded))
+            stored.active_alerts[alert_id] = _event_row(event)
+            stored.events[alert_id] = event
+        return stored
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"detector": self.detector.to_dict(), "active_alerts": dict(self.active_alerts)}
+        data = {"detector": self.detector.to_dict(), "alerts": list(self.active_alerts.values())}
         if self.summary is not None:
             data["summary"] = summary_to_dict(self.summary)
         return data
@@ -160,7 +174,7 @@ def status_event(
     stored: StoredState, container: Container, status: ContainerStatus | None = None
 ) -> container_pb2.ContainerStatusChanged:
     """``status``: the step's, when it has one (the fill estimate behind it is the costly part)."""
-    active = [alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)) for raw in stored.active_alerts.values()]
+    active = [_active_event(stored, row, container) for row in stored.active_alerts.values()]
     return container_pb2.ContainerStatusChanged(
         status=status_to_pb(status or container_status(stored.detector), container, active)
     )
@@ -175,6 +189,38 @@ def _track_alerts(
         events.append(event)
         if transition.state is AlertState.CLEARED:
             stored.active_alerts.pop(event.alert_id, None)
+            stored.events.pop(event.alert_id, None)
         else:
-            stored.active_alerts[event.alert_id] = base64.b64encode(event.SerializeToString()).decode()
+            stored.active_alerts[event.alert_id] = _transition_row(transition)
+            stored.events[event.alert_id] = event
     return events
+
+
+def _transition_row(transition: AlertTransition) -> list[Any]:
+    """An active alert as the state keeps it: what its AlertEvent needs beyond the container (which
+    gives the source, the district, the position and, by rule, the details; an active alert has no
+    clear time). Read back by :func:`_active_event`."""
+    return [transition.alert_id, transition.rule_id, int(transition.state), int(transition.severity),
+            transition.observed_value, transition.threshold, micros_of(transition.raise_time),
+            micros_of(transition.event_time), transition.revision, transition.message]
+
+
+def _event_row(event: alerts_pb2.AlertEvent) -> list[Any]:
+    return [event.alert_id, event.rule_id, int(event.state), int(event.severity), event.observed_value,
+            event.threshold_value, micros_of(event.raise_time.ToDatetime(tzinfo=UTC)),
+            micros_of(event.event_time.ToDatetime(tzinfo=UTC)), event.revision, event.message]
+
+
+def _active_event(stored: StoredState, row: list[Any], container: Container) -> alerts_pb2.AlertEvent:
+    alert_id, rule_id, state, severity, observed, threshold, raised, moment, revision, message = row
+    event = stored.events.get(alert_id)
+    if event is None or event.revision != revision:
+        transition = AlertTransition(
+            alert_id=alert_id, domain=DOMAIN, source_id=container.id, rule_id=rule_id, state=AlertState(state),
+            severity=Severity(severity), observed_value=observed, threshold=threshold,
+            raise_time=time_of_micros(raised), clear_time=None, event_time=time_of_micros(moment), revision=revision,
+            message=message, details=rule_details(container, rule_id),
+        )
+        event = stored.events[alert_id] = alert_event(transition, container)
+    return event
+

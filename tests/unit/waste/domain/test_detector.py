@@ -245,17 +245,41 @@ def test_state_round_trips_through_json() -> None:
     assert ContainerState.from_dict(json.loads(text)) == result.state
 
 
-def test_state_written_with_iso_times_still_loads_and_the_compact_form_is_smaller() -> None:
+def earlier_form(state: ContainerState) -> dict[str, object]:
+    """The state as ``to_dict`` wrote it before the compact form: ISO times, whole episode dicts."""
     from madina.alerts.timeutil import time_to_text
 
-    state = run(busy_day()).state
+    last = state.last_reading
+    assert last is not None
+    return {
+        "container_id": state.container_id,
+        "data_gap": state.data_gap.to_dict(),
+        "episodes": {rule: episode.to_dict() for rule, episode in state.episodes.items()},
+        "fill_history": [[time_to_text(t), v] for t, v in state.fill_history],
+        "recent_temperatures": [[time_to_text(t), v] for t, v in state.recent_temperatures],
+        "last_reading": {"observe_time": time_to_text(last.observe_time), "fill_ratio": last.fill_ratio,
+                         "temperature_c": last.temperature_c, "tilt_deg": last.tilt_deg,
+                         "lid_open": last.lid_open, "battery_percent": last.battery_percent},
+        "last_emptied_time": time_to_text(state.last_emptied_time),
+        "tilted_since": time_to_text(state.tilted_since),
+        "lid_open_since": time_to_text(state.lid_open_since),
+    }
+
+
+def test_state_written_in_the_earlier_form_still_loads_and_the_compact_form_is_under_half_its_size() -> None:
+    readings = busy_day()
+    state = run(readings[:75]).state  # the fire episode open, lid closed again
+    assert {rule for rule, episode in state.episodes.items() if episode.active} >= {RULE_FIRE}
+    state = check_data_gap(state, state.last_reading.observe_time + timedelta(hours=4), BIN)[0]  # type: ignore[union-attr]
+    assert state.data_gap.episode.active
     compact = state.to_dict()
-    assert all(isinstance(t, int) for t, _ in compact["fill_history"]) and "episode" not in compact["data_gap"]
-    old_form = {**compact, "data_gap": state.data_gap.to_dict(),
-                "fill_history": [[time_to_text(t), v] for t, v in state.fill_history],
-                "recent_temperatures": [[time_to_text(t), v] for t, v in state.recent_temperatures]}
-    assert ContainerState.from_dict(old_form) == state
-    assert len(json.dumps(compact)) < 0.85 * len(json.dumps(old_form))
+    assert all(isinstance(t, int) for t, _ in compact["fill_history"])
+    assert ContainerState.from_dict(json.loads(json.dumps(earlier_form(state)))) == state
+    assert ContainerState.from_dict(json.loads(json.dumps(compact))) == state
+    assert len(json.dumps(compact)) < 0.5 * len(json.dumps(earlier_form(state)))
+    # And a state loaded from the earlier form goes on exactly as the one that never left memory.
+    later = run(readings[75:], state)
+    assert run(readings[75:], ContainerState.from_dict(earlier_form(state))) == later
 
 
 def test_one_batch_gives_what_many_small_batches_give() -> None:
