@@ -322,6 +322,8 @@ class TripStatus(_message.Message):
     CURRENT_DELAY_S_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     STOPS_FIELD_NUMBER: _builtins.int
+    HEADWAY_BASED_FIELD_NUMBER: _builtins.int
+    SCHEDULED_HEADWAY_S_FIELD_NUMBER: _builtins.int
     trip_id: _builtins.str
     """Trip id."""
     start_date: _builtins.str
@@ -336,6 +338,13 @@ class TripStatus(_message.Message):
     """Vehicle serving it, when known."""
     current_delay_s: _builtins.int
     """Delay where the vehicle is now, seconds; absent when unknown."""
+    headway_based: _builtins.bool
+    """A headway-based run (frequencies.txt exact_times=0): its departures are nominal, the service
+    promises a headway, so it has no delay (current_delay_s and the stops' delay_s are absent;
+    predicted times stay) and it is judged by its spacing (bunching), as the processor does.
+    """
+    scheduled_headway_s: _builtins.int
+    """The run's scheduled headway in seconds, when headway_based."""
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Time of the update the picture is built on."""
@@ -356,14 +365,21 @@ class TripStatus(_message.Message):
         current_delay_s: _builtins.int | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         stops: _abc.Iterable[Global___StopStatus] | None = ...,
+        headway_based: _builtins.bool = ...,
+        scheduled_headway_s: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_delay_s", b"_current_delay_s", "current_delay_s", b"current_delay_s", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_delay_s", b"_current_delay_s", "_scheduled_headway_s", b"_scheduled_headway_s", "current_delay_s", b"current_delay_s", "scheduled_headway_s", b"scheduled_headway_s", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_delay_s", b"_current_delay_s", "current_delay_s", b"current_delay_s", "reason", b"reason", "route_id", b"route_id", "start_date", b"start_date", "state", b"state", "stops", b"stops", "trip_id", b"trip_id", "update_time", b"update_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_delay_s", b"_current_delay_s", "_scheduled_headway_s", b"_scheduled_headway_s", "current_delay_s", b"current_delay_s", "headway_based", b"headway_based", "reason", b"reason", "route_id", b"route_id", "scheduled_headway_s", b"scheduled_headway_s", "start_date", b"start_date", "state", b"state", "stops", b"stops", "trip_id", b"trip_id", "update_time", b"update_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__current_delay_s: _TypeAlias = _typing.Literal["current_delay_s"]  # noqa: Y015
     _WhichOneofArgType__current_delay_s: _TypeAlias = _typing.Literal["_current_delay_s", b"_current_delay_s"]  # noqa: Y015
+    _WhichOneofReturnType__scheduled_headway_s: _TypeAlias = _typing.Literal["scheduled_headway_s"]  # noqa: Y015
+    _WhichOneofArgType__scheduled_headway_s: _TypeAlias = _typing.Literal["_scheduled_headway_s", b"_scheduled_headway_s"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__current_delay_s) -> _WhichOneofReturnType__current_delay_s | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scheduled_headway_s) -> _WhichOneofReturnType__scheduled_headway_s | None: ...
 
 Global___TripStatus: _TypeAlias = TripStatus  # noqa: Y015
 
@@ -474,6 +490,7 @@ class RouteDelays(_message.Message):
     LATE_TRIPS_COUNT_FIELD_NUMBER: _builtins.int
     MEAN_DELAY_S_FIELD_NUMBER: _builtins.int
     TRIPS_FIELD_NUMBER: _builtins.int
+    HEADWAY_BASED_TRIPS_COUNT_FIELD_NUMBER: _builtins.int
     route_id: _builtins.str
     """Route id."""
     route_short_name: _builtins.str
@@ -482,6 +499,10 @@ class RouteDelays(_message.Message):
     """Trips at or over the lateness threshold."""
     mean_delay_s: _builtins.float
     """Mean delay of trips with fresh realtime, seconds."""
+    headway_based_trips_count: _builtins.int
+    """Headway-based runs (frequencies.txt exact_times=0) with realtime: judged by headway, they have
+    no delay, so they are in none of the figures above.
+    """
     @_builtins.property
     def trips(self) -> _containers.RepeatedCompositeFieldContainer[Global___TripDelay]:
         """Trips with fresh realtime."""
@@ -494,10 +515,11 @@ class RouteDelays(_message.Message):
         late_trips_count: _builtins.int = ...,
         mean_delay_s: _builtins.float = ...,
         trips: _abc.Iterable[Global___TripDelay] | None = ...,
+        headway_based_trips_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["late_trips_count", b"late_trips_count", "mean_delay_s", b"mean_delay_s", "route_id", b"route_id", "route_short_name", b"route_short_name", "trips", b"trips"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["headway_based_trips_count", b"headway_based_trips_count", "late_trips_count", b"late_trips_count", "mean_delay_s", b"mean_delay_s", "route_id", b"route_id", "route_short_name", b"route_short_name", "trips", b"trips"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

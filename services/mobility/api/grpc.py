@@ -4,7 +4,8 @@ PublishFeed takes the same GTFS-Realtime FeedMessages, AVL fixes, ticket validat
 counts as HTTP ingest (one code path, :mod:`.publisher`; ``is_deleted`` entities are resolved
 against what the same authenticated agency published before). Reads come from the compacted
 topics the processor publishes (:mod:`.state`): trip status is the GTFS-Realtime delay semantics
-(``resolve_trip``) applied to the trip's latest update; parking availability is each car park's
+(``resolve_trip``) applied to the trip's latest update, without delays for a headway-based run
+(:mod:`.headway`); parking availability is each car park's
 latest status; ridership sums the hourly totals per route (and stop, when asked).
 """
 
@@ -21,6 +22,7 @@ from madina.contract import InvalidRecord
 from madina.grpc.auth import agency_of_current_call
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
+from services.mobility.api.headway import headway_of
 from services.mobility.api.publisher import (
     FeedRejected,
     RouteBatches,
@@ -100,16 +102,18 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
         if trip is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown trip {request.trip_id[:200]!r}")
             raise AssertionError("abort raises")
+        headway_s = headway_of(self.runtime.schedule, trip.trip_id)
         status = self.runtime.latest.get(trip.route_id)
         for wire in status.trip_updates if status is not None else ():
             if wire.trip_id == request.trip_id and request.start_date in ("", wire.start_date):
                 update = trip_update_from_wire(wire)
                 resolved = resolve_trip(self.runtime.schedule, update, datetime.now(UTC), key=trip_key_of(update),
                                         stale_after=self.runtime.settings.rules().stale_after)
-                return pb.GetTripStatusResponse(status=trip_status_to_pb(resolved, trip.route_id))
+                return pb.GetTripStatusResponse(status=trip_status_to_pb(resolved, trip.route_id, headway_s))
         return pb.GetTripStatusResponse(status=pb.TripStatus(
             trip_id=request.trip_id, start_date=request.start_date, route_id=trip.route_id,
-            state=pb.TRIP_STATE_UNKNOWN, reason="no real-time update for this trip"))
+            state=pb.TRIP_STATE_UNKNOWN, reason="no real-time update for this trip",
+            headway_based=headway_s is not None, scheduled_headway_s=headway_s))
 
     async def ListRouteDelays(
         self, request: pb.ListRouteDelaysRequest, context: grpc.aio.ServicerContext
@@ -121,8 +125,14 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
             if wanted and status.route_id not in wanted:
                 continue
             route = self.runtime.schedule.routes[status.route_id]
-            delays = [v for v in status.vehicles if v.HasField("delay_s")]
-            out = response.routes.add(route_id=status.route_id, route_short_name=route.short_name)
+            schedule = self.runtime.schedule
+            runs = {(u.trip_id, u.start_date) for u in status.trip_updates}
+            runs |= {(v.trip_id, v.start_date) for v in status.vehicles if v.trip_id}
+            headway_runs = {run for run in runs if headway_of(schedule, run[0]) is not None}
+            delays = [v for v in status.vehicles if v.HasField("delay_s") and (v.trip_id, v.start_date) not in
+                      headway_runs]
+            out = response.routes.add(route_id=status.route_id, route_short_name=route.short_name,
+                                      headway_based_trips_count=len(headway_runs))
             for vehicle in delays:
                 out.trips.add(trip_id=vehicle.trip_id, start_date=vehicle.start_date, vehicle_id=vehicle.vehicle_id,
                               delay_s=vehicle.delay_s, stop_id=vehicle.last_stop_id, measure_time=vehicle.report_time)
@@ -194,28 +204,30 @@ def parking_availability(runtime: MobilityRuntime, city_id: str = "", car_park_i
     return out
 
 
-def _prediction(prediction: Prediction | None) -> pb.StopPrediction | None:
+def _prediction(prediction: Prediction | None, with_delay: bool = True) -> pb.StopPrediction | None:
     if prediction is None:
         return None
-    return pb.StopPrediction(time=timestamp(prediction.time), delay_s=prediction.delay_s,
+    return pb.StopPrediction(time=timestamp(prediction.time), delay_s=prediction.delay_s if with_delay else None,
                              uncertainty_s=prediction.uncertainty_s)
 
 
-def trip_status_to_pb(status: TripStatus, route_id: str) -> pb.TripStatus:
+def trip_status_to_pb(status: TripStatus, route_id: str, headway_s: int | None = None) -> pb.TripStatus:
+    """The trip's status; a headway-based run (``headway_s``, :mod:`.headway`) has predicted times, no delays."""
+    timed = headway_s is None
     out = pb.TripStatus(
         trip_id=status.key.trip_id, start_date=status.key.start_date, route_id=status.route_id or route_id,
         state=pb.TripState.Value(f"TRIP_STATE_{status.state.value}"), reason=status.reason,
-        vehicle_id=status.vehicle_id or "",
+        vehicle_id=status.vehicle_id or "", headway_based=not timed, scheduled_headway_s=headway_s,
     )
     if status.update_time is not None:
         out.update_time.CopyFrom(timestamp(status.update_time))
-    found = status.delay_at(datetime.now(UTC))
+    found = status.delay_at(datetime.now(UTC)) if timed else None
     if found is not None:
         out.current_delay_s = found[1]
     for stop in status.stops:
         item = out.stops.add(stop_sequence=stop.stop_sequence, stop_id=stop.stop_id,
                              state=pb.StopState.Value(f"STOP_STATE_{stop.state.value}"),
-                             arrival=_prediction(stop.arrival), departure=_prediction(stop.departure))
+                             arrival=_prediction(stop.arrival, timed), departure=_prediction(stop.departure, timed))
         if stop.scheduled_arrival is not None:
             item.scheduled_arrival_time.CopyFrom(timestamp(stop.scheduled_arrival))
         if stop.scheduled_departure is not None:

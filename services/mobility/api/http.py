@@ -9,7 +9,8 @@
 - ``POST /v1/ticket-validations`` and ``POST /v1/parking-occupancy``: lists as JSON, taken whole
   or refused with a 422 naming the first bad item and field.
 - ``GET /gtfs-rt/{trip-updates,vehicle-positions,alerts}.pb``: FULL_DATASET FeedMessages from the
-  routes' latest status; ``?format=json`` gives the same feed as JSON for people.
+  routes' latest status; ``?format=json`` gives the same feed as JSON for people. A headway-based
+  run's trip update has times, no delays (:mod:`.headway`).
 - ``GET /v1/car-parks`` and ``GET /v1/ridership``: GetParkingAvailability and GetRidership as JSON.
 """
 
@@ -28,6 +29,7 @@ from madina.contract import InvalidRecord
 from madina.http import require_scope
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from services.mobility.api.grpc import parking_availability, ridership_response
+from services.mobility.api.headway import headway_of, without_delays
 from services.mobility.api.publisher import (
     FeedRejected,
     ParkingOccupancyIn,
@@ -252,7 +254,10 @@ def feed_of(runtime: MobilityRuntime, which: str) -> gtfs_realtime_pb2.FeedMessa
     statuses = runtime.statuses()
     now = datetime.now(UTC)
     if which == "trip-updates":
-        return feed_message((trip_update_entity(u) for s in statuses for u in s.trip_updates), now)
+        schedule = runtime.schedule
+        return feed_message((without_delays(trip_update_entity(u), u, schedule)
+                             if headway_of(schedule, u.trip_id) is not None else trip_update_entity(u)
+                             for s in statuses for u in s.trip_updates), now)
     if which == "vehicle-positions":
         return feed_message((vehicle_entity(v) for s in statuses for v in s.vehicles), now)
     return feed_message((alert_entity(a) for s in statuses for a in s.active_alerts), now)
