@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.transit import gtfs_realtime_pb2
 
 from madina.alerts import AlertTransition
 from madina.bus.alert_events import timestamp, to_alert_event
-from madina.contract import InvalidRecord, coordinates, finite, optional_time, required_time
+from madina.contract import InvalidRecord, coordinates, finite, required_time, time_from_pb
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.mobility.v1 import events_pb2, mobility_service_pb2, status_pb2
@@ -141,12 +142,32 @@ def _event_to_wire(event: StopTimeEvent) -> events_pb2.StopTimeEvent:
     return wire
 
 
+def _wire_time(message: Message, field: str, where: str) -> datetime | None:
+    """``optional_time``, memoised by (seconds, nanos): a feed's entities share a handful of instants,
+    and building each datetime again cost more than the rest of a trip update's conversion."""
+    if not message.HasField(field):
+        return None
+    stamp = getattr(message, field)
+    seconds, nanos = stamp.seconds, stamp.nanos
+    moment = _TIMES.get((seconds, nanos))
+    if moment is None:
+        moment = time_from_pb(stamp, f"{where}{field}")  # checks the range, names the field
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        _TIMES[(seconds, nanos)] = moment
+    return moment
+
+
+_TIMES: dict[tuple[int, int], datetime] = {}
+_TIMES_KEPT = 4096
+
+
 def _event_from_wire(wire: events_pb2.StopTimeEvent, where: str) -> StopTimeEvent:
     return StopTimeEvent(
         delay_s=wire.delay_s if wire.HasField("delay_s") else None,
-        time=optional_time(wire, "time", where),
+        time=_wire_time(wire, "time", where),
         uncertainty_s=wire.uncertainty_s if wire.HasField("uncertainty_s") else None,
-        scheduled_time=optional_time(wire, "scheduled_time", where),
+        scheduled_time=_wire_time(wire, "scheduled_time", where),
     )
 
 
@@ -187,19 +208,26 @@ def trip_update_from_wire(wire: events_pb2.TripUpdateReceived, where: str = "") 
         raise InvalidRecord(f"{where}trip_id: required")
     updates = []
     for index, stu in enumerate(wire.stop_time_updates):
-        at = f"{where}stop_time_updates[{index}]."
+        try:
+            arrival = _event_from_wire(stu.arrival, "arrival.") if stu.HasField("arrival") else None
+            departure = _event_from_wire(stu.departure, "departure.") if stu.HasField("departure") else None
+        except InvalidRecord as error:  # the field's full path only when there is a problem to name
+            raise InvalidRecord(f"{where}stop_time_updates[{index}].{error}") from None
         updates.append(StopTimeUpdate(
             stop_sequence=stu.stop_sequence if stu.HasField("stop_sequence") else None,
             stop_id=stu.stop_id or None,
-            arrival=_event_from_wire(stu.arrival, f"{at}arrival.") if stu.HasField("arrival") else None,
-            departure=_event_from_wire(stu.departure, f"{at}departure.") if stu.HasField("departure") else None,
+            arrival=arrival,
+            departure=departure,
             relationship=_STOP_FROM_WIRE.get(stu.schedule_relationship, StopRelationship.SCHEDULED),
         ))
+    update_time = _wire_time(wire, "update_time", where)
+    if update_time is None:
+        raise InvalidRecord(f"{where}update_time: required")
     return TripUpdate(
         trip_id=wire.trip_id,
         start_date=wire.start_date or None,
         relationship=_TRIP_FROM_WIRE.get(wire.schedule_relationship, TripRelationship.SCHEDULED),
-        timestamp=required_time(wire, "update_time", where),
+        timestamp=update_time,
         route_id=wire.route_id or None,
         direction_id=wire.direction_id if wire.HasField("direction_id") else None,
         start_time=wire.start_time or None,

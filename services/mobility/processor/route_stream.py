@@ -51,11 +51,12 @@ class StoredRoute:
     """A route's table value: the evaluator's state plus what the API serves from the route's status."""
 
     route: RouteState
-    # Kept in wire form (base64 TripUpdateReceived / VehiclePositionReported): the status is built
-    # from them after every record, and parsing bytes costs far less than rebuilding messages.
-    trip_updates: dict[str, str]  # trip key -> latest trip update
-    positions: dict[str, str]  # vehicle id -> latest position
-    active_alerts: dict[str, str]  # alert id -> base64 AlertEvent (latest revision)
+    # Kept in wire form (serialized TripUpdateReceived / VehiclePositionReported / AlertEvent; base64
+    # in the table's JSON): the status is built from them after every record, and joining bytes
+    # costs far less than rebuilding messages.
+    trip_updates: dict[str, bytes]  # trip key -> latest trip update
+    positions: dict[str, bytes]  # vehicle id -> latest position
+    active_alerts: dict[str, bytes]  # alert id -> AlertEvent (latest revision)
 
     @classmethod
     def new(cls, route_id: str) -> StoredRoute:
@@ -65,18 +66,26 @@ class StoredRoute:
     def from_dict(cls, data: Mapping[str, Any], route_id: str) -> StoredRoute:
         return cls(
             RouteState.from_dict(data["route"]),
-            dict(data.get("trip_updates", {})),
-            dict(data.get("positions", {})),
-            dict(data.get("active_alerts", {})),
+            _decoded(data.get("trip_updates", {})),
+            _decoded(data.get("positions", {})),
+            _decoded(data.get("active_alerts", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "route": self.route.to_dict(),
-            "trip_updates": dict(self.trip_updates),
-            "positions": dict(self.positions),
-            "active_alerts": dict(self.active_alerts),
+            "trip_updates": _encoded(self.trip_updates),
+            "positions": _encoded(self.positions),
+            "active_alerts": _encoded(self.active_alerts),
         }
+
+
+def _decoded(values: Mapping[str, str]) -> dict[str, bytes]:
+    return {key: base64.b64decode(value) for key, value in values.items()}
+
+
+def _encoded(values: Mapping[str, bytes]) -> dict[str, str]:
+    return {key: base64.b64encode(value).decode() for key, value in values.items()}
 
 
 Accepted = list[tuple[TripUpdate | VehiclePosition, Message]]  # domain value, its wire form
@@ -89,19 +98,19 @@ def events_of(batch: Message, route_id: str, schedule: Schedule) -> tuple[Accept
     trip_updates = isinstance(batch, events_pb2.TripUpdateReceivedBatch)
     items = batch.trip_updates if trip_updates else batch.vehicle_positions  # type: ignore[attr-defined]
     for index, item in enumerate(items):
-        where = f"{'trip_updates' if trip_updates else 'vehicle_positions'}[{index}]."
         try:
-            event = trip_update_from_wire(item, where) if trip_updates else position_from_wire(item, where)
-            check_route(event, route_id, schedule, where)
+            event = trip_update_from_wire(item) if trip_updates else position_from_wire(item)
+            check_route(event, route_id, schedule)
             if event.route_id != route_id:
                 event = replace(event, route_id=route_id)
                 item = type(item)()
                 item.CopyFrom(items[index])
                 item.route_id = route_id
-        except InvalidRecord as error:
+        except InvalidRecord as error:  # named with the item's place only when there is a problem
+            where = f"{'trip_updates' if trip_updates else 'vehicle_positions'}[{index}]."
             single = type(batch)(route_id=route_id)
             (single.trip_updates if trip_updates else single.vehicle_positions).append(item)  # type: ignore[attr-defined]
-            rejected.append((str(error), single))
+            rejected.append((f"{where}{error}", single))
             continue
         accepted.append((event, item))
     return accepted, rejected
@@ -160,7 +169,7 @@ def _remember(stored: StoredRoute, events: Accepted) -> None:
     for event, wire in sorted(events, key=lambda pair: pair[0].timestamp):
         if event.deleted:  # a withdrawal: the evaluator dropped the run or vehicle, or kept it (stale withdrawal)
             continue
-        encoded = base64.b64encode(wire.SerializeToString()).decode()
+        encoded = wire.SerializeToString()
         if isinstance(event, TripUpdate):
             key = trip_key_of(event)
             if key is not None and key.text in stored.route.trips:
@@ -182,17 +191,36 @@ def _collect(stored: StoredRoute, transition: AlertTransition) -> alerts_pb2.Ale
     if transition.state is AlertState.CLEARED:
         stored.active_alerts.pop(event.alert_id, None)
     else:
-        stored.active_alerts[event.alert_id] = base64.b64encode(event.SerializeToString()).decode()
+        stored.active_alerts[event.alert_id] = event.SerializeToString()
     return event
+
+
+_STATUS_FIELDS = status_pb2.RouteStatusChanged.DESCRIPTOR.fields_by_name
+_TRIP_UPDATES_FIELD = _STATUS_FIELDS["trip_updates"].number
+_ACTIVE_ALERTS_FIELD = _STATUS_FIELDS["active_alerts"].number
+
+
+def _embedded(field_number: int, payload: bytes) -> bytes:
+    """A serialized message as a field of an enclosing message (protobuf's length-delimited wire
+    form: tag, varint length, bytes). Serialized messages concatenate into one message, so the
+    status parses once from joined parts instead of parsing and copying each update."""
+    head = bytearray(((field_number << 3) | 2,))  # field numbers < 16 take one byte
+    length = len(payload)
+    while length >= 0x80:
+        head.append((length & 0x7F) | 0x80)
+        length >>= 7
+    head.append(length)
+    return bytes(head) + payload
 
 
 def status_event(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
     route = stored.route
-    status = status_pb2.RouteStatusChanged(route_id=route.route_id)
-    for key in sorted(stored.trip_updates):
-        status.trip_updates.append(events_pb2.TripUpdateReceived.FromString(base64.b64decode(stored.trip_updates[key])))
+    parts = [_embedded(_TRIP_UPDATES_FIELD, stored.trip_updates[key]) for key in sorted(stored.trip_updates)]
+    parts += [_embedded(_ACTIVE_ALERTS_FIELD, raw) for raw in stored.active_alerts.values()]
+    status = status_pb2.RouteStatusChanged.FromString(b"".join(parts))
+    status.route_id = route.route_id
     for vehicle_id in sorted(stored.positions):
-        position = events_pb2.VehiclePositionReported.FromString(base64.b64decode(stored.positions[vehicle_id]))
+        position = events_pb2.VehiclePositionReported.FromString(stored.positions[vehicle_id])
         vehicle = mobility_service_pb2.VehicleStatus(
             vehicle_id=vehicle_id, route_id=route.route_id, position=position.position,
             report_time=position.report_time,
@@ -205,8 +233,6 @@ def status_event(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
                 vehicle.delay_s = trip.delay_s
             vehicle.last_stop_id = trip.delay_stop_id or ""
         status.vehicles.append(vehicle)
-    for raw in stored.active_alerts.values():
-        status.active_alerts.append(alerts_pb2.AlertEvent.FromString(base64.b64decode(raw)))
     if route.watermark is not None:
         status.status_time.CopyFrom(timestamp(route.watermark))
     return status
