@@ -24,76 +24,144 @@ semantics publishes its feed at a URL for pull mode.
 What is kept is in memory, per API process: after a restart, or when a producer's pushes are
 spread over several API replicas, a replica resolves an id-only deletion only for entities it saw
 itself (a deletion that carries its trip or vehicle works anywhere). A producer that never
-deletes keeps adding entity ids, so at most ``limit`` are remembered (the longest-known go first).
+deletes keeps adding entity ids, so at most ``limit`` are remembered (the longest unheard-of go
+first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from google.transit import gtfs_realtime_pb2
 
+Subject = tuple[str, ...]  # ("trip", trip_id, start_date, start_time) or ("vehicle", vehicle_id)
+Known = tuple[bytes, frozenset[Subject]]  # an entity as last sent (serialised) and what it speaks of
+
 
 @dataclass(frozen=True)
 class FeedChanges:
-    """What one message changed: entities new or changed, and entities withdrawn (as last known)."""
+    """What one message changes: entities new or changed, entities withdrawn (as last known), and
+    what it leaves known (:meth:`FeedEntities.apply`)."""
 
-    changed: gtfs_realtime_pb2.FeedMessage
+    feed: gtfs_realtime_pb2.FeedMessage
+    changed_entities: list[gtfs_realtime_pb2.FeedEntity]  # of ``feed``
     withdrawn: gtfs_realtime_pb2.FeedMessage
+    updates: dict[str, Known | None]  # entity id -> as now known, or None: no longer known
+    replaces: bool  # a full dataset: ``updates`` is everything known after it
+
+    @property
+    def changed(self) -> gtfs_realtime_pb2.FeedMessage:
+        """The new or changed entities as a message (copied: push ingest, which sends them all, never asks)."""
+        message = gtfs_realtime_pb2.FeedMessage()
+        message.header.CopyFrom(self.feed.header)
+        message.entity.extend(self.changed_entities)
+        return message
 
 
 @dataclass
 class FeedEntities:
-    """The entities one producer's feed carries now, by entity id."""
+    """The entities one producer's feed carries now, by entity id.
+
+    :meth:`changes` only reads, in time proportional to the message (a full dataset: also to what
+    is known), and :meth:`apply` takes a message's changes as said: push ingest applies them once
+    they are published, so a push that fails is not taken as said.
+    """
 
     limit: int = 100_000
     entities: dict[str, bytes] = field(default_factory=dict)  # entity id -> serialised FeedEntity
     # entity id -> the trip run and vehicle it speaks of, kept so a message parses only what changed
-    subjects: dict[str, frozenset[tuple[str, ...]]] = field(default_factory=dict)
+    subjects: dict[str, frozenset[Subject]] = field(default_factory=dict)
+    carriers: dict[Subject, int] = field(default_factory=dict)  # how many known entities speak of each
 
     def fold(self, feed: gtfs_realtime_pb2.FeedMessage, *, absence_withdraws: bool = True) -> FeedChanges:
-        """What ``feed`` changes (new or changed entities, withdrawn ones), folding it into the known entities.
+        """:meth:`changes`, applied at once."""
+        changes = self.changes(feed, absence_withdraws=absence_withdraws)
+        self.apply(changes)
+        return changes
+
+    def changes(self, feed: gtfs_realtime_pb2.FeedMessage, *, absence_withdraws: bool = True) -> FeedChanges:
+        """What ``feed`` changes: new or changed entities, and withdrawn ones.
 
         ``absence_withdraws``: a FULL_DATASET replaces the known entities (pull); without it every
         message only adds to them, as a DIFFERENTIAL does (push).
         """
         full = absence_withdraws and feed.header.incrementality != gtfs_realtime_pb2.FeedHeader.DIFFERENTIAL
-        known = {} if full else dict(self.entities)
-        known_subjects = {} if full else dict(self.subjects)
-        changed, withdrawn = gtfs_realtime_pb2.FeedMessage(), gtfs_realtime_pb2.FeedMessage()
-        changed.header.CopyFrom(feed.header)
+        changed: list[gtfs_realtime_pb2.FeedEntity] = []
+        withdrawn = gtfs_realtime_pb2.FeedMessage()
         withdrawn.header.CopyFrom(feed.header)
+        updates: dict[str, Known | None] = {}
         deleted_unknown: list[gtfs_realtime_pb2.FeedEntity] = []
         for entity in feed.entity:
             if entity.is_deleted:
-                known.pop(entity.id, None)
-                known_subjects.pop(entity.id, None)
+                updates[entity.id] = None
                 if entity.id not in self.entities:  # e.g. deleted before our first message: its own selectors
                     deleted_unknown.append(entity)
                 continue
             wire = entity.SerializeToString(deterministic=True)
             if self.entities.get(entity.id) != wire:
-                changed.entity.append(entity)
-                known_subjects[entity.id] = subjects_of(entity)
+                changed.append(entity)
+                updates[entity.id] = (wire, subjects_of(entity))
             else:
-                known_subjects[entity.id] = self.subjects[entity.id]
-            known[entity.id] = wire
-        current = set().union(*known_subjects.values())
-        gone = [gtfs_realtime_pb2.FeedEntity.FromString(self.entities[entity_id])
-                for entity_id in sorted(set(self.entities) - set(known))]
+                updates[entity.id] = (wire, self.subjects[entity.id])
+        if full:
+            gone_ids = sorted(set(self.entities) - {i for i, known in updates.items() if known is not None})
+            after = _counts(known[1] for known in updates.values() if known is not None)
+
+            def carried(subject: Subject) -> bool:
+                return after.get(subject, 0) > 0
+        else:
+            gone_ids = sorted(i for i, known in updates.items() if known is None and i in self.entities)
+            delta: dict[Subject, int] = {}
+            for entity_id, known in updates.items():
+                for subject in self.subjects.get(entity_id, ()):
+                    delta[subject] = delta.get(subject, 0) - 1
+                for subject in known[1] if known is not None else ():
+                    delta[subject] = delta.get(subject, 0) + 1
+
+            def carried(subject: Subject) -> bool:
+                return self.carriers.get(subject, 0) + delta.get(subject, 0) > 0
+        gone = [gtfs_realtime_pb2.FeedEntity.FromString(self.entities[entity_id]) for entity_id in gone_ids]
         for entity in (*gone, *deleted_unknown):
             subjects = subjects_of(entity)
-            if subjects and not subjects & current:
+            if subjects and not any(carried(subject) for subject in subjects):
                 withdrawn.entity.append(entity)
-        for entity_id in list(known)[:max(0, len(known) - self.limit)]:
-            del known[entity_id], known_subjects[entity_id]
-        self.entities, self.subjects = known, known_subjects
-        return FeedChanges(changed, withdrawn)
+        return FeedChanges(feed, changed, withdrawn, updates, full)
+
+    def apply(self, changes: FeedChanges) -> None:
+        """Take ``changes`` as said; beyond ``limit`` entities the longest unheard-of are forgotten."""
+        if changes.replaces:
+            self.entities, self.subjects, self.carriers = {}, {}, {}
+        for entity_id, known in changes.updates.items():
+            self._forget(entity_id)
+            if known is not None:
+                self.entities[entity_id], self.subjects[entity_id] = known
+                for subject in known[1]:
+                    self.carriers[subject] = self.carriers.get(subject, 0) + 1
+        while len(self.entities) > self.limit:
+            self._forget(next(iter(self.entities)))
+
+    def _forget(self, entity_id: str) -> None:
+        self.entities.pop(entity_id, None)
+        for subject in self.subjects.pop(entity_id, ()):
+            left = self.carriers[subject] - 1
+            if left:
+                self.carriers[subject] = left
+            else:
+                del self.carriers[subject]
 
 
-def subjects_of(entity: gtfs_realtime_pb2.FeedEntity) -> frozenset[tuple[str, ...]]:
+def _counts(groups: Iterable[frozenset[Subject]]) -> dict[Subject, int]:
+    counts: dict[Subject, int] = {}
+    for group in groups:
+        for subject in group:
+            counts[subject] = counts.get(subject, 0) + 1
+    return counts
+
+
+def subjects_of(entity: gtfs_realtime_pb2.FeedEntity) -> frozenset[Subject]:
     """What an entity speaks of: its trip run and its vehicle (two entity ids may speak of one)."""
-    subjects: set[tuple[str, ...]] = set()
+    subjects: set[Subject] = set()
     if entity.HasField("trip_update"):
         trip = entity.trip_update.trip
         if trip.trip_id:

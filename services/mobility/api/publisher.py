@@ -188,16 +188,12 @@ async def ingest_feed(
     that fails (and is retried) still withdraws what it withdraws.
     """
     async with pushed.lock:
-        before = pushed.known.entities, pushed.known.subjects
-        changes = pushed.known.fold(feed, absence_withdraws=False)
+        changes = pushed.known.changes(feed, absence_withdraws=False)
         batches = feed_batches(feed, schedule, feed_id)
         withdrawals = withdrawal_batches(changes.withdrawn, schedule, feed_id=feed_id)
-        try:
-            await publish(producer, batches)
-            await publish(producer, withdrawals)
-        except BaseException:
-            pushed.known.entities, pushed.known.subjects = before
-            raise
+        await publish(producer, batches)
+        await publish(producer, withdrawals)
+        pushed.known.apply(changes)
     return Pushed(batches, withdrawals.trip_updates_count + withdrawals.positions_count)
 
 

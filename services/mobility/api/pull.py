@@ -95,11 +95,12 @@ async def poll_once(
     # Validators only after the body was taken: a feed that failed is asked for in full again.
     poller.etag = response.headers.get("ETag", "")
     poller.last_modified = response.headers.get("Last-Modified", "")
-    if changes.changed.entity:
-        await publish(producer, feed_batches(changes.changed, schedule, feed_id=poller.url))
+    changed = changes.changed
+    if changed.entity:
+        await publish(producer, feed_batches(changed, schedule, feed_id=poller.url))
     if changes.withdrawn.entity:
         await publish(producer, withdrawal_batches(changes.withdrawn, schedule, feed_id=poller.url))
-    return len(changes.changed.entity) + len(changes.withdrawn.entity)
+    return len(changed.entity) + len(changes.withdrawn.entity)
 
 
 async def run_poller(

@@ -37,6 +37,16 @@ def test_remembered_entities_are_bounded_the_longest_known_forgotten_first() -> 
     assert not forgotten.withdrawn.entity  # an id-only deletion of a forgotten entity has nothing to name
 
 
+def test_a_deleted_entity_whose_trip_another_entity_still_carries_is_not_withdrawn_until_that_one_goes() -> None:
+    known = FeedEntities()
+    known.fold(_feed({"a": "1-0800", "a-again": "1-0800", "b": "1-0820"}), absence_withdraws=False)
+    first = known.fold(_feed({}, deleted=("a",)), absence_withdraws=False)
+    assert not first.withdrawn.entity  # "a-again" still speaks of 1-0800
+    second = known.fold(_feed({}, deleted=("a-again", "b")), absence_withdraws=False)
+    assert sorted(_withdrawn_trips(second.withdrawn)) == ["1-0800", "1-0820"]
+    assert known.entities == {} and known.subjects == {} and known.carriers == {}  # nothing left behind
+
+
 class _FailingProducer:
     """A producer whose broker is down: every send fails."""
 
