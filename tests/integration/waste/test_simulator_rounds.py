@@ -1,0 +1,106 @@
+"""`madina simulate` for waste against the real waste API (HTTP ingest and planning) and a broker of
+its own: a round the API plans makes the simulator's trucks empty the planned containers, and no
+others, as the readings the API publishes show."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import pairwise
+from urllib.parse import urlsplit
+
+import pytest
+
+from madina.bus.reader import read_topic
+from madina.contract import required_time
+from madina.simulation import simulate
+from madina_proto.waste.v1 import container_pb2
+from services.waste.domain.containers import Stream, load_containers
+from services.waste.topics import CONTAINER_LEVELS, CONTAINER_STATUS
+from tests.integration.waste.conftest import Api, client, served, status_record
+from tests.support.processor_kit import produce
+
+CITY, DEPOT = "berkane", "brk-depot-zi"
+SPEEDUP = 600.0  # a simulated hour every six seconds: the round (~30 simulated minutes) takes a few seconds
+FULL_ENOUGH = 0.6  # the planned containers read at least this when they are chosen
+LEFT = 0.2  # at most this after the truck: a few % left, the sensor's noise, and some filling since
+CONTAINERS = {c.id: c for c in load_containers() if c.city == CITY}
+
+
+@pytest.fixture
+def kafka_bootstrap(broker: str) -> str:
+    """This test's own broker: it reads the readings topic from the start, and the planner routes
+    every container whose status the API serves."""
+    return broker
+
+
+async def _follow_fills(bootstrap: str, fills: dict[str, list[tuple[datetime, float]]]) -> None:
+    """Keep ``fills`` up to date with every container's readings on the topic, in order."""
+
+    def on_batch(_key: str, batch: container_pb2.ContainerLevelObservedBatch | None) -> None:
+        if batch is not None:
+            fills[batch.container_id] += [(required_time(r, "observe_time"), r.fill_ratio) for r in batch.readings]
+
+    await read_topic(bootstrap, CONTAINER_LEVELS, on_batch)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    for _ in range(int(timeout_s / 0.1)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+
+
+def _emptied_after(fills: list[tuple[datetime, float]], moment: datetime) -> bool:
+    """A reading from ``moment`` on at most LEFT, right after one about as full as when chosen."""
+    return any(earlier >= FULL_ENOUGH - 0.1 and later <= LEFT and at >= moment
+               for (_, earlier), (at, later) in pairwise(fills))
+
+
+async def test_a_planned_round_makes_the_simulator_empty_the_planned_containers_and_no_others(
+    api: Api, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MADINA_WASTE_HTTP_PORT", str(urlsplit(api.url).port))
+    simulator = asyncio.create_task(simulate(
+        city=CITY, rate=300, duration_s=0, seed=3, speedup=SPEEDUP, domains=["waste"],
+        device_token=api.tokens["sensor"], bootstrap=kafka_bootstrap,
+    ))
+    fills: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    reader = asyncio.create_task(_follow_fills(kafka_bootstrap, fills))
+    try:
+        await _until(lambda: fills.keys() == CONTAINERS.keys(), 15)  # 216 containers at 300 readings/s
+        assert fills.keys() == CONTAINERS.keys(), "the simulator's readings reach the topic through the API"
+        chosen = [cid for cid, series in sorted(fills.items())
+                  if CONTAINERS[cid].stream is Stream.HOUSEHOLD and series[-1][1] >= FULL_ENOUGH][:3]
+        assert len(chosen) == 3, "seed 3 starts some household containers 60 % full"
+
+        # The API plans from the statuses it serves: these three will be full before the round ends.
+        now = datetime.now(UTC).replace(microsecond=0)
+        await produce(kafka_bootstrap, [(CONTAINER_STATUS, cid, status_record(CONTAINERS[cid], 0.75, 0.05, now))
+                                        for cid in chosen])
+        await served(api, chosen, 0.75)
+        async with client(api) as http:
+            response = await http.post("/v1/collection-plans", headers=api.headers("operator"),
+                                       json={"depot_id": DEPOT, "horizon_h": 12})
+        response.raise_for_status()
+        plan = response.json()
+        routed = [cid for route in plan["routes"] for cid in route["container_ids"]]
+        assert sorted(routed) == sorted(chosen)
+        plan_time = datetime.fromisoformat(plan["plan_time"])
+        # The trucks drive for a few seconds, then each container reports.
+        await _until(lambda: all(_emptied_after(fills[cid], plan_time) for cid in chosen), 15)
+    finally:
+        for task in (simulator, reader):
+            task.cancel()
+        await asyncio.gather(simulator, reader, return_exceptions=True)
+
+    missed = {cid: [(at.time().isoformat(), fill) for at, fill in fills[cid][-8:]]
+              for cid in chosen if not _emptied_after(fills[cid], plan_time)}
+    assert missed == {}, f"not emptied by the round planned at {plan_time}"
+    for cid in chosen:  # nothing emptied them before the trucks left
+        assert all(fill > LEFT for at, fill in fills[cid] if at < plan_time)
+    dropped = sorted(cid for cid, series in fills.items()
+                     if any(later < earlier - 0.2 for (_, earlier), (_, later) in pairwise(series)))
+    assert dropped == sorted(chosen), "a container no truck visits keeps filling"
