@@ -160,14 +160,6 @@ def withdrawal_batches(
     return batches
 
 
-@dataclass
-class PushedFeed:
-    """What one push producer (a principal) has said, entity by entity, for its withdrawals."""
-
-    known: FeedEntities
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # its pushes fold in the order they publish
-
-
 @dataclass(frozen=True)
 class Pushed:
     """What one pushed FeedMessage published: its entities as route batches, and how many it withdrew."""
@@ -177,23 +169,25 @@ class Pushed:
 
 
 async def ingest_feed(
-    producer: EventProducer, schedule: Schedule, feed: gtfs_realtime_pb2.FeedMessage, pushed: PushedFeed,
+    producer: EventProducer, schedule: Schedule, feed: gtfs_realtime_pb2.FeedMessage, known: FeedEntities,
     feed_id: str,
 ) -> Pushed:
     """Publish a pushed FeedMessage: every entity it carries, and the withdrawal of those it marks
-    ``is_deleted``, as last pushed by the same producer (:mod:`.incrementality`, as pull mode).
+    ``is_deleted``, as last pushed by the same producer (``known``; :mod:`.incrementality`, as pull mode).
 
     Unlike a poll, every entity is published even if unchanged: a push is the producer's own update.
     What the producer has said is only taken as known once everything is acknowledged, so a push
-    that fails (and is retried) still withdraws what it withdraws.
+    that fails (and is retried) still withdraws what it withdraws. A producer's concurrent pushes are
+    not serialised (that would cap it at one push per broker acknowledgement): a pushed message only
+    adds to what is known, entity by entity, so they apply in any order; only two concurrent pushes
+    of one entity id race, as they would on the topic.
     """
-    async with pushed.lock:
-        changes = pushed.known.changes(feed, absence_withdraws=False)
-        batches = feed_batches(feed, schedule, feed_id)
-        withdrawals = withdrawal_batches(changes.withdrawn, schedule, feed_id=feed_id)
-        await publish(producer, batches)
-        await publish(producer, withdrawals)
-        pushed.known.apply(changes)
+    changes = known.changes(feed, absence_withdraws=False)
+    batches = feed_batches(feed, schedule, feed_id)
+    withdrawals = withdrawal_batches(changes.withdrawn, schedule, feed_id=feed_id)
+    await publish(producer, batches)
+    await publish(producer, withdrawals)
+    known.apply(changes)
     return Pushed(batches, withdrawals.trip_updates_count + withdrawals.positions_count)
 
 

@@ -26,7 +26,6 @@ from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
 from madina_proto.mobility.v1 import events_pb2, status_pb2
 from services.mobility.api.incrementality import FeedEntities
-from services.mobility.api.publisher import PushedFeed
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.gtfs import Schedule
@@ -49,19 +48,18 @@ class MobilityRuntime:
     ridership: LatestByKey[events_pb2.RidershipCounted] = field(default_factory=LatestByKey)
     ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     pollers: list[FeedPoller] = field(default_factory=list)  # pull mode's, one per producer feed
-    pushed_feeds: dict[str, PushedFeed] = field(default_factory=dict)  # push mode's, one per principal
+    pushed_feeds: dict[str, FeedEntities] = field(default_factory=dict)  # push mode's, one per principal
     producer_ready: bool = False
 
     @property
     def paths(self) -> PathIndex:
         return PathIndex(self.schedule)
 
-    def pushed_feed(self, principal_id: str) -> PushedFeed:
-        """What ``principal_id`` has pushed so far (its own feed: another producer's is not its to replace)."""
+    def pushed_feed(self, principal_id: str) -> FeedEntities:
+        """What ``principal_id`` has pushed so far (its own: another producer's entities are not its to delete)."""
         pushed = self.pushed_feeds.get(principal_id)
         if pushed is None:
-            limit = self.settings.mobility_max_feed_entities
-            pushed = self.pushed_feeds[principal_id] = PushedFeed(FeedEntities(limit=limit))
+            pushed = self.pushed_feeds[principal_id] = FeedEntities(limit=self.settings.mobility_max_feed_entities)
         return pushed
 
     def statuses(self) -> list[status_pb2.RouteStatusChanged]:

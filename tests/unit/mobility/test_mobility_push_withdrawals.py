@@ -11,7 +11,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from madina.bus import EventProducer
 from services.mobility.api.incrementality import FeedEntities
-from services.mobility.api.publisher import PushedFeed, ingest_feed
+from services.mobility.api.publisher import ingest_feed
 from services.mobility.domain.gtfs import Schedule
 from tests.unit.mobility.test_mobility_withdrawals import T0, _feed, _withdrawn_trips
 
@@ -72,13 +72,13 @@ class _RecordingProducer:
 async def test_a_push_that_fails_to_publish_is_not_taken_as_said_so_its_retry_still_withdraws(
     schedule: Schedule,
 ) -> None:
-    pushed = PushedFeed(FeedEntities())
+    pushed = FeedEntities()
     recording = _RecordingProducer()
     await ingest_feed(cast(EventProducer, recording), schedule, _feed({"a": "1-0800", "b": "1-0820"}), pushed, "op")
     deletion = _feed({}, rt.FeedHeader.DIFFERENTIAL, at=T0, deleted=("b",))
     with pytest.raises(ConnectionError):
         await ingest_feed(cast(EventProducer, _FailingProducer()), schedule, deletion, pushed, "op")
-    assert set(pushed.known.entities) == {"a", "b"}
+    assert set(pushed.entities) == {"a", "b"}
     recording.sent.clear()
     retried = await ingest_feed(cast(EventProducer, recording), schedule, deletion, pushed, "op")
     assert retried.withdrawn == 1
