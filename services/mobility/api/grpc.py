@@ -120,12 +120,12 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
     ) -> pb.ListRouteDelaysResponse:
         wanted = set(request.route_ids)
         raise_delay_s = self.runtime.settings.mobility_raise_delay_s
+        schedule = self.runtime.schedule
         response = pb.ListRouteDelaysResponse()
         for status in self.runtime.statuses():
             if wanted and status.route_id not in wanted:
                 continue
-            route = self.runtime.schedule.routes[status.route_id]
-            schedule = self.runtime.schedule
+            route = schedule.routes[status.route_id]
             runs = {(u.trip_id, u.start_date) for u in status.trip_updates}
             runs |= {(v.trip_id, v.start_date) for v in status.vehicles if v.trip_id}
             headway_runs = {run for run in runs if headway_of(schedule, run[0]) is not None}
