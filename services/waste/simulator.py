@@ -171,8 +171,12 @@ class WasteGenerator:
                        self.rng.uniform(60, 100))
 
     async def follow(self) -> None:
-        """Follow the depots' newest plans until cancelled, reconnecting after a failure (logged)."""
-        from madina.bus.reader import read_topic
+        """Follow the depots' newest plans until cancelled, reconnecting after a failure.
+
+        A failure is logged once until the topic has been read again: a broker that stays away
+        would otherwise fill the log every :data:`FOLLOW_RETRY_S`.
+        """
+        from madina.bus import reader
 
         if not self.context.bootstrap:
             log.warning("no Kafka to follow collection plans from: containers are emptied on a fixed cycle")
@@ -182,11 +186,15 @@ class WasteGenerator:
             if plan is not None:
                 self.plan_received(plan)
 
+        said = False
         while True:
+            read = asyncio.Event()
             try:
-                await read_topic(self.context.bootstrap, LATEST_COLLECTION_PLANS, on_plan)
+                await reader.read_topic(self.context.bootstrap, LATEST_COLLECTION_PLANS, on_plan, caught_up=read)
             except Exception as error:  # the broker away: the fixed cycle covers, and we try again
-                log.warning("cannot follow collection plans; retrying", extra={"error": str(error)})
+                if read.is_set() or not said:
+                    log.warning("cannot follow collection plans; retrying", extra={"error": str(error)})
+                said = True
                 await asyncio.sleep(FOLLOW_RETRY_S)
 
     def plan_received(self, plan: plan_pb2.CollectionPlanned) -> None:

@@ -6,17 +6,21 @@ The plan source here is a fake: plans are handed to ``plan_received`` as the top
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
+from madina.bus import reader
 from madina.bus.alert_events import timestamp
 from madina.simulation import SimulationContext
 from madina_proto.waste.v1 import plan_pb2
+from services.waste import simulator
 from services.waste.domain.containers import Container, Stream, load_containers, load_fleet
 from services.waste.domain.planning import DETOUR_FACTOR, haversine_m
 from services.waste.simulator import (
@@ -27,6 +31,7 @@ from services.waste.simulator import (
     WasteGenerator,
     drive_route,
 )
+from services.waste.topics import LATEST_COLLECTION_PLANS
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 SPEEDUP = 60.0
@@ -183,3 +188,40 @@ def test_plans_of_another_citys_depot_and_rounds_over_before_the_start_are_ignor
     stop = generator.rounds[DEPOT.id].stops[0]
     leg = _leg_m((DEPOT.lat, DEPOT.lon), (BERKANE_HOUSEHOLD[0].lat, BERKANE_HOUSEHOLD[0].lon))
     assert START < stop.at <= START + timedelta(seconds=leg / (TRUCK_SPEED_KMH[0] / 3.6) / SPEEDUP)
+
+
+async def test_the_follower_hands_each_plan_over_and_retries_a_lost_broker_saying_so_once_per_outage(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    generator = WasteGenerator(SimulationContext(
+        city="berkane", rng=random.Random(5), speedup=SPEEDUP, started_at=START, options={"waste_http_port": 1},
+        bootstrap="127.0.0.1:1",
+    ), CONTAINERS, FLEET)
+    plan = _plan(START, {"brk-zi-h1": BERKANE_HOUSEHOLD[:2]})
+    attempts = 0
+    finished = asyncio.Event()
+
+    async def read_topic(bootstrap: str, spec: Any, on_record: Any, *, caught_up: asyncio.Event) -> None:
+        nonlocal attempts
+        attempts += 1
+        assert (bootstrap, spec) == ("127.0.0.1:1", LATEST_COLLECTION_PLANS)
+        if attempts in (1, 2, 4):
+            raise ConnectionError("broker away")
+        if attempts == 3:
+            on_record(DEPOT.id, None)  # a tombstone
+            on_record(DEPOT.id, plan)
+            caught_up.set()
+            raise ConnectionError("lost again")
+        finished.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(reader, "read_topic", read_topic)
+    monkeypatch.setattr(simulator, "FOLLOW_RETRY_S", 0.0)
+    with caplog.at_level(logging.WARNING, logger="services.waste.simulator"):
+        follower = asyncio.create_task(generator.follow())
+        await asyncio.wait_for(finished.wait(), 5)
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    assert generator.rounds[DEPOT.id].plan_id == plan.plan_id
+    warned = [r.__dict__.get("error") for r in caplog.records if "cannot follow" in r.getMessage()]
+    assert warned == ["broker away", "lost again"], "the first failure, then the first after reading again"
