@@ -8,6 +8,10 @@ than from ``alerts.v1``: the processor already holds each route's active alerts 
 next to the trips they name, so the alerts feed and the trip feed describe the same moment, and
 the API need not fold every revision of every domain's alerts to find mobility's open ones.
 
+It also remembers, per pushing principal, the GTFS-Realtime entities it pushed
+(:class:`.incrementality.FeedEntities`), so that an ``is_deleted`` entity named by id alone can be
+withdrawn as that publisher last sent it.
+
 Car parks' availability (``mobility.car-park-status.v1``) and ridership counts
 (``mobility.ridership.v1``, one record per route, stop and hour) are compacted topics the
 processor publishes too, followed the same way.
