@@ -101,6 +101,11 @@ class MadinaSettings(KafkaClientSettings):
         default=4, ge=1, le=256, description="Partitions of every topic Madina creates."
     )
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
+    topic_config_reconcile: bool = Field(
+        default=True,
+        description="At start-up, set an existing topic's declared configs (cleanup.policy, retention.ms, ...) "
+        "to the registry's values; false (topics managed by other tooling) only logs the differences.",
+    )
     cities: list[str] = Field(
         default_factory=list,
         description="City ids this deployment serves (JSON list); empty serves every city in the seed data.",
