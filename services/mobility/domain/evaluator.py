@@ -596,7 +596,7 @@ def _late_trips(ctx: _Context, now: datetime) -> list[TripTrack]:
             and now - track.delay_time <= config.stale_after
             and track.delay_s >= config.raise_delay_s
         ),
-        key=lambda t: t.key,
+        key=lambda t: (t.key.trip_id, t.key.start_date),  # TripKey's order, without its __lt__ per comparison
     )
 
 

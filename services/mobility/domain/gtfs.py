@@ -32,17 +32,20 @@ import math
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.mobility.domain.geometry import LatLon, distance_m
 
 MAX_REPORTED_PROBLEMS = 50
+MEMO_SIZE = 20_000  # values of one kind a Schedule remembers (Schedule.memo): runs of ~200 trips a day for 100 days
+T = TypeVar("T")
 
 _TIME = re.compile(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
 _COLOR = re.compile(r"^[0-9A-Fa-f]{6}$")
@@ -295,6 +298,7 @@ class Schedule:
     # Derived look-ups filled on first use (the schedule never changes once loaded).
     _timetables: dict[str, Timetable] = field(default_factory=dict, compare=False, repr=False)
     _timezones: dict[str, ZoneInfo] = field(default_factory=dict, compare=False, repr=False)
+    _memos: dict[str, dict[Hashable, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, feeds: Sequence[Feed]) -> Schedule:
@@ -351,6 +355,20 @@ class Schedule:
         if tz is None:
             tz = self._timezones[trip.route_id] = ZoneInfo(self.routes[trip.route_id].timezone)
         return tz
+
+    def memo(self, kind: str, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, remembered under ``(kind, key)`` for this schedule: values derived from it
+        that code running per realtime update would otherwise work out again (``kind`` keeps each
+        caller's keys apart). At most MEMO_SIZE values of a kind are kept; then they start over."""
+        values = self._memos.setdefault(kind, {})
+        try:
+            return cast(T, values[key])
+        except KeyError:
+            pass
+        if len(values) >= MEMO_SIZE:
+            values.clear()
+        value = values[key] = make()
+        return value
 
     def timetable(self, trip: Trip) -> Timetable:
         """``trip``'s stop times as tuples; cached for the schedule's own trips (by identity)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
 from madina.alerts.timeutil import require_utc
@@ -32,9 +32,10 @@ class TripKey:
     trip_id: str
     start_date: str
 
-    @property
+    @cached_property
     def text(self) -> str:
-        """``trip_id@YYYYMMDD``: a record key and alert source id."""
+        """``trip_id@YYYYMMDD``: a record key and alert source id (worked out once per key: the
+        evaluator looks runs up by it several times per trip update)."""
         return f"{self.trip_id}@{self.start_date}"
 
     @classmethod
@@ -105,7 +106,13 @@ class ScheduledRun:
 
 
 def run_of(schedule: Schedule, key: TripKey) -> ScheduledRun | None:
-    """The scheduled run for ``key``, or ``None`` if the trip is unknown or its service does not run that date."""
+    """The scheduled run for ``key``, or ``None`` if the trip is unknown or its service does not run that date.
+
+    Remembered per schedule: the processor asks for the run of every trip update."""
+    return schedule.memo("run_of", (key.trip_id, key.start_date), lambda: _run_of(schedule, key))
+
+
+def _run_of(schedule: Schedule, key: TripKey) -> ScheduledRun | None:
     trip = schedule.trips.get(key.trip_id)
     if trip is None:
         return None
