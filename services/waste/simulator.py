@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 BUSY_WORDS = ("centre", "medina", "maarif", "industri", "sebaa", "bernoussi")
 HOURS_TO_FULL = {"busy": 24.0, "quiet": 72.0}
 STREAM_FACTOR = {Stream.HOUSEHOLD: 1.0, Stream.PLASTIC: 0.8, Stream.PAPER: 0.6, Stream.GLASS: 0.4}
-ROUND_HOURS = 12.0
+ROUND_HOURS = 12.0  # the fixed cycle, only while no plan comes
 EMPTY_AT = 0.6
 # A collection truck in town: stop-start streets and traffic, well under the 50 km/h limit.
 TRUCK_SPEED_KMH = (15.0, 25.0)
