@@ -33,7 +33,58 @@ INTEGER_TOPIC_CONFIGS = {
     "delete.retention.ms",
     "max.message.bytes",
     "min.insync.replicas",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "index.interval.bytes",
+    "flush.messages",
+    "flush.ms",
+    "file.delete.delay.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
 }
+# -1 means unlimited for these (-2 for the local ones: as retention.*), and compression levels
+# may be negative (zstd); every other integer setting is a size, a count or a duration.
+LOWEST_INTEGER = {
+    "retention.ms": -1,
+    "retention.bytes": -1,
+    "local.retention.ms": -2,
+    "local.retention.bytes": -2,
+    "compression.zstd.level": -131072,
+}
+BOOLEAN_TOPIC_CONFIGS = {
+    "preallocate",
+    "unclean.leader.election.enable",
+    "message.downconversion.enable",
+    "remote.storage.enable",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+}
+CHOICE_TOPIC_CONFIGS = {
+    "message.timestamp.type": {"CreateTime", "LogAppendTime"},
+    "compression.type": {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"},
+}
+# Every topic config name of Kafka 3.0 to 4.x (Kafka's TopicConfig): a name outside it is a
+# typo or another product's setting, refused as Kafka refuses it rather than stored unused.
+KNOWN_TOPIC_CONFIGS = (
+    set(DEFAULT_TOPIC_CONFIGS)
+    | INTEGER_TOPIC_CONFIGS
+    | BOOLEAN_TOPIC_CONFIGS
+    | set(CHOICE_TOPIC_CONFIGS)
+    | {
+        "min.cleanable.dirty.ratio",
+        "message.format.version",
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    }
+)
 
 
 def topic_name_problem(name: str | None) -> str | None:
@@ -43,12 +94,22 @@ def topic_name_problem(name: str | None) -> str | None:
 
 
 def validate_topic_configs(configs: dict[str, str | None]) -> str | None:
+    """What is wrong with ``configs`` (the first problem, as Kafka's INVALID_CONFIG message), or None."""
     for key, value in configs.items():
+        if key not in KNOWN_TOPIC_CONFIGS:
+            return f"unknown topic config name: {key}"
         if key in INTEGER_TOPIC_CONFIGS and value is not None:
             try:
-                int(value)
+                number = int(value)
             except ValueError:
                 return f"config {key} must be an integer, got {value!r}"
+            lowest = LOWEST_INTEGER.get(key, 0)
+            if number < lowest:
+                return f"config {key} must be at least {lowest}, got {value!r}"
+        if key in BOOLEAN_TOPIC_CONFIGS and value is not None and value.lower() not in ("true", "false"):
+            return f"config {key} must be true or false, got {value!r}"
+        if key in CHOICE_TOPIC_CONFIGS and value is not None and value not in CHOICE_TOPIC_CONFIGS[key]:
+            return f"config {key} must be one of {', '.join(sorted(CHOICE_TOPIC_CONFIGS[key]))}, got {value!r}"
         if key == "min.cleanable.dirty.ratio" and value is not None:
             try:
                 ratio = float(value)
