@@ -38,7 +38,7 @@ from services.waste.convert import (
 from services.waste.domain.containers import Container, Fleet
 from services.waste.domain.detector import DOMAIN
 from services.waste.domain.fillrate import FULL_FILL_RATIO
-from services.waste.domain.planning import CapacityError, plan_collection
+from services.waste.domain.planning import CapacityError, catchment, plan_collection
 from services.waste.settings import WasteSettings
 from services.waste.topics import COLLECTION_PLANS, CONTAINER_STATUS, LATEST_COLLECTION_PLANS
 
@@ -148,9 +148,8 @@ class WasteRuntime:
         plan_time = (now or datetime.now(UTC)).replace(microsecond=0)
         forecasts = [
             forecast
-            for container in self.containers.values()
-            if container.city == depot.city
-            and (status := self.statuses.get(container.id)) is not None
+            for container in catchment(depot, self.fleet.depots, self.fleet.trucks, self.containers.values())
+            if (status := self.statuses.get(container.id)) is not None
             and (forecast := forecast_from_status(status, container, plan_time)) is not None
         ]
         limit = timedelta(seconds=self.settings.waste_plan_time_limit_s)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -144,6 +144,27 @@ def route_distance_m(matrix: np.ndarray, stops: Sequence[int]) -> float:
     """Length of depot (index 0) -> stops -> depot in ``matrix``."""
     path = [0, *stops, 0]
     return float(sum(matrix[a, b] for a, b in pairwise(path)))
+
+
+def catchment(depot: Depot, depots: Sequence[Depot], trucks: Sequence[Truck],
+              containers: Iterable[Container]) -> list[Container]:
+    """The containers ``depot``'s rounds collect: those of its city whose nearest depot with a truck
+    for their stream is this one.
+
+    Every container belongs to exactly one depot, so two depots of a city never send trucks to the
+    same container. A stream no depot of the city can carry goes to the nearest depot anyway, where
+    planning refuses it with a clear CapacityError instead of dropping it unseen. Ties go to the
+    smaller depot id, so the split never depends on the order of the fleet file.
+    """
+    city_depots = [d for d in depots if d.city == depot.city]
+    streams_at = {d.id: {stream for truck in trucks if truck.depot == d.id for stream in truck.streams}
+                  for d in city_depots}
+
+    def home(container: Container) -> str:
+        able = [d for d in city_depots if container.stream in streams_at[d.id]] or city_depots
+        return min(able, key=lambda d: (haversine_m((d.lat, d.lon), (container.lat, container.lon)), d.id)).id
+
+    return [c for c in containers if c.city == depot.city and home(c) == depot.id]
 
 
 def select_due(
