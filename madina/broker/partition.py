@@ -46,6 +46,9 @@ logger = logging.getLogger("madina.broker")
 
 # DeleteRecords' low watermark when it falls inside a segment (Kafka's log-start-offset checkpoint)
 START_OFFSET_FILE = "log-start-offset"
+# Present once a cleaning rewrote segments: their offset gaps are compaction's, not damage, even
+# after the topic stops being compacted (a config change Kafka allows), so recovery keeps them.
+CLEANED_MARKER_FILE = "cleaned"
 # Remembered per producer so a retried batch is recognised; Kafka keeps the same five.
 PRODUCER_BATCHES_REMEMBERED = 5
 
@@ -122,7 +125,9 @@ class PartitionLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         cleaner.recover_swaps(self.directory)
         # Compaction leaves offset gaps inside and between closed segments.
-        gaps_allowed = self.compacted
+        gaps_allowed = self.compacted or (self.directory / CLEANED_MARKER_FILE).exists()
+        if self.compacted:
+            self._mark_cleaned()  # cleaned before the marker existed, perhaps
         paths = sorted(self.directory.glob("*" + SEGMENT_SUFFIX))
         expected: int | None = None
         for number, path in enumerate(paths):
@@ -503,6 +508,20 @@ class PartitionLog:
                 old.close()
         if not self.deleted:
             self.clean_until = max(self.clean_until, result.clean_until)
+            if result.groups:
+                self._mark_cleaned()
+
+    def _mark_cleaned(self) -> None:
+        if self.directory is None or (self.directory / CLEANED_MARKER_FILE).exists():
+            return
+        marker = self.directory / CLEANED_MARKER_FILE
+        with open(marker, "w") as handle:
+            os.fsync(handle.fileno())
+        directory_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
 
     def clean_now(self, now_ms: int | None = None, force: bool = True) -> cleaner.CleanResult | None:
         """Clean synchronously on this thread (tests and tools)."""

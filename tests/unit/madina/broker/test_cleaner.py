@@ -11,7 +11,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from madina.broker import cleaner
-from madina.broker.partition import PartitionLog
+from madina.broker.partition import CLEANED_MARKER_FILE, PartitionLog
 from madina.broker.records import parse_batches, patch_base_offset
 
 NOW = int(time.time() * 1000)
@@ -206,7 +206,7 @@ def test_durable_cleaning_survives_restart_with_the_same_view(tmp_path: Path):
     end = partition.next_offset
     files = sorted(path.name for path in directory.iterdir())
     partition.close()
-    assert all(name.endswith(".log") for name in files)
+    assert all(name.endswith(".log") or name == CLEANED_MARKER_FILE for name in files)  # no temporary files left
     recovered = PartitionLog("t", 0, directory, partition.configs)
     recovered.recover()
     assert all_records(recovered) == view

@@ -11,6 +11,7 @@ from madina.broker import errors
 from madina.broker.admin import CONFIG_DELETE, CONFIG_SET, RESOURCE_TOPIC, AdminApis
 from madina.broker.handlers import DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG, Handlers
 from madina.broker.store import LogStore
+from tests.unit.madina.broker.test_cleaner import all_records, fill
 from tests.unit.madina.broker.test_partition import append
 
 TOPIC = "mobility.ridership.v1"
@@ -149,3 +150,23 @@ def test_compaction_starts_when_a_topic_becomes_compacted():
     _incremental(admin, TOPIC, ("cleanup.policy", CONFIG_SET, "compact"))
 
     assert partition.plan_cleaning(int(time.time() * 1000)) is not None
+
+
+def test_a_compacted_topic_made_delete_only_keeps_its_cleaned_records_across_a_restart(tmp_path):
+    store = LogStore(str(tmp_path))
+    store.load()
+    store.create_topic(TOPIC, 1, {"cleanup.policy": "compact", "segment.bytes": "400"})
+    admin = _Admin(store)
+    partition = store.topics[TOPIC].partitions[0]
+    fill(partition)
+    assert partition.clean_now() is not None
+    kept = all_records(partition)
+    assert [offset for offset, *_ in kept] != list(range(len(kept)))  # compaction left offset gaps
+
+    _incremental(admin, TOPIC, ("cleanup.policy", CONFIG_SET, "delete"))
+    store.close()
+    reopened = LogStore(str(tmp_path))
+    reopened.load()
+
+    assert all_records(reopened.topics[TOPIC].partitions[0]) == kept
+    reopened.close()
