@@ -90,8 +90,8 @@ async def _read(
         auto_offset_reset="earliest",
         **kafka_security_options(),
     )
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a start that fails (no broker) must still close the client
         by_topic = {spec.name: spec for spec in specs}
         assignment = [tp for spec in specs for tp in await _all_partitions(consumer, spec.name, wait_for_topic)]
         if not assignment:
