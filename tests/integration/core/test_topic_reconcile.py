@@ -11,9 +11,11 @@ import logging
 from dataclasses import replace
 
 import pytest
+from aiokafka.errors import IncompatibleBrokerVersion
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
 
 from madina.bus import TopicSpec, ensure_topics
+from madina.bus.admin import IncrementalAlterConfigsRequest
 from madina.bus.topics import DAY_MS
 from madina_proto.alerts.v1 import alerts_pb2
 
@@ -127,3 +129,25 @@ async def test_a_partition_count_other_than_declared_is_logged_and_left(
     assert [(record.partitions, record.declared_partitions) for record in warned] == [(2, 4)]  # type: ignore[attr-defined]
     admin = AdminClient({"bootstrap.servers": broker})
     assert len(admin.list_topics(old.name, timeout=15).topics[old.name].partitions) == 2
+
+
+async def test_on_a_broker_without_incremental_alter_the_operators_keys_survive_the_whole_set_replacement(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = kafka_bootstrap
+    old, new = _renamed(OLD, unique), _renamed(NEW, unique)
+    await ensure_topics(broker, [old], default_partitions=2, with_dead_letters=False)
+    _operator_sets(broker, old.name, OPERATOR_KEY, OPERATOR_VALUE)
+
+    def as_before_kafka_2_3(self, versions):
+        raise IncompatibleBrokerVersion("IncrementalAlterConfigs is not advertised")
+
+    monkeypatch.setattr(IncrementalAlterConfigsRequest, "prepare", as_before_kafka_2_3)
+    await ensure_topics(broker, [new], default_partitions=2, with_dead_letters=False)
+
+    after = _describe(broker, new.name)
+    assert (after["cleanup.policy"].value, after["retention.ms"].value) == ("compact,delete", str(62 * DAY_MS))
+    assert (after[OPERATOR_KEY].value, after[OPERATOR_KEY].source) == (
+        OPERATOR_VALUE,
+        ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+    )
