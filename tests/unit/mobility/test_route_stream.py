@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from madina.bus.alert_events import timestamp
 from madina.streams.entities import EntityRecord
-from madina_proto.mobility.v1 import events_pb2
+from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.mobility.v1 import events_pb2, status_pb2
 from services.mobility.api.publisher import route_batches
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.evaluator import MobilityConfig
@@ -51,3 +54,28 @@ def test_tick_far_ahead_of_the_clock_is_refused_before_it_touches_the_state(sche
     forged = tick_message("BK-1", now + timedelta(days=3))
     with pytest.raises(InvalidRecord, match="tick_time"):
         step(StoredRoute.new("BK-1"), EntityRecord("BK-1", ROUTE_TICKS, forged, now))
+
+
+def test_status_joined_from_stored_bytes_equals_the_status_built_message_by_message() -> None:
+    # Payloads of 1-, 2- and 3-byte lengths (under 128, under 16,384, above), and an alert.
+    updates = {
+        f"t{n}@{DAY}": events_pb2.TripUpdateReceived(
+            route_id="BK-1", trip_id=f"t{n}", start_date=DAY, feed_id="x" * size,
+            update_time=timestamp(datetime(2026, 11, 26, 7, n, tzinfo=UTC)),
+            stop_time_updates=[events_pb2.StopTimeUpdate(stop_sequence=n, stop_id="s")],
+        )
+        for n, size in ((3, 0), (1, 300), (2, 20_000))
+    }
+    alert = alerts_pb2.AlertEvent(alert_id="a1", revision=2, message="Line 1 trip t1: 7 min late" * 20)
+    stored = StoredRoute.new("BK-1")
+    stored.trip_updates = {key: update.SerializeToString() for key, update in updates.items()}
+    stored.active_alerts = {"a1": alert.SerializeToString()}
+
+    expected = status_pb2.RouteStatusChanged(route_id="BK-1")
+    for key in sorted(updates):
+        expected.trip_updates.append(updates[key])
+    expected.active_alerts.append(alert)
+
+    assert status_event(stored) == expected
+    restored = StoredRoute.from_dict(json.loads(json.dumps(stored.to_dict())), "BK-1")
+    assert restored.trip_updates == stored.trip_updates and status_event(restored) == expected
