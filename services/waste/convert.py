@@ -62,8 +62,15 @@ def reading_from_pb(message: container_pb2.ContainerLevelObserved, where: str = 
     A missing ``observe_time`` becomes the earliest datetime, which every later check refuses.
     """
     moment = optional_time(message, "observe_time", where) or datetime.min.replace(tzinfo=UTC)
-    channels = {name: getattr(message, name) for name in _OPTIONAL_CHANNELS if message.HasField(name)}  # type: ignore[arg-type]
-    return Reading(container_id=message.container_id, observe_time=moment, fill_ratio=message.fill_ratio, **channels)
+    # Spelled out rather than looped over _OPTIONAL_CHANNELS: this runs for every reading.
+    has = message.HasField
+    return Reading(
+        message.container_id, moment, message.fill_ratio,
+        message.temperature_c if has("temperature_c") else None,
+        message.tilt_deg if has("tilt_deg") else None,
+        message.lid_open if has("lid_open") else None,
+        message.battery_percent if has("battery_percent") else None,
+    )
 
 
 def readings_from_batch(batch: container_pb2.ContainerLevelObservedBatch) -> list[Reading]:

@@ -356,6 +356,7 @@ class _Fold:
         self.episodes = dict(state.episodes)
         self.untouched: dict[str, datetime] = {}  # idle rule -> the newest quiet evaluation not yet applied
         self.history = list(state.fill_history)
+        self.judged: float | None = None  # the judged fill of ``history`` as it stands, once known
         self.temperatures = list(state.recent_temperatures)
         self.last_reading = state.last_reading
         self.emptied_time = state.last_emptied_time
@@ -425,17 +426,17 @@ class _Fold:
         fill = reading.fill_ratio
         history = self.history
         if history:
-            before = _judged_fill(history, config.judged_readings)
+            before = self.judged if self.judged is not None else _judged_fill(history, config.judged_readings)
             # Judged against the lowest recent reading: two "bag across the beam" spikes among three
             # readings lift the median, and must not turn the next honest reading into an emptying.
-            floor = min(v for _, v in history[-config.judged_readings:])
+            floor = min([v for _, v in history[-config.judged_readings:]])
             if floor - fill >= config.emptying_min_drop and fill <= floor * config.emptying_max_remaining:
                 self._emptied(reading, before)
                 history = self.history = []
         history.append((now, fill))
         if len(history) > MAX_HISTORY:
             del history[0]
-        judged = _judged_fill(history, config.judged_readings)
+        judged = self.judged = _judged_fill(history, config.judged_readings)
         if judged >= config.full_major_ratio:
             severity, threshold = Severity.MAJOR, config.full_major_ratio
         elif judged >= config.full_warning_ratio:
@@ -578,7 +579,7 @@ def _moment(raw: int | str | None) -> datetime | None:
     """Inverse of :func:`_micros`; ISO text is what states written before the integer form hold."""
     if raw is None:
         return None
-    return time_from_text(raw) if isinstance(raw, str) else _EPOCH + timedelta(microseconds=raw)
+    return time_from_text(raw) if isinstance(raw, str) else _EPOCH + timedelta(0, 0, raw)  # positional: faster
 
 
 def time_of_micros(raw: int | str) -> datetime:
@@ -595,7 +596,7 @@ def _series_to(series: Sequence[tuple[datetime, float]]) -> list[list[Any]]:
 
 
 def _series_from(raw: Sequence[Sequence[Any]]) -> tuple[tuple[datetime, float], ...]:
-    return tuple((time_of_micros(t), float(v)) for t, v in raw)
+    return tuple((_EPOCH + timedelta(0, 0, t) if type(t) is int else time_of_micros(t), float(v)) for t, v in raw)
 
 
 _IDLE_FIELDS = (None, None, None, 0, None, None, None)  # what an idle episode holds besides its time

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from statistics import median
 
 MAX_HISTORY = 48
 MIN_POINTS = 3
@@ -74,8 +73,15 @@ def theil_sen(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     ]
     if not slopes:
         raise ValueError("Theil-Sen needs at least two distinct x values")
-    slope = median(slopes)
-    return slope, median(y - slope * x for x, y in points)
+    slope = _median(slopes)
+    return slope, _median([y - slope * x for x, y in points])
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median``'s value, sorting ``values`` in place rather than a copy of them."""
+    values.sort()
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def estimate_fill(history: Sequence[tuple[datetime, float]]) -> FillEstimate | None:

@@ -65,6 +65,8 @@ def validate_reading(
 def _check_number(
     errors: list[str], field: str, value: object, bounds: tuple[float, float], *, required: bool = False
 ) -> None:
+    if type(value) is float and bounds[0] <= value <= bounds[1]:
+        return  # the common case, answered first (NaN fails the comparison and is judged below)
     if value is None:
         if required:
             errors.append(f"{field}: required")
