@@ -44,6 +44,20 @@ def _describe(admin: AdminClient, topic: str) -> dict[str, ConfigEntry]:
     return admin.describe_configs([resource])[resource].result(15)
 
 
+def _describe_once_applied(admin: AdminClient, topic: str, **expected: str) -> dict[str, ConfigEntry]:
+    """DescribeConfigs once it shows ``expected`` (``retention_ms`` for retention.ms): a KRaft
+    broker applies a change from the metadata log after acknowledging it."""
+    wanted = {key.replace("_", "."): value for key, value in expected.items()}
+    deadline = time.monotonic() + 15
+    while True:
+        described = _describe(admin, topic)
+        if all(key in described and described[key].value == value for key, value in wanted.items()):
+            return described
+        if time.monotonic() > deadline:
+            return described  # the assertions that follow say what differs
+        time.sleep(0.1)
+
+
 def _error_code(failing) -> int:
     with pytest.raises(KafkaException) as raised:
         failing()
@@ -56,7 +70,7 @@ def test_incremental_set_shows_as_set_on_the_topic_and_leaves_other_keys(broker_
 
     _set(admin, topic_name, "retention.ms", "5356800000")
 
-    described = _describe(admin, topic_name)
+    described = _describe_once_applied(admin, topic_name, retention_ms="5356800000")
     assert described["retention.ms"].value == "5356800000"
     assert described["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert described["cleanup.policy"].value == "compact"
@@ -70,7 +84,7 @@ def test_alter_configs_replaces_the_whole_set(broker_bootstrap, topic_name):
 
     admin.alter_configs([resource])[resource].result(15)
 
-    described = _describe(admin, topic_name)
+    described = _describe_once_applied(admin, topic_name, retention_ms="86400000")
     assert described["retention.ms"].value == "86400000"
     assert described["max.message.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
 

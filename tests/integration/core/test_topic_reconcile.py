@@ -8,6 +8,7 @@ beside the aiokafka one ``ensure_topics`` uses, so the assertions do not trust t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 import pytest
@@ -42,6 +43,19 @@ def _describe(bootstrap: str, topic: str) -> dict[str, ConfigEntry]:
     return admin.describe_configs([resource])[resource].result(15)
 
 
+def _describe_once_applied(bootstrap: str, topic: str, expected: dict[str, str]) -> dict[str, ConfigEntry]:
+    """DescribeConfigs once it shows ``expected``: a KRaft broker applies a change from the
+    metadata log after acknowledging it."""
+    deadline = time.monotonic() + 15
+    while True:
+        described = _describe(bootstrap, topic)
+        if all(key in described and described[key].value == value for key, value in expected.items()):
+            return described
+        if time.monotonic() > deadline:
+            return described  # the assertions that follow say what differs
+        time.sleep(0.1)
+
+
 def _operator_sets(bootstrap: str, topic: str, key: str, value: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     resource = ConfigResource(
@@ -71,12 +85,12 @@ async def test_existing_topic_gets_declared_configs_and_keeps_the_operators_own(
     caplog.set_level(logging.INFO, logger="madina.bus.admin")
     assert await ensure_topics(broker, [OLD], default_partitions=2, with_dead_letters=False) == [OLD.name]
     _operator_sets(broker, OLD.name, OPERATOR_KEY, OPERATOR_VALUE)
-    before = _describe(broker, OLD.name)
+    before = _describe_once_applied(broker, OLD.name, {OPERATOR_KEY: OPERATOR_VALUE})
     assert before["cleanup.policy"].value == "compact" and before["retention.ms"].value == "-1"
 
     assert await ensure_topics(broker, [NEW], default_partitions=2, with_dead_letters=False) == []
 
-    after = _describe(broker, NEW.name)
+    after = _describe_once_applied(broker, NEW.name, {"retention.ms": str(62 * DAY_MS)})
     assert set(after["cleanup.policy"].value.split(",")) == {"compact", "delete"}
     assert after["retention.ms"].value == str(62 * DAY_MS)
     for key in DECLARED_KEYS:
@@ -138,6 +152,7 @@ async def test_on_a_broker_without_incremental_alter_the_operators_keys_survive_
     old, new = _renamed(OLD, unique), _renamed(NEW, unique)
     await ensure_topics(broker, [old], default_partitions=2, with_dead_letters=False)
     _operator_sets(broker, old.name, OPERATOR_KEY, OPERATOR_VALUE)
+    _describe_once_applied(broker, old.name, {OPERATOR_KEY: OPERATOR_VALUE})
 
     def as_before_kafka_2_3(self, versions):
         raise IncompatibleBrokerVersion("IncrementalAlterConfigs is not advertised")
@@ -145,7 +160,7 @@ async def test_on_a_broker_without_incremental_alter_the_operators_keys_survive_
     monkeypatch.setattr(IncrementalAlterConfigsRequest, "prepare", as_before_kafka_2_3)
     await ensure_topics(broker, [new], default_partitions=2, with_dead_letters=False)
 
-    after = _describe(broker, new.name)
+    after = _describe_once_applied(broker, new.name, {"retention.ms": str(62 * DAY_MS)})
     assert (after["cleanup.policy"].value, after["retention.ms"].value) == ("compact,delete", str(62 * DAY_MS))
     assert (after[OPERATOR_KEY].value, after[OPERATOR_KEY].source) == (
         OPERATOR_VALUE,
