@@ -113,7 +113,78 @@ def plain_fields(domain: type, message: type[Message]) -> tuple[str, ...]:
 
 
 def check_wire_values(message: Message, where: str = "") -> None:
-    """Raise InvalidRecord at the first Timestamp or Duration out of range, non-finite float or NUL."""
+    """Raise InvalidRecord at the first Timestamp or Duration out of range, non-finite float or NUL.
+
+    Run on every decoded record, so the common case (nothing wrong) is a walk that builds no field
+    path; only a record with something wrong is walked again to name the field.
+    """
+    if not _wire_values_ok(message):
+        _raise_at_first_bad_value(message, where)
+
+
+_OTHER, _FLOAT, _STRING, _MESSAGE, _MAP = range(5)
+_SPECIAL: dict[Any, int] = {}  # message descriptor -> 0, or 1 Timestamp, 2 Duration
+_FIELD_KINDS: dict[Any, tuple[int, bool, int]] = {}  # field descriptor -> (kind, repeated, map value kind)
+
+
+def _kind_of_type(field_type: int) -> int:
+    if field_type in _FLOATS:
+        return _FLOAT
+    if field_type == FieldDescriptor.TYPE_STRING:
+        return _STRING
+    return _MESSAGE if field_type == FieldDescriptor.TYPE_MESSAGE else _OTHER
+
+
+def _field_kind(descriptor: FieldDescriptor) -> tuple[int, bool, int]:
+    known = _FIELD_KINDS.get(descriptor)
+    if known is None:
+        value_field = _map_value_field(descriptor) if descriptor.type == FieldDescriptor.TYPE_MESSAGE else None
+        if value_field is not None:
+            known = (_MAP, False, _kind_of_type(value_field.type))
+        else:
+            known = (_kind_of_type(descriptor.type), descriptor.is_repeated, _OTHER)
+        _FIELD_KINDS[descriptor] = known
+    return known
+
+
+def _wire_values_ok(message: Message) -> bool:
+    """Whether :func:`_raise_at_first_bad_value` would find nothing (same rules, no paths)."""
+    descriptor = message.DESCRIPTOR
+    special = _SPECIAL.get(descriptor)
+    if special is None:
+        special = _SPECIAL[descriptor] = {_TIMESTAMP: 1, _DURATION: 2}.get(descriptor.full_name, 0)
+    if special:
+        seconds, nanos = message.seconds, message.nanos  # type: ignore[attr-defined]
+        if special == 1:
+            return MIN_TIMESTAMP_S <= seconds <= MAX_TIMESTAMP_S and 0 <= nanos <= MAX_NANOS
+        return (-MAX_DURATION_S <= seconds <= MAX_DURATION_S and -MAX_NANOS <= nanos <= MAX_NANOS
+                and not (seconds and nanos and (seconds < 0) != (nanos < 0)))
+    for field_descriptor, value in message.ListFields():
+        kind, repeated, value_kind = _field_kind(field_descriptor)
+        if kind == _FLOAT:
+            if not (all(map(math.isfinite, value)) if repeated else math.isfinite(value)):
+                return False
+        elif kind == _STRING:
+            if any("\x00" in item for item in value) if repeated else "\x00" in value:
+                return False
+        elif kind == _MESSAGE:
+            if not (all(map(_wire_values_ok, value)) if repeated else _wire_values_ok(value)):
+                return False
+        elif kind == _MAP:
+            for key, item in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return False
+                if value_kind == _STRING and "\x00" in item:
+                    return False
+                if value_kind == _FLOAT and not math.isfinite(item):
+                    return False
+                if value_kind == _MESSAGE and not _wire_values_ok(item):
+                    return False
+    return True
+
+
+def _raise_at_first_bad_value(message: Message, where: str) -> None:
+    """The walk that names the field: only run once the fast check found something."""
     name = message.DESCRIPTOR.full_name
     if name == _TIMESTAMP:
         time_from_pb(message, where.rstrip(".") or "timestamp")  # type: ignore[arg-type]
@@ -140,10 +211,10 @@ def check_wire_values(message: Message, where: str = "") -> None:
                     if value_field.type in _FLOATS:
                         finite(item, f"{path}[{key!r}]")
                     elif value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                        check_wire_values(item, f"{path}[{key!r}].")
+                        _raise_at_first_bad_value(item, f"{path}[{key!r}].")
                 continue
             for index, item in _items(descriptor, value):
-                check_wire_values(item, f"{path}{index}.")
+                _raise_at_first_bad_value(item, f"{path}{index}.")
 
 
 def unknown_fields(message: Message, where: str = "") -> list[str]:

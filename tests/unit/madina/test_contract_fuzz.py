@@ -306,3 +306,20 @@ def test_arbitrary_bytes_decode_or_are_invalid_records(spec: TopicSpec, value: b
 def test_generated_times_reach_the_extremes() -> None:
     # A guard on the generator itself: the property tests above are only as good as these values.
     assert datetime.min.replace(tzinfo=UTC) + timedelta(seconds=62_135_596_800) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@given(st.sampled_from([alerts_pb2.AlertEvent, alerts_pb2.AlertAction, observations_pb2.AirQualityObservedBatch,
+                        KPIS.message_type, STATION_STATUS.message_type])
+       .flatmap(lambda cls: st.builds(lambda fields: cls(**fields), messages(cls.DESCRIPTOR))))
+@FUZZ
+def test_the_fast_wire_check_agrees_with_the_walk_that_names_the_field(message: Message) -> None:
+    from madina.contract import _raise_at_first_bad_value, _wire_values_ok
+
+    try:
+        _raise_at_first_bad_value(message, "")
+    except InvalidRecord:
+        event("refused")
+        assert not _wire_values_ok(message)
+    else:
+        event("accepted")
+        assert _wire_values_ok(message)
