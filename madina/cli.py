@@ -82,7 +82,9 @@ def _create_topics(wait_s: float) -> int:
     print(
         f"madina topics create: {len(created)} created on {settings.bootstrap_servers} "
         f"({settings.topic_partitions} partitions unless a topic sets its own, "
-        f"replication factor {settings.topic_replication_factor}); existing topics left as they are"
+        f"replication factor {settings.topic_replication_factor}); existing topics keep their partitions and "
+        + ("get the configs they declare (changes logged)" if settings.topic_config_reconcile
+           else "their configs (MADINA_TOPIC_CONFIG_RECONCILE=false: differences logged)")
     )
     return 0
 
