@@ -263,7 +263,7 @@ class _Outbound:
         """Send everything handed over so far, now."""
         async with self._sending:
             while self.items:
-                await self._send(self.items.popleft())
+                await self._send_first()
 
     async def run(self) -> None:
         """The sender: an app task, so it starts with the worker and is cancelled when it stops."""
@@ -275,13 +275,19 @@ class _Outbound:
                     continue
                 async with self._sending:
                     for _ in range(min(OUTBOUND_CHUNK, len(self.items))):
-                        await self._send(self.items.popleft())
+                        await self._send_first()
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the batch is not acknowledged: a restart replays it
             log.exception("sending a processor's outputs failed")
             await self.app.crash(error)
+
+    async def _send_first(self) -> None:
+        # Taken off the queue once sent: a sender cancelled inside a send (the worker stopping)
+        # leaves the item for the final flush, rather than a state missing from the changelog.
+        await self._send(self.items[0])
+        self.items.popleft()
 
     async def _send(self, item: tuple[Any, ...]) -> None:
         producer = self.app.producer

@@ -90,3 +90,33 @@ async def test_an_agent_ahead_of_the_sender_by_more_than_the_limit_sends_everyth
     assert [entry for entry in log if entry.startswith("ack:")] == [
         *(f"ack:e{n}" for n in range(OUTBOUND_MAX_BATCHES)), "ack:last"]
     assert out.batches == 0 and not out.items
+
+
+class StallingProducer(RecordingProducer):
+    """Holds the first send of a state (a full producer batch) until released."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(log)
+        self.stalled = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None, timestamp: float | None,
+                   headers: Any) -> asyncio.Future[Any]:
+        if topic == "changelog" and not self.stalled.is_set():
+            self.stalled.set()
+            await self.release.wait()
+        return await super().send(topic, key, value, partition, timestamp, headers)
+
+
+async def test_a_sender_stopped_inside_a_send_leaves_that_state_to_the_final_flush() -> None:
+    log: list[str] = []
+    out = outbound(log)
+    producer = StallingProducer(log)
+    out.app.producer = producer  # type: ignore[attr-defined]
+    await out.end_batch("changelog", [(b"k1", b"{}", 0)], [Event("e1", log)])
+    sender = asyncio.ensure_future(out.run())
+    await producer.stalled.wait()
+    sender.cancel()  # the worker stops
+    await asyncio.gather(sender, return_exceptions=True)
+    await out.flush()
+    assert log == ["changelog:k1", "ack:e1"]
