@@ -18,7 +18,7 @@ from madina_proto.mobility.v1 import events_pb2
 from services.mobility.convert import trip_update_from_wire
 from services.mobility.domain.delays import StopStatus, resolve_trip, trip_key_of
 from services.mobility.domain.evaluator import headway_based
-from services.mobility.domain.gtfs import Schedule
+from services.mobility.domain.gtfs import Schedule, format_gtfs_time
 from services.mobility.domain.servicedays import TripKey
 
 
@@ -73,3 +73,15 @@ def _predicted_stops(wire: events_pb2.TripUpdateReceived, schedule: Schedule) ->
         stops.setdefault(("seq", stop.stop_sequence), stop)
         stops.setdefault(("id", stop.stop_id), stop)
     return stops
+
+
+def name_as_gtfs_realtime(trip: gtfs_realtime_pb2.TripDescriptor, schedule: Schedule) -> None:
+    """A frequency run (exact or not) leaves named as GTFS-Realtime names frequency-based trips: its
+    template's ``trip_id`` with the run's ``start_time``. Madina's own run id (``<template>@HH:MM:SS``)
+    is in no static feed, so a journey planner could not match it; the ingest maps the GTFS-Realtime
+    naming back to the run (``Schedule.run_id``)."""
+    run = schedule.trips.get(trip.trip_id)
+    if run is None or run.template_trip_id is None:
+        return
+    trip.trip_id = run.template_trip_id
+    trip.start_time = format_gtfs_time(run.start_s)

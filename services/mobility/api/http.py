@@ -29,7 +29,7 @@ from madina.contract import InvalidRecord
 from madina.http import require_scope
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from services.mobility.api.grpc import parking_availability, ridership_response
-from services.mobility.api.headway import headway_of, without_delays
+from services.mobility.api.headway import headway_of, name_as_gtfs_realtime, without_delays
 from services.mobility.api.publisher import (
     FeedRejected,
     ParkingOccupancyIn,
@@ -253,14 +253,26 @@ def reads_router() -> APIRouter:
 def feed_of(runtime: MobilityRuntime, which: str) -> gtfs_realtime_pb2.FeedMessage:
     statuses = runtime.statuses()
     now = datetime.now(UTC)
+    schedule = runtime.schedule
+
+    def named(entity: gtfs_realtime_pb2.FeedEntity) -> gtfs_realtime_pb2.FeedEntity:
+        if entity.HasField("trip_update"):
+            name_as_gtfs_realtime(entity.trip_update.trip, schedule)
+        elif entity.HasField("vehicle"):
+            name_as_gtfs_realtime(entity.vehicle.trip, schedule)
+        else:
+            for informed in entity.alert.informed_entity:
+                if informed.HasField("trip"):
+                    name_as_gtfs_realtime(informed.trip, schedule)
+        return entity
+
     if which == "trip-updates":
-        schedule = runtime.schedule
-        return feed_message((without_delays(trip_update_entity(u), u, schedule)
-                             if headway_of(schedule, u.trip_id) is not None else trip_update_entity(u)
+        return feed_message((named(without_delays(trip_update_entity(u), u, schedule)
+                                   if headway_of(schedule, u.trip_id) is not None else trip_update_entity(u))
                              for s in statuses for u in s.trip_updates), now)
     if which == "vehicle-positions":
-        return feed_message((vehicle_entity(v) for s in statuses for v in s.vehicles), now)
-    return feed_message((alert_entity(a) for s in statuses for a in s.active_alerts), now)
+        return feed_message((named(vehicle_entity(v)) for s in statuses for v in s.vehicles), now)
+    return feed_message((named(alert_entity(a)) for s in statuses for a in s.active_alerts), now)
 
 
 def feeds_router() -> APIRouter:

@@ -847,8 +847,8 @@ def expand_frequencies(template: Trip, windows: Sequence[Frequency]) -> tuple[Tr
     ``n`` with that time before ``end_time`` (the GTFS rule for ``exact_times=1``: every half hour
     from 08:00 to 10:00 is 08:00 ... 09:30). Every run keeps the template's time between stops.
     For ``exact_times=0`` the same departures are only nominal (the service promises a headway,
-    not times): the runs say so (``exact_times=False``) and carry the headway. The delay rules do
-    not treat them differently yet: a delay against a nominal departure is reported like any other.
+    not times): the runs say so (``exact_times=False``) and carry the headway, and the rules judge
+    them by headway only (``evaluator.headway_based``).
     """
     runs = []
     for window in windows:
