@@ -18,6 +18,8 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from tests.support.topic_configs import describe_once_applied, describe_topic
+
 
 def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
@@ -39,25 +41,6 @@ def _set(admin: AdminClient, topic: str, key: str, value: str) -> None:
     admin.incremental_alter_configs([resource])[resource].result(15)
 
 
-def _describe(admin: AdminClient, topic: str) -> dict[str, ConfigEntry]:
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    return admin.describe_configs([resource])[resource].result(15)
-
-
-def _describe_once_applied(admin: AdminClient, topic: str, **expected: str) -> dict[str, ConfigEntry]:
-    """DescribeConfigs once it shows ``expected`` (``retention_ms`` for retention.ms): a KRaft
-    broker applies a change from the metadata log after acknowledging it."""
-    wanted = {key.replace("_", "."): value for key, value in expected.items()}
-    deadline = time.monotonic() + 15
-    while True:
-        described = _describe(admin, topic)
-        if all(key in described and described[key].value == value for key, value in wanted.items()):
-            return described
-        if time.monotonic() > deadline:
-            return described  # the assertions that follow say what differs
-        time.sleep(0.1)
-
-
 def _error_code(failing) -> int:
     with pytest.raises(KafkaException) as raised:
         failing()
@@ -70,7 +53,7 @@ def test_incremental_set_shows_as_set_on_the_topic_and_leaves_other_keys(broker_
 
     _set(admin, topic_name, "retention.ms", "5356800000")
 
-    described = _describe_once_applied(admin, topic_name, retention_ms="5356800000")
+    described = describe_once_applied(admin, topic_name, {"retention.ms": "5356800000"})
     assert described["retention.ms"].value == "5356800000"
     assert described["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert described["cleanup.policy"].value == "compact"
@@ -84,7 +67,7 @@ def test_alter_configs_replaces_the_whole_set(broker_bootstrap, topic_name):
 
     admin.alter_configs([resource])[resource].result(15)
 
-    described = _describe_once_applied(admin, topic_name, retention_ms="86400000")
+    described = describe_once_applied(admin, topic_name, {"retention.ms": "86400000"})
     assert described["retention.ms"].value == "86400000"
     assert described["max.message.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
 
@@ -96,7 +79,7 @@ def test_an_unknown_config_key_or_a_bad_value_is_invalid_config(broker_bootstrap
     assert _error_code(lambda: _set(admin, topic_name, "retension.ms", "1000")) == KafkaError.INVALID_CONFIG
     assert _error_code(lambda: _set(admin, topic_name, "retention.ms", "a week")) == KafkaError.INVALID_CONFIG
     assert _error_code(lambda: _set(admin, topic_name, "cleanup.policy", "compress")) == KafkaError.INVALID_CONFIG
-    assert _describe(admin, topic_name)["retention.ms"].value == "86400000"
+    assert describe_topic(admin, topic_name)["retention.ms"].value == "86400000"
     bad_topic = f"{topic_name}-bad"
     assert _error_code(lambda: _create(admin, bad_topic, **{"retension.ms": "1000"})) == KafkaError.INVALID_CONFIG
 

@@ -8,7 +8,6 @@ beside the aiokafka one ``ensure_topics`` uses, so the assertions do not trust t
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 
 import pytest
@@ -19,6 +18,7 @@ from madina.bus import TopicSpec, ensure_topics
 from madina.bus.admin import IncrementalAlterConfigsRequest
 from madina.bus.topics import DAY_MS
 from madina_proto.alerts.v1 import alerts_pb2
+from tests.support.topic_configs import describe_once_applied, describe_topic
 
 OPERATOR_KEY, OPERATOR_VALUE = "max.message.bytes", "2000000"  # set by hand; declared by no spec
 DECLARED_KEYS = ("cleanup.policy", "retention.ms")
@@ -35,25 +35,6 @@ OLD = TopicSpec(
     retention_ms=-1,
 )
 NEW = replace(OLD, cleanup_policy="compact,delete", retention_ms=62 * DAY_MS)
-
-
-def _describe(bootstrap: str, topic: str) -> dict[str, ConfigEntry]:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    return admin.describe_configs([resource])[resource].result(15)
-
-
-def _describe_once_applied(bootstrap: str, topic: str, expected: dict[str, str]) -> dict[str, ConfigEntry]:
-    """DescribeConfigs once it shows ``expected``: a KRaft broker applies a change from the
-    metadata log after acknowledging it."""
-    deadline = time.monotonic() + 15
-    while True:
-        described = _describe(bootstrap, topic)
-        if all(key in described and described[key].value == value for key, value in expected.items()):
-            return described
-        if time.monotonic() > deadline:
-            return described  # the assertions that follow say what differs
-        time.sleep(0.1)
 
 
 def _operator_sets(bootstrap: str, topic: str, key: str, value: str) -> None:
@@ -85,13 +66,13 @@ async def test_existing_topic_gets_declared_configs_and_keeps_the_operators_own(
     caplog.set_level(logging.INFO, logger="madina.bus.admin")
     assert await ensure_topics(broker, [OLD], default_partitions=2, with_dead_letters=False) == [OLD.name]
     _operator_sets(broker, OLD.name, OPERATOR_KEY, OPERATOR_VALUE)
-    before = _describe_once_applied(broker, OLD.name, {OPERATOR_KEY: OPERATOR_VALUE})
+    before = describe_once_applied(broker, OLD.name, {OPERATOR_KEY: OPERATOR_VALUE})
     assert before["cleanup.policy"].value == "compact" and before["retention.ms"].value == "-1"
 
     assert await ensure_topics(broker, [NEW], default_partitions=2, with_dead_letters=False) == []
 
-    after = _describe_once_applied(broker, NEW.name, {"retention.ms": str(62 * DAY_MS)})
-    assert set(after["cleanup.policy"].value.split(",")) == {"compact", "delete"}
+    after = describe_once_applied(broker, NEW.name, {"retention.ms": str(62 * DAY_MS)})
+    assert set(str(after["cleanup.policy"].value).split(",")) == {"compact", "delete"}
     assert after["retention.ms"].value == str(62 * DAY_MS)
     for key in DECLARED_KEYS:
         assert after[key].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
@@ -105,7 +86,7 @@ async def test_existing_topic_gets_declared_configs_and_keeps_the_operators_own(
     caplog.clear()
     assert await ensure_topics(broker, [NEW], default_partitions=2, with_dead_letters=False) == []
     assert _changes_logged(caplog) == []
-    again = _describe(broker, NEW.name)
+    again = describe_topic(broker, NEW.name)
     assert {key: entry.value for key, entry in again.items()} == {key: entry.value for key, entry in after.items()}
 
 
@@ -120,7 +101,7 @@ async def test_with_reconciling_off_a_difference_is_only_logged(
     monkeypatch.setenv("MADINA_TOPIC_CONFIG_RECONCILE", "false")
     await ensure_topics(broker, [new], default_partitions=2, with_dead_letters=False)
 
-    after = _describe(broker, old.name)
+    after = describe_topic(broker, old.name)
     assert after["cleanup.policy"].value == "compact" and after["retention.ms"].value == "-1"
     warned = [record for record in caplog.records if record.levelno == logging.WARNING and hasattr(record, "key")]
     assert [(record.key, record.old, record.new) for record in warned] == [  # type: ignore[attr-defined]
@@ -152,7 +133,7 @@ async def test_on_a_broker_without_incremental_alter_the_operators_keys_survive_
     old, new = _renamed(OLD, unique), _renamed(NEW, unique)
     await ensure_topics(broker, [old], default_partitions=2, with_dead_letters=False)
     _operator_sets(broker, old.name, OPERATOR_KEY, OPERATOR_VALUE)
-    _describe_once_applied(broker, old.name, {OPERATOR_KEY: OPERATOR_VALUE})
+    describe_once_applied(broker, old.name, {OPERATOR_KEY: OPERATOR_VALUE})
 
     def as_before_kafka_2_3(self, versions):
         raise IncompatibleBrokerVersion("IncrementalAlterConfigs is not advertised")
@@ -160,7 +141,7 @@ async def test_on_a_broker_without_incremental_alter_the_operators_keys_survive_
     monkeypatch.setattr(IncrementalAlterConfigsRequest, "prepare", as_before_kafka_2_3)
     await ensure_topics(broker, [new], default_partitions=2, with_dead_letters=False)
 
-    after = _describe_once_applied(broker, new.name, {"retention.ms": str(62 * DAY_MS)})
+    after = describe_once_applied(broker, new.name, {"retention.ms": str(62 * DAY_MS)})
     assert (after["cleanup.policy"].value, after["retention.ms"].value) == ("compact,delete", str(62 * DAY_MS))
     assert (after[OPERATOR_KEY].value, after[OPERATOR_KEY].source) == (
         OPERATOR_VALUE,
