@@ -4,7 +4,8 @@ Pure: a ``ContainerStatusChanged`` (waste.container-status.v1, keyed by containe
 per container out; a ``CollectionPlanned`` (waste.latest-collection-plans.v1, compacted and keyed by
 depot, so a depot's newest plan replaces its older one) in, one line per truck's route out, depot -> stops
 in visiting order -> depot. A plan names its depot and containers only, so their positions come
-from the seed registry (:mod:`services.waste.domain.containers`).
+from the registry the planner used (:mod:`services.waste.domain.containers`, from
+``MADINA_WASTE_CONTAINERS_FILE`` and ``MADINA_WASTE_FLEET_FILE`` when set).
 
 A container's colour follows the detector's own levels: an active fire-risk alert is CRITICAL, a
 tipped-over one WARNING, a data gap UNKNOWN; otherwise the fill: WARNING from the full level the
@@ -20,11 +21,13 @@ from functools import cache
 from madina.alerts import DATA_GAP_RULE_ID
 from madina.contract import optional_time
 from madina.maplayers import Level, MapFeature
+from madina.settings import load_settings
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.waste.v1 import container_pb2, plan_pb2
 from services.waste.domain.containers import Container, Depot, load_containers, load_fleet
 from services.waste.domain.detector import RULE_FIRE, RULE_TIPPED, DetectionConfig
 from services.waste.domain.fillrate import FULL_FILL_RATIO
+from services.waste.settings import WasteSeedFiles
 
 DOMAIN = "waste"
 CONTAINER_KIND = "container"
@@ -33,13 +36,19 @@ _WATCH_FILL_RATIO = DetectionConfig().full_clear_ratio
 
 
 @cache
+def _seed_files() -> WasteSeedFiles:
+    return load_settings(WasteSeedFiles)
+
+
+@cache
 def _containers() -> Mapping[str, Container]:
-    return {container.id: container for container in load_containers()}
+    # The city's own registry (MADINA_WASTE_CONTAINERS_FILE), the one the planner routed.
+    return {container.id: container for container in load_containers(_seed_files().waste_containers_file)}
 
 
 @cache
 def _depots() -> Mapping[str, Depot]:
-    return {depot.id: depot for depot in load_fleet().depots}
+    return {depot.id: depot for depot in load_fleet(_seed_files().waste_fleet_file).depots}
 
 
 def container_features(message: container_pb2.ContainerStatusChanged) -> list[MapFeature]:

@@ -3,6 +3,9 @@ Its own variables are MADINA_WASTE_*; the shared ones (MADINA_KAFKA_BOOTSTRAP, .
 MadinaSettings, and the API's credentials and TLS from ServiceSettings.
 
 - :class:`WastePorts`: where the service listens (the simulator and `madina up` need this);
+- :class:`WasteSeedFiles`: which containers, depots and trucks the city has (every process that
+  names a container or a depot reads the same files: the simulator, the map layers, the processor
+  and the API);
 - :class:`WasteProcessorSettings`: the stream processor (no credentials: it serves no API);
 - :class:`WasteSettings`: the ingest, read and planning API.
 """
@@ -29,8 +32,12 @@ class WastePorts(MadinaSettings):
     )
 
 
-class WasteProcessorSettings(WastePorts):
+class WasteSeedFiles(WastePorts):
     waste_containers_file: Path | None = Field(default=None, description="Container seed; built-in if unset.")
+    waste_fleet_file: Path | None = Field(default=None, description="Depots and trucks; built-in if unset.")
+
+
+class WasteProcessorSettings(WasteSeedFiles):
     waste_tick_interval_s: float = Field(default=60.0, gt=0, le=3600)
     waste_max_future_skew_s: float = Field(
         default=DEFAULT_MAX_FUTURE_SKEW.total_seconds(), ge=0, le=86_400,
@@ -49,7 +56,6 @@ class WasteProcessorSettings(WastePorts):
 
 
 class WasteSettings(ServiceSettings, WasteProcessorSettings):
-    waste_fleet_file: Path | None = Field(default=None, description="Depots and trucks; built-in if unset.")
     waste_max_batch_readings: int = Field(default=5000, ge=1, le=100_000)
     waste_plan_time_limit_s: float = Field(
         default=7.0, gt=0, le=300, description="Time budget of one PlanCollection's routing search."

@@ -141,18 +141,24 @@ class WasteGenerator:
         self, context: SimulationContext, containers: Sequence[Container] | None = None, fleet: Fleet | None = None
     ) -> None:
         from madina.settings import load_settings
-        from services.waste.settings import WastePorts
+        from services.waste.settings import WasteSeedFiles
 
+        # The same containers and fleet as the API and the processor: a reading for a container the
+        # city does not have would be refused, and one the city has but we do not simulate stays silent.
+        settings = load_settings(WasteSeedFiles)
+        if containers is None:
+            containers = load_containers(settings.waste_containers_file)
+        if fleet is None:
+            fleet = load_fleet(settings.waste_fleet_file)
         self.context = context
         self.rng: random.Random = context.rng
-        chosen = [c for c in (containers if containers is not None else load_containers()) if c.city == context.city]
+        chosen = [c for c in containers if c.city == context.city]
         if not chosen:
             raise ValueError(f"no waste containers in city {context.city!r}")
         self.sensors = [self._sensor(c) for c in chosen]
         self._by_id = {sensor.container.id: sensor for sensor in self.sensors}
-        self.depots: dict[str, Depot] = {
-            depot.id: depot for depot in (fleet or load_fleet()).depots if depot.city == context.city}
-        port = context.options.get("waste_http_port") or load_settings(WastePorts).waste_http_port
+        self.depots: dict[str, Depot] = {depot.id: depot for depot in fleet.depots if depot.city == context.city}
+        port = context.options.get("waste_http_port") or settings.waste_http_port
         self.ingest_url = f"http://127.0.0.1:{port}"
         self._cursor = 0
         self._last_now: datetime | None = None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from madina.bus.alert_events import timestamp
 from madina.maplayers import Level
 from madina_proto.waste.v1 import container_pb2, plan_pb2
+from services.waste import maplayers
 from services.waste.convert import batches_by_container, plan_to_pb
 from services.waste.domain.containers import Stream, Truck, load_containers, load_fleet
 from services.waste.domain.detector import DetectionConfig
@@ -122,3 +124,26 @@ def test_every_declared_layer_loads_and_follows_a_waste_topic() -> None:
     containers, routes = (layer.load() for layer in DOMAIN.map_layers)
     assert containers(_statuses(0.4)[1])[0].kind == "container"
     assert routes(_plan())[0].kind == "collection-route"
+
+
+def test_routes_are_placed_from_the_citys_own_containers_and_fleet_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "containers.yaml").write_text(
+        "containers:\n"
+        "- {id: own-h1, city: berkane, district: centre-ville, location: [34.93, -2.33], stream: household,"
+        " volume_l: 1100, reporting_interval: 1h}\n"
+        "- {id: own-h2, city: berkane, district: centre-ville, location: [34.94, -2.34], stream: household,"
+        " volume_l: 1100, reporting_interval: 1h}\n")
+    (tmp_path / "fleet.yaml").write_text(
+        "depots:\n- {id: own-depot, name: Own depot, city: berkane, location: [34.90, -2.30]}\n"
+        "trucks:\n- {id: own-truck, depot: own-depot, streams: [household], capacity_l: 10000}\n")
+    monkeypatch.setenv("MADINA_WASTE_CONTAINERS_FILE", str(tmp_path / "containers.yaml"))
+    monkeypatch.setenv("MADINA_WASTE_FLEET_FILE", str(tmp_path / "fleet.yaml"))
+    for cached in (maplayers._seed_files, maplayers._containers, maplayers._depots):
+        monkeypatch.setattr(maplayers, cached.__name__, cache(cached.__wrapped__))
+    message = plan_pb2.CollectionPlanned(depot_id="own-depot", routes=[
+        plan_pb2.CollectionRoute(truck_id="own-truck", container_ids=["own-h2", "own-h1"])])
+    (feature,) = collection_route_features(message)
+    assert feature.points == ((34.90, -2.30), (34.94, -2.34), (34.93, -2.33), (34.90, -2.30))
+    assert feature.details["depot"] == "Own depot"

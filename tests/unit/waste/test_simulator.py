@@ -7,7 +7,10 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from madina.eventtime import EventTimeBounds
 from madina.simulation import HttpPost, SimulationContext
@@ -15,7 +18,7 @@ from services.waste.api.http import ReadingIn
 from services.waste.api.publisher import check_reading
 from services.waste.domain.containers import load_containers
 from services.waste.domain.detector import ContainerState, apply_readings
-from services.waste.simulator import INCIDENT_EVERY_S, INCIDENT_S, WasteGenerator
+from services.waste.simulator import INCIDENT_EVERY_S, INCIDENT_S, WasteGenerator, create
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 CONTAINERS = load_containers()
@@ -92,3 +95,23 @@ def test_now_and_then_another_container_catches_fire_or_tips_over_and_is_dealt_w
         assert {"fire": "fire-risk", "tipped": "tipped-over"}[kind] in {t.rule_id for t in result.transitions}
         after = [r for r in readings if r.observe_time > START + timedelta(seconds=began + INCIDENT_S)]
         assert after and all(r.temperature_c < 40 and r.tilt_deg < 10 for r in after), "the crew dealt with it"
+
+
+def test_the_simulator_reads_the_citys_own_containers_and_fleet_as_the_api_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "containers.yaml").write_text("containers:\n" + "".join(
+        f"- {{id: own-h{n}, city: berkane, district: centre-ville, location: [34.9{n}, -2.33], stream: household,"
+        f" volume_l: 1100, reporting_interval: 1h}}\n" for n in range(1, 6)))
+    (tmp_path / "fleet.yaml").write_text(
+        "depots:\n- {id: own-depot, name: Own depot, city: berkane, location: [34.90, -2.30]}\n"
+        "trucks:\n- {id: own-truck, depot: own-depot, streams: [household], capacity_l: 10000}\n")
+    monkeypatch.setenv("MADINA_WASTE_CONTAINERS_FILE", str(tmp_path / "containers.yaml"))
+    monkeypatch.setenv("MADINA_WASTE_FLEET_FILE", str(tmp_path / "fleet.yaml"))
+    generator = create(SimulationContext(
+        city="berkane", rng=random.Random(1), speedup=60, started_at=START, options={"waste_http_port": 1}))
+    own = {f"own-h{n}" for n in range(1, 6)}
+    assert {sensor.container.id for sensor in generator.sensors} == own
+    assert set(generator.depots) == {"own-depot"}
+    deliveries: list[Any] = [d for s in range(3) for d in generator.next_deliveries(START + timedelta(seconds=s), 5)]
+    assert {reading.container_id for reading in _readings(deliveries)} == own
