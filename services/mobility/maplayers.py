@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from madina.contract import optional_time
-from madina.geo import City, district_at, load_cities
+from madina.geo import City, load_cities
 from madina.maplayers import Level, MapFeature
 from madina_proto.mobility.v1 import mobility_service_pb2, status_pb2
+from services.mobility.domain import cities as places
 from services.mobility.domain.evaluator import MobilityConfig
 
 DOMAIN = "mobility"
@@ -95,16 +96,10 @@ def _silent_text(report_time: datetime | None, now: datetime | None) -> str:
 
 
 @cache
-def _cities() -> tuple[City, ...]:
-    return tuple(load_cities().values())
+def _cities() -> dict[str, City]:
+    return load_cities()
 
 
 def city_at(lat: float, lon: float) -> str:
-    """The city whose districts hold the point, else the one with the nearest centre: a bus has no
-    city on the wire, and one on a road between districts still belongs to its city's map."""
-    cities = _cities()
-    for city in cities:
-        if district_at(city, lat, lon) is not None:
-            return city.id
-    nearest = min(cities, key=lambda city: (city.center[0] - lat) ** 2 + (city.center[1] - lon) ** 2, default=None)
-    return nearest.id if nearest is not None else ""
+    """The city of a bus's position (:func:`services.mobility.domain.cities.city_at`): a bus has no city on the wire."""
+    return places.city_at(_cities(), lat, lon)

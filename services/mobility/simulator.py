@@ -24,7 +24,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from madina.geo import load_cities
 from madina.simulation import Delivery, HttpPost, SimulationContext
+from services.mobility.domain.cities import route_cities
 from services.mobility.domain.geometry import distance_m
 from services.mobility.domain.gtfs import Schedule, load_feeds
 from services.mobility.domain.parking import CarPark, load_car_parks
@@ -47,7 +49,8 @@ class MobilityGenerator:
         self.schedule = schedule or load_feeds(settings.mobility_gtfs_feeds)
         port = context.options.get("mobility_http_port") or settings.mobility_http_port
         self.ingest_url = f"http://127.0.0.1:{port}"
-        routes = sorted(r.route_id for r in self.schedule.routes.values() if r.feed_id == context.city)
+        cities = route_cities(load_cities(), self.schedule)
+        routes = sorted(route_id for route_id, city in cities.items() if city == context.city)
         self.routes = routes or sorted(self.schedule.routes)
         self.drift = {route_id: context.rng.uniform(0, 120) for route_id in self.routes}
         parks = load_car_parks(settings.mobility_car_parks_file)

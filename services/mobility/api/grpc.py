@@ -122,8 +122,10 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
         raise_delay_s = self.runtime.settings.mobility_raise_delay_s
         schedule = self.runtime.schedule
         response = pb.ListRouteDelaysResponse()
+        route_cities = self.runtime.route_cities
         for status in self.runtime.statuses():
-            if wanted and status.route_id not in wanted:
+            if (wanted and status.route_id not in wanted) or (
+                    request.city_id and route_cities.get(status.route_id) != request.city_id):
                 continue
             route = schedule.routes[status.route_id]
             runs = {(u.trip_id, u.start_date) for u in status.trip_updates}
