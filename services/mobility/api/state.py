@@ -14,13 +14,15 @@ withdrawn as that publisher last sent it.
 
 Car parks' availability (``mobility.car-park-status.v1``) and ridership counts
 (``mobility.ridership.v1``, one record per route, stop and hour) are compacted topics the
-processor publishes too, followed the same way.
+processor publishes too, followed the same way; ridership hours leave this process when they
+leave the topic (:class:`RidershipHours`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +40,47 @@ from services.mobility.domain.cities import route_cities
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark
 from services.mobility.settings import MobilitySettings
-from services.mobility.topics import CAR_PARK_STATUS, RIDERSHIP, ROUTE_STATUS
+from services.mobility.topics import CAR_PARK_STATUS, RIDERSHIP, RIDERSHIP_KEPT_DAYS, ROUTE_STATUS
+
+
+@dataclass
+class RidershipHours:
+    """The hourly totals of ``mobility.ridership.v1`` (latest per route, stop and hour), as long as the
+    topic keeps them.
+
+    The topic keeps an hour ``RIDERSHIP_KEPT_DAYS`` (compaction keeps its final total, retention
+    then deletes it), but a process that follows it would hold every hour it ever read, and one
+    that starts can still read hours past the retention (a segment is deleted only when its newest
+    record is old enough, and compaction merges old hours into segments with newer ones). Hours
+    leave here once they end ``kept`` before now, whatever the broker did, so ``GetRidership``
+    serves the same window on every replica however long it has run. Kept by hour, so expiring
+    costs per hour dropped, not per count held.
+    """
+
+    kept: timedelta = timedelta(days=RIDERSHIP_KEPT_DAYS)
+    hours: dict[int, dict[str, events_pb2.RidershipCounted]] = field(default_factory=dict)  # hour start (s) -> key
+
+    def put(self, key: str, event: events_pb2.RidershipCounted, now: datetime) -> None:
+        self.expire(now)
+        hour = event.hour_start_time.seconds
+        if hour >= self._oldest_kept(now):
+            self.hours.setdefault(hour, {})[key] = event
+
+    def expire(self, now: datetime) -> None:
+        oldest = self._oldest_kept(now)
+        for hour in [hour for hour in self.hours if hour < oldest]:
+            del self.hours[hour]
+
+    def events(self, now: datetime, start: int | None = None, end: int | None = None) -> list[
+            events_pb2.RidershipCounted]:
+        """Every total kept at ``now`` of the hours starting in [start, end) (POSIX s), in hour order."""
+        self.expire(now)
+        return [event for hour in sorted(self.hours) if (start is None or hour >= start) and (end is None or hour < end)
+                for event in self.hours[hour].values()]
+
+    def _oldest_kept(self, now: datetime) -> int:
+        """The earliest hour start still kept: an hour leaves once its end is ``kept`` ago."""
+        return int((now - self.kept).timestamp()) - 3600 + 1
 
 
 @dataclass
@@ -52,7 +94,7 @@ class MobilityRuntime:
     status_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     car_park_status: LatestByKey[status_pb2.CarParkStatusChanged] = field(default_factory=LatestByKey)
     car_park_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    ridership: LatestByKey[events_pb2.RidershipCounted] = field(default_factory=LatestByKey)
+    ridership: RidershipHours = field(default_factory=RidershipHours)
     ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     pollers: list[FeedPoller] = field(default_factory=list)  # pull mode's, one per producer feed
     pushed_feeds: dict[str, FeedEntities] = field(default_factory=dict)  # push mode's, one per principal
@@ -119,23 +161,21 @@ class MobilityRuntime:
                 return
             if event.route_id not in self.schedule.routes:
                 raise InvalidRecord(f"route_id: {event.route_id[:200]!r} is not a served route")
-            self.ridership.put(key, event)
+            self.ridership.put(key, event, datetime.now(UTC))
 
         await read_topic(self.settings.bootstrap_servers, RIDERSHIP, on_count, caught_up=self.ridership_feed_ready)
 
     def ridership_counts(
-        self, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None
+        self, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None,
+        now: datetime | None = None,
     ) -> list[tuple[str, str, int, int]]:
         """(route, stop or "", hour start in POSIX s, validations) in hour then route order; without a stop,
         the stops of a route and hour are summed. ``start``/``end``: POSIX s, inclusive/exclusive."""
         totals: dict[tuple[int, str, str], int] = {}
-        for event in self.ridership.values.values():
-            hour = event.hour_start_time.seconds
+        for event in self.ridership.events(now or datetime.now(UTC), start, end):
             if (route_id and event.route_id != route_id) or (stop_id and event.stop_id != stop_id):
                 continue
-            if (start is not None and hour < start) or (end is not None and hour >= end):
-                continue
-            key = (hour, event.route_id, event.stop_id if stop_id else "")
+            key = (event.hour_start_time.seconds, event.route_id, event.stop_id if stop_id else "")
             totals[key] = totals.get(key, 0) + event.validations_count
         return [(route, stop, hour, count) for (hour, route, stop), count in sorted(totals.items())]
 

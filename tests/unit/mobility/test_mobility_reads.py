@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,10 +14,12 @@ from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import status_pb2
 from services.mobility.api.grpc import MobilityServicer
 from services.mobility.api.main import build_runtime
-from services.mobility.api.state import MobilityRuntime
+from services.mobility.api.state import MobilityRuntime, RidershipHours
+from services.mobility.convert import ridership_counted
 from services.mobility.domain.cities import route_cities
 from services.mobility.domain.gtfs import Schedule, load_feed
 from services.mobility.settings import MobilitySettings
+from services.mobility.topics import RIDERSHIP_KEPT_DAYS
 from tests.unit.mobility.conftest import GTFS_DIR
 
 
@@ -58,3 +62,49 @@ async def test_list_route_delays_keeps_only_the_routes_of_the_city_asked(runtime
     assert await routes(pb.ListRouteDelaysRequest()) == [("BK-1", ["BK-E1"]), ("CA-T1", ["CA-R1"])]
     assert await routes(pb.ListRouteDelaysRequest(city_id="berkane", route_ids=["CA-T1"])) == []
     assert await routes(pb.ListRouteDelaysRequest(city_id="rabat")) == []
+
+
+def _count(hour: datetime, route: str = "BK-1", stop: str = "BK-HH1", count: int = 1) -> tuple[str, Any]:
+    return f"{route}/{stop}/{hour.isoformat()}", ridership_counted(route, stop, hour, count)
+
+
+def test_ridership_hours_leave_once_the_topic_no_longer_keeps_them() -> None:
+    # A process following mobility.ridership.v1 for months held every hour it ever read.
+    hours = RidershipHours()
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    for n in range(24 * 90):
+        hour = start + timedelta(hours=n)
+        hours.put(*_count(hour, count=n), now=hour + timedelta(minutes=30))
+    now = start + timedelta(hours=24 * 90 - 1, minutes=30)
+    assert len(hours.hours) <= RIDERSHIP_KEPT_DAYS * 24 + 1
+    kept = [event.hour_start_time.seconds for event in hours.events(now)]
+    assert kept[-1] == int((start + timedelta(hours=24 * 90 - 1)).timestamp())
+    assert min(kept) + 3600 > (now - timedelta(days=RIDERSHIP_KEPT_DAYS)).timestamp()
+    assert min(kept) <= (now - timedelta(days=RIDERSHIP_KEPT_DAYS)).timestamp()
+
+
+def test_an_hour_past_the_retention_read_at_start_is_not_served() -> None:
+    # A compacted segment merged with newer records outlives the retention: the reader skips it.
+    now = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    hours = RidershipHours()
+    hours.put(*_count(now - timedelta(days=RIDERSHIP_KEPT_DAYS, hours=2)), now=now)
+    hours.put(*_count(now.replace(minute=0) - timedelta(days=30)), now=now)
+    assert [e.hour_start_time.seconds for e in hours.events(now)] == [
+        int((now.replace(minute=0) - timedelta(days=30)).timestamp())]
+
+
+async def test_get_ridership_serves_today_and_last_month_per_route_and_stop(runtime: MobilityRuntime) -> None:
+    now = datetime.now(UTC)
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    month_ago = this_hour - timedelta(days=31)
+    for hour, stop, count in ((this_hour, "BK-HH1", 3), (this_hour, "BK-HH2", 4), (month_ago, "BK-HH1", 5),
+                              (this_hour - timedelta(days=RIDERSHIP_KEPT_DAYS, hours=2), "BK-HH1", 9)):
+        runtime.ridership.put(*_count(hour, stop=stop, count=count), now=now)
+    servicer = MobilityServicer(runtime)
+    per_route = await servicer.GetRidership(pb.GetRidershipRequest(route_id="BK-1"), None)  # type: ignore[arg-type]
+    assert [(c.hour_start_time.seconds, c.stop_id, c.validations_count) for c in per_route.counts] == [
+        (int(month_ago.timestamp()), "", 5), (int(this_hour.timestamp()), "", 7)]
+    today = pb.GetRidershipRequest(route_id="BK-1", stop_id="BK-HH2")
+    today.start_time.seconds = int(this_hour.timestamp())
+    answer = await servicer.GetRidership(today, None)  # type: ignore[arg-type]
+    assert [(c.stop_id, c.validations_count) for c in answer.counts] == [("BK-HH2", 4)]
