@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from madina.domains import CONTROLLERS, PUBLISHERS, READERS, Component, Domain, Scope
+from madina.domains import CONTROLLERS, DEVICE, PUBLISHERS, READERS, Component, Domain, Scope
 from madina.maplayers import MapLayer
 from services.waste.topics import ALL, CONTAINER_STATUS, LATEST_COLLECTION_PLANS
 
@@ -63,7 +63,9 @@ DOMAIN = Domain(
     scopes=[
         Scope("waste:publish", "Publish container readings (HTTP ingest, PublishReadings).", PUBLISHERS),
         Scope("waste:read", "Read containers, fill rates and predictions (ListContainers, GetContainer).", READERS),
-        Scope("waste:plan", "Plan collection rounds and publish them (PlanCollection).", CONTROLLERS),
+        # The simulator stands for the crews too: it asks for their next round when the trucks are
+        # back (services/waste/simulator.py), so rounds keep up at any speedup.
+        Scope("waste:plan", "Plan collection rounds and publish them (PlanCollection).", (*CONTROLLERS, DEVICE)),
     ],
     map_layers=[
         MapLayer("Containers", CONTAINER_STATUS, "services.waste.maplayers:container_features"),

@@ -15,10 +15,22 @@ plan for a depot replaces what its trucks had not reached of the older one (it w
 fresher predictions, which still include those containers). A plan whose round was over before the
 simulation started is ignored; one made shortly before it starts when the simulation does.
 
-When no plan has come for :data:`ROUND_HOURS` simulated hours (no broker, the API down, or
-planning off: it is off unless ``MADINA_WASTE_ROUND_INTERVAL_S`` is set, and `make run` sets it),
-a round on a fixed cycle empties what is at or above 60 % (the crew's rule of thumb), so the
-living city still shows collections; this is logged once each time it starts.
+The crews also ask for their rounds, so planned rounds keep up at any speedup: the API's own clock
+(``MADINA_WASTE_ROUND_INTERVAL_S``, off by default; `make run` sets 600 s, which at a speedup of 60
+is 10 simulated hours, but at 720 is 5 simulated days) runs in real time and knows nothing of the
+simulation's speed. When a depot's trucks are back and its newest plan is :data:`PLAN_EVERY_HOURS`
+simulated hours old, the generator posts ``POST /v1/collection-plans`` (that depot, a horizon of
+:data:`PLAN_EVERY_HOURS` simulated hours in real time) with its token, as a crew's dispatcher
+would; the plan comes back over the topic like any other. A request gets :data:`PLAN_REPLY_S` of
+real time to be answered before the next one (a refused request, such as a load the trucks cannot
+carry, is logged by the runner as a failed delivery). At the default speedup the API's clock plans
+first and the generator asks for nothing. A plan's round trip takes a second or two of real time,
+so above :data:`KEEPS_UP_TO_SPEEDUP` rounds lag many simulated hours: the generator says so at start.
+
+When no plan has come for :data:`ROUND_HOURS` simulated hours, and a request has had
+:data:`PLAN_REPLY_S` to be answered (no broker, the API down, or it refuses the simulator's
+token), a round on a fixed cycle empties what is at or above 60 % (the crew's rule of thumb), so
+the living city still shows collections; this is logged once each time it starts.
 
 Scripted incidents make the alerts visible within a minute of start-up:
 
@@ -59,6 +71,14 @@ BUSY_WORDS = ("centre", "medina", "maarif", "industri", "sebaa", "bernoussi")
 HOURS_TO_FULL = {"busy": 24.0, "quiet": 72.0}
 STREAM_FACTOR = {Stream.HOUSEHOLD: 1.0, Stream.PLASTIC: 0.8, Stream.PAPER: 0.6, Stream.GLASS: 0.4}
 ROUND_HOURS = 12.0  # the fixed cycle, only while no plan comes
+# Simulated hours between a depot's plan and its request for the next: a little over what `make
+# run`'s 600 s clock gives at the default speedup (10 h), so that clock plans first when it keeps up.
+PLAN_EVERY_HOURS = 11.0
+PLAN_REPLY_S = 30.0  # real seconds a plan request waits for its plan (the planner's time limit is 7 s)
+PLAN_PATH = "/v1/collection-plans"
+# A plan's round trip (request, routing, topic) takes a second or two of real time: up to this
+# speedup that is at most a simulated hour or two, within a round's slack; above it rounds lag.
+KEEPS_UP_TO_SPEEDUP = 3600.0
 EMPTY_AT = 0.6
 # A collection truck in town: stop-start streets and traffic, well under the 50 km/h limit.
 TRUCK_SPEED_KMH = (15.0, 25.0)
@@ -158,7 +178,13 @@ class WasteGenerator:
         self.sensors = [self._sensor(c) for c in chosen]
         self._by_id = {sensor.container.id: sensor for sensor in self.sensors}
         self.depots: dict[str, Depot] = {depot.id: depot for depot in fleet.depots if depot.city == context.city}
+        self.dispatching = [depot_id for depot_id in self.depots if fleet.trucks_at(depot_id)]
+        self.asked_at: dict[str, datetime] = {}  # depot id -> when (real time) its unanswered request went
         port = context.options.get("waste_http_port") or settings.waste_http_port
+        if context.speedup > KEEPS_UP_TO_SPEEDUP:
+            log.warning("speedup too high for planned collection rounds to keep up: a plan takes a second or "
+                        "two to come back, many simulated hours at this speed; containers will overflow between rounds",
+                        extra={"speedup": context.speedup, "keeps_up_to_speedup": KEEPS_UP_TO_SPEEDUP})
         self.ingest_url = f"http://127.0.0.1:{port}"
         self._cursor = 0
         self._last_now: datetime | None = None
@@ -232,6 +258,7 @@ class WasteGenerator:
                             truck_rng.uniform(*LEFT_AFTER_EMPTYING)) for visit in visits]
         stops.sort(key=lambda stop: stop.at)
         self.rounds[depot.id] = _Round(plan.plan_id, plan_time, deque(stops))
+        self.asked_at.pop(depot.id, None)  # answered (or planned on the API's clock: as good)
         self._last_round_at = max(self._last_round_at, departs)
         if self.on_fixed_cycle:
             log.info("collection plans again: following them", extra={"plan_id": plan.plan_id})
@@ -242,7 +269,27 @@ class WasteGenerator:
         elapsed = (now - self.context.started_at).total_seconds()
         self._draw_incidents(elapsed)
         readings = [self._reading(self._next_sensor(), now, elapsed) for _ in range(min(budget, len(self.sensors)))]
-        return [HttpPost(path="/v1/readings", body={"readings": readings}, count=len(readings))] if readings else []
+        posts = [HttpPost(path="/v1/readings", body={"readings": readings}, count=len(readings))] if readings else []
+        return [*posts, *self._round_requests(now)]
+
+    def _round_requests(self, now: datetime) -> list[HttpPost]:
+        """A request for the next round of each depot whose trucks are back, whose newest plan (or
+        the start) is :data:`PLAN_EVERY_HOURS` simulated hours old, and whose last request has had
+        :data:`PLAN_REPLY_S` to be answered."""
+        requests = []
+        for depot_id in self.dispatching:
+            driving = self.rounds.get(depot_id)
+            if driving is not None and driving.stops:
+                continue
+            since = max(driving.plan_time, self.context.started_at) if driving is not None else self.context.started_at
+            asked = self.asked_at.get(depot_id)
+            if self._simulated_hours(now - since) < PLAN_EVERY_HOURS or (
+                    asked is not None and (now - asked).total_seconds() < PLAN_REPLY_S):
+                continue
+            self.asked_at[depot_id] = now
+            requests.append(HttpPost(path=PLAN_PATH, count=0, body={
+                "depot_id": depot_id, "horizon_h": PLAN_EVERY_HOURS / self.context.speedup}))
+        return requests
 
     def _simulated_hours(self, real: timedelta) -> float:
         return real.total_seconds() / 3600 * self.context.speedup
@@ -259,8 +306,15 @@ class WasteGenerator:
                 sensor = self._by_id[stop.container_id]
                 # Emptied at stop.at, and filling again since.
                 sensor.fill = min(1.0, stop.fill_left + sensor.rate_per_hour * self._simulated_hours(now - stop.at))
-        if self._simulated_hours(now - self._last_round_at) >= ROUND_HOURS:
+        if now >= self._fixed_round_due():
             self._fixed_round(now)
+
+    def _fixed_round_due(self) -> datetime:
+        """:data:`ROUND_HOURS` (simulated) after the last round; at a speedup where a request made at
+        :data:`PLAN_EVERY_HOURS` would have less than :data:`PLAN_REPLY_S` to be answered, later."""
+        speedup = self.context.speedup
+        wait_s = max(ROUND_HOURS * 3600 / speedup, PLAN_EVERY_HOURS * 3600 / speedup + PLAN_REPLY_S)
+        return self._last_round_at + timedelta(seconds=wait_s)
 
     def _fixed_round(self, now: datetime) -> None:
         if not self.on_fixed_cycle:

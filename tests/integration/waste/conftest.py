@@ -31,7 +31,8 @@ from services.waste.settings import WasteSettings
 from services.waste.topics import ALL
 from tests.support.processor_kit import PARTITIONS
 
-PRINCIPALS = {"sensor": ["waste:publish"], "dashboard": ["waste:read"], "operator": ["waste:read", "waste:plan"]}
+PRINCIPALS = {"sensor": ["waste:publish"], "dashboard": ["waste:read"], "operator": ["waste:read", "waste:plan"],
+              "simulator": ["waste:publish", "waste:plan"]}  # as madina.domains grants the local simulator
 
 
 @dataclass

@@ -6,9 +6,10 @@ domain) reads them: a collection for each planned container, none for any other.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -16,12 +17,13 @@ import pytest
 
 from madina.bus.reader import read_topic
 from madina.simulation import simulate
-from madina_proto.waste.v1 import container_pb2
+from madina_proto.waste.v1 import container_pb2, plan_pb2
 from services.waste.convert import readings_from_batch
 from services.waste.domain.containers import Stream, load_containers
 from services.waste.domain.detector import ContainerState, apply_readings
 from services.waste.domain.readings import Reading
-from services.waste.topics import CONTAINER_LEVELS, CONTAINER_STATUS
+from services.waste.simulator import PLAN_EVERY_HOURS, ROUND_HOURS
+from services.waste.topics import COLLECTION_PLANS, CONTAINER_LEVELS, CONTAINER_STATUS
 from tests.integration.waste.conftest import Api, client, served, status_record
 from tests.support.processor_kit import produce
 
@@ -116,3 +118,37 @@ async def test_a_planned_round_makes_the_simulator_empty_the_planned_containers_
     assert sorted(cid for cid, times in collected.items() if times) == sorted(chosen), \
         "a container no truck visits keeps filling"
     assert all(len(collected[cid]) == 1 and collected[cid][0] >= plan_time for cid in chosen)
+
+
+async def test_at_a_speedup_the_api_clock_cannot_follow_the_simulator_asks_for_its_rounds_and_gets_them(
+    api: Api, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    speedup = 14_400.0  # eleven simulated hours in 2.75 s; the API plans on no clock of its own
+    monkeypatch.setenv("MADINA_WASTE_HTTP_PORT", str(urlsplit(api.url).port))
+    plans: list[plan_pb2.CollectionPlanned] = []
+
+    def on_plan(_depot_id: str, plan: plan_pb2.CollectionPlanned | None) -> None:
+        if plan is not None:
+            plans.append(plan)
+
+    with caplog.at_level(logging.WARNING):
+        simulator = asyncio.create_task(simulate(
+            city=CITY, rate=300, duration_s=0, seed=3, speedup=speedup, domains=["waste"],
+            device_token=api.tokens["simulator"], bootstrap=kafka_bootstrap,
+        ))
+        history = asyncio.create_task(read_topic(kafka_bootstrap, COLLECTION_PLANS, on_plan))
+        try:
+            await _until(lambda: len(plans) >= 2, 20)
+        finally:
+            for task in (simulator, history):
+                task.cancel()
+            await asyncio.gather(simulator, history, return_exceptions=True)
+    assert [plan.depot_id for plan in plans[:2]] == [DEPOT, DEPOT], "a round requested, then the next"
+    assert all(plan.horizon.ToTimedelta() == timedelta(hours=PLAN_EVERY_HOURS / speedup) for plan in plans)
+    gap_h = (plans[1].plan_time.ToDatetime() - plans[0].plan_time.ToDatetime()).total_seconds() * speedup / 3600
+    # Asked for when the last plan is 11 h old: the API dates a plan to the whole second (4 simulated
+    # hours here), and a reply takes a moment; well inside two rounds (6 s of real time).
+    assert PLAN_EVERY_HOURS - speedup / 3600 <= gap_h < 2 * ROUND_HOURS
+    complaints = [r.getMessage() for r in caplog.records if "fixed cycle" in r.getMessage()
+                  or r.getMessage() == "delivery failed"]
+    assert complaints == [], "every request answered, no fixed cycle"

@@ -25,6 +25,10 @@ from services.waste.domain.containers import Container, Stream, load_containers,
 from services.waste.domain.planning import DETOUR_FACTOR, haversine_m
 from services.waste.simulator import (
     EMPTY_AT,
+    KEEPS_UP_TO_SPEEDUP,
+    PLAN_EVERY_HOURS,
+    PLAN_PATH,
+    PLAN_REPLY_S,
     ROUND_HOURS,
     SERVICE_S,
     TRUCK_SPEED_KMH,
@@ -225,3 +229,76 @@ async def test_the_follower_hands_each_plan_over_and_retries_a_lost_broker_sayin
     assert generator.rounds[DEPOT.id].plan_id == plan.plan_id
     warned = [r.__dict__.get("error") for r in caplog.records if "cannot follow" in r.getMessage()]
     assert warned == ["broker away", "lost again"], "the first failure, then the first after reading again"
+
+
+def _answering_planner(
+    generator: WasteGenerator, until_s: float, step_s: float, reply_s: float
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """Step the generator; answer each round request ``reply_s`` (real) later with a plan routing the
+    depot's household containers at or above EMPTY_AT, as the API would. The requests, with when."""
+    requests: list[tuple[datetime, dict[str, Any]]] = []
+    pending: list[tuple[datetime, dict[str, Any]]] = []
+    for step in range(int(until_s / step_s) + 1):
+        now = START + timedelta(seconds=step * step_s)
+        for asked, body in [p for p in pending if p[0] + timedelta(seconds=reply_s) <= now]:
+            pending.remove((asked, body))
+            due = [s.container for s in generator.sensors
+                   if s.container.stream is Stream.HOUSEHOLD and s.fill >= EMPTY_AT]
+            horizon = timedelta(hours=body["horizon_h"])
+            generator.plan_received(_plan(now, {"brk-zi-h1": due}, depot_id=body["depot_id"], horizon=horizon))
+        for delivery in generator.next_deliveries(now, 1):
+            if delivery.path == PLAN_PATH:
+                requests.append((now, delivery.body))
+                pending.append((now, delivery.body))
+    return requests
+
+
+@pytest.mark.parametrize("speedup", [60.0, 720.0, KEEPS_UP_TO_SPEEDUP])
+def test_at_any_speedup_the_crews_ask_for_each_round_when_back_and_the_fixed_cycle_never_comes(
+    speedup: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    generator = WasteGenerator(SimulationContext(
+        city="berkane", rng=random.Random(5), speedup=speedup, started_at=START, options={"waste_http_port": 1},
+    ), CONTAINERS, FLEET)
+    hour_s = 3600 / speedup  # real seconds of a simulated hour
+    with caplog.at_level(logging.WARNING, logger="services.waste.simulator"):
+        requests = _answering_planner(generator, until_s=60 * hour_s, step_s=hour_s / 20, reply_s=1.0)
+    assert not caplog.records and not generator.on_fixed_cycle, [r.getMessage() for r in caplog.records]
+    assert [body for _, body in requests] == [{"depot_id": DEPOT.id, "horizon_h": PLAN_EVERY_HOURS / speedup}] * 5
+    # Each when the previous round's plan is PLAN_EVERY_HOURS old (the first: the start), to the step;
+    # the plan comes back a second after the request, and that round takes well under an hour.
+    answered = [START, *(at + timedelta(seconds=1) for at, _ in requests[:-1])]
+    for (asked, _), previous in zip(requests, answered, strict=True):
+        lag_h = (asked - previous).total_seconds() / hour_s - PLAN_EVERY_HOURS
+        assert 0 <= lag_h <= 1.5
+
+
+def test_a_round_request_is_repeated_only_after_its_reply_time_and_the_fixed_cycle_waits_for_it() -> None:
+    speedup = KEEPS_UP_TO_SPEEDUP  # eleven simulated hours in 11 s; a request's reply time is 30 simulated hours
+    generator = WasteGenerator(SimulationContext(
+        city="berkane", rng=random.Random(5), speedup=speedup, started_at=START, options={"waste_http_port": 1},
+    ), CONTAINERS, FLEET)
+    asked, fixed_from = [], None
+    for step in range(321):  # 80 s, nobody answering
+        now = START + timedelta(seconds=step * 0.25)
+        if any(delivery.path == PLAN_PATH for delivery in generator.next_deliveries(now, 1)):
+            asked.append(now)
+        if generator.on_fixed_cycle and fixed_from is None:
+            fixed_from = now
+    first = START + timedelta(seconds=PLAN_EVERY_HOURS * 3600 / speedup)
+    assert asked == [first, first + timedelta(seconds=PLAN_REPLY_S), first + timedelta(seconds=2 * PLAN_REPLY_S)]
+    assert fixed_from == first + timedelta(seconds=PLAN_REPLY_S), "the fixed cycle once the first request had its time"
+
+
+def test_above_the_speedup_rounds_keep_up_to_the_simulator_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="services.waste.simulator"):
+        WasteGenerator(SimulationContext(
+            city="berkane", rng=random.Random(5), speedup=KEEPS_UP_TO_SPEEDUP * 2, started_at=START,
+            options={"waste_http_port": 1}), CONTAINERS, FLEET)
+    assert [r.__dict__.get("speedup") for r in caplog.records] == [KEEPS_UP_TO_SPEEDUP * 2]
+
+
+def test_the_local_simulator_may_ask_for_rounds() -> None:
+    from madina.domains import DEVICE, local_principals
+
+    assert "waste:plan" in local_principals()[DEVICE]
