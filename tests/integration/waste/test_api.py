@@ -4,6 +4,7 @@ planning that publishes the plan. Statuses are put on the status topic the way t
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -149,7 +150,7 @@ async def test_plan_collection_routes_the_containers_due_before_the_next_round_a
     assert unknown.status_code == 404 and "depot_id" in unknown.json()["detail"]
 
 
-async def test_a_load_the_trucks_cannot_carry_is_failed_precondition_and_a_422_with_the_reason(
+async def test_a_load_the_trucks_cannot_carry_is_failed_precondition_and_a_422_naming_the_shortfall(
     api: Api, kafka_bootstrap: str
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
@@ -168,3 +169,18 @@ async def test_a_load_the_trucks_cannot_carry_is_failed_precondition_and_a_422_w
         rest = await http.post("/v1/collection-plans", headers=api.headers("operator"), json={
             "depot_id": "cas-depot-ain-sebaa", "horizon_h": 12, "truck_ids": ["cas-ain-sebaa-h1"]})
     assert rest.status_code == 422 and "no truck serves glass" in rest.json()["detail"]
+
+    # More household waste due than the one truck asked for carries: the error says by how much.
+    household = _containers(city="berkane")[:52]  # 52 x 1,045 L > the truck's 48,000 L
+    await produce(kafka_bootstrap, [(CONTAINER_STATUS, c.id, status_record(c, 0.95, 0.02, now)) for c in household])
+    await served(api, [c.id for c in household], 0.95)
+    one_truck = pb.PlanCollectionRequest(depot_id="brk-depot-zi", horizon=horizon, truck_ids=["brk-zi-h1"])
+    with pytest.raises(grpc.aio.AioRpcError) as overloaded:
+        await api.stub.PlanCollection(one_truck, metadata=api.metadata("operator"))
+    assert overloaded.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = overloaded.value.details() or ""
+    assert re.search(r"household needs \d+ L but its trucks carry 48000 L \(\d+ L over\)", details), details
+    async with client(api) as http:
+        rest = await http.post("/v1/collection-plans", headers=api.headers("operator"), json={
+            "depot_id": "brk-depot-zi", "horizon_h": 12, "truck_ids": ["brk-zi-h1"]})
+    assert rest.status_code == 422 and "trucks carry 48000 L" in rest.json()["detail"]
