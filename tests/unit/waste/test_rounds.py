@@ -8,10 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from madina.auth import write_credentials
 from madina_proto.waste.v1 import container_pb2, plan_pb2
+from services.waste.api import state
 from services.waste.api.main import build_runtime
 from services.waste.convert import status_to_pb
+from services.waste.domain import planning
 from services.waste.domain.containers import Stream
 from services.waste.domain.detector import ContainerStatus
 from services.waste.settings import WasteSettings
@@ -61,3 +65,23 @@ async def test_every_served_depot_gets_a_round_each_interval_with_what_fills_bef
     assert all(plan.horizon.ToTimedelta() == timedelta(hours=6) for plan in plans)
     routed = {cid for plan in plans for route in plan.routes for cid in route.container_ids}
     assert routed == {household[0].id, household[1].id}
+
+
+async def test_plan_collection_gives_the_solver_the_time_limit_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_credentials(tmp_path / "credentials.yaml", {"operator": ["waste:plan"]})
+    settings = WasteSettings(credentials_file=tmp_path / "credentials.yaml", grpc_insecure=True,
+                             cities=["berkane"], waste_plan_time_limit_s=2.5)
+    runtime = build_runtime(settings)
+    runtime.producer = PlanRecorder()  # type: ignore[assignment]
+    limits: list[timedelta | None] = []
+
+    def recording(*args: Any, time_limit: timedelta | None, **kwargs: Any) -> Any:
+        limits.append(time_limit)
+        return planning.plan_collection(*args, time_limit=time_limit, **kwargs)
+
+    monkeypatch.setattr(state, "plan_collection", recording)
+    depot = next(depot for depot in runtime.fleet.depots if depot.city == "berkane")
+    await runtime.plan(depot.id, timedelta(hours=6), [])
+    assert limits == [timedelta(seconds=2.5)]
