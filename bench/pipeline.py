@@ -235,10 +235,12 @@ async def produce_paced(
 
 def start_domain_processor(
     component: str, port_setting: str, bootstrap: str, workdir: Path, *, partitions: int, applied_topic: str,
-    settings: Mapping[str, str], applied_in_state: bool = False,
+    settings: Mapping[str, str], applied_in_state: bool = False, profile: Path | None = None,
 ) -> BenchProcessor:
     """``madina service COMPONENT`` as the platform runs it, on its own broker and data directory,
-    once its health page answers; ``settings`` are the domain's own ``MADINA_*`` values."""
+    once its health page answers; ``settings`` are the domain's own ``MADINA_*`` values. With
+    ``profile``, the same command under bench.mobility.profiled (a CPU-time cProfile), its stats
+    written to ``profile`` when the worker stops."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MADINA_")},
@@ -246,7 +248,11 @@ def start_domain_processor(
         "MADINA_DATA_DIR": str(workdir / "data"), port_setting: str(port), "MADINA_LOG_FORMAT": "json",
         **settings,
     }
-    started = ServiceProcess.start(service_argv(component), env, workdir / "processor.log",
+    argv = service_argv(component)
+    if profile is not None:
+        argv = [argv[0], "-m", "bench.mobility.profiled", str(profile.resolve()), *argv[2:]]
+        env["PYTHONPATH"] = str(REPO_ROOT)  # the worker runs in its scratch directory
+    started = ServiceProcess.start(argv, env, workdir / "processor.log",
                                    health_url=f"http://127.0.0.1:{port}/healthz", cwd=workdir)
     return BenchProcessor(started.process, applied_topic, ALERTS.name, started.log_path, applied_in_state)
 

@@ -2,6 +2,7 @@
 
     python -m bench.waste.run            # ~5 minutes; medians of 3 repetitions
     python -m bench.waste.run --quick    # ~1.5 minutes; one repetition, smaller volumes
+    python -m bench.waste.run --quick --profile-worker /tmp/waste.prof   # CPU profile of the faust worker
 
 Two processors run the same step on the same input, each against its own fresh durable embedded
 broker, 4 partitions, every seeded container (621 in two cities):
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from bench.pipeline import (
@@ -95,13 +97,14 @@ def workload(containers: list[Container], hours: int, start: datetime) -> list[R
     return out
 
 
-def start_processor(kind: str, bootstrap: str, workdir: Path) -> BenchProcessor:
+def start_processor(kind: str, bootstrap: str, workdir: Path, profile: Path | None = None) -> BenchProcessor:
     if kind == "faust":
         return start_domain_processor(
             "waste-processor", "MADINA_WASTE_PROCESSOR_PORT", bootstrap, workdir, partitions=PARTITIONS,
             applied_topic=CONTAINER_STATUS.name,
             settings={"MADINA_WASTE_TICK_INTERVAL_S": "3600", "MADINA_WASTE_MAX_READING_AGE_S": str(MAX_AGE_S),
                       "MADINA_WASTE_MAX_FUTURE_SKEW_S": "86400"},
+            profile=profile,
         )
     return start_bench_plain_loop(
         "bench.waste.plain_loop",
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog-hours", type=int, help="hours of readings pre-loaded (default 24, quick 8)")
     parser.add_argument("--rate", type=float, default=2000.0, help="readings/s in the latency phase")
     parser.add_argument("--latency-hours", type=int, help="hours of event time paced (default 8, quick 4)")
+    parser.add_argument("--profile-worker", metavar="PATH",
+                        help="run the faust worker under a CPU-time cProfile, stats to PATH (with --repeat 1: "
+                             "each repetition overwrites it); a small --latency-hours or --backlog-hours "
+                             "leaves mostly one phase in it")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
     backlog_hours = args.backlog_hours or (8 if args.quick else 24)
@@ -134,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     backlog, paced = everything[:split], everything[split:]
     log(f"{len(containers)} containers; backlog {sum(r.readings for r in backlog):,} and paced "
         f"{sum(r.readings for r in paced):,} readings at {args.rate:,.0f}/s; {repeat} repetition(s)")
-    runs, summary = BENCH.compare(backlog, paced, args.rate, repeat)
+    bench = BENCH
+    if args.profile_worker:
+        bench = replace(BENCH, start_processor=partial(start_processor, profile=Path(args.profile_worker)))
+    runs, summary = bench.compare(backlog, paced, args.rate, repeat)
     print_summary(summary, [
         ("backlog_readings_per_s", "readings/s per worker", f">= {TARGET_READINGS_PER_S:,}"),
         ("latency_p50_ms", f"reading -> alert p50 at {args.rate:,.0f}/s (ms)", ""),
