@@ -1,7 +1,7 @@
 """Collection plans on a broker of their own: every plan goes to the 90-day history
 (waste.collection-plans.v1) and to the compacted waste.latest-collection-plans.v1, and the
 operations map, following the waste domain's own declared layers, shows each depot's newest round
-from the compacted topic, never the history."""
+from the compacted topic, never the history, and the containers by their fill."""
 
 from __future__ import annotations
 
@@ -88,16 +88,31 @@ async def test_each_plan_goes_to_the_history_and_the_latest_plan_topic_and_the_m
         await service.start()
         await service.wait_ready()
 
-        async def routes() -> list[dict[str, Any]]:
+        async def features(kind: str, wanted: int) -> list[dict[str, Any]]:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}",
                                          headers={"Authorization": f"Bearer {tokens['viewer']}"}) as http:
                 response = await http.get("/api/v1/map/features", params={"city": "casablanca"})
                 response.raise_for_status()
-            return [f for f in response.json()["features"] if f["kind"] == "collection-route"]
+            shown = [f for f in response.json()["features"] if f["kind"] == kind]
+            return shown if len(shown) >= wanted else []
 
-        shown = await eventually(routes)
+        shown = await eventually(lambda: features("collection-route", 1))
         assert [(f["feature_id"], f["details"]["plan"]) for f in shown] == [
             (f"waste/collection-route/{TRUCK}", second.plan_id)]
         assert len(shown[0]["points"]) == len(later) + 2  # depot, the stops, depot
+        # The Containers layer beside it, each container at its newest fill: emptied ones OK, the
+        # 75 % ones on watch (from 70 %).
+        expected = {**{f"waste/container/{c.id}": "ok" for c in early},
+                    **{f"waste/container/{c.id}": "watch" for c in later}}
+        seen: list[dict[str, str]] = []
+
+        async def container_levels() -> bool:
+            seen.append({f["feature_id"]: f["level"] for f in await features("container", 0)})
+            return seen[-1] == expected
+
+        try:
+            await eventually(container_levels)
+        except AssertionError:
+            raise AssertionError(f"container levels shown: {seen[-1]}, wanted {expected}") from None
     finally:
         await service.stop()
