@@ -16,6 +16,8 @@ route's: card hashes are hex digests, stop keys hold a ``/``, and car parks come
 
 from __future__ import annotations
 
+from google.transit import gtfs_realtime_pb2
+
 from madina.bus.topics import DAY_MS, TopicSpec
 from madina_proto.mobility.v1 import events_pb2, status_pb2
 
@@ -93,8 +95,19 @@ CAR_PARK_STATUS = TopicSpec(
     cleanup_policy="compact",
     retention_ms=-1,
 )
+# The API's, not the processor's: what each publisher pushed, so that every API replica (and one
+# restarted) resolves a later id-only deletion (services/mobility/api/incrementality.py).
+PUSHED_ENTITIES = TopicSpec(
+    name="mobility.pushed-entities.v1",
+    message_type=gtfs_realtime_pb2.FeedEntity,
+    key="publisher/entity_id",  # composite: "<publishing principal, percent-encoded>/<entity id>"
+    description="Each publisher's GTFS-Realtime entities as sent for their trip and vehicle (is_deleted once "
+                "deleted), read by every API replica; compacted, an entity no longer pushed deleted after 7 days.",
+    cleanup_policy="compact,delete",
+    retention_ms=7 * DAY_MS,
+)
 
 # Everything the processor reads must be co-partitioned with its table.
 PROCESSOR_INPUTS = (TRIP_UPDATES, VEHICLE_POSITIONS, ROUTE_TICKS, TICKET_VALIDATIONS, RIDERSHIP_VALIDATIONS,
                     PARKING_OCCUPANCY)
-ALL = (*PROCESSOR_INPUTS, ROUTE_STATUS, RIDERSHIP, CAR_PARK_STATUS)
+ALL = (*PROCESSOR_INPUTS, ROUTE_STATUS, RIDERSHIP, CAR_PARK_STATUS, PUSHED_ENTITIES)

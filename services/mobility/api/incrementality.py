@@ -21,19 +21,31 @@ ends. So a pushed message withdraws only what it marks ``is_deleted``, and never
 another producer (entities are remembered per principal). A producer that wants snapshot
 semantics publishes its feed at a URL for pull mode.
 
-What is kept is in memory, per API process: after a restart, or when a producer's pushes are
-spread over several API replicas, a replica resolves an id-only deletion only for entities it saw
-itself (a deletion that carries its trip or vehicle works anywhere). A producer that never
-deletes keeps adding entity ids, so at most ``limit`` are remembered (the longest unheard-of go
-first).
+What a pushing producer said is shared: a push also writes to the compacted
+``mobility.pushed-entities.v1`` (key :func:`pushed_entity_key`) each entity whose trip or vehicle
+is new under its id, and each deletion, and every API replica reads that topic from the start and
+follows it (:meth:`FeedEntities.learn`). So an API that restarted, or a replica behind the same
+load balancer as the one that accepted the entity, resolves an id-only deletion too; only a
+deletion that reaches a replica in the milliseconds before it has read the entity's record misses
+it. What is shared is the entity as first sent for its trip and vehicle, not every position: a
+withdrawal needs only what it names (the processor keys it by trip run or vehicle and times it by
+the deleting message), and a bus reporting every 10 s would otherwise double the ingest's broker
+writes. An entity still pushed is written again after ``SHARE_AGAIN_AFTER_S``, so the topic's
+retention forgets only entities no longer pushed. Pull mode keeps its poller's view in memory
+only (a poll carries the whole feed; the first poll after a restart is the baseline). A producer
+that never deletes keeps adding entity ids, so at most ``limit`` are remembered (the longest
+unheard-of go first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from google.transit import gtfs_realtime_pb2
+
+SHARE_AGAIN_AFTER_S = 24 * 3600.0  # well within mobility.pushed-entities.v1's retention
 
 Subject = tuple[str, ...]  # ("trip", trip_id, start_date, start_time) or ("vehicle", vehicle_id)
 Known = tuple[bytes, frozenset[Subject]]  # an entity as last sent (serialised) and what it speaks of
@@ -73,6 +85,7 @@ class FeedEntities:
     # entity id -> the trip run and vehicle it speaks of, kept so a message parses only what changed
     subjects: dict[str, frozenset[Subject]] = field(default_factory=dict)
     carriers: dict[Subject, int] = field(default_factory=dict)  # how many known entities speak of each
+    shared_at: dict[str, float] = field(default_factory=dict)  # entity id -> when last written or read shared (s)
 
     def fold(self, feed: gtfs_realtime_pb2.FeedMessage, *, absence_withdraws: bool = True) -> FeedChanges:
         """:meth:`changes`, applied at once."""
@@ -133,16 +146,57 @@ class FeedEntities:
         if changes.replaces:
             self.entities, self.subjects, self.carriers = {}, {}, {}
         for entity_id, known in changes.updates.items():
-            self._forget(entity_id)
-            if known is not None:
-                self.entities[entity_id], self.subjects[entity_id] = known
-                for subject in known[1]:
-                    self.carriers[subject] = self.carriers.get(subject, 0) + 1
+            self._know(entity_id, known)
+        self._keep_limit()
+
+    def learn(self, entity_id: str, entity: gtfs_realtime_pb2.FeedEntity | None, now_s: float) -> None:
+        """Take one entity as its producer sent it, through another replica (or this one before a
+        restart); ``None`` or ``is_deleted``: no longer known."""
+        if entity is None or entity.is_deleted:
+            self._know(entity_id, None)
+        else:
+            self._know(entity_id, (entity.SerializeToString(deterministic=True), subjects_of(entity)))
+            self.shared_at[entity_id] = now_s
+        self._keep_limit()
+
+    def to_share(self, changes: FeedChanges, now_s: float) -> list[gtfs_realtime_pb2.FeedEntity]:
+        """What the other replicas must learn of ``changes``: entities whose trip or vehicle is new
+        under their id, or last shared ``SHARE_AGAIN_AFTER_S`` ago, and deletions (by id)."""
+        out = []
+        for entity in changes.feed.entity:
+            known = changes.updates.get(entity.id)
+            if known is None:
+                continue
+            if known[1] != self.subjects.get(entity.id) or (
+                    now_s - self.shared_at.get(entity.id, -SHARE_AGAIN_AFTER_S) >= SHARE_AGAIN_AFTER_S):
+                out.append(entity)
+        out += [gtfs_realtime_pb2.FeedEntity(id=entity_id, is_deleted=True)
+                for entity_id, known in changes.updates.items() if known is None]
+        return out
+
+    def shared(self, entities: Iterable[gtfs_realtime_pb2.FeedEntity], now_s: float) -> None:
+        """Note that ``entities`` (of changes applied) were written for the other replicas at ``now_s``."""
+        for entity in entities:
+            if entity.id in self.entities:
+                self.shared_at[entity.id] = now_s
+
+    def _know(self, entity_id: str, known: Known | None) -> None:
+        shared_at = self.shared_at.get(entity_id)
+        self._forget(entity_id)
+        if known is not None:
+            if shared_at is not None:
+                self.shared_at[entity_id] = shared_at
+            self.entities[entity_id], self.subjects[entity_id] = known
+            for subject in known[1]:
+                self.carriers[subject] = self.carriers.get(subject, 0) + 1
+
+    def _keep_limit(self) -> None:
         while len(self.entities) > self.limit:
             self._forget(next(iter(self.entities)))
 
     def _forget(self, entity_id: str) -> None:
         self.entities.pop(entity_id, None)
+        self.shared_at.pop(entity_id, None)
         for subject in self.subjects.pop(entity_id, ()):
             left = self.carriers[subject] - 1
             if left:
@@ -169,3 +223,16 @@ def subjects_of(entity: gtfs_realtime_pb2.FeedEntity) -> frozenset[Subject]:
     if entity.HasField("vehicle") and entity.vehicle.vehicle.id:
         subjects.add(("vehicle", entity.vehicle.vehicle.id))
     return frozenset(subjects)
+
+
+def pushed_entity_key(publisher: str, entity_id: str) -> str:
+    """``<publisher>/<entity id>``, the publisher percent-encoded so the first ``/`` splits them."""
+    return f"{quote(publisher, safe='')}/{entity_id}"
+
+
+def pushed_entity_key_parts(key: str) -> tuple[str, str]:
+    """(publisher, entity id) of a :func:`pushed_entity_key`; ValueError when it is not one."""
+    publisher, slash, entity_id = key.partition("/")
+    if not slash or not entity_id:
+        raise ValueError(f"key {key[:200]!r} is not <publisher>/<entity id>")
+    return unquote(publisher), entity_id

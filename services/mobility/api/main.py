@@ -54,7 +54,7 @@ async def serve(settings: MobilitySettings) -> None:
         http_port=settings.mobility_http_port,
         grpc=build_grpc_server(runtime),
         followers=[runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed,
-                   runtime.poll_producer_feeds],
+                   runtime.follow_pushed_entities, runtime.poll_producer_feeds],
     )
 
 

@@ -13,13 +13,15 @@ a batch of one, with the reason) and the feed's other entities still flow. A Fee
 does not parse is refused whole (:class:`FeedRejected`, HTTP 400): nothing of it can be trusted.
 
 A pushed FeedMessage (:func:`ingest_feed`) also withdraws, as a polled one does, its
-``is_deleted`` entities, resolved against what the same producer (principal) pushed before; unlike
-a poll, a pushed FULL_DATASET withdraws nothing by absence (why: :mod:`.incrementality`).
+``is_deleted`` entities, resolved against what the same producer (principal) pushed before, on
+any replica or before a restart (``mobility.pushed-entities.v1``); unlike a poll, a pushed
+FULL_DATASET withdraws nothing by absence (why: :mod:`.incrementality`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,7 +38,7 @@ from madina.contract import InvalidRecord
 from madina.http import parse_items
 from madina.inputs import echo
 from madina_proto.mobility.v1 import events_pb2
-from services.mobility.api.incrementality import FeedEntities
+from services.mobility.api.incrementality import FeedEntities, pushed_entity_key
 from services.mobility.convert import (
     feed_from_pb,
     parking_to_wire,
@@ -48,7 +50,13 @@ from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark, ParkingObservation
 from services.mobility.domain.realtime import TripUpdate, VehiclePosition
 from services.mobility.domain.tickets import Validation
-from services.mobility.topics import PARKING_OCCUPANCY, TICKET_VALIDATIONS, TRIP_UPDATES, VEHICLE_POSITIONS
+from services.mobility.topics import (
+    PARKING_OCCUPANCY,
+    PUSHED_ENTITIES,
+    TICKET_VALIDATIONS,
+    TRIP_UPDATES,
+    VEHICLE_POSITIONS,
+)
 
 
 class FeedRejected(ValueError):
@@ -185,9 +193,17 @@ async def ingest_feed(
     changes = known.changes(feed, absence_withdraws=False)
     batches = feed_batches(feed, schedule, feed_id)
     withdrawals = withdrawal_batches(changes.withdrawn, schedule, feed_id=feed_id)
+    # For the other replicas and the next start (:mod:`.incrementality`); queued first, awaited
+    # last, so the events' acknowledgement does not wait behind them.
+    now_s = time.time()
+    to_share = known.to_share(changes, now_s)
+    shared = [await producer.send(PUSHED_ENTITIES, pushed_entity_key(feed_id, entity.id), entity)
+              for entity in to_share]
     await publish(producer, batches)
     await publish(producer, withdrawals)
+    await asyncio.gather(*shared)
     known.apply(changes)
+    known.shared(to_share, now_s)
     return Pushed(batches, withdrawals.trip_updates_count + withdrawals.positions_count)
 
 

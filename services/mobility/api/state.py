@@ -10,7 +10,8 @@ the API need not fold every revision of every domain's alerts to find mobility's
 
 It also remembers, per pushing principal, the GTFS-Realtime entities it pushed
 (:class:`.incrementality.FeedEntities`), so that an ``is_deleted`` entity named by id alone can be
-withdrawn as that publisher last sent it.
+withdrawn as that publisher last sent it: read from ``mobility.pushed-entities.v1`` at start and
+followed, so every replica knows what the others accepted.
 
 Car parks' availability (``mobility.car-park-status.v1``) and ridership counts
 (``mobility.ridership.v1``, one record per route, stop and hour) are compacted topics the
@@ -21,10 +22,13 @@ leave the topic (:class:`RidershipHours`).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
+
+from google.transit import gtfs_realtime_pb2
 
 from madina.auth import Credentials
 from madina.bus import EventProducer
@@ -33,14 +37,14 @@ from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
 from madina.geo import load_cities
 from madina_proto.mobility.v1 import events_pb2, status_pb2
-from services.mobility.api.incrementality import FeedEntities
+from services.mobility.api.incrementality import FeedEntities, pushed_entity_key_parts
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
 from services.mobility.domain.cities import route_cities
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark
 from services.mobility.settings import MobilitySettings
-from services.mobility.topics import CAR_PARK_STATUS, RIDERSHIP, RIDERSHIP_KEPT_DAYS, ROUTE_STATUS
+from services.mobility.topics import CAR_PARK_STATUS, PUSHED_ENTITIES, RIDERSHIP, RIDERSHIP_KEPT_DAYS, ROUTE_STATUS
 
 
 @dataclass
@@ -98,6 +102,7 @@ class MobilityRuntime:
     ridership_feed_ready: asyncio.Event = field(default_factory=asyncio.Event)
     pollers: list[FeedPoller] = field(default_factory=list)  # pull mode's, one per producer feed
     pushed_feeds: dict[str, FeedEntities] = field(default_factory=dict)  # push mode's, one per principal
+    pushed_feeds_ready: asyncio.Event = field(default_factory=asyncio.Event)
     producer_ready: bool = False
 
     @property
@@ -125,6 +130,7 @@ class MobilityRuntime:
             "status_feed": "ok" if self.status_feed_ready.is_set() else "starting",
             "car_park_feed": "ok" if self.car_park_feed_ready.is_set() else "starting",
             "ridership_feed": "ok" if self.ridership_feed_ready.is_set() else "starting",
+            "pushed_entities": "ok" if self.pushed_feeds_ready.is_set() else "starting",
         }
 
     async def follow_status_feed(self) -> None:
@@ -164,6 +170,22 @@ class MobilityRuntime:
             self.ridership.put(key, event, datetime.now(UTC))
 
         await read_topic(self.settings.bootstrap_servers, RIDERSHIP, on_count, caught_up=self.ridership_feed_ready)
+
+    async def follow_pushed_entities(self) -> None:
+        """Read every publisher's pushed entities forever: what this replica accepted before a restart, and
+        what the others accept, so that an id-only deletion resolves on any replica (:mod:`.incrementality`)."""
+
+        def on_entity(key: str, entity: gtfs_realtime_pb2.FeedEntity | None) -> None:
+            try:
+                publisher, entity_id = pushed_entity_key_parts(key)
+            except ValueError as error:
+                raise InvalidRecord(str(error)) from None
+            if entity is not None and entity.id != entity_id:
+                raise InvalidRecord(f"id: {entity.id[:200]!r} is not the entity under key {key[:200]!r}")
+            self.pushed_feed(publisher).learn(entity_id, entity, time.time())
+
+        await read_topic(self.settings.bootstrap_servers, PUSHED_ENTITIES, on_entity,
+                         caught_up=self.pushed_feeds_ready)
 
     def ridership_counts(
         self, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None,

@@ -43,10 +43,12 @@ async def running_mobility_api(bootstrap: str, directory: Path) -> AsyncIterator
     await runtime.producer.start()
     runtime.producer_ready = True
     feeds = [asyncio.create_task(follow()) for follow in (
-        runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed)]
+        runtime.follow_status_feed, runtime.follow_car_park_feed, runtime.follow_ridership_feed,
+        runtime.follow_pushed_entities)]
     servers = ApiServers(settings, http_app=create_http_app(runtime), http_port=0)
     try:
-        for ready in (runtime.status_feed_ready, runtime.car_park_feed_ready, runtime.ridership_feed_ready):
+        for ready in (runtime.status_feed_ready, runtime.car_park_feed_ready, runtime.ridership_feed_ready,
+                      runtime.pushed_feeds_ready):
             await asyncio.wait_for(ready.wait(), 20)
         await servers.start()
         yield MobilityApi(runtime, f"http://127.0.0.1:{servers.http_port}", tokens)
