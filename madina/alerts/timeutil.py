@@ -24,7 +24,20 @@ def time_to_text(moment: datetime | None) -> str | None:
     """Canonical, fixed-precision ISO text so equal instants always serialise identically."""
     if moment is None:
         return None
-    return require_utc(moment).isoformat(timespec="microseconds")
+    # A state write formats every time its episodes hold, mostly the same few instants (the
+    # entity's latest event times), and an aware datetime's isoformat costs ~20x a dict lookup.
+    # Equal aware datetimes are the same instant, hence the same text; a naive one never matches.
+    text = _texts.get(moment)
+    if text is None:
+        text = require_utc(moment).isoformat(timespec="microseconds")
+        if len(_texts) >= _TEXTS_KEPT:
+            _texts.clear()
+        _texts[moment] = text
+    return text
+
+
+_TEXTS_KEPT = 4096
+_texts: dict[datetime, str] = {}
 
 
 def time_from_text(text: str | None) -> datetime | None:

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -32,7 +33,17 @@ from madina_proto.common.v1 import common_pb2
 log = logging.getLogger(__name__)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(moment: object) -> Timestamp:
+    """``moment`` as a protobuf Timestamp, exactly as ``Timestamp.FromDatetime`` makes it."""
+    if type(moment) is datetime and moment.tzinfo is UTC:
+        # Every event, snapshot and alert carries a few times, nearly all of them UTC datetimes:
+        # the arithmetic here costs a fraction of FromDatetime's (a timetuple, then calendar.timegm).
+        # Any UTC datetime is inside Timestamp's range (years 1 to 9999), so nothing to check.
+        since_epoch = moment - _EPOCH
+        return Timestamp(seconds=since_epoch.days * 86_400 + since_epoch.seconds, nanos=moment.microsecond * 1000)
     stamp = Timestamp()
     stamp.FromDatetime(moment)  # type: ignore[arg-type]
     return stamp

@@ -13,8 +13,8 @@ consumer meets such a value later, outside its dead-letter path.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -103,15 +103,22 @@ def check_key(spec: TopicSpec, message: Message, key: bytes) -> None:
 
 def standard_headers(spec: TopicSpec, source: str, event_time_ms: int | None = None) -> Headers:
     """Event id, event time, producing service and content type, as bytes headers."""
+    fixed = _fixed_headers.get((spec.message_type, source))
+    if fixed is None:
+        fixed = _fixed_headers[spec.message_type, source] = (
+            (HEADER_SOURCE, source.encode()), (HEADER_CONTENT_TYPE, spec.content_type.encode()))
     return [
-        (HEADER_EVENT_ID, uuid.uuid4().hex.encode()),
-        (
-            HEADER_EVENT_TIME,
-            str(event_time_ms if event_time_ms is not None else int(time.time() * 1000)).encode(),
-        ),
-        (HEADER_SOURCE, source.encode()),
-        (HEADER_CONTENT_TYPE, spec.content_type.encode()),
+        # 128 random bits, as in a uuid4, without the uuid module's cost (~10x): every record
+        # sent pays it, and only uniqueness is needed of it.
+        (HEADER_EVENT_ID, os.urandom(16).hex().encode()),
+        (HEADER_EVENT_TIME, str(event_time_ms if event_time_ms is not None else int(time.time() * 1000)).encode()),
+        *fixed,
     ]
+
+
+# Per (message type, source): the source and content-type headers, the same bytes for every record
+# (the content type is the message type's full name).
+_fixed_headers: dict[tuple[type[Message], str], tuple[tuple[str, bytes], tuple[str, bytes]]] = {}
 
 
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> bytes | None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
-from madina.bus.alert_events import AlertLedger, AlertOutbox
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from madina.bus.alert_events import AlertLedger, AlertOutbox, timestamp
 from madina_proto.alerts.v1 import alerts_pb2
 
 
@@ -74,3 +78,20 @@ def test_alert_ids_containing_the_separator_are_parsed_from_the_right() -> None:
     outbox.confirm("env#station#rule", 4)
     outbox.prune(stored)
     assert stored == {}
+
+
+def test_timestamp_is_what_from_datetime_makes_for_any_datetime() -> None:
+    def from_datetime(moment: datetime) -> Timestamp:
+        stamp = Timestamp()
+        stamp.FromDatetime(moment)
+        return stamp
+
+    draw = random.Random(7)
+    first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    moments = [first, last, datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC)]
+    moments += [first + timedelta(microseconds=draw.randrange(int((last - first) / timedelta(microseconds=1))))
+                 for _ in range(2000)]
+    moments += [moment.astimezone(timezone(timedelta(hours=5, minutes=30))) for moment in moments[5:20]]
+    moments += [moment.replace(tzinfo=None) for moment in moments[5:20]]  # naive: FromDatetime takes it as UTC
+    for moment in moments:
+        assert timestamp(moment) == from_datetime(moment), moment

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -62,6 +64,18 @@ def test_standard_headers_carry_id_time_source_and_full_proto_name() -> None:
     )
     other = standard_headers(ALERTS, "x")
     assert header(headers, HEADER_EVENT_ID) != header(other, HEADER_EVENT_ID)
+
+
+def test_event_ids_are_128_random_bits_in_hex_and_the_fixed_headers_follow_each_topic_and_source() -> None:
+    ids = {header(standard_headers(ALERTS, "x"), HEADER_EVENT_ID) for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(re.fullmatch(rb"[0-9a-f]{32}", event_id or b"") for event_id in ids)
+    # Each hex digit of a random id takes each value about equally often.
+    assert {event_id[0:1] for event_id in ids} == {b"%x" % n for n in range(16)}
+    for spec, source in ((ALERTS, "a"), (ALERT_ACTIONS, "a"), (ALERTS, "b")):
+        headers = standard_headers(spec, source)
+        assert header(headers, HEADER_SOURCE) == source.encode()
+        assert header(headers, HEADER_CONTENT_TYPE) == spec.content_type.encode()
 
 
 def test_faust_codec_round_trips_and_refuses_the_wrong_type() -> None:
