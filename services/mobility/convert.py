@@ -143,11 +143,13 @@ def _event_to_wire(event: StopTimeEvent) -> events_pb2.StopTimeEvent:
 
 
 def _wire_time(message: Message, field: str, where: str) -> datetime | None:
-    """``optional_time``, memoised by (seconds, nanos): a feed's entities share a handful of instants,
+    """``optional_time``, memoised (:func:`_time_of`)."""
+    return _time_of(getattr(message, field), field, where) if message.HasField(field) else None
+
+
+def _time_of(stamp: Timestamp, field: str, where: str) -> datetime:
+    """``time_from_pb``, memoised by (seconds, nanos): a feed's entities share a handful of instants,
     and building each datetime again cost more than the rest of a trip update's conversion."""
-    if not message.HasField(field):
-        return None
-    stamp = getattr(message, field)
     seconds, nanos = stamp.seconds, stamp.nanos
     moment = _TIMES.get((seconds, nanos))
     if moment is None:
@@ -163,11 +165,23 @@ _TIMES_KEPT = 4096
 
 
 def _event_from_wire(wire: events_pb2.StopTimeEvent, where: str) -> StopTimeEvent:
+    has = wire.HasField
     return StopTimeEvent(
-        delay_s=wire.delay_s if wire.HasField("delay_s") else None,
-        time=_wire_time(wire, "time", where),
-        uncertainty_s=wire.uncertainty_s if wire.HasField("uncertainty_s") else None,
-        scheduled_time=_wire_time(wire, "scheduled_time", where),
+        wire.delay_s if has("delay_s") else None,
+        _time_of(wire.time, "time", where) if has("time") else None,
+        wire.uncertainty_s if has("uncertainty_s") else None,
+        _time_of(wire.scheduled_time, "scheduled_time", where) if has("scheduled_time") else None,
+    )
+
+
+def _stop_time_update_from_wire(wire: events_pb2.StopTimeUpdate) -> StopTimeUpdate:
+    has = wire.HasField
+    return StopTimeUpdate(
+        wire.stop_sequence if has("stop_sequence") else None,
+        wire.stop_id or None,
+        _event_from_wire(wire.arrival, "arrival.") if has("arrival") else None,
+        _event_from_wire(wire.departure, "departure.") if has("departure") else None,
+        _STOP_FROM_WIRE.get(wire.schedule_relationship, StopRelationship.SCHEDULED),
     )
 
 
@@ -204,40 +218,37 @@ def trip_update_to_wire(update: TripUpdate, feed_id: str = "") -> events_pb2.Tri
 
 def trip_update_from_wire(wire: events_pb2.TripUpdateReceived, where: str = "") -> TripUpdate:
     """A trip update event as a domain value, or InvalidRecord naming the field."""
-    if not wire.trip_id:
+    trip_id = wire.trip_id
+    if not trip_id:
         raise InvalidRecord(f"{where}trip_id: required")
-    updates = []
-    for index, stu in enumerate(wire.stop_time_updates):
-        try:
-            arrival = _event_from_wire(stu.arrival, "arrival.") if stu.HasField("arrival") else None
-            departure = _event_from_wire(stu.departure, "departure.") if stu.HasField("departure") else None
-        except InvalidRecord as error:  # the field's full path only when there is a problem to name
-            raise InvalidRecord(f"{where}stop_time_updates[{index}].{error}") from None
-        updates.append(StopTimeUpdate(
-            stop_sequence=stu.stop_sequence if stu.HasField("stop_sequence") else None,
-            stop_id=stu.stop_id or None,
-            arrival=arrival,
-            departure=departure,
-            relationship=_STOP_FROM_WIRE.get(stu.schedule_relationship, StopRelationship.SCHEDULED),
-        ))
-    update_time = _wire_time(wire, "update_time", where)
-    if update_time is None:
+    stop_time_updates = wire.stop_time_updates
+    try:
+        updates = tuple([_stop_time_update_from_wire(stu) for stu in stop_time_updates])
+    except InvalidRecord:  # the field's full path only when there is a problem to name
+        for index, stu in enumerate(stop_time_updates):
+            try:
+                _stop_time_update_from_wire(stu)
+            except InvalidRecord as error:
+                raise InvalidRecord(f"{where}stop_time_updates[{index}].{error}") from None
+        raise
+    has = wire.HasField
+    if not has("update_time"):
         raise InvalidRecord(f"{where}update_time: required")
-    return TripUpdate(
-        trip_id=wire.trip_id,
-        start_date=wire.start_date or None,
-        relationship=_TRIP_FROM_WIRE.get(wire.schedule_relationship, TripRelationship.SCHEDULED),
-        timestamp=update_time,
-        route_id=wire.route_id or None,
-        direction_id=wire.direction_id if wire.HasField("direction_id") else None,
-        start_time=wire.start_time or None,
-        vehicle_id=wire.vehicle_id or None,
-        delay_s=wire.delay_s if wire.HasField("delay_s") else None,
-        stop_time_updates=tuple(updates),
-        new_trip_id=wire.new_trip_id or None,
-        new_start_date=wire.new_start_date or None,
-        new_start_time=wire.new_start_time or None,
-        deleted=wire.deleted,
+    return TripUpdate(  # positional, in the order of TripUpdate's fields: it runs for every entity
+        trip_id,
+        wire.start_date or None,
+        _TRIP_FROM_WIRE.get(wire.schedule_relationship, TripRelationship.SCHEDULED),
+        _time_of(wire.update_time, "update_time", where),
+        wire.route_id or None,
+        wire.direction_id if has("direction_id") else None,
+        wire.start_time or None,
+        wire.vehicle_id or None,
+        wire.delay_s if has("delay_s") else None,
+        updates,
+        wire.new_trip_id or None,
+        wire.new_start_date or None,
+        wire.new_start_time or None,
+        wire.deleted,
     )
 
 

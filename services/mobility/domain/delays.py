@@ -22,6 +22,7 @@ a :class:`TripStatus` with a prediction (or an explicit "unknown") for every sto
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ from services.mobility.domain.realtime import (
     TripRelationship,
     TripUpdate,
 )
-from services.mobility.domain.servicedays import ScheduledRun, TripKey, run_of, service_day_origin
+from services.mobility.domain.servicedays import ScheduledRun, TripKey, run_of, run_timing, trip_key
 
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
 
@@ -144,8 +145,8 @@ def trip_key_of(update: TripUpdate) -> TripKey | None:
     """The run an update speaks about (DUPLICATED: the new copy), or ``None`` without a start date."""
     if update.relationship is TripRelationship.DUPLICATED:
         start_date = update.new_start_date or update.start_date
-        return TripKey(update.new_trip_id or update.trip_id, start_date) if start_date else None
-    return TripKey(update.trip_id, update.start_date) if update.start_date else None
+        return trip_key(update.new_trip_id or update.trip_id, start_date) if start_date else None
+    return trip_key(update.trip_id, update.start_date) if update.start_date else None
 
 
 def resolve_trip(
@@ -229,30 +230,32 @@ def current_delay(
     key = key or trip_key_of(update)
     if key is None or now - update.timestamp > stale_after:
         return CurrentDelay(TripState.UNKNOWN)
-    run = run_of(schedule, key)
-    if run is None:
+    timing = run_timing(schedule, key)
+    if timing is None:
         return CurrentDelay(TripState.UNKNOWN)
-    timetable = schedule.timetable(run.trip)
-    origin = service_day_origin(run.service_date, run.tz)
+    timetable, origin = timing.timetable, timing.origin
     now_us = (now - origin) // _MICROSECOND
     stop_ids, arrivals, departures = timetable.stop_ids, timetable.arrivals_s, timetable.departures_s
     matched = _match_timetable(timetable, update.stop_time_updates)[0] if update.stop_time_updates else {}
     carried = update.delay_s  # the delay carried downstream (see _apply); None: nothing known
     # The last stop with a prediction, for when every prediction is already past (delay_at's end).
     last: tuple[int, int] | None = None
-    for index in range(len(stop_ids)):
-        stop_update = matched.get(index)
-        relationship = stop_update.relationship if stop_update is not None else None
+    start = 0  # the first stop not looked at yet
+    for index in sorted(matched) if len(matched) > 1 else matched:
+        if carried is not None and start < index:  # stops start..index-1 have no update: carried applies
+            not_left = _first_not_left(timetable, start, index, carried, now_us)
+            if not_left is not None:
+                return CurrentDelay(TripState.PREDICTED, stop_ids[not_left], carried)
+            last = (index - 1, carried)
+        start = index + 1
+        stop_update = matched[index]
+        relationship = stop_update.relationship
         if relationship is StopRelationship.NO_DATA:
             carried = None
             continue
         if relationship is StopRelationship.SKIPPED:
             continue
-        if (
-            stop_update is None
-            or relationship is StopRelationship.UNSCHEDULED
-            or not (stop_update.arrival or stop_update.departure)
-        ):
+        if relationship is StopRelationship.UNSCHEDULED or not (stop_update.arrival or stop_update.departure):
             if carried is None:
                 continue  # UNKNOWN
             last = (index, carried)
@@ -276,9 +279,25 @@ def current_delay(
         if event[0] >= now_us:
             chosen = arrival if arrival is not None and arrival[0] >= now_us else event
             return CurrentDelay(TripState.PREDICTED, stop_ids[index], chosen[1])
+    if carried is not None and start < len(stop_ids):
+        not_left = _first_not_left(timetable, start, len(stop_ids), carried, now_us)
+        if not_left is not None:
+            return CurrentDelay(TripState.PREDICTED, stop_ids[not_left], carried)
+        last = (len(stop_ids) - 1, carried)
     if last is not None:
         return CurrentDelay(TripState.PREDICTED, stop_ids[last[0]], last[1])
     return CurrentDelay(TripState.PREDICTED)
+
+
+def _first_not_left(timetable: Timetable, start: int, stop: int, carried: int, now_us: int) -> int | None:
+    """The first stop of ``start..stop-1`` whose departure, ``carried`` seconds late, is not before
+    ``now_us``, or ``None``: by bisection over a timetable whose departures never go back."""
+    departures = timetable.departures_s
+    if not timetable.departures_sorted:
+        return next((i for i in range(start, stop) if (departures[i] + carried) * _US >= now_us), None)
+    # (departure + carried) * _US >= now_us  <=>  departure >= ceil(now_us / _US - carried), in integers
+    index = bisect_left(departures, -((carried * _US - now_us) // _US), start, stop)
+    return index if index < stop else None
 
 
 def _predict_us(scheduled_s: int, event: StopTimeEvent, origin: datetime) -> tuple[int, int] | None:

@@ -67,7 +67,7 @@ from services.mobility.domain.avl import PathIndex, match_position, scheduled_he
 from services.mobility.domain.delays import TripState, current_delay, trip_key_of
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.realtime import TripUpdate, VehiclePosition
-from services.mobility.domain.servicedays import TripKey, resolve_start_date, run_of
+from services.mobility.domain.servicedays import TripKey, resolve_start_date, run_of, run_timing
 
 DOMAIN = "mobility"
 TRIP_DELAY_RULE = "trip-delay"
@@ -264,35 +264,48 @@ class StepResult(NamedTuple):
     kpis: list[Kpi]
 
 
-@dataclass
+class _RouteFacts(NamedTuple):
+    label: str
+    tz: ZoneInfo
+    labels: dict[str, str]
+    """The labels every alert of the route carries (copied per alert)."""
+
+
+def _route_facts(schedule: Schedule, route_id: str) -> _RouteFacts:
+    route = schedule.routes.get(route_id)
+    labels = {"route_id": route_id}
+    if route is None:
+        return _RouteFacts(f"Route {route_id}", ZoneInfo("UTC"), labels)
+    labels["route_short_name"] = route.short_name
+    return _RouteFacts(route.display_name, ZoneInfo(route.timezone), labels)
+
+
 class _Context:
-    schedule: Schedule
-    paths: PathIndex
-    config: MobilityConfig
-    route_id: str
-    transitions: list[AlertTransition]
-    trips: dict[str, TripTrack]
-    vehicles: dict[str, VehicleTrack]
+    """One step's inputs and what it has built so far; the route's facts are worked out once per
+    schedule (they are read for every update)."""
 
-    @property
-    def delay_policy(self) -> EpisodePolicy:
-        return _delay_policy(self.config.clear_after)
+    __slots__ = ("config", "delay_policy", "label", "paths", "route_id", "route_labels", "schedule", "transitions",
+                 "trips", "tz", "vehicles")
 
-    @property
-    def label(self) -> str:
-        route = self.schedule.routes.get(self.route_id)
-        return route.display_name if route is not None else f"Route {self.route_id}"
-
-    def tz(self) -> ZoneInfo:
-        route = self.schedule.routes.get(self.route_id)
-        return ZoneInfo(route.timezone if route is not None else "UTC")
+    def __init__(self, schedule: Schedule, paths: PathIndex, config: MobilityConfig, route_id: str,
+                 trips: dict[str, TripTrack], vehicles: dict[str, VehicleTrack]) -> None:
+        self.schedule = schedule
+        self.paths = paths
+        self.config = config
+        self.route_id = route_id
+        self.transitions: list[AlertTransition] = []
+        self.trips = trips
+        self.vehicles = vehicles
+        self.label, self.tz, self.route_labels = schedule.memo(
+            "mobility-route-facts", route_id, lambda: _route_facts(schedule, route_id))
+        self.delay_policy = _delay_policy(config.clear_after)
 
     def stop_name(self, stop_id: str | None) -> str:
         stop = self.schedule.stops.get(stop_id or "")
         return stop.name if stop is not None else (stop_id or "?")
 
     def clock(self, moment: datetime) -> str:
-        return moment.astimezone(self.tz()).strftime("%H:%M")
+        return moment.astimezone(self.tz).strftime("%H:%M")
 
 
 @lru_cache(maxsize=16)
@@ -308,7 +321,7 @@ def apply_route_events(
     config: MobilityConfig = MobilityConfig(),
 ) -> StepResult:
     """Fold one route's trip updates and positions (any order; sorted by event time) into ``state``."""
-    ctx = _Context(schedule, paths, config, state.route_id, [], dict(state.trips), dict(state.vehicles))
+    ctx = _Context(schedule, paths, config, state.route_id, dict(state.trips), dict(state.vehicles))
     watermark = state.watermark
     for event in sorted(events, key=lambda e: e.timestamp):
         if isinstance(event, TripUpdate):
@@ -319,8 +332,8 @@ def apply_route_events(
     state = replace(state, trips=ctx.trips, vehicles=ctx.vehicles, watermark=watermark)
     if watermark is None:
         return StepResult(state, ctx.transitions, [])
-    state = _route_rules(ctx, state, watermark)
-    return StepResult(state, ctx.transitions, _kpis(ctx, watermark))
+    state, fresh = _route_rules(ctx, state, watermark)
+    return StepResult(state, ctx.transitions, _kpis(ctx, watermark, fresh))
 
 
 def tick_route(
@@ -328,12 +341,12 @@ def tick_route(
 ) -> StepResult:
     """Timer work at ``now`` (a watermark): vehicle silence, ended runs, stale delays, route rules."""
     now = require_utc(now, "now")
-    ctx = _Context(schedule, paths, config, state.route_id, [], dict(state.trips), dict(state.vehicles))
+    ctx = _Context(schedule, paths, config, state.route_id, dict(state.trips), dict(state.vehicles))
     policy = DataGapPolicy(config.vehicle_report_interval, config.gap_factor, severity=Severity.WARNING)
     for vehicle_id, vehicle in list(ctx.vehicles.items()):
         if vehicle.trip_key is None or vehicle.at_final_stop:
             continue
-        details = _details(ctx, "data-gap", "vehicle", vehicle_id=vehicle_id, trip_key=vehicle.trip_key)
+        details = _details(ctx, "data-gap", "vehicle", _parsed(vehicle.trip_key), vehicle_id=vehicle_id)
         gap, transition = check_silence(vehicle.data_gap, now, policy, details)
         if transition is not None:
             trip_id = TripKey.parse(vehicle.trip_key).trip_id
@@ -361,42 +374,41 @@ def tick_route(
         if vehicle.trip_key not in ctx.trips and not vehicle.data_gap.episode.active:
             del ctx.vehicles[vehicle_id]
     state = replace(state, trips=ctx.trips, vehicles=ctx.vehicles, watermark=max(now, state.watermark or now))
-    state = _route_rules(ctx, state, now)
-    return StepResult(state, ctx.transitions, _kpis(ctx, now))
+    state, fresh = _route_rules(ctx, state, now)
+    return StepResult(state, ctx.transitions, _kpis(ctx, now, fresh))
 
 
 def episode_details(ctx: _Context, track: TripTrack) -> AlertDetails:
-    return _details(
-        ctx, TRIP_DELAY_RULE, "trip", trip_key=track.key.text, vehicle_id=track.vehicle_id, stop_id=track.delay_stop_id
-    )
+    return _details(ctx, TRIP_DELAY_RULE, "trip", track.key, vehicle_id=track.vehicle_id, stop_id=track.delay_stop_id)
 
 
-def _details(ctx: _Context, category: str, kind: str, **values: str | None) -> AlertDetails:
-    labels = {"route_id": ctx.route_id}
-    route = ctx.schedule.routes.get(ctx.route_id)
-    if route is not None:
-        labels["route_short_name"] = route.short_name
-    key = values.pop("trip_key", None)
-    if key:
-        trip_key = TripKey.parse(key)
-        labels["trip_id"] = trip_key.trip_id
-        labels["start_date"] = trip_key.start_date
+def _details(
+    ctx: _Context, category: str, kind: str, key: TripKey | None = None, *, unit: str = "", **values: str | None
+) -> AlertDetails:
+    labels = dict(ctx.route_labels)
+    if key is not None:
+        labels["trip_id"] = key.trip_id
+        labels["start_date"] = key.start_date
     for name, value in values.items():
         if value:
             labels[name] = value
     if values.get("stop_id"):
         labels["stop_name"] = ctx.stop_name(values["stop_id"])
-    return AlertDetails(category=category, source_kind=kind, labels=labels)
+    return AlertDetails(category=category, source_kind=kind, unit=unit, labels=labels)
+
+
+def _parsed(key_text: str | None) -> TripKey | None:
+    return TripKey.parse(key_text) if key_text else None
 
 
 def _track(ctx: _Context, key: TripKey) -> TripTrack | None:
     track = ctx.trips.get(key.text)
     if track is not None:
         return track
-    run = run_of(ctx.schedule, key)
-    if run is None:
+    timing = run_timing(ctx.schedule, key)
+    if timing is None:
         return None
-    return TripTrack(key=key, end_time=run.end)
+    return TripTrack(key=key, end_time=timing.end)
 
 
 def _apply_trip_update(ctx: _Context, update: TripUpdate) -> None:
@@ -409,14 +421,16 @@ def _apply_trip_update(ctx: _Context, update: TripUpdate) -> None:
     track = _track(ctx, key)
     if track is None:
         return
-    current = current_delay(ctx.schedule, update, update.timestamp, key=key, stale_after=ctx.config.stale_after)
+    at = update.timestamp
+    current = current_delay(ctx.schedule, update, at, key=key, stale_after=ctx.config.stale_after)
     if update.vehicle_id and update.vehicle_id != track.vehicle_id:
         track = replace(track, vehicle_id=update.vehicle_id)
-    canceled = current.state in (TripState.CANCELED, TripState.DELETED)
-    track = _cancel_rule(ctx, track, canceled, update.timestamp)
+    canceled = current.state is TripState.CANCELED or current.state is TripState.DELETED
+    if canceled or track.canceled or (track.cancel_episode is not None and track.cancel_episode.active):
+        track = _cancel_rule(ctx, track, canceled, at)  # otherwise it would give the track back as it is
     if not canceled and current.delay_s is not None and not headway_based(ctx.schedule, key):
         assert current.stop_id is not None
-        track = _delay_rule(ctx, track, current.delay_s, current.stop_id, update.timestamp)
+        track = _delay_rule(ctx, track, current.delay_s, current.stop_id, at)
     ctx.trips[key.text] = track
 
 
@@ -450,7 +464,7 @@ def _withdraw_position(ctx: _Context, position: VehiclePosition) -> None:
     if any(position.timestamp < moment for moment in heard):
         return
     if gap.active:
-        details = _details(ctx, "data-gap", "vehicle", vehicle_id=vehicle.vehicle_id, trip_key=vehicle.trip_key)
+        details = _details(ctx, "data-gap", "vehicle", _parsed(vehicle.trip_key), vehicle_id=vehicle.vehicle_id)
         _, transition = force_clear(gap, position.timestamp, 0.0,
                                     f"{ctx.label} vehicle {vehicle.vehicle_id}: withdrawn by the producer", details)
         if transition is not None:
@@ -526,7 +540,7 @@ def _cancel_rule(ctx: _Context, track: TripTrack, canceled: bool, at: datetime) 
         threshold=1.0 if canceled else None,
         below_clear_level=not canceled,
         message=message,
-        details=_details(ctx, TRIP_CANCELED_RULE, "trip", trip_key=track.key.text, vehicle_id=track.vehicle_id),
+        details=_details(ctx, TRIP_CANCELED_RULE, "trip", track.key, vehicle_id=track.vehicle_id),
     )
     episode, transition = step(episode, evaluation, EpisodePolicy(update_interval=None))
     if transition is not None:
@@ -555,14 +569,7 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
     # Nearly every update emits nothing: ask the episode first, build the message only for a transition.
     quiet = quiet_step(episode, at, severity, float(delay), delay < config.clear_delay_s, ctx.delay_policy)
     if quiet is not None:
-        return TripTrack(
-            key=track.key, end_time=track.end_time, recent_delays_s=recent, delay_s=delay, delay_stop_id=stop_id,
-            delay_time=at, late_since=late_since, vehicle_id=track.vehicle_id, canceled=track.canceled,
-            grouped=track.grouped, delay_episode=quiet, cancel_episode=track.cancel_episode,
-        )  # one construction instead of replace() twice
-    track = replace(
-        track, recent_delays_s=recent, delay_s=delay, delay_stop_id=stop_id, delay_time=at, late_since=late_since
-    )
+        return _with_delay(track, recent, delay, stop_id, at, late_since, quiet)
     minutes = round(delay / 60)
     if delay >= config.clear_delay_s:
         since = f", since {ctx.clock(late_since)}" if late_since is not None else ""
@@ -576,57 +583,84 @@ def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: d
         threshold=threshold,
         below_clear_level=delay < config.clear_delay_s,
         message=message,
-        details=episode_details(ctx, track).refine(unit="s"),
+        details=_details(ctx, TRIP_DELAY_RULE, "trip", track.key, unit="s", vehicle_id=track.vehicle_id,
+                         stop_id=stop_id),  # episode_details of the track with this delay
     )
     episode, transition = step(episode, evaluation, ctx.delay_policy)
     if transition is not None:
         ctx.transitions.append(transition)
-    return replace(track, delay_episode=episode)
+    return _with_delay(track, recent, delay, stop_id, at, late_since, episode)
 
 
-def _late_trips(ctx: _Context, now: datetime) -> list[TripTrack]:
+def _with_delay(track: TripTrack, recent: tuple[int, ...], delay: int, stop_id: str, at: datetime,
+                late_since: datetime | None, episode: EpisodeState) -> TripTrack:
+    """``replace(track, ...)`` with a new delay, without re-running the frozen ``__init__`` (TripTrack
+    has no ``__post_init__``, so copying its fields gives the same value): every update does it."""
+    moved = object.__new__(TripTrack)
+    fields = moved.__dict__
+    fields.update(track.__dict__)
+    fields["recent_delays_s"] = recent
+    fields["delay_s"] = delay
+    fields["delay_stop_id"] = stop_id
+    fields["delay_time"] = at
+    fields["late_since"] = late_since
+    fields["delay_episode"] = episode
+    return moved
+
+
+def _fresh_delays(ctx: _Context, now: datetime) -> tuple[list[TripTrack], list[int]]:
+    """The runs late at ``now`` (not cancelled, sorted by key) and every fresh delay, in one pass
+    over the route's runs (it runs once per record)."""
     config = ctx.config
-    return sorted(
-        (
-            track
-            for track in ctx.trips.values()
-            if not track.canceled
-            and track.delay_s is not None
-            and track.delay_time is not None
-            and now - track.delay_time <= config.stale_after
-            and track.delay_s >= config.raise_delay_s
-        ),
-        key=lambda t: (t.key.trip_id, t.key.start_date),  # TripKey's order, without its __lt__ per comparison
-    )
+    oldest = now - config.stale_after  # fresh: now - delay_time <= stale_after
+    raise_delay_s = config.raise_delay_s
+    late: list[TripTrack] = []
+    fresh: list[int] = []
+    for track in ctx.trips.values():
+        delay = track.delay_s
+        if delay is None or track.delay_time is None or track.delay_time < oldest:
+            continue
+        fresh.append(delay)
+        if delay >= raise_delay_s and not track.canceled:
+            late.append(track)
+    late.sort(key=lambda t: (t.key.trip_id, t.key.start_date))  # TripKey's order, without its __lt__
+    return late, fresh
 
 
-def _route_rules(ctx: _Context, state: RouteState, now: datetime) -> RouteState:
+def _route_rules(ctx: _Context, state: RouteState, now: datetime) -> tuple[RouteState, list[int]]:
+    """The route-delays rule and bunching; also every fresh delay (for the KPIs)."""
     config = ctx.config
-    late = _late_trips(ctx, now)
+    late, fresh = _fresh_delays(ctx, now)
     episode = state.route_episode or EpisodeState(DOMAIN, f"route/{ctx.route_id}", ROUTE_DELAYS_RULE)
     breach = len(late) >= config.route_late_count
-    names = ", ".join(track.key.trip_id for track in late)
-    worst = max((track.delay_s or 0 for track in late), default=0)
-    message = (
-        f"{ctx.label}: {len(late)} trips late at once ({names}; worst {round(worst / 60)} min)"
-        if late
-        else f"{ctx.label}: no trip late any more"
-    )
-    evaluation = Evaluation(
-        event_time=now,
-        severity=Severity.MAJOR if breach else None,
-        observed_value=float(len(late)),
-        threshold=float(config.route_late_count) if breach else None,
-        below_clear_level=len(late) < config.route_late_count,
-        message=message,
-        details=_details(ctx, ROUTE_DELAYS_RULE, "route").refine({
-            "trip_ids": ",".join(track.key.trip_id for track in late),
-            "vehicle_ids": ",".join(sorted({t.vehicle_id for t in late if t.vehicle_id})),
-        }),
-    )
-    episode, transition = step(episode, evaluation, EpisodePolicy(clear_after=config.clear_after))
-    if transition is not None:
-        ctx.transitions.append(transition)
+    severity = Severity.MAJOR if breach else None
+    # Nearly every record changes nothing here: ask the episode before building the message.
+    quiet = quiet_step(episode, now, severity, float(len(late)), not breach, ctx.delay_policy)
+    if quiet is not None:
+        episode = quiet
+    else:
+        names = ", ".join(track.key.trip_id for track in late)
+        worst = max((track.delay_s or 0 for track in late), default=0)
+        message = (
+            f"{ctx.label}: {len(late)} trips late at once ({names}; worst {round(worst / 60)} min)"
+            if late
+            else f"{ctx.label}: no trip late any more"
+        )
+        evaluation = Evaluation(
+            event_time=now,
+            severity=severity,
+            observed_value=float(len(late)),
+            threshold=float(config.route_late_count) if breach else None,
+            below_clear_level=not breach,
+            message=message,
+            details=_details(ctx, ROUTE_DELAYS_RULE, "route").refine({
+                "trip_ids": ",".join(track.key.trip_id for track in late),
+                "vehicle_ids": ",".join(sorted({t.vehicle_id for t in late if t.vehicle_id})),
+            }),
+        )
+        episode, transition = step(episode, evaluation, ctx.delay_policy)
+        if transition is not None:
+            ctx.transitions.append(transition)
     if episode.active:
         for track in late:
             grouped = replace(track, grouped=True)
@@ -647,7 +681,7 @@ def _route_rules(ctx: _Context, state: RouteState, now: datetime) -> RouteState:
             if track.grouped:
                 ctx.trips[key] = replace(track, grouped=False)
     bunching = _bunching(ctx, state, now)
-    return replace(state, trips=dict(ctx.trips), route_episode=episode, bunching=bunching)
+    return replace(state, trips=dict(ctx.trips), route_episode=episode, bunching=bunching), fresh
 
 
 def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, EpisodeState]:
@@ -718,14 +752,7 @@ def _bunching(ctx: _Context, state: RouteState, now: datetime) -> dict[str, Epis
     return episodes
 
 
-def _kpis(ctx: _Context, now: datetime) -> list[Kpi]:
-    fresh = [
-        track.delay_s
-        for track in ctx.trips.values()
-        if track.delay_s is not None
-        and track.delay_time is not None
-        and now - track.delay_time <= ctx.config.stale_after
-    ]
+def _kpis(ctx: _Context, now: datetime, fresh: list[int]) -> list[Kpi]:
     late = [d for d in fresh if d >= ctx.config.raise_delay_s]
     kpis = [Kpi("late-trips", ctx.route_id, float(len(late)), "", now)]
     if fresh:

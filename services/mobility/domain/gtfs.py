@@ -268,15 +268,20 @@ class Timetable:
     arrivals_s: tuple[int, ...]
     departures_s: tuple[int, ...]
     index_of_sequence: Mapping[int, int]
+    departures_sorted: bool = False
+    """Departures never go back (a loaded feed's always hold: the loader refuses anything else), so
+    the first stop not yet left can be found by bisection."""
 
     @classmethod
     def of(cls, trip: Trip) -> Timetable:
         stop_times = trip.stop_times
+        departures = tuple(st.departure_s for st in stop_times)
         return cls(
             tuple(st.stop_id for st in stop_times),
             tuple(st.arrival_s for st in stop_times),
-            tuple(st.departure_s for st in stop_times),
+            departures,
             {st.stop_sequence: index for index, st in enumerate(stop_times)},
+            all(a <= b for a, b in pairwise(departures)),
         )
 
 

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from madina.alerts.timeutil import require_utc
-from services.mobility.domain.gtfs import Schedule, StopTime, Trip, format_gtfs_date, parse_gtfs_date
+from services.mobility.domain.gtfs import Schedule, StopTime, Timetable, Trip, format_gtfs_date, parse_gtfs_date
 
 # Latest end of a trip past its service date's origin the look-ups consider (GTFS allows any).
 MAX_SERVICE_DAY_SPAN = timedelta(hours=48)
@@ -47,6 +48,24 @@ class TripKey:
     @property
     def service_date(self) -> date:
         return parse_gtfs_date(self.start_date)
+
+
+_KEYS: dict[tuple[str, str], TripKey] = {}
+_KEYS_KEPT = 65_536
+
+
+def trip_key(trip_id: str, start_date: str) -> TripKey:
+    """``TripKey(trip_id, start_date)``, the same object each time while it is remembered.
+
+    The processor names a run several times per trip update (its state, its status, its alerts):
+    one shared key works out its ``text`` once instead of once per update."""
+    pair = (trip_id, start_date)
+    key = _KEYS.get(pair)
+    if key is None:
+        if len(_KEYS) >= _KEYS_KEPT:
+            _KEYS.clear()
+        key = _KEYS[pair] = TripKey(trip_id, start_date)
+    return key
 
 
 @lru_cache(maxsize=4096)
@@ -110,6 +129,34 @@ def run_of(schedule: Schedule, key: TripKey) -> ScheduledRun | None:
 
     Remembered per schedule: the processor asks for the run of every trip update."""
     return schedule.memo("run_of", (key.trip_id, key.start_date), lambda: _run_of(schedule, key))
+
+
+class RunTiming(NamedTuple):
+    """What per-update code needs of a scheduled run, worked out once per run (:func:`run_timing`)."""
+
+    run: ScheduledRun
+    timetable: Timetable
+    origin: datetime
+    """The service day's origin (:func:`service_day_origin`): scheduled offsets count from it."""
+    end: datetime
+    headway_based: bool
+    """A frequencies.txt ``exact_times=0`` run: judged by headway, not by delay."""
+
+
+def run_timing(schedule: Schedule, key: TripKey) -> RunTiming | None:
+    """:func:`run_of` with its timetable, origin and end, or ``None`` as :func:`run_of` gives it.
+
+    Remembered per schedule: the evaluator asks for every trip update, and these never change."""
+    return schedule.memo("run_timing", key.text, lambda: _run_timing(schedule, key))
+
+
+def _run_timing(schedule: Schedule, key: TripKey) -> RunTiming | None:
+    run = run_of(schedule, key)
+    if run is None:
+        return None
+    trip = run.trip
+    return RunTiming(run, schedule.timetable(trip), service_day_origin(run.service_date, run.tz), run.end,
+                     trip.exact_times is False)
 
 
 def _run_of(schedule: Schedule, key: TripKey) -> ScheduledRun | None:

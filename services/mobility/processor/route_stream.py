@@ -14,8 +14,8 @@ An entity naming a trip the static feed does not have, or a trip of another rout
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,10 @@ class StoredRoute:
     trip_updates: dict[str, bytes]  # trip key -> latest trip update
     positions: dict[str, bytes]  # vehicle id -> latest position
     active_alerts: dict[str, bytes]  # alert id -> AlertEvent (latest revision)
+    # The same as fields of the status (:func:`_embedded`), made when they change, not per record;
+    # not stored (rebuilt on demand after a restore).
+    trip_update_parts: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    active_alert_parts: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def new(cls, route_id: str) -> StoredRoute:
@@ -97,10 +101,15 @@ def events_of(batch: Message, route_id: str, schedule: Schedule) -> tuple[Accept
     rejected: list[tuple[str, Message]] = []
     trip_updates = isinstance(batch, events_pb2.TripUpdateReceivedBatch)
     items = batch.trip_updates if trip_updates else batch.vehicle_positions  # type: ignore[attr-defined]
+    convert: Callable[[Any], TripUpdate | VehiclePosition] = (
+        trip_update_from_wire if trip_updates else position_from_wire)
+    trips = schedule.trips
     for index, item in enumerate(items):
         try:
-            event = trip_update_from_wire(item) if trip_updates else position_from_wire(item)
-            check_route(event, route_id, schedule)
+            event = convert(item)
+            trip = trips.get(event.trip_id) if event.trip_id else None
+            if trip is None or trip.route_id != route_id:  # else check_route has nothing to say
+                check_route(event, route_id, schedule)
             if event.route_id != route_id:
                 event = replace(event, route_id=route_id)
                 item = type(item)()
@@ -166,22 +175,26 @@ def route_step(
 
 
 def _remember(stored: StoredRoute, events: Accepted) -> None:
+    trips = stored.route.trips
     for event, wire in sorted(events, key=lambda pair: pair[0].timestamp):
         if event.deleted:  # a withdrawal: the evaluator dropped the run or vehicle, or kept it (stale withdrawal)
             continue
-        encoded = wire.SerializeToString()
         if isinstance(event, TripUpdate):
             key = trip_key_of(event)
-            if key is not None and key.text in stored.route.trips:
+            if key is not None and key.text in trips:
+                encoded = wire.SerializeToString()
                 stored.trip_updates[key.text] = encoded
+                stored.trip_update_parts[key.text] = _embedded(_TRIP_UPDATES_FIELD, encoded)
         else:
-            stored.positions[event.vehicle_id] = encoded
+            stored.positions[event.vehicle_id] = wire.SerializeToString()
 
 
 def _forget_ended(stored: StoredRoute) -> None:
     """What the evaluator dropped (ended runs, vehicles gone) leaves the status too."""
-    for key in [key for key in stored.trip_updates if key not in stored.route.trips]:
+    trips = stored.route.trips
+    for key in [key for key in stored.trip_updates if key not in trips]:
         del stored.trip_updates[key]
+        stored.trip_update_parts.pop(key, None)
     for vehicle_id in [v for v in stored.positions if v not in stored.route.vehicles]:
         del stored.positions[vehicle_id]
 
@@ -190,8 +203,10 @@ def _collect(stored: StoredRoute, transition: AlertTransition) -> alerts_pb2.Ale
     event = mobility_alert_event(transition)
     if transition.state is AlertState.CLEARED:
         stored.active_alerts.pop(event.alert_id, None)
+        stored.active_alert_parts.pop(event.alert_id, None)
     else:
-        stored.active_alerts[event.alert_id] = event.SerializeToString()
+        encoded = stored.active_alerts[event.alert_id] = event.SerializeToString()
+        stored.active_alert_parts[event.alert_id] = _embedded(_ACTIVE_ALERTS_FIELD, encoded)
     return event
 
 
@@ -213,10 +228,21 @@ def _embedded(field_number: int, payload: bytes) -> bytes:
     return bytes(head) + payload
 
 
+def _parts(field_number: int, values: Mapping[str, bytes], parts: dict[str, bytes], keys: Iterable[str]) -> list[bytes]:
+    """``values[key]`` embedded as ``field_number`` for each key, from ``parts`` (made once per value)."""
+    out = []
+    for key in keys:
+        part = parts.get(key)
+        if part is None:  # not made since the state was restored
+            part = parts[key] = _embedded(field_number, values[key])
+        out.append(part)
+    return out
+
+
 def status_event(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
     route = stored.route
-    parts = [_embedded(_TRIP_UPDATES_FIELD, stored.trip_updates[key]) for key in sorted(stored.trip_updates)]
-    parts += [_embedded(_ACTIVE_ALERTS_FIELD, raw) for raw in stored.active_alerts.values()]
+    parts = _parts(_TRIP_UPDATES_FIELD, stored.trip_updates, stored.trip_update_parts, sorted(stored.trip_updates))
+    parts += _parts(_ACTIVE_ALERTS_FIELD, stored.active_alerts, stored.active_alert_parts, stored.active_alerts)
     status = status_pb2.RouteStatusChanged.FromString(b"".join(parts))
     status.route_id = route.route_id
     for vehicle_id in sorted(stored.positions):
