@@ -15,11 +15,12 @@ plan for a depot replaces what its trucks had not reached of the older one (it w
 fresher predictions, which still include those containers). A plan whose round was over before the
 simulation started is ignored; one made shortly before it starts when the simulation does.
 
-The crews also ask for their rounds, so planned rounds keep up at any speedup: the API's own clock
+The crews also ask for their rounds, so planned rounds keep up at any speedup to
+:data:`KEEPS_UP_TO_SPEEDUP`: the API's own clock
 (``MADINA_WASTE_ROUND_INTERVAL_S``, off by default; `make run` sets 600 s, which at a speedup of 60
 is 10 simulated hours, but at 720 is 5 simulated days) runs in real time and knows nothing of the
 simulation's speed. When a depot's trucks are back and its newest plan is :data:`PLAN_EVERY_HOURS`
-simulated hours old, the generator posts ``POST /v1/collection-plans`` (that depot, a horizon of
+simulated hours old, the generator posts to ``/v1/collection-plans`` (that depot, a horizon of
 :data:`PLAN_EVERY_HOURS` simulated hours in real time) with its token, as a crew's dispatcher
 would; the plan comes back over the topic like any other. A request gets :data:`PLAN_REPLY_S` of
 real time to be answered before the next one (a refused request, such as a load the trucks cannot
