@@ -36,6 +36,7 @@ from services.mobility.api.publisher import (
 from services.mobility.api.state import MobilityRuntime
 from services.mobility.convert import parking_from_wire, position_from_wire, trip_update_from_wire, validation_from_wire
 from services.mobility.domain.delays import Prediction, TripStatus, resolve_trip, trip_key_of
+from services.mobility.domain.servicedays import runs_active
 from services.mobility.plugin import PUBLISH, READ
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MobilityService"].full_name
@@ -104,12 +105,18 @@ class MobilityServicer(pb_grpc.MobilityServiceServicer):
             raise AssertionError("abort raises")
         headway_s = headway_of(self.runtime.schedule, trip.trip_id)
         status = self.runtime.latest.get(trip.route_id)
-        for wire in status.trip_updates if status is not None else ():
-            if wire.trip_id == request.trip_id and request.start_date in ("", wire.start_date):
-                update = trip_update_from_wire(wire)
-                resolved = resolve_trip(self.runtime.schedule, update, datetime.now(UTC), key=trip_key_of(update),
-                                        stale_after=self.runtime.settings.rules().stale_after)
-                return pb.GetTripStatusResponse(status=trip_status_to_pb(resolved, trip.route_id, headway_s))
+        now = datetime.now(UTC)
+        runs = [wire for wire in (status.trip_updates if status is not None else ())
+                if wire.trip_id == request.trip_id and request.start_date in ("", wire.start_date)]
+        if len(runs) > 1:  # no start date asked, and the status holds several days' runs of the trip
+            active = {run.key.start_date for run in runs_active(self.runtime.schedule, now, trip.route_id)
+                      if run.trip.trip_id == trip.trip_id}
+            runs.sort(key=lambda wire: (wire.start_date in active, wire.start_date))
+        if runs:
+            update = trip_update_from_wire(runs[-1])
+            resolved = resolve_trip(self.runtime.schedule, update, now, key=trip_key_of(update),
+                                    stale_after=self.runtime.settings.rules().stale_after)
+            return pb.GetTripStatusResponse(status=trip_status_to_pb(resolved, trip.route_id, headway_s))
         return pb.GetTripStatusResponse(status=pb.TripStatus(
             trip_id=request.trip_id, start_date=request.start_date, route_id=trip.route_id,
             state=pb.TRIP_STATE_UNKNOWN, reason="no real-time update for this trip",

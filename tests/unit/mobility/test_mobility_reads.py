@@ -1,7 +1,10 @@
-"""The API's read RPCs honour their filters (city, route), served from a runtime filled by hand (no broker)."""
+"""The API's read RPCs honour their filters (city, route, stop, period, start date), served from a runtime
+filled by hand (no broker); and a broken GTFS feed stops the API before it serves."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +18,23 @@ from madina_proto.mobility.v1 import status_pb2
 from services.mobility.api.grpc import MobilityServicer
 from services.mobility.api.main import build_runtime
 from services.mobility.api.state import MobilityRuntime, RidershipHours
-from services.mobility.convert import ridership_counted
+from services.mobility.convert import ridership_counted, trip_update_to_wire
 from services.mobility.domain.cities import route_cities
-from services.mobility.domain.gtfs import Schedule, load_feed
+from services.mobility.domain.gtfs import GtfsError, Schedule, load_feed
+from services.mobility.domain.realtime import TripRelationship, TripUpdate
+from services.mobility.domain.servicedays import runs_active
 from services.mobility.settings import MobilitySettings
 from services.mobility.topics import RIDERSHIP_KEPT_DAYS
 from tests.unit.mobility.conftest import GTFS_DIR
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> MobilityRuntime:
+async def runtime(tmp_path: Path) -> AsyncIterator[MobilityRuntime]:
     write_credentials(tmp_path / "credentials.yaml", {"dashboard": ["mobility:read"]})
-    return build_runtime(MobilitySettings(kafka_bootstrap="127.0.0.1:1", credentials_file=tmp_path / "credentials.yaml",
-                                           grpc_insecure=True))
+    built = build_runtime(MobilitySettings(
+        kafka_bootstrap="127.0.0.1:1", credentials_file=tmp_path / "credentials.yaml", grpc_insecure=True))
+    yield built
+    await built.producer.stop()  # never started: no broker needed
 
 
 def _late_bus(runtime: MobilityRuntime, route_id: str, vehicle_id: str, delay_s: int) -> None:
@@ -108,3 +115,40 @@ async def test_get_ridership_serves_today_and_last_month_per_route_and_stop(runt
     today.start_time.seconds = int(this_hour.timestamp())
     answer = await servicer.GetRidership(today, None)  # type: ignore[arg-type]
     assert [(c.stop_id, c.validations_count) for c in answer.counts] == [("BK-HH2", 4)]
+
+
+async def test_trip_status_without_a_start_date_is_the_run_active_now(runtime: MobilityRuntime) -> None:
+    # The route's status can still hold yesterday's run of the trip beside today's.
+    now = datetime.now(UTC)
+    run = next(r for r in runs_active(runtime.schedule, now, "BK-1") if r.trip.exact_times is not False)
+    today = run.key.start_date
+    yesterday = (datetime.strptime(today, "%Y%m%d") - timedelta(days=1)).strftime("%Y%m%d")
+    servicer = MobilityServicer(runtime)
+
+    async def start_date_of(asked: str) -> str:
+        found = await servicer.GetTripStatus(pb.GetTripStatusRequest(trip_id=run.trip.trip_id, start_date=asked),
+                                             None)  # type: ignore[arg-type]
+        return found.status.start_date
+
+    for order in ((today, yesterday), (yesterday, today)):
+        status = status_pb2.RouteStatusChanged(route_id="BK-1")
+        for start_date in order:
+            update = TripUpdate(run.trip.trip_id, start_date, TripRelationship.SCHEDULED, now, route_id="BK-1",
+                                delay_s=60)
+            status.trip_updates.append(trip_update_to_wire(update))
+        runtime.latest.put("BK-1", status)
+        assert await start_date_of("") == today
+        assert await start_date_of(yesterday) == yesterday
+
+
+def test_a_broken_feed_stops_the_api_before_it_serves_naming_file_line_and_field(tmp_path: Path) -> None:
+    feed = tmp_path / "berkane"
+    shutil.copytree(GTFS_DIR / "berkane", feed)
+    trips = feed / "trips.txt"
+    trips.write_text(trips.read_text(encoding="utf-8").replace("BK-1,WEEKDAY,1-0400,", "BK-9,WEEKDAY,1-0400,", 1),
+                     encoding="utf-8")
+    write_credentials(tmp_path / "credentials.yaml", {"dashboard": ["mobility:read"]})
+    settings = MobilitySettings(kafka_bootstrap="127.0.0.1:1", credentials_file=tmp_path / "credentials.yaml",
+                                grpc_insecure=True, mobility_gtfs_feeds=[feed, GTFS_DIR / "casablanca"])
+    with pytest.raises(GtfsError, match=r"berkane/trips.txt:2: route_id: 'BK-9' is not in routes.txt"):
+        build_runtime(settings)
