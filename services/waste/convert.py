@@ -76,11 +76,15 @@ def reading_from_pb(message: container_pb2.ContainerLevelObserved, where: str = 
 def readings_from_batch(batch: container_pb2.ContainerLevelObservedBatch) -> list[Reading]:
     """The batch's readings; one naming another container than the batch's key is an InvalidRecord."""
     readings = []
+    container_id = batch.container_id
     for index, message in enumerate(batch.readings):
-        where = f"readings[{index}]."
-        if message.container_id != batch.container_id:
-            raise InvalidRecord(f"{where}container_id: {message.container_id!r} in a batch of {batch.container_id!r}")
-        readings.append(reading_from_pb(message, where))
+        if message.container_id != container_id:
+            raise InvalidRecord(
+                f"readings[{index}].container_id: {message.container_id!r} in a batch of {container_id!r}")
+        try:
+            readings.append(reading_from_pb(message))
+        except InvalidRecord as error:  # the reading's place is named only when needed: this runs per reading
+            raise InvalidRecord(f"readings[{index}].{error}") from None
     return readings
 
 
@@ -149,22 +153,28 @@ def status_to_pb(
     status: ContainerStatus, container: Container, active_alerts: Sequence[alerts_pb2.AlertEvent] = ()
 ) -> container_pb2.ContainerStatus:
     """The API's view of a container; ``active_alerts`` come from the caller (e.g. the status topic)."""
+    # Field by field rather than through loops of getattr/setattr: the processor sends one per record.
     message = container_pb2.ContainerStatus(
-        container=_container_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=list(active_alerts)
+        container=_container_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=active_alerts
     )
-    for name in ("fill_ratio", "temperature_c", "tilt_deg", "lid_open", "battery_percent"):
-        value = getattr(status, name)
-        if value is not None:
-            setattr(message, name, value)
+    if status.fill_ratio is not None:
+        message.fill_ratio = status.fill_ratio
+    if status.temperature_c is not None:
+        message.temperature_c = status.temperature_c
+    if status.tilt_deg is not None:
+        message.tilt_deg = status.tilt_deg
+    if status.lid_open is not None:
+        message.lid_open = status.lid_open
+    if status.battery_percent is not None:
+        message.battery_percent = status.battery_percent
     if status.fill_rate_per_hour is not None:
         message.fill_ratio_per_hour = status.fill_rate_per_hour
-    for field, moment in (
-        ("last_observe_time", status.observe_time),
-        ("predicted_full_time", status.predicted_full_time),
-        ("last_emptied_time", status.last_emptied_time),
-    ):
-        if moment is not None:
-            getattr(message, field).CopyFrom(timestamp(moment))
+    if status.observe_time is not None:
+        message.last_observe_time.FromDatetime(status.observe_time)
+    if status.predicted_full_time is not None:
+        message.predicted_full_time.FromDatetime(status.predicted_full_time)
+    if status.last_emptied_time is not None:
+        message.last_emptied_time.FromDatetime(status.last_emptied_time)
     return message
 
 
@@ -173,21 +183,23 @@ def alert_event(transition: AlertTransition, container: Container) -> alerts_pb2
     return to_alert_event(transition, district=district_of(container), location=_point(container.lat, container.lon))
 
 
+@cache
+def _named_district(city: str, district: str) -> common_pb2.District:
+    # Looked up once per district: the processor sends a container's fill KPI per record.
+    return common_pb2.District(city_id=city, district_id=district, display_name=_cities()[city].district(district).name)
+
+
 def kpi_to_pb(kpi: KpiValue) -> kpis_pb2.KpiObserved:
-    cities = _cities()
-    district = common_pb2.District(
-        city_id=kpi.city, district_id=kpi.district, display_name=cities[kpi.city].district(kpi.district).name
-    )
     message = kpis_pb2.KpiObserved(
         domain=DOMAIN,
         kpi_id=kpi.kpi_id,
         display_name=kpi.display_name,
-        district=district,
+        district=_named_district(kpi.city, kpi.district),
         value=kpi.value,
         unit=kpi.unit,
         band_level=kpi.band_level,
-        observe_time=timestamp(kpi.observe_time),
     )
+    message.observe_time.FromDatetime(kpi.observe_time)
     if kpi.entity_id is not None:
         message.entity.CopyFrom(common_pb2.EntityRef(domain=DOMAIN, kind="container", entity_id=kpi.entity_id))
     return message

@@ -435,7 +435,7 @@ class _Fold:
                 history = self.history = []
         history.append((now, fill))
         if len(history) > MAX_HISTORY:
-            del history[0]
+            del history[:-MAX_HISTORY]  # a state stored with a longer window loses its oldest at once
         judged = self.judged = _judged_fill(history, config.judged_readings)
         if judged >= config.full_major_ratio:
             severity, threshold = Severity.MAJOR, config.full_major_ratio
@@ -451,7 +451,9 @@ class _Fold:
         if reading.temperature_c is not None:
             temp = reading.temperature_c
             lookback = config.fire_rise_lookback
-            temperatures = self.temperatures = [(t, v) for t, v in self.temperatures if now - t <= lookback]
+            temperatures = self.temperatures  # in time order: those past the lookback are at its front
+            while temperatures and now - temperatures[0][0] > lookback:
+                del temperatures[0]
             rise = _fast_rise(temperatures, now, temp, config)
             if temp > config.fire_temperature_c:
                 self.evaluate(RULE_FIRE, now, Severity.CRITICAL, temp, config.fire_temperature_c, False,
@@ -539,7 +541,7 @@ def _fast_rise(
     earlier: Sequence[tuple[datetime, float]], now: datetime, temp: float, config: DetectionConfig
 ) -> tuple[datetime, float] | None:
     """The earlier reading from which ``temp`` is a fire-like rise (the largest), if any."""
-    if not earlier or temp - min(value for _, value in earlier) < config.fire_rise_c:
+    if not earlier or temp - min([value for _, value in earlier]) < config.fire_rise_c:
         return None
     best: tuple[datetime, float] | None = None
     for moment, value in earlier:

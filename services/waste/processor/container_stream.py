@@ -4,9 +4,13 @@ it without a broker (tests/support/processor_kit.py ``expected_from_step``).
 
 Outputs per record: alert transitions (alerts.v1, exactly once through the runner), the
 container's status (compacted ``waste.container-status.v1``, with fill rate, predicted full time
-and the active alerts), its fill KPI (kpis.v1), its district summary when that changed enough
-(``waste.container-summaries.v1``, keyed by district, for the district stage) and, for each
-emptying seen, a
+and the active alerts: the API, planning and the map read it, so it goes with every record), and,
+only when they change in a way their readers see, its fill KPI (kpis.v1: the dashboard's
+per-district highest fill and worst band) and its district summary (``waste.container-summaries.v1``,
+keyed by district, for the district stage's means and counts): a band or flag at once, a fill
+that moved by ``FILL_STEP`` at most once per :data:`FILL_OUTPUT_INTERVAL` of event time (each was
+a send per record, and sends are most of the worker's cost per record). And for each emptying
+seen, a
 ``ContainerCollected`` on ``waste.collections.v1`` (an event of its own rather than a KPI: crews
 and reports need the time, the fill before and the litres, and per-district daily counts are
 derived from it with :func:`services.waste.domain.kpis.collections_per_day`).
@@ -17,7 +21,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
@@ -53,14 +57,20 @@ from services.waste.domain.detector import (
     time_of_micros,
 )
 from services.waste.domain.districts import (
+    FILL_STEP,
     ContainerSummary,
     summarise,
     summary_changed,
     summary_from_dict,
-    summary_to_dict,
 )
-from services.waste.domain.kpis import container_kpis
+from services.waste.domain.fillrate import FULL_FILL_RATIO
+from services.waste.domain.kpis import KpiValue, container_kpis
 from services.waste.topics import COLLECTIONS, CONTAINER_STATUS, CONTAINER_SUMMARIES, CONTAINER_TICKS
+
+FILL_OUTPUT_INTERVAL = timedelta(hours=2)
+"""The least event time between two fill KPIs, or two district summaries, sent for a fill change
+alone: a container's fill moves a step in hours, the indicators they feed are read in hours."""
+_FILL_OUTPUT_INTERVAL_US = FILL_OUTPUT_INTERVAL // timedelta(microseconds=1)
 
 
 @dataclass
@@ -73,6 +83,8 @@ class StoredState:
     active_alerts: dict[str, list[Any]] = field(default_factory=dict)
     # The district summary last forwarded (only a change that matters is forwarded again).
     summary: ContainerSummary | None = None
+    # The fill KPI last sent, as [observe time in µs since the epoch, value, band level].
+    fill_kpi: list[Any] | None = None
     # alert id -> the AlertEvent of its row: built once per revision, not per status; not stored.
     events: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict, compare=False, repr=False)
 
@@ -83,9 +95,9 @@ class StoredState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], container_id: str) -> StoredState:
         raw = data.get("summary")
-        summary = summary_from_dict(container_id, raw) if raw is not None else None
+        summary = _summary_from(container_id, raw) if raw is not None else None
         stored = cls(ContainerState.from_dict(data["detector"]), {row[0]: row for row in data.get("alerts", ())},
-                     summary)
+                     summary, data.get("fill_kpi"))
         # States written before the compact rows hold each alert's AlertEvent in base64.
         for alert_id, encoded in data.get("active_alerts", {}).items():
             event = alerts_pb2.AlertEvent.FromString(base64.b64decode(encoded))
@@ -96,8 +108,24 @@ class StoredState:
     def to_dict(self) -> dict[str, Any]:
         data = {"detector": self.detector.to_dict(), "alerts": list(self.active_alerts.values())}
         if self.summary is not None:
-            data["summary"] = summary_to_dict(self.summary)
+            data["summary"] = _summary_to(self.summary)
+        if self.fill_kpi is not None:
+            data["fill_kpi"] = self.fill_kpi
         return data
+
+
+def _summary_to(summary: ContainerSummary) -> dict[str, Any]:
+    """As ``districts.summary_to_dict`` with the time in µs since the epoch: ISO text cost a
+    formatting per state written."""
+    return {"city": summary.city, "district": summary.district, "fill": summary.fill_ratio,
+            "needs": summary.needs_collection, "fire": summary.fire_risk, "time": micros_of(summary.change_time)}
+
+
+def _summary_from(container_id: str, data: Mapping[str, Any]) -> ContainerSummary:
+    if isinstance(data["time"], str):  # written by districts.summary_to_dict, as states before the µs form
+        return summary_from_dict(container_id, data)
+    return ContainerSummary(container_id, data["city"], data["district"], data["fill"], bool(data["needs"]),
+                            bool(data["fire"]), time_of_micros(data["time"]))
 
 
 def container_of(container_id: str, containers: Mapping[str, Container]) -> Container:
@@ -138,9 +166,12 @@ def apply_batch(
     ]
     if result.status is not None:
         records.append((CONTAINER_STATUS, container.id, status_event(stored, container, result.status)))
-        records.extend((KPIS, kpi.key, kpi_to_pb(kpi)) for kpi in container_kpis(result.status, container))
+        for kpi in container_kpis(result.status, container):
+            if _fill_kpi_due(stored.fill_kpi, kpi):
+                stored.fill_kpi = [micros_of(kpi.observe_time), kpi.value, kpi.band_level]
+                records.append((KPIS, kpi.key, kpi_to_pb(kpi)))
         summary = summarise(result.status, container)
-        if summary is not None and summary_changed(stored.summary, summary):
+        if summary is not None and _summary_due(stored.summary, summary):
             stored.summary = summary
             records.append((CONTAINER_SUMMARIES, summary.district_key, summary_to_pb(summary)))
     rejected = [
@@ -149,6 +180,30 @@ def apply_batch(
         for rejection in result.rejected
     ]
     return Step(stored, alerts, records, rejected)
+
+
+def _fill_kpi_due(last: list[Any] | None, kpi: KpiValue) -> bool:
+    """A first KPI and a band change go at once; a fill change alone once it is a step and the
+    last one is :data:`FILL_OUTPUT_INTERVAL` old."""
+    if last is None:
+        return True
+    sent_us, value, band = last
+    if band != kpi.band_level:
+        return True
+    return abs(kpi.value - value) >= FILL_STEP and micros_of(kpi.observe_time) - sent_us >= _FILL_OUTPUT_INTERVAL_US
+
+
+def _summary_due(last: ContainerSummary | None, new: ContainerSummary) -> bool:
+    """``summary_changed``, with a fill change alone (no flag flipped, not across the full level the
+    district counts) sent at most once per :data:`FILL_OUTPUT_INTERVAL`."""
+    if not summary_changed(last, new):
+        return False
+    if last is None or last.fill_ratio is None or new.fill_ratio is None:
+        return True
+    if (last.needs_collection, last.fire_risk, last.fill_ratio >= FULL_FILL_RATIO) != (
+            new.needs_collection, new.fire_risk, new.fill_ratio >= FULL_FILL_RATIO):
+        return True
+    return new.change_time - last.change_time >= FILL_OUTPUT_INTERVAL
 
 
 def apply_tick(

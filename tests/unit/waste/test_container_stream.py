@@ -1,6 +1,7 @@
 """The waste processor's step over its stored state: the active alerts a status shows survive the
-table's JSON round trip, and a state written in the earlier form (base64 AlertEvents, ISO times)
-still loads and serves the same status."""
+table's JSON round trip, a state written in the earlier form (base64 AlertEvents, ISO times)
+still loads and serves the same status, and the fill KPI and district summary go out only when
+their readers would see a change."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+from madina.bus.topics import KPIS
 from madina_proto.alerts.v1 import alerts_pb2
 from services.waste.convert import batches_by_container
 from services.waste.domain.containers import load_containers
 from services.waste.domain.detector import DetectionConfig
+from services.waste.domain.districts import ContainerSummary, summary_to_dict
 from services.waste.domain.readings import Reading
-from services.waste.processor.container_stream import StoredState, apply_batch, status_event
-from services.waste.topics import CONTAINER_LEVELS
+from services.waste.processor.container_stream import StoredState, _summary_due, apply_batch, status_event
+from services.waste.topics import CONTAINER_LEVELS, CONTAINER_STATUS
 from tests.unit.waste.domain.test_detector import earlier_form
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -60,3 +63,55 @@ def test_a_state_written_with_base64_alert_events_and_iso_times_still_loads() ->
     assert "active_alerts" not in restored.to_dict()
     assert again.active_alerts == stored.active_alerts
     assert status_event(again, CONTAINER) == status_event(stored, CONTAINER)
+
+
+def _outputs_per_hour(fills: list[float]) -> list[list[str]]:
+    """One record per hour (a reading at its start), through the table's JSON each time; the
+    topics each record published to."""
+    stored, config, sent = StoredState.new(CONTAINER.id), DetectionConfig(), []
+    for hour, fill in enumerate(fills):
+        (batch,) = batches_by_container([Reading(CONTAINER.id, T0 + timedelta(hours=hour), fill, 21.0)])
+        step = apply_batch(stored, batch, CONTAINER, config, None, CONTAINER_LEVELS)
+        sent.append([spec.name for spec, _, _ in step.records])
+        stored = StoredState.from_dict(json.loads(json.dumps(step.state.to_dict())), CONTAINER.id)
+    return sent
+
+
+def test_the_fill_kpi_follows_a_fill_step_at_most_every_two_hours_and_a_band_change_at_once() -> None:
+    # The judged fill (median of the last three) per hour: .10 .10 .10 .16 .22 .28 .30 .31 .32 .90
+    sent = _outputs_per_hour([0.10, 0.10, 0.16, 0.22, 0.28, 0.30, 0.31, 0.32, 0.90, 0.95])
+    assert all(topics[0] == CONTAINER_STATUS.name for topics in sent)  # the status goes with every record
+    assert [KPIS.name in topics for topics in sent] == [
+        True,  # the first
+        False, False,  # no change
+        True,  # a step, three hours after the first
+        False,  # a step, but one hour after the last sent
+        True,  # two hours after
+        False, False, False,  # under a step since the last sent, however long after
+        True,  # band 2 (and 4 would be at once too)
+    ]
+
+
+def _summary(hour: float, fill: float, needs: bool = False, fire: bool = False) -> ContainerSummary:
+    return ContainerSummary(CONTAINER.id, CONTAINER.city, CONTAINER.district, fill, needs, fire,
+                            T0 + timedelta(hours=hour))
+
+
+def test_a_district_summary_waits_two_hours_for_a_fill_change_alone_but_not_for_a_flag_or_the_full_level() -> None:
+    last = _summary(0, 0.30)
+    assert _summary_due(None, last)
+    assert not _summary_due(last, _summary(1, 0.32))  # under the district's fill step
+    assert not _summary_due(last, _summary(1, 0.40))  # a step, one hour after
+    assert _summary_due(last, _summary(2, 0.40))  # a step, two hours after
+    assert _summary_due(last, _summary(0.1, 0.31, needs=True))
+    assert _summary_due(last, _summary(0.1, 0.31, fire=True))
+    assert _summary_due(_summary(0, 0.76), _summary(0.1, 0.83))  # now counted full in its district
+
+
+def test_a_summary_stored_with_an_iso_time_still_loads() -> None:
+    stored, _ = _fill_and_burn()
+    assert stored.summary is not None
+    data = json.loads(json.dumps(stored.to_dict()))
+    assert isinstance(data["summary"]["time"], int)
+    data["summary"] = summary_to_dict(stored.summary)  # the form states were written in before
+    assert StoredState.from_dict(data, CONTAINER.id).summary == stored.summary
