@@ -16,17 +16,18 @@ fresher predictions, which still include those containers). A plan whose round w
 simulation started is ignored; one made shortly before it starts when the simulation does.
 
 The crews also ask for their rounds, so planned rounds keep up at any speedup to
-:data:`KEEPS_UP_TO_SPEEDUP`: the API's own clock
-(``MADINA_WASTE_ROUND_INTERVAL_S``, off by default; `make run` sets 600 s, which at a speedup of 60
-is 10 simulated hours, but at 720 is 5 simulated days) runs in real time and knows nothing of the
-simulation's speed. When a depot's trucks are back and its newest plan is :data:`PLAN_EVERY_HOURS`
-simulated hours old, the generator posts to ``/v1/collection-plans`` (that depot, a horizon of
-:data:`PLAN_EVERY_HOURS` simulated hours in real time) with its token, as a crew's dispatcher
-would; the plan comes back over the topic like any other. A request gets :data:`PLAN_REPLY_S` of
-real time to be answered before the next one (a refused request, such as a load the trucks cannot
-carry, is logged by the runner as a failed delivery). At the default speedup the API's clock plans
-first and the generator asks for nothing. A plan's round trip takes a second or two of real time,
-so above :data:`KEEPS_UP_TO_SPEEDUP` rounds lag many simulated hours: the generator says so at start.
+:data:`KEEPS_UP_TO_SPEEDUP`: the API's own clock (``MADINA_WASTE_ROUND_INTERVAL_S``, off by
+default; `make run` sets 600 s, which at a speedup of 60 is 10 simulated hours, but at 720 is 5
+simulated days) runs in real time and knows nothing of the simulation's speed. When a depot's
+trucks are back and its newest plan is :data:`PLAN_EVERY_HOURS` simulated hours old, the generator
+posts to ``/v1/collection-plans`` (that depot, a horizon of :data:`PLAN_EVERY_HOURS` simulated
+hours in real time) with its token, as a crew's dispatcher would; the plan comes back over the
+topic like any other. A request gets :data:`PLAN_REPLY_S` of real time to be answered before the
+next one (a refused request, such as a load the trucks cannot carry, is logged by the runner as a
+failed delivery); with no Kafka to follow it asks for none. At the default speedup the API's clock
+plans first and the generator asks for nothing. A plan's round trip takes a second or two of real
+time, so above :data:`KEEPS_UP_TO_SPEEDUP` rounds lag many simulated hours: the generator says so
+at start.
 
 When no plan has come for :data:`ROUND_HOURS` simulated hours, and a request has had
 :data:`PLAN_REPLY_S` to be answered (no broker, the API down, or it refuses the simulator's
@@ -179,7 +180,8 @@ class WasteGenerator:
         self.sensors = [self._sensor(c) for c in chosen]
         self._by_id = {sensor.container.id: sensor for sensor in self.sensors}
         self.depots: dict[str, Depot] = {depot.id: depot for depot in fleet.depots if depot.city == context.city}
-        self.dispatching = [depot_id for depot_id in self.depots if fleet.trucks_at(depot_id)]
+        # Without a broker to follow, a requested plan would never come back: ask for none.
+        self.dispatching = [depot_id for depot_id in self.depots if context.bootstrap and fleet.trucks_at(depot_id)]
         self.asked_at: dict[str, datetime] = {}  # depot id -> when (real time) its unanswered request went
         port = context.options.get("waste_http_port") or settings.waste_http_port
         if context.speedup > KEEPS_UP_TO_SPEEDUP:

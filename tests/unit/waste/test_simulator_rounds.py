@@ -38,6 +38,7 @@ from services.waste.simulator import (
 from services.waste.topics import LATEST_COLLECTION_PLANS
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+PLANS_FROM = "127.0.0.1:1"  # a broker to follow plans on (no follower runs here: plans are handed over)
 SPEEDUP = 60.0
 CONTAINERS = load_containers()
 FLEET = load_fleet()
@@ -259,6 +260,7 @@ def test_at_any_speedup_the_crews_ask_for_each_round_when_back_and_the_fixed_cyc
 ) -> None:
     generator = WasteGenerator(SimulationContext(
         city="berkane", rng=random.Random(5), speedup=speedup, started_at=START, options={"waste_http_port": 1},
+        bootstrap=PLANS_FROM,
     ), CONTAINERS, FLEET)
     hour_s = 3600 / speedup  # real seconds of a simulated hour
     with caplog.at_level(logging.WARNING, logger="services.waste.simulator"):
@@ -277,6 +279,7 @@ def test_a_round_request_is_repeated_only_after_its_reply_time_and_the_fixed_cyc
     speedup = KEEPS_UP_TO_SPEEDUP  # eleven simulated hours in 11 s; a request's reply time is 30 simulated hours
     generator = WasteGenerator(SimulationContext(
         city="berkane", rng=random.Random(5), speedup=speedup, started_at=START, options={"waste_http_port": 1},
+        bootstrap=PLANS_FROM,
     ), CONTAINERS, FLEET)
     asked, fixed_from = [], None
     for step in range(321):  # 80 s, nobody answering
@@ -296,6 +299,14 @@ def test_above_the_speedup_rounds_keep_up_to_the_simulator_says_so_at_start(capl
             city="berkane", rng=random.Random(5), speedup=KEEPS_UP_TO_SPEEDUP * 2, started_at=START,
             options={"waste_http_port": 1}), CONTAINERS, FLEET)
     assert [r.__dict__.get("speedup") for r in caplog.records] == [KEEPS_UP_TO_SPEEDUP * 2]
+
+
+def test_without_kafka_to_follow_plans_the_simulator_asks_for_none() -> None:
+    generator = _generator()  # no bootstrap
+    for step in range(100):
+        now = START + timedelta(seconds=step * 20)  # 33 simulated hours at 60x
+        assert all(delivery.path != PLAN_PATH for delivery in generator.next_deliveries(now, 1))
+    assert generator.on_fixed_cycle
 
 
 def test_the_local_simulator_may_ask_for_rounds() -> None:
