@@ -9,10 +9,8 @@ its trip-delay alert can be raised and CRITICAL when it escalates to major.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
 
 from madina.contract import optional_time
-from madina.geo import City, load_cities
 from madina.maplayers import Level, MapFeature
 from madina_proto.mobility.v1 import mobility_service_pb2, status_pb2
 from services.mobility.domain import cities as places
@@ -95,11 +93,6 @@ def _silent_text(report_time: datetime | None, now: datetime | None) -> str:
     return f"no position for {max(1, round((now - report_time) / timedelta(minutes=1)))} min"
 
 
-@cache
-def _cities() -> dict[str, City]:
-    return load_cities()
-
-
 def city_at(lat: float, lon: float) -> str:
     """The city of a bus's position (:func:`services.mobility.domain.cities.city_at`): a bus has no city on the wire."""
-    return places.city_at(_cities(), lat, lon)
+    return places.city_at(places.shared_cities(), lat, lon)

@@ -2,9 +2,11 @@
 
 Each running trip of the city's feed reports where its bus would be given a delay: line by line a
 peak-hour congestion (07-09 h and 17-19 h local) on the first route, a small random drift
-elsewhere, one bus that goes silent for ten minutes every hour, and every other hour a bus
-running a headway late onto its follower (bunching). Fixes go through ``POST
-/v1/vehicle-positions``, the path a partner's AVL takes; the processor derives delays from them.
+elsewhere, on each line the first bus on the road silent for the first ten minutes of every hour,
+and about one run in six a straggler, most of a headway late, so that the next bus of its line
+catches up with it (bunching). A late bus keeps reporting past its scheduled end until it arrives.
+Fixes go through ``POST /v1/vehicle-positions``, the path a partner's AVL takes; the processor
+derives delays from them.
 
 About one run in twenty is cancelled (chosen from its trip and date, so every round agrees): its
 bus sends no fix, and a GTFS-Realtime TripUpdate with ``schedule_relationship: CANCELED`` goes
@@ -20,19 +22,22 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from madina.geo import load_cities
 from madina.simulation import Delivery, HttpPost, SimulationContext
-from services.mobility.domain.cities import route_cities
+from services.mobility.domain.cities import route_cities, shared_cities
 from services.mobility.domain.geometry import distance_m
-from services.mobility.domain.gtfs import Schedule, load_feeds
+from services.mobility.domain.gtfs import Schedule, Trip, load_feeds
 from services.mobility.domain.parking import CarPark, load_car_parks
 from services.mobility.domain.servicedays import ScheduledRun, runs_active
 
 CANCELLED_ONE_IN = 20
+STRAGGLER_ONE_IN = 6
+STRAGGLER_SHARE = 0.85  # of its headway late: the follower comes within 0.15 of it (bunching is under 0.25)
+LATE_SLACK = timedelta(hours=1)  # how long after its scheduled end a late bus may still be on the road
 CARDS = 500  # riders' cards in the pool
 VALIDATION_CHANCE = 0.3  # per reporting bus and round
 
@@ -49,33 +54,37 @@ class MobilityGenerator:
         self.schedule = schedule or load_feeds(settings.mobility_gtfs_feeds)
         port = context.options.get("mobility_http_port") or settings.mobility_http_port
         self.ingest_url = f"http://127.0.0.1:{port}"
-        cities = route_cities(load_cities(), self.schedule)
+        cities = route_cities(shared_cities(), self.schedule)
         routes = sorted(route_id for route_id, city in cities.items() if city == context.city)
         self.routes = routes or sorted(self.schedule.routes)
         self.drift = {route_id: context.rng.uniform(0, 120) for route_id in self.routes}
+        self.headways = headways(self.schedule, self.routes)
         parks = load_car_parks(settings.mobility_car_parks_file)
         self.car_parks = sorted((p for p in parks.values() if p.city_id == context.city), key=lambda p: p.car_park_id)
         self._queue: list[HttpPost] = []
         self._round = 0
 
-    def _delay_s(self, run: ScheduledRun, now: datetime, index: int) -> float:
+    def _delay_s(self, run: ScheduledRun, now: datetime) -> float:
         route_id = run.trip.route_id
         local_hour = now.astimezone(self.schedule.timezone_of(run.trip)).hour
         delay = self.drift[route_id]
         if route_id == self.routes[0] and local_hour in (7, 8, 17, 18):
             delay += 480  # peak congestion on the first line
-        if index == 1 and now.hour % 2 == 0:
-            delay += 900  # this bus runs onto the one behind it
+        if self.straggler(run):
+            delay += STRAGGLER_SHARE * self.headways[run.trip.trip_id]  # the next bus runs onto it
         return delay
 
     @staticmethod
     def cancelled(run: ScheduledRun) -> bool:
         return zlib.crc32(f"{run.trip.trip_id}/{run.key.start_date}".encode()) % CANCELLED_ONE_IN == 0
 
-    def _fix(self, run: ScheduledRun, now: datetime, index: int) -> dict[str, object] | None:
-        if index == 0 and now.minute < 10:
-            return None  # the silent bus
-        effective = now - timedelta(seconds=self._delay_s(run, now, index))
+    def straggler(self, run: ScheduledRun) -> bool:
+        """Chosen from its trip and date like a cancellation (every round agrees); only a run with a next one."""
+        chosen = zlib.crc32(f"straggler/{run.trip.trip_id}/{run.key.start_date}".encode()) % STRAGGLER_ONE_IN == 0
+        return chosen and run.trip.trip_id in self.headways
+
+    def _fix(self, run: ScheduledRun, now: datetime) -> dict[str, object] | None:
+        effective = now - timedelta(seconds=self._delay_s(run, now))
         stops = run.trip.stop_times
         for a, b in pairwise(stops):
             start, end = run.departure(a), run.arrival(b)
@@ -106,15 +115,13 @@ class MobilityGenerator:
         fixes: list[dict[str, object]] = []
         cancelled: list[ScheduledRun] = []
         for route_id in self.routes:
-            runs = sorted(runs_active(self.schedule, now, route_id), key=lambda r: r.start)
-            for index, run in enumerate(runs):
-                if self.cancelled(run):
-                    cancelled.append(run)
-                    continue
-                fix = self._fix(run, now, index)
-                if fix is not None:
-                    fixes.append(fix)
-                    posts.append(HttpPost("/v1/vehicle-positions", fix, 1))
+            runs = sorted(runs_active(self.schedule, now, route_id, slack=LATE_SLACK), key=lambda r: r.start)
+            cancelled += [run for run in runs if self.cancelled(run) and run.start <= now <= run.end]
+            on_the_road = [fix for run in runs if not self.cancelled(run) and (fix := self._fix(run, now)) is not None]
+            if now.minute < 10:
+                on_the_road = on_the_road[1:]  # the silent bus
+            fixes += on_the_road
+            posts += [HttpPost("/v1/vehicle-positions", fix, 1) for fix in on_the_road]
         if cancelled:
             posts.append(HttpPost("/v1/gtfs-rt", cancellations(cancelled, now), len(cancelled)))
         validations = self._validations(fixes, now)
@@ -163,6 +170,20 @@ class MobilityGenerator:
         occupied = max(0, min(park.capacity, round(park.capacity * share)))
         return {"car_park_id": park.car_park_id, "occupied_spaces": occupied, "capacity_spaces": park.capacity,
                 "timestamp": now.isoformat()}
+
+
+def headways(schedule: Schedule, routes: list[str]) -> dict[str, int]:
+    """trip_id -> seconds until the next departure of its route, direction, shape and service (the
+    last of the day has none)."""
+    groups: dict[tuple[str, int | None, str | None, str], list[Trip]] = defaultdict(list)
+    for route_id in routes:
+        for trip in schedule.trips_by_route.get(route_id, ()):
+            groups[(route_id, trip.direction_id, trip.shape_id, trip.service_id)].append(trip)
+    out = {}
+    for trips in groups.values():
+        trips.sort(key=lambda trip: trip.start_s)
+        out.update({a.trip_id: b.start_s - a.start_s for a, b in pairwise(trips) if b.start_s > a.start_s})
+    return out
 
 
 def card_hash(card: str) -> str:

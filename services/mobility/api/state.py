@@ -35,12 +35,11 @@ from madina.bus import EventProducer
 from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
-from madina.geo import load_cities
 from madina_proto.mobility.v1 import events_pb2, status_pb2
 from services.mobility.api.incrementality import FeedEntities, pushed_entity_key_parts
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
-from services.mobility.domain.cities import route_cities
+from services.mobility.domain.cities import route_cities, shared_cities
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark
 from services.mobility.settings import MobilitySettings
@@ -112,7 +111,7 @@ class MobilityRuntime:
     @cached_property
     def route_cities(self) -> dict[str, str]:
         """route_id -> the city it serves (its feed's: :mod:`services.mobility.domain.cities`)."""
-        return route_cities(load_cities(), self.schedule)
+        return route_cities(shared_cities(), self.schedule)
 
     def pushed_feed(self, principal_id: str) -> FeedEntities:
         """What ``principal_id`` has pushed so far (its own: another producer's entities are not its to delete)."""

@@ -101,3 +101,41 @@ def test_the_simulators_cancellation_raises_the_trip_canceled_alert_in_the_proce
         raised += [(a.rule_id, a.message) for a in result.alerts]
     assert raised and {rule for rule, _ in raised} == {TRIP_CANCELED_RULE}
     assert all(message.endswith(": cancelled") for _, message in raised)
+
+
+def test_a_simulated_weekday_morning_raises_peak_delays_a_silent_bus_and_bunching_in_the_processor_step(
+        schedule: Schedule) -> None:
+    # The simulator's fixes through the ingest's keying and the processor's step, a round a minute
+    # with the route clock ticking, 06:30-09:30 local (UTC+1): what the living city should show.
+    from madina.streams.entities import EntityRecord
+    from services.mobility.api.publisher import route_batches
+    from services.mobility.domain.avl import PathIndex
+    from services.mobility.domain.evaluator import BUNCHING_RULE, TRIP_DELAY_RULE, MobilityConfig
+    from services.mobility.domain.realtime import VehiclePosition
+    from services.mobility.processor.route_stream import StoredRoute, route_step, tick_message
+    from services.mobility.topics import ROUTE_TICKS, VEHICLE_POSITIONS
+
+    step = route_step(schedule, PathIndex(schedule), MobilityConfig())
+    states: dict[str, StoredRoute] = {}
+    raised: dict[str, set[str]] = {}
+    start = datetime(2026, 11, 26, 5, 30, tzinfo=UTC)
+    generator = MobilityGenerator(SimulationContext(city="berkane", rng=random.Random(1), speedup=1,
+                                                    started_at=start, options={"mobility_http_port": 1}), schedule)
+    for minute in range(180):
+        at = start + timedelta(minutes=minute)
+        posts = [d for d in generator.next_deliveries(at, 100_000) if isinstance(d, HttpPost)]
+        fixes = [VehiclePosition(vehicle_id=f["vehicle_id"], lat=f["lat"], lon=f["lon"],
+                                 timestamp=datetime.fromisoformat(f["timestamp"]), trip_id=f["trip_id"])
+                 for f in _posted(posts, "/v1/vehicle-positions")]
+        batches = route_batches(schedule, positions=fixes)
+        assert not batches.dead
+        records = [(route_id, VEHICLE_POSITIONS, batch) for route_id, batch in batches.positions.items()]
+        records += [(route_id, ROUTE_TICKS, tick_message(route_id, at)) for route_id in sorted(states)]
+        for route_id, spec, value in records:
+            result = step(states.get(route_id) or StoredRoute.new(route_id), EntityRecord(route_id, spec, value, at))
+            states[route_id] = result.state
+            for alert in result.alerts:
+                raised.setdefault(alert.rule_id, set()).add(route_id)
+    assert "BK-1" in raised.get(TRIP_DELAY_RULE, set())  # peak congestion on the first line
+    assert raised.get("data-gap")  # the bus silent for ten minutes every hour
+    assert raised.get(BUNCHING_RULE)  # every other hour a bus runs onto its follower
