@@ -106,7 +106,7 @@ def test_the_simulators_cancellation_raises_the_trip_canceled_alert_in_the_proce
 def test_a_simulated_weekday_morning_raises_peak_delays_a_silent_bus_and_bunching_in_the_processor_step(
         schedule: Schedule) -> None:
     # The simulator's fixes through the ingest's keying and the processor's step, a round a minute
-    # with the route clock ticking, 06:30-09:30 local (UTC+1): what the living city should show.
+    # with the route clock ticking, 06:50-08:50 local (UTC+1): what the living city should show.
     from madina.streams.entities import EntityRecord
     from services.mobility.api.publisher import route_batches
     from services.mobility.domain.avl import PathIndex
@@ -118,10 +118,10 @@ def test_a_simulated_weekday_morning_raises_peak_delays_a_silent_bus_and_bunchin
     step = route_step(schedule, PathIndex(schedule), MobilityConfig())
     states: dict[str, StoredRoute] = {}
     raised: dict[str, set[str]] = {}
-    start = datetime(2026, 11, 26, 5, 30, tzinfo=UTC)
+    start = datetime(2026, 11, 26, 5, 50, tzinfo=UTC)
     generator = MobilityGenerator(SimulationContext(city="berkane", rng=random.Random(1), speedup=1,
                                                     started_at=start, options={"mobility_http_port": 1}), schedule)
-    for minute in range(180):
+    for minute in range(120):
         at = start + timedelta(minutes=minute)
         posts = [d for d in generator.next_deliveries(at, 100_000) if isinstance(d, HttpPost)]
         fixes = [VehiclePosition(vehicle_id=f["vehicle_id"], lat=f["lat"], lon=f["lon"],
