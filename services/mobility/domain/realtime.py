@@ -4,6 +4,10 @@ Field for field what the GTFS-Realtime reference's TripUpdate, StopTimeUpdate, S
 TripProperties and VehiclePosition carry and the mobility rules read, with ``datetime`` (UTC)
 instead of POSIX seconds. Every value round-trips through ``to_dict``/``from_dict`` so it can live
 in a processor's changelogged state.
+
+They are values: nothing changes one once made (``dataclasses.replace`` makes another). They are
+not ``frozen`` dataclasses only because the processor builds several per trip update it reads, and
+a frozen dataclass costs several times as much to build (bench/mobility).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class StopRelationship(StrEnum):
     UNSCHEDULED = "UNSCHEDULED"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopTimeEvent:
     """A predicted arrival or departure: ``delay_s`` (positive late) and/or absolute ``time``."""
 
@@ -67,7 +71,7 @@ class StopTimeEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopTimeUpdate:
     """Realtime for one stop of a trip, matched by ``stop_sequence`` (preferred) or ``stop_id``."""
 
@@ -97,7 +101,7 @@ class StopTimeUpdate:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TripUpdate:
     """One TripUpdate entity: which trip, how it relates to the schedule, and its stop updates.
 
@@ -123,7 +127,7 @@ class TripUpdate:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "timestamp", require_utc(self.timestamp, "timestamp"))
+        self.timestamp = require_utc(self.timestamp, "timestamp")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,7 +169,7 @@ class TripUpdate:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VehiclePosition:
     """A raw AVL fix. ``trip_id`` or ``route_id`` says what the vehicle is serving (trip wins).
 
@@ -184,7 +188,7 @@ class VehiclePosition:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "timestamp", require_utc(self.timestamp, "timestamp"))
+        self.timestamp = require_utc(self.timestamp, "timestamp")
 
     def to_dict(self) -> dict[str, Any]:
         return {
