@@ -3,6 +3,7 @@ filled by hand (no broker); and a broken GTFS feed stops the API before it serve
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -152,3 +153,17 @@ def test_a_broken_feed_stops_the_api_before_it_serves_naming_file_line_and_field
                                 grpc_insecure=True, mobility_gtfs_feeds=[feed, GTFS_DIR / "casablanca"])
     with pytest.raises(GtfsError, match=r"berkane/trips.txt:2: route_id: 'BK-9' is not in routes.txt"):
         build_runtime(settings)
+
+
+async def test_watch_vehicles_streams_only_the_routes_asked(runtime: MobilityRuntime) -> None:
+    _late_bus(runtime, "BK-1", "BK-E1", 420)
+    _late_bus(runtime, "CA-T1", "CA-R1", 600)
+    watch = MobilityServicer(runtime).WatchVehicles(pb.WatchVehiclesRequest(route_ids=["CA-T1"]),
+                                                    None)  # type: ignore[arg-type]
+    first = await anext(watch)  # the current status first
+    _late_bus(runtime, "BK-1", "BK-E2", 60)  # then changes: not this route's
+    _late_bus(runtime, "CA-T1", "CA-R2", 30)
+    second = await asyncio.wait_for(anext(watch), 5)
+    await watch.aclose()
+    assert [(first.vehicle.vehicle_id, first.vehicle.route_id), (second.vehicle.vehicle_id, second.vehicle.route_id)] \
+        == [("CA-R1", "CA-T1"), ("CA-R2", "CA-T1")]
