@@ -153,10 +153,30 @@ def status_to_pb(
     status: ContainerStatus, container: Container, active_alerts: Sequence[alerts_pb2.AlertEvent] = ()
 ) -> container_pb2.ContainerStatus:
     """The API's view of a container; ``active_alerts`` come from the caller (e.g. the status topic)."""
-    # Field by field rather than through loops of getattr/setattr: the processor sends one per record.
-    message = container_pb2.ContainerStatus(
-        container=_container_pb(container), full_fill_ratio=FULL_FILL_RATIO, active_alerts=active_alerts
-    )
+    message = container_pb2.ContainerStatus()
+    _write_status(message, status, container, active_alerts)
+    return message
+
+
+def status_changed_to_pb(
+    status: ContainerStatus, container: Container, active_alerts: Sequence[alerts_pb2.AlertEvent] = ()
+) -> container_pb2.ContainerStatusChanged:
+    """The status as the processor publishes it, written in place (a ContainerStatus handed to the
+    event's constructor would be copied into it; the processor sends one per record)."""
+    event = container_pb2.ContainerStatusChanged()
+    _write_status(event.status, status, container, active_alerts)
+    return event
+
+
+def _write_status(
+    message: container_pb2.ContainerStatus, status: ContainerStatus, container: Container,
+    active_alerts: Sequence[alerts_pb2.AlertEvent],
+) -> None:
+    # Field by field into the message: constructor keywords and loops of getattr/setattr cost more.
+    message.container.CopyFrom(_container_pb(container))
+    message.full_fill_ratio = FULL_FILL_RATIO
+    if active_alerts:
+        message.active_alerts.extend(active_alerts)
     if status.fill_ratio is not None:
         message.fill_ratio = status.fill_ratio
     if status.temperature_c is not None:
@@ -170,12 +190,11 @@ def status_to_pb(
     if status.fill_rate_per_hour is not None:
         message.fill_ratio_per_hour = status.fill_rate_per_hour
     if status.observe_time is not None:
-        message.last_observe_time.FromDatetime(status.observe_time)
+        message.last_observe_time.CopyFrom(timestamp(status.observe_time))
     if status.predicted_full_time is not None:
-        message.predicted_full_time.FromDatetime(status.predicted_full_time)
+        message.predicted_full_time.CopyFrom(timestamp(status.predicted_full_time))
     if status.last_emptied_time is not None:
-        message.last_emptied_time.FromDatetime(status.last_emptied_time)
-    return message
+        message.last_emptied_time.CopyFrom(timestamp(status.last_emptied_time))
 
 
 def alert_event(transition: AlertTransition, container: Container) -> alerts_pb2.AlertEvent:
@@ -198,8 +217,8 @@ def kpi_to_pb(kpi: KpiValue) -> kpis_pb2.KpiObserved:
         value=kpi.value,
         unit=kpi.unit,
         band_level=kpi.band_level,
+        observe_time=timestamp(kpi.observe_time),
     )
-    message.observe_time.FromDatetime(kpi.observe_time)
     if kpi.entity_id is not None:
         message.entity.CopyFrom(common_pb2.EntityRef(domain=DOMAIN, kind="container", entity_id=kpi.entity_id))
     return message

@@ -39,7 +39,7 @@ from services.waste.convert import (
     kpi_to_pb,
     reading_to_pb,
     readings_from_batch,
-    status_to_pb,
+    status_changed_to_pb,
     summary_to_pb,
 )
 from services.waste.domain.containers import Container
@@ -230,9 +230,7 @@ def status_event(
 ) -> container_pb2.ContainerStatusChanged:
     """``status``: the step's, when it has one (the fill estimate behind it is the costly part)."""
     active = [_active_event(stored, row, container) for row in stored.active_alerts.values()]
-    return container_pb2.ContainerStatusChanged(
-        status=status_to_pb(status or container_status(stored.detector), container, active)
-    )
+    return status_changed_to_pb(status or container_status(stored.detector), container, active)
 
 
 def _track_alerts(
