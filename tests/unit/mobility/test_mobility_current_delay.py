@@ -8,10 +8,11 @@ before, during and after the run.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 
-from services.mobility.domain.delays import CurrentDelay, current_delay, resolve_trip
+from services.mobility.domain.delays import CurrentDelay, _first_not_left, current_delay, resolve_trip
 from services.mobility.domain.realtime import (
     StopRelationship,
     StopTimeEvent,
@@ -97,3 +98,24 @@ def test_current_delay_of_no_update_is_unknown(schedule) -> None:
 
 def _oracle_key(schedule, key: TripKey, now: datetime) -> CurrentDelay:
     return CurrentDelay(resolve_trip(schedule, None, now, key=key).state)
+
+
+def test_first_stop_not_left_found_by_bisection_is_the_one_a_walk_finds(schedule) -> None:
+    # current_delay bisects departures that never go back (every loaded feed's); a timetable that
+    # does go back is walked stop by stop. Both must name the same stop, including at the bounds.
+    rng = random.Random(7)
+    for trip in sorted(schedule.trips.values(), key=lambda t: t.trip_id)[:300]:
+        timetable = schedule.timetable(trip)
+        assert timetable.departures_sorted
+        walked = dataclasses.replace(timetable, departures_sorted=False)
+        departures = timetable.departures_s
+        for _ in range(20):
+            start = rng.randrange(len(departures))
+            stop = rng.randint(start, len(departures))
+            carried = rng.choice([-300, 0, 59, 700, rng.randint(-900, 1800)])
+            at_a_stop = rng.choice(departures) + carried
+            now_s = rng.choice([at_a_stop, rng.randint(departures[0] - 3600, departures[-1] + 3600)])
+            now_us = now_s * 1_000_000 + rng.choice([-1, 0, 1, 999_999])
+            case = (trip.trip_id, start, stop, carried, now_us)
+            assert _first_not_left(timetable, start, stop, carried, now_us) == _first_not_left(
+                walked, start, stop, carried, now_us), case

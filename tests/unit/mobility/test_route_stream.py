@@ -79,3 +79,38 @@ def test_status_joined_from_stored_bytes_equals_the_status_built_message_by_mess
     assert status_event(stored) == expected
     restored = StoredRoute.from_dict(json.loads(json.dumps(stored.to_dict())), "BK-1")
     assert restored.trip_updates == stored.trip_updates and status_event(restored) == expected
+
+
+def _status_from_scratch(stored: StoredRoute) -> status_pb2.RouteStatusChanged:
+    """The status built from the stored updates and alerts alone, none of the embedded parts kept."""
+    return status_event(StoredRoute(stored.route, dict(stored.trip_updates), dict(stored.positions),
+                                    dict(stored.active_alerts)))
+
+
+def test_status_keeps_up_with_each_record_newer_updates_alerts_cleared_and_ended_runs(schedule) -> None:
+    # The step keeps each update and alert already embedded as a status field: a stale one would
+    # show an old delay, a cleared alert or an ended run in the status.
+    step = route_step(schedule, PathIndex(schedule), MobilityConfig())
+    first, second = run_of(schedule, TripKey("1-0800", DAY)), run_of(schedule, TripKey("1-0820", DAY))
+    assert first is not None and second is not None
+    at = first.start + timedelta(minutes=2)
+    stored = StoredRoute.new("BK-1")
+    delays = [(0, 420, 420), (1, 420, 0), (2, 60, 0), (8, 30, 0)]  # minutes after `at`, 1-0800's and 1-0820's delay
+    seen_alerts = set()
+    for minutes, late, other in delays:
+        moment = at + timedelta(minutes=minutes)
+        batch = route_batches(schedule, [_update("1-0800", moment, late), _update("1-0820", moment, other)])
+        result = step(stored, EntityRecord("BK-1", TRIP_UPDATES, batch.trip_updates["BK-1"], datetime.now(UTC)))
+        stored = result.state
+        seen_alerts |= {(alert.alert_id, alert.state) for alert in result.alerts}
+        status = status_event(stored)
+        assert status == _status_from_scratch(stored)
+        by_trip = {u.trip_id: u for u in status.trip_updates}
+        assert by_trip["1-0800"].stop_time_updates[0].arrival.delay_s == late
+        assert {a.alert_id for a in status.active_alerts} == set(stored.active_alerts)
+    states = [state for _, state in seen_alerts]
+    assert alerts_pb2.ALERT_STATE_RAISED in states and alerts_pb2.ALERT_STATE_CLEARED in states
+    assert not status.active_alerts  # raised on the second late update, cleared once back on time
+    end = max(first.end, second.end) + timedelta(hours=1)
+    ticked = step(stored, EntityRecord("BK-1", ROUTE_TICKS, tick_message("BK-1", end), datetime.now(UTC))).state
+    assert status_event(ticked) == _status_from_scratch(ticked) and not status_event(ticked).trip_updates
