@@ -220,7 +220,9 @@ def current_delay(
     worked out on the trip's :class:`~services.mobility.domain.gtfs.Timetable` in integer
     microseconds from its service day's origin (the same arithmetic as the datetimes of
     :func:`resolve_trip`, so the same answers) and stops at the first stop ``delay_at`` would
-    choose; any other relationship takes :func:`resolve_trip` itself.
+    choose; between two stops with updates the delay carried is constant, so that stop is found by
+    bisection over the departures rather than stop by stop. Any other relationship takes
+    :func:`resolve_trip` itself.
     """
     now = require_utc(now, "now")
     if update is None or update.relationship is not TripRelationship.SCHEDULED:
