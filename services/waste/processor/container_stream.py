@@ -7,8 +7,8 @@ container's status (compacted ``waste.container-status.v1``, with fill rate, pre
 and the active alerts: the API, planning and the map read it, so it goes with every record), and,
 only when they change in a way their readers see, its fill KPI (kpis.v1: the dashboard's
 per-district highest fill and worst band) and its district summary (``waste.container-summaries.v1``,
-keyed by district, for the district stage's means and counts): a band or flag at once, a fill
-that moved by ``FILL_STEP`` at most once per :data:`FILL_OUTPUT_INTERVAL` of event time (each was
+keyed by district, for the district stage's means and counts): a band, a flag or an emptying at
+once, a fill that moved by ``FILL_STEP`` at most once per :data:`FILL_OUTPUT_INTERVAL` of event time (each was
 a send per record, and sends are most of the worker's cost per record). And for each emptying
 seen, a
 ``ContainerCollected`` on ``waste.collections.v1`` (an event of its own rather than a KPI: crews
@@ -166,12 +166,13 @@ def apply_batch(
     ]
     if result.status is not None:
         records.append((CONTAINER_STATUS, container.id, status_event(stored, container, result.status)))
+        emptied = bool(result.collections)  # an emptying is news at once, whatever the band or flags
         for kpi in container_kpis(result.status, container):
-            if _fill_kpi_due(stored.fill_kpi, kpi):
+            if emptied or _fill_kpi_due(stored.fill_kpi, kpi):
                 stored.fill_kpi = [micros_of(kpi.observe_time), kpi.value, kpi.band_level]
                 records.append((KPIS, kpi.key, kpi_to_pb(kpi)))
         summary = summarise(result.status, container)
-        if summary is not None and _summary_due(stored.summary, summary):
+        if summary is not None and (emptied or _summary_due(stored.summary, summary)):
             stored.summary = summary
             records.append((CONTAINER_SUMMARIES, summary.district_key, summary_to_pb(summary)))
     rejected = [

@@ -65,12 +65,12 @@ def test_a_state_written_with_base64_alert_events_and_iso_times_still_loads() ->
     assert status_event(again, CONTAINER) == status_event(stored, CONTAINER)
 
 
-def _outputs_per_hour(fills: list[float]) -> list[list[str]]:
-    """One record per hour (a reading at its start), through the table's JSON each time; the
-    topics each record published to."""
+def _outputs_per_hour(fills: list[float], every: timedelta = timedelta(hours=1)) -> list[list[str]]:
+    """One record per hour (or ``every``) holding one reading, through the table's JSON each time;
+    the topics each record published to."""
     stored, config, sent = StoredState.new(CONTAINER.id), DetectionConfig(), []
-    for hour, fill in enumerate(fills):
-        (batch,) = batches_by_container([Reading(CONTAINER.id, T0 + timedelta(hours=hour), fill, 21.0)])
+    for index, fill in enumerate(fills):
+        (batch,) = batches_by_container([Reading(CONTAINER.id, T0 + index * every, fill, 21.0)])
         step = apply_batch(stored, batch, CONTAINER, config, None, CONTAINER_LEVELS)
         sent.append([spec.name for spec, _, _ in step.records])
         stored = StoredState.from_dict(json.loads(json.dumps(step.state.to_dict())), CONTAINER.id)
@@ -90,6 +90,11 @@ def test_the_fill_kpi_follows_a_fill_step_at_most_every_two_hours_and_a_band_cha
         False, False, False,  # under a step since the last sent, however long after
         True,  # band 2 (and 4 would be at once too)
     ]
+
+
+def test_an_emptying_sends_the_fill_kpi_at_once() -> None:
+    sent = _outputs_per_hour([0.60, 0.62, 0.64, 0.05], every=timedelta(minutes=20))
+    assert [KPIS.name in topics for topics in sent] == [True, False, False, True]  # band 0 throughout
 
 
 def _summary(hour: float, fill: float, needs: bool = False, fire: bool = False) -> ContainerSummary:
