@@ -60,12 +60,14 @@ def decode(
     forged = signature_problem(spec.name, key, value, headers)
     if forged is not None:
         raise InvalidRecord(forged)
-    expected = spec.content_type
+    expected = _content_types.get(spec.message_type)
+    if expected is None:
+        expected = _content_types[spec.message_type] = spec.content_type.encode()
     typed = False
     for name, raw in headers:
         if name == HEADER_CONTENT_TYPE and raw:
-            if raw.decode("utf-8", "replace") != expected:
-                raise InvalidRecord(f"content type {raw.decode('utf-8', 'replace')!r}, expected {expected!r}")
+            if raw != expected:
+                raise InvalidRecord(f"content type {raw.decode('utf-8', 'replace')!r}, expected {spec.content_type!r}")
             typed = True
     message = spec.message_type()
     try:
@@ -116,8 +118,9 @@ def standard_headers(spec: TopicSpec, source: str, event_time_ms: int | None = N
     ]
 
 
-# Per (message type, source): the source and content-type headers, the same bytes for every record
-# (the content type is the message type's full name).
+# The content type of each message type (its full name), and per (message type, source) the source
+# and content-type headers: the same bytes for every record.
+_content_types: dict[type[Message], bytes] = {}
 _fixed_headers: dict[tuple[type[Message], str], tuple[tuple[str, bytes], tuple[str, bytes]]] = {}
 
 

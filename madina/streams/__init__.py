@@ -272,6 +272,7 @@ class ExactlyOnceAlerts:
         self._takeover_lock = asyncio.Lock()
         self._started = asyncio.Event()
         self._swept: set[Any] | None = None
+        self._actives_of: tuple[Any, set[Any]] = (None, set())  # (faust's assignment object, its active inputs)
         app.timer(interval=1.0)(self._take_over_when_idle)
 
     async def start(self) -> None:
@@ -326,7 +327,14 @@ class ExactlyOnceAlerts:
         return True
 
     def _active_assignment(self) -> set[Any]:
-        return {tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.input_topics}
+        # Asked before every record. faust's assigned_actives() builds a new set of its assignment
+        # object's partitions each time, and that object is replaced at each assignment, never
+        # changed: the set is built again only when it was replaced.
+        assignor = self.app.assignor
+        current = getattr(assignor, "_assignment", None)
+        if current is None or current is not self._actives_of[0]:
+            self._actives_of = (current, {tp for tp in assignor.assigned_actives() if tp.topic in self.input_topics})
+        return self._actives_of[1]
 
     async def _take_over(self, assignment: set[Any]) -> None:
         async with self._takeover_lock:

@@ -47,6 +47,10 @@ def test_record_of_another_type_is_rejected_by_its_content_type_header() -> None
     action = alerts_pb2.AlertAction(action_id="x", alert_id="a1")
     with pytest.raises(InvalidRecord, match="content type"):
         decode(ALERTS, encode(action), standard_headers(ALERT_ACTIONS, "test"))
+    mangled = ALERTS.content_type.encode()[:-1] + b"\xff"
+    with pytest.raises(InvalidRecord, match=r"content type .*\ufffd.*, expected .*AlertEvent"):
+        decode(ALERTS, encode(_alert()), [(HEADER_CONTENT_TYPE, mangled)])
+    assert decode(ALERTS, encode(_alert()), [(HEADER_CONTENT_TYPE, ALERTS.content_type.encode())]) == _alert()
 
 
 def test_tombstone_is_rejected() -> None:

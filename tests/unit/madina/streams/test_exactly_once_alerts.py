@@ -1,7 +1,8 @@
 """ExactlyOnceAlerts' send path (madina.streams): an alert goes straight to the app's producer with
 its standard and signing headers, once per (alert id, revision), is staged in the outbox and
-forgotten there only once acknowledged; a failed send stays in the outbox and is logged. A fake
-producer stands in for faust's; no broker."""
+forgotten there only once acknowledged; a failed send stays in the outbox and is logged. And the
+assignment it sweeps outboxes for is read again whenever faust replaced it. A fake producer and
+assignor stand in for faust's; no broker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from madina.bus.codec import HEADER_CONTENT_TYPE, HEADER_EVENT_TIME, HEADER_SOURCE, decode, header
 from madina.bus.signing import HEADER_SIGNATURE, RecordSigner, configured_signer
@@ -35,6 +37,7 @@ class HeldProducer:
 class FakeApp:
     def __init__(self) -> None:
         self.producer = HeldProducer()
+        self.assignor: Any = None
 
     def timer(self, interval: float) -> Any:
         return lambda function: function
@@ -105,3 +108,32 @@ async def test_an_alert_carries_the_platform_signature_when_a_key_is_configured(
         assert decode(ALERTS, value, headers, key) == alert("a", 1)
     finally:
         configured_signer.cache_clear()
+
+
+class Assignor:
+    """faust's assignor as the runner reads it: an assignment object replaced at each assignment."""
+
+    def __init__(self) -> None:
+        self._assignment: object = object()
+        self.actives: set[TP] = set()
+        self.reads = 0
+
+    def assign(self, *actives: TP) -> None:
+        self._assignment, self.actives = object(), set(actives)
+
+    def assigned_actives(self) -> set[TP]:
+        self.reads += 1
+        return set(self.actives)
+
+
+async def test_a_new_assignment_of_the_inputs_is_seen_at_the_next_record_and_only_then_read_again() -> None:
+    app = FakeApp()
+    app.assignor = assignor = Assignor()
+    alerts = ExactlyOnceAlerts(app, {}, domain="waste", source="waste-processor", bootstrap="unused:9092",  # type: ignore[arg-type]
+                               input_topics=("in",), outbox_of=lambda value: None, partitions_of=lambda value: set())
+    assignor.assign(TP("in", 0), TP("in", 1), TP("other", 0))
+    assert alerts._active_assignment() == {TP("in", 0), TP("in", 1)}
+    assert alerts._active_assignment() == {TP("in", 0), TP("in", 1)}
+    assert assignor.reads == 1
+    assignor.assign(TP("in", 1))
+    assert alerts._active_assignment() == {TP("in", 1)}
