@@ -8,10 +8,11 @@ carry batches of one route's entities from one published feed: the processor pay
 cost once per batch.
 
 The same processor keeps three other kinds of entity in its table, each keyed by its own id on
-its own inputs: a card (``mobility.ticket-validations.v1``, for the fraud check), a route's stop
-(``mobility.ridership-validations.v1``, the card step's accepted validations re-keyed, for the
-ridership counts) and a car park (``mobility.parking-occupancy.v1``). Their keys cannot meet a
-route's: card hashes are hex digests, stop keys hold a ``/``, and car parks come from a registry.
+its own inputs: a card (``mobility.ticket-validations.v1``, for the fraud check), a route's
+ridership (``mobility.ridership-validations.v1``, the card step's accepted validations re-keyed
+``ridership/<route>``, counted per route and stop) and a car park (``mobility.parking-occupancy.v1``).
+Their keys cannot meet a route's: card hashes are hex digests, ridership keys hold a ``/``, and
+car parks come from a registry.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ TICKET_VALIDATIONS = TopicSpec(
 RIDERSHIP_VALIDATIONS = TopicSpec(
     name="mobility.ridership-validations.v1",
     message_type=events_pb2.TicketValidated,
-    key="route_id/stop_id",  # composite: "<route_id>/<stop_id>"
-    description="Validations the processor accepted (not repeats), re-keyed by route and stop for ridership.",
+    key="ridership/route_id",  # composite: "ridership/<route_id>" (before, "<route_id>/<stop_id>")
+    description="Validations the processor accepted (not repeats), re-keyed by route for ridership.",
     # As long as its source: after an outage the card step does not re-send what it already
     # re-keyed, so an unread tail deleted earlier than the source would be validations never counted.
     retention_ms=TICKET_VALIDATIONS.retention_ms,
@@ -74,8 +75,11 @@ RIDERSHIP_KEPT_DAYS = 62
 RIDERSHIP = TopicSpec(
     name="mobility.ridership.v1",
     message_type=events_pb2.RidershipCounted,
-    key="route_id/stop_id/hour_start",  # composite: "<route_id>/<stop_id>/<hour start, RFC 3339>"
-    description=f"Validations per route, stop and agency-local hour (latest is the total); compacted, "
+    # Composite: "ridership/<route_id>/<stop_id>/<hour start, RFC 3339>", the counting entity first;
+    # per-stop counting wrote "<route_id>/<stop_id>/<hour start>". A stop's hour is the sum of its
+    # records under both forms (processor/counts_stream.py, upgrading).
+    key="ridership/route_id/stop_id/hour_start",
+    description=f"Validations per route, stop and agency-local hour (latest per key is its total); compacted, "
                 f"hours older than {RIDERSHIP_KEPT_DAYS} days deleted.",
     cleanup_policy="compact,delete",
     retention_ms=RIDERSHIP_KEPT_DAYS * DAY_MS,

@@ -14,9 +14,11 @@ withdrawn as that publisher last sent it: read from ``mobility.pushed-entities.v
 followed, so every replica knows what the others accepted.
 
 Car parks' availability (``mobility.car-park-status.v1``) and ridership counts
-(``mobility.ridership.v1``, one record per route, stop and hour) are compacted topics the
-processor publishes too, followed the same way; ridership hours leave this process when they
-leave the topic (:class:`RidershipHours`).
+(``mobility.ridership.v1``, one record per counting entity, stop and hour) are compacted topics
+the processor publishes too, followed the same way; ridership hours leave this process when they
+leave the topic (:class:`RidershipHours`). A stop's hour is the sum of its records: one, or two
+for an hour counted both before and after the processor moved from per-stop to per-route counting
+(``processor/counts_stream.py``); a route's is the sum of its stops'.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ from services.mobility.topics import CAR_PARK_STATUS, PUSHED_ENTITIES, RIDERSHIP
 
 @dataclass
 class RidershipHours:
-    """The hourly totals of ``mobility.ridership.v1`` (latest per route, stop and hour), as long as the
-    topic keeps them.
+    """The hourly totals of ``mobility.ridership.v1`` (latest per key: per counting entity, stop and hour),
+    as long as the topic keeps them.
 
     The topic keeps an hour ``RIDERSHIP_KEPT_DAYS`` (compaction keeps its final total, retention
     then deletes it), but a process that follows it would hold every hour it ever read, and one
@@ -190,8 +192,9 @@ class MobilityRuntime:
         self, route_id: str = "", stop_id: str = "", start: int | None = None, end: int | None = None,
         now: datetime | None = None,
     ) -> list[tuple[str, str, int, int]]:
-        """(route, stop or "", hour start in POSIX s, validations) in hour then route order; without a stop,
-        the stops of a route and hour are summed. ``start``/``end``: POSIX s, inclusive/exclusive."""
+        """(route, stop or "", hour start in POSIX s, validations) in hour then route order; a stop's records
+        of an hour are summed, and without a stop the stops of a route and hour too (the processor publishes
+        no route record: its hour is its stops'). ``start``/``end``: POSIX s, inclusive/exclusive."""
         totals: dict[tuple[int, str, str], int] = {}
         for event in self.ridership.events(now or datetime.now(UTC), start, end):
             if (route_id and event.route_id != route_id) or (stop_id and event.stop_id != stop_id):

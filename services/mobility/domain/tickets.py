@@ -7,8 +7,10 @@ a speed (default 80 km/h, above any city bus) plus a distance floor that absorbs
 :func:`apply_card_validation` turns it into the ``ticket-fraud`` alert of that card (MAJOR; it
 clears once the card has validated plausibly for ``clear_after``).
 
-A validator retries when it gets no answer, so one validation can arrive twice: both the card's
-state and a stop's ridership remember the ids they counted last and count each id once.
+A validator retries when it gets no answer, so one validation can arrive twice: the card's state
+remembers the ids it counted last and counts each id once. A route's ridership
+(:class:`RouteRidership`, counted per stop and per route in agency-local hours) remembers the ids
+it counted too, since the card's step replayed after a crash re-sends what it had forwarded.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from services.mobility.domain.geometry import distance_m
 DOMAIN = "mobility"
 TICKET_FRAUD_RULE = "ticket-fraud"
 CARD_REMEMBERS_IDS = 16  # a validator's retries arrive within a few of the card's validations
-STOP_REMEMBERS_IDS = 256  # a stop sees other cards between a validation and its retry
+# A card step replayed after a crash re-sends what it sent since its last commit: at most one
+# batch of its partition (1,000 records, madina.streams.entities), of which one route gets a part.
+ROUTE_REMEMBERS_IDS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,52 +201,89 @@ def _fraud_evaluation(validation: Validation, signal: FraudSignal | None, policy
     )
 
 
-@dataclass(frozen=True)
-class StopRidership:
-    """Validations counted at one stop of one route, per agency-local hour (recent hours only).
+@dataclass
+class RouteRidership:
+    """Validations counted on one route, per stop and agency-local hour, and the route's hour totals.
 
-    Older hours are dropped after ``keep``: their totals are already published (compacted topic);
-    what is kept is what a late or repeated validation can still change.
+    One entity per route, so that the route's total is exact: every validation of the route comes
+    to this state and is counted once, in its stop's hour and in the route's (``totals[h]`` is
+    always the sum of ``stops[s][h]``). Only recent hours are kept: an hour older than ``keep``
+    before the newest leaves (its totals are already published on a compacted topic); what is
+    kept is what a late or repeated validation can still change.
+
+    Changed in place by :func:`count_route_validation`: a route's state holds its stops' hours and
+    up to ``ROUTE_REMEMBERS_IDS`` ids, and copying that per validation would cost more than the count.
     """
 
     route_id: str
-    stop_id: str
-    counts: Mapping[datetime, int] = field(default_factory=dict)  # hour start (UTC instant) -> count
-    recent_ids: tuple[str, ...] = ()
+    stops: dict[str, dict[datetime, int]] = field(default_factory=dict)  # stop id -> hour start (UTC) -> count
+    totals: dict[datetime, int] = field(default_factory=dict)  # hour start (UTC) -> count over the stops
+    recent_ids: dict[str, None] = field(default_factory=dict)  # the ids counted last, oldest first
 
-    @property
-    def entity_id(self) -> str:
-        return ridership_entity(self.route_id, self.stop_id)
+    def newest_hour(self, stop_id: str | None = None) -> datetime | None:
+        """The newest hour counted on the route, or at ``stop_id``."""
+        hours = self.totals if stop_id is None else self.stops.get(stop_id, {})
+        return max(hours) if hours else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"route_id": self.route_id, "stop_id": self.stop_id,
-                "counts": {time_to_text(hour): count for hour, count in sorted(self.counts.items())},
-                "recent_ids": list(self.recent_ids)}
+        return {"route_id": self.route_id,
+                "stops": {stop: _hours_to_dict(hours) for stop, hours in self.stops.items()},
+                "totals": _hours_to_dict(self.totals), "recent_ids": list(self.recent_ids)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StopRidership:
-        counts = {time_from_text(hour): count for hour, count in data.get("counts", {}).items()}
-        return cls(data["route_id"], data["stop_id"], {h: c for h, c in counts.items() if h is not None},
-                   tuple(data.get("recent_ids", ())))
+    def from_dict(cls, data: Mapping[str, Any]) -> RouteRidership:
+        return cls(data["route_id"], {stop: _hours_from_dict(hours) for stop, hours in data.get("stops", {}).items()},
+                   _hours_from_dict(data.get("totals", {})), dict.fromkeys(data.get("recent_ids", ())))
 
 
-def ridership_entity(route_id: str, stop_id: str) -> str:
-    """The key of one route's stop in ridership: ``<route_id>/<stop_id>``."""
+def _hours_to_dict(hours: Mapping[datetime, int]) -> dict[str, int]:
+    return {str(time_to_text(hour)): count for hour, count in sorted(hours.items())}
+
+
+def _hours_from_dict(raw: Mapping[str, int]) -> dict[datetime, int]:
+    hours = {time_from_text(hour): count for hour, count in raw.items()}
+    return {hour: count for hour, count in hours.items() if hour is not None}
+
+
+def route_ridership_key(route_id: str) -> str:
+    """The key of one route's ridership: ``ridership/<route_id>`` (a route's own key holds its buses)."""
+    return f"ridership/{route_id}"
+
+
+def route_stop_key(route_id: str, stop_id: str) -> str:
+    """One route's stop, as ridership names it: ``<route_id>/<stop_id>``."""
     return f"{route_id}/{stop_id}"
 
 
-def count_validation(
-    state: StopRidership, validation: Validation, tz: ZoneInfo, keep: timedelta = timedelta(hours=26)
-) -> tuple[StopRidership, datetime | None]:
-    """Count one validation in its local hour: the new state and that hour, or None for a repeat
-    or a validation older than the hours still kept."""
+def count_route_validation(
+    state: RouteRidership, validation: Validation, tz: ZoneInfo, keep: timedelta = timedelta(hours=26)
+) -> datetime | None:
+    """Count one validation of the route in its stop's and the route's local hour (``state`` changes in
+    place) and return that hour; None, and nothing changed, for a repeat or a validation older than
+    the hours still kept."""
+    if validation.route_id != state.route_id:
+        raise ValueError(f"validation of route {validation.route_id!r} counted on route {state.route_id!r}")
     if validation.validation_id in state.recent_ids:
-        return state, None
+        return None
     hour = hour_bucket(validation.time, tz)
-    newest = max([hour, *state.counts])
-    if hour < newest - keep:
-        return state, None
-    counts = {h: c for h, c in state.counts.items() if h >= newest - keep}
-    counts[hour] = counts.get(hour, 0) + 1
-    recent = (*state.recent_ids, validation.validation_id)[-STOP_REMEMBERS_IDS:]
-    return replace(state, counts=counts, recent_ids=recent), hour
+    newest = state.newest_hour()
+    if newest is not None and hour < newest - keep:
+        return None
+    if newest is not None and hour > newest:
+        _forget_hours_before(state, hour - keep)
+    stop = state.stops.setdefault(validation.stop_id, {})
+    stop[hour] = stop.get(hour, 0) + 1
+    state.totals[hour] = state.totals.get(hour, 0) + 1
+    state.recent_ids[validation.validation_id] = None
+    if len(state.recent_ids) > ROUTE_REMEMBERS_IDS:
+        del state.recent_ids[next(iter(state.recent_ids))]
+    return hour
+
+
+def _forget_hours_before(state: RouteRidership, oldest_kept: datetime) -> None:
+    """Drop the hours before ``oldest_kept`` (and the stops left with none): once per new hour, not per count."""
+    for hours in (state.totals, *state.stops.values()):
+        for hour in [hour for hour in hours if hour < oldest_kept]:
+            del hours[hour]
+    for stop in [stop for stop, hours in state.stops.items() if not hours]:
+        del state.stops[stop]

@@ -1,4 +1,4 @@
-"""Per-record work of the mobility processor for cards, stops' ridership and car parks, free of faust.
+"""Per-record work of the mobility processor for cards, routes' ridership and car parks, free of faust.
 
 The mobility processor's table holds four kinds of entity, each on its own inputs (see
 :mod:`services.mobility.topics`); :func:`mobility_step` sends a record to its kind's step and
@@ -6,18 +6,48 @@ refuses one whose key already holds another kind:
 
 - a **card** (``mobility.ticket-validations.v1``): a repeated validation id changes nothing; a
   validation too far and too fast from the card's previous one on another vehicle raises the
-  ``ticket-fraud`` alert; every new validation is re-published keyed by its route and stop;
-- a **route's stop** (``mobility.ridership-validations.v1``): validations counted per agency-local
-  hour, the total published on the compacted ``mobility.ridership.v1`` (one key per route, stop
-  and hour: the history, deleted after 62 days) and as the ``ridership`` KPI of the stop's newest
-  hour (key ``ridership/<route>/<stop>``, the hour in its ``observe_time``: ``kpis.v1`` is compacted
-  and never deleted, so a key per hour would grow it forever; a late validation of an older hour
-  updates the history only). A card step replayed after a crash re-sends what it had sent; the
-  stop remembers the ids it counted last, so each still counts once;
+  ``ticket-fraud`` alert; every new validation is re-published keyed by its route's ridership;
+- a **route's ridership** (``mobility.ridership-validations.v1``, key ``ridership/<route>``: the
+  route's own key holds its buses): each validation counted once in its agency-local hour, at its
+  stop and for the route (:class:`~services.mobility.domain.tickets.RouteRidership`, 26 h kept).
+  A counted validation publishes its stop's hour total on the compacted ``mobility.ridership.v1``
+  (the history, deleted after 62 days), the ``ridership`` KPI of the stop's newest hour (key
+  ``ridership/<route>/<stop>``) and the ``ridership`` KPI of the route's newest hour (key
+  ``ridership/<route>``, named for the line), the hour in their ``observe_time``: ``kpis.v1`` is
+  compacted and never deleted, so a key per hour would grow it forever; a late validation of an
+  older hour updates the history only. A card step replayed after a crash re-sends what it had
+  sent; the route remembers the ids it counted last, so each still counts once;
 - a **car park** (``mobility.parking-occupancy.v1``): its latest count, the ``car-park-full``
   alert when it stays full, its availability on the compacted ``mobility.car-park-status.v1`` and
   the ``car-park-free`` KPI; on ``mobility.route-ticks.v1`` (the runner has one clock, the routes',
   so car parks are ticked on it by their own key) the ``data-gap`` alert when its counts stop.
+
+**Why one ridership entity per route.** The route's KPI must count every validation once, across
+kill -9. The runner gives that to a count kept in the state of the entity that receives the
+record (offset guard, state and outputs written together), so the route's count lives where its
+validations arrive, beside its stops' counts: one state changes both, and they cannot disagree.
+Counting per stop and gathering the stops for the route would take another hop (a topic, and a
+second replay to dedup). The cost is that a route's validations go through one partition: a line
+sees hundreds a minute at its busiest, a worker applies thousands a second.
+
+**No route records on** ``mobility.ridership.v1``. A route's hour is the sum of its stops' (each
+validation is counted at one stop of its route, an empty ``stop_id`` being one), which is what
+``GetRidership`` serves for a route; a route total beside them would be a second copy of the same
+count that every reader would have to know to skip.
+
+**Upgrading from per-stop counting** (before, each ``<route>/<stop>`` was an entity of its own,
+its validations keyed so, its history keyed ``<route>/<stop>/<hour>``). The stop states stay in
+the changelog under their keys, never counted on again (:class:`RetiredStopCounts`: read as they
+are, so a record under such a key is dead-lettered, not a crash). The route's entity starts at
+zero, so the history is keyed by the entity that counts, ``ridership/<route>/<stop>/<hour>``: the
+stops' totals of the hours they counted stay under the old keys, and the API sums both forms, so
+``GetRidership`` stays exact across the upgrade. What restarts: the KPIs of the hour in progress
+(a stop's and the route's) count from the upgrade until the next hour begins. What is lost unless
+handled: a validation re-keyed the old way and not yet read at the upgrade is dead-lettered (its
+key is not its entity); stop the old processor with its ``mobility.ridership-validations.v1``
+read to the end (it reads its own output within milliseconds), or re-send the ``.dlq``'s records
+keyed ``ridership/<route>``. A card step replayed across the upgrade (a kill -9 of the old
+processor) re-sends under the new key what the old stops may have counted: those few count twice.
 """
 
 from __future__ import annotations
@@ -25,7 +55,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,10 +90,11 @@ from services.mobility.domain.parking import (
 from services.mobility.domain.tickets import (
     CardState,
     FraudPolicy,
-    StopRidership,
+    RouteRidership,
     apply_card_validation,
-    count_validation,
-    ridership_entity,
+    count_route_validation,
+    route_ridership_key,
+    route_stop_key,
 )
 from services.mobility.processor.route_stream import StoredRoute
 from services.mobility.topics import (
@@ -92,18 +123,27 @@ class StoredCarPark:
 
 
 @dataclass(frozen=True)
+class RetiredStopCounts:
+    """A stop's counts from before routes counted their ridership (key ``<route>/<stop>``), kept as read:
+    no record is counted on it again (module docstring, upgrading)."""
+
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Unseen:
     """An entity the table has never held: its kind is decided by the first record's topic."""
 
     entity_id: str
 
 
-MobilityEntity = StoredRoute | CardState | StopRidership | StoredCarPark | Unseen
+MobilityEntity = StoredRoute | CardState | RouteRidership | StoredCarPark | RetiredStopCounts | Unseen
 _KIND = "kind"  # beside the state's own keys; a value without it is a route (the first kind stored)
 _KINDS: dict[str, Callable[[Mapping[str, Any]], MobilityEntity]] = {
     "card": CardState.from_dict,
-    "stop": StopRidership.from_dict,
+    "ridership": RouteRidership.from_dict,
     "car-park": StoredCarPark.from_dict,
+    "stop": lambda data: RetiredStopCounts(dict(data)),
 }
 
 
@@ -112,7 +152,9 @@ def entity_to_dict(entity: MobilityEntity) -> dict[str, Any]:
         return entity.to_dict()
     if isinstance(entity, Unseen):
         return {}
-    kind = {CardState: "card", StopRidership: "stop", StoredCarPark: "car-park"}[type(entity)]
+    if isinstance(entity, RetiredStopCounts):
+        return {_KIND: "stop", **entity.data}
+    kind = {CardState: "card", RouteRidership: "ridership", StoredCarPark: "car-park"}[type(entity)]
     return {_KIND: kind, **entity.to_dict()}
 
 
@@ -124,9 +166,9 @@ def entity_from_dict(data: Mapping[str, Any], entity_id: str) -> MobilityEntity:
 
 
 def mobility_entity_of(spec: TopicSpec, value: Any) -> str:
-    """The entity of a record: ``<route>/<stop>`` on the ridership input, else the topic's key field."""
+    """The entity of a record: ``ridership/<route>`` on the ridership input, else the topic's key field."""
     if spec is RIDERSHIP_VALIDATIONS:
-        return ridership_entity(value.route_id, value.stop_id)
+        return route_ridership_key(value.route_id)
     if spec is PARKING_OCCUPANCY or spec is TICKET_VALIDATIONS:
         return str(getattr(value, spec.key))
     return str(value.route_id)
@@ -157,7 +199,7 @@ def mobility_step(
         if record.spec is TICKET_VALIDATIONS:
             return card_step(stored, record)
         if record.spec is RIDERSHIP_VALIDATIONS:
-            return stop_step(stored, record)
+            return ridership_step(stored, record)
         if record.spec is PARKING_OCCUPANCY:
             return car_park_step(stored, record)
         if record.spec is ROUTE_TICKS and record.entity_id in car_parks:
@@ -185,35 +227,36 @@ def mobility_step(
         if result.duplicate:
             return Step(result.state)
         alerts = [mobility_alert_event(result.transition)] if result.transition is not None else []
-        stop_key = ridership_entity(validation.route_id, validation.stop_id)
-        return Step(result.state, alerts, [(RIDERSHIP_VALIDATIONS, stop_key, record.value)])
+        return Step(result.state, alerts, [(RIDERSHIP_VALIDATIONS, route_ridership_key(validation.route_id),
+                                            record.value)])
 
-    def stop_step(stored: MobilityEntity, record: EntityRecord) -> Step[StopRidership]:
+    def ridership_step(stored: MobilityEntity, record: EntityRecord) -> Step[RouteRidership]:
         validation = validation_from_wire(record.value)
         route = schedule.routes.get(validation.route_id)
         if route is None:
             raise InvalidRecord(f"route_id: unknown route {validation.route_id[:200]!r}")
         if isinstance(stored, Unseen):
-            stored = StopRidership(validation.route_id, validation.stop_id)
-        if not isinstance(stored, StopRidership):
-            raise _kind_mismatch(record.entity_id, stored, "stop")
-        state, hour = count_validation(stored, validation, ZoneInfo(route.timezone), config.ridership_kept)
+            stored = RouteRidership(validation.route_id)
+        if not isinstance(stored, RouteRidership):
+            raise _kind_mismatch(record.entity_id, stored, "route's ridership")
+        hour = count_route_validation(stored, validation, ZoneInfo(route.timezone), config.ridership_kept)
         if hour is None:
-            return Step(state)
-        count = state.counts[hour]
-        counted = ridership_counted(validation.route_id, validation.stop_id, hour, count)
+            return Step(stored)
+        stop_id = validation.stop_id
+        stop_key = route_stop_key(route.route_id, stop_id)
+        count = stored.stops[stop_id][hour]
+        counted = ridership_counted(route.route_id, stop_id, hour, count)
         records: list[tuple[TopicSpec, str, Message]] = [
-            (RIDERSHIP, f"{record.entity_id}/{hour.isoformat()}", counted)]
-        if hour == max(state.counts):
-            stop = schedule.stops.get(validation.stop_id)
+            (RIDERSHIP, f"{record.entity_id}/{stop_id}/{hour.isoformat()}", counted)]
+        if hour == stored.newest_hour(stop_id):
+            stop = schedule.stops.get(stop_id)
             where = f" at {stop.name}" if stop is not None else ""
-            kpi = kpis_pb2.KpiObserved(
-                domain="mobility", kpi_id="ridership", display_name=f"Ridership ({route.display_name}{where})",
-                entity=common_pb2.EntityRef(domain="mobility", kind="route-stop", entity_id=record.entity_id),
-                value=count, unit="validations/h", observe_time=timestamp(hour),
-            )
-            records.append((KPIS, f"ridership/{record.entity_id}", kpi))
-        return Step(state, records=records)
+            records.append((KPIS, f"ridership/{stop_key}", _ridership_kpi(
+                f"Ridership ({route.display_name}{where})", "route-stop", stop_key, count, hour)))
+        if hour == stored.newest_hour():
+            records.append((KPIS, f"ridership/{route.route_id}", _ridership_kpi(
+                f"Ridership ({route.display_name})", "route", route.route_id, stored.totals[hour], hour)))
+        return Step(stored, records=records)
 
     def car_park_step(stored: MobilityEntity, record: EntityRecord) -> Step[StoredCarPark]:
         observation = parking_from_wire(record.value)
@@ -255,6 +298,13 @@ def mobility_step(
         return Step(StoredCarPark(state, active_alert), alerts)
 
     return step
+
+
+def _ridership_kpi(display_name: str, kind: str, entity_id: str, count: int, hour: datetime) -> kpis_pb2.KpiObserved:
+    return kpis_pb2.KpiObserved(
+        domain="mobility", kpi_id="ridership", display_name=display_name,
+        entity=common_pb2.EntityRef(domain="mobility", kind=kind, entity_id=entity_id),
+        value=count, unit="validations/h", observe_time=timestamp(hour))
 
 
 def _car_park_alerts(

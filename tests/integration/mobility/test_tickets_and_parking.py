@@ -1,7 +1,7 @@
 """Ticket validations and car-park counts in (HTTP and gRPC), through the processor, ridership, availability
 and their alerts out: a cloned card raises ticket-fraud once, a car park that stays full raises car-park-full,
-a validator's retry counts once. The simulator's cancellation (a GTFS-Realtime JSON FeedMessage) raises
-trip-canceled."""
+a validator's retry counts once, the dashboard's board shows ridership per line and per stop. The
+simulator's cancellation (a GTFS-Realtime JSON FeedMessage) raises trip-canceled."""
 
 from __future__ import annotations
 
@@ -102,30 +102,39 @@ async def test_validations_and_counts_become_ridership_availability_and_alerts(b
 
                     await _until(ridership_counted, "ridership BK-1: 2, CA-T1: 1")
                     # The operations dashboard's indicators, read from kpis.v1 as its API reads them:
-                    # one ridership tile per route and stop, the newest hour's count.
+                    # one ridership tile per route and one per route and stop, the newest hour's count.
                     board = KpiBoard()
                     follower = asyncio.create_task(follow_kpis(broker, board))
                     try:
-                        def ridership_tiles() -> list[tuple[str, float, str]]:
-                            return sorted((row["entity"]["entity_id"], row["value"], row["observe_time"])
+                        def ridership_tiles() -> list[tuple[str, str, float, str, str]]:
+                            return sorted((row["entity"]["kind"], row["entity"]["entity_id"], row["value"],
+                                           row["observe_time"], row["display_name"])
                                           for row in board.indicators() if row["kpi_id"] == "ridership")
 
                         async def ridership_shown() -> bool:
-                            return len(ridership_tiles()) == 2
+                            return len(ridership_tiles()) == 4
 
                         await _until(ridership_shown, "the dashboard's ridership indicators")
+                        bk_hour, ca_hour = hour_bucket(t0, tz), hour_bucket(t0 + timedelta(minutes=5), tz)
                         assert ridership_tiles() == [
-                            ("BK-1/BK-HH1", 2.0, rfc3339(hour_bucket(t0, tz))),
-                            ("CA-T1/CA-SM1", 1.0, rfc3339(hour_bucket(t0 + timedelta(minutes=5), tz)))]
+                            ("route", "BK-1", 2.0, rfc3339(bk_hour), "Ridership (Line 1)"),
+                            ("route", "CA-T1", 1.0, rfc3339(ca_hour), "Ridership (Line T1)"),
+                            ("route-stop", "BK-1/BK-HH1", 2.0, rfc3339(bk_hour),
+                             "Ridership (Line 1 at Hay Hassani Terminus)"),
+                            ("route-stop", "CA-T1/CA-SM1", 1.0, rfc3339(ca_hour),
+                             "Ridership (Line T1 at Sidi Moumen Terminus)")]
                         assert {key for _, key in board.latest if key.startswith("ridership/")} == {
-                            "ridership/BK-1/BK-HH1", "ridership/CA-T1/CA-SM1"}
+                            "ridership/BK-1", "ridership/CA-T1", "ridership/BK-1/BK-HH1", "ridership/CA-T1/CA-SM1"}
                     finally:
                         follower.cancel()
                         await asyncio.gather(follower, return_exceptions=True)
                     by_stop = await stub.GetRidership(pb.GetRidershipRequest(route_id="BK-1", stop_id="BK-HH1"),
                                                       metadata=grpc_reader)
                     assert [(c.stop_id, c.hour_start_time.seconds, c.validations_count) for c in by_stop.counts] == [
-                        ("BK-HH1", int(hour_bucket(t0, tz).timestamp()), 2)]
+                        ("BK-HH1", int(bk_hour.timestamp()), 2)]
+                    by_route = await stub.GetRidership(pb.GetRidershipRequest(route_id="BK-1"), metadata=grpc_reader)
+                    assert [(c.stop_id, c.hour_start_time.seconds, c.validations_count) for c in by_route.counts] == [
+                        ("", int(bk_hour.timestamp()), 2)]
 
                     async def parking_seen() -> bool:
                         found = await stub.GetParkingAvailability(pb.GetParkingAvailabilityRequest(city_id="berkane"),

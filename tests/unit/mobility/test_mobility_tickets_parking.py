@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from madina.alerts import AlertState
 from services.mobility.domain.parking import (
@@ -88,19 +91,43 @@ def test_fraud_alert_raises_on_the_clone_and_clears_after_an_hour_of_plausible_v
     assert CardState.from_dict(state.to_dict()) == state
 
 
-def test_stop_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() -> None:
-    from services.mobility.domain.tickets import StopRidership, count_validation
+def test_route_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() -> None:
+    from services.mobility.domain.tickets import RouteRidership, count_route_validation
 
     tz = ZoneInfo("UTC")
-    state = StopRidership("BK-1", "BK-HH1")
+    state = RouteRidership("BK-1")
     hours = []
-    for validation in [_v("a", "BK-E01", 0, 0, 5), _v("a", "BK-E01", 0, 0, 6), _v("b", "BK-E01", 0, 0, 65),
-                       _v("c", "BK-E01", 0, 0, 5 + 60 * 30), _v("d", "BK-E01", 0, 0, 7)]:
-        state, hour = count_validation(state, validation, tz, keep=timedelta(hours=26))
-        hours.append(hour)
+    for validation, stop in [(_v("a", "BK-E01", 0, 0, 5), "S1"), (_v("a", "BK-E01", 0, 0, 6), "S1"),
+                             (_v("b", "BK-E01", 0, 0, 65), "S2"), (_v("c", "BK-E01", 0, 0, 5 + 60 * 30), "S1"),
+                             (_v("d", "BK-E01", 0, 0, 7), "S2")]:
+        hours.append(count_route_validation(state, replace(validation, stop_id=stop), tz, keep=timedelta(hours=26)))
     assert hours == [T0, None, T0 + timedelta(hours=1), T0 + timedelta(hours=30), None]  # "d" is too old now
-    assert state.counts == {T0 + timedelta(hours=30): 1}
-    assert StopRidership.from_dict(state.to_dict()) == state
+    assert state.totals == {T0 + timedelta(hours=30): 1}
+    assert state.stops == {"S1": {T0 + timedelta(hours=30): 1}}  # S2's hour left with the hour: S2 too
+    assert list(state.recent_ids) == ["a", "b", "c"]
+    assert RouteRidership.from_dict(state.to_dict()) == state
+
+
+def test_route_ridership_totals_are_the_sum_of_its_stops_every_hour() -> None:
+    from services.mobility.domain.tickets import RouteRidership, count_route_validation
+
+    tz = ZoneInfo("Africa/Casablanca")
+    state = RouteRidership("BK-1")
+    validations = [replace(_v(f"v{n}", "BK-E01", 0, 0, n * 7), stop_id=f"S{n % 3}") for n in range(40)]
+    for validation in validations:
+        count_route_validation(state, validation, tz)
+    assert state.totals == {hour: sum(hours.get(hour, 0) for hours in state.stops.values()) for hour in state.totals}
+    assert {("BK-1", hour): count for hour, count in state.totals.items()} == ridership(validations, tz)
+    for stop, hours in state.stops.items():
+        assert {("BK-1", hour): count for hour, count in hours.items()} == ridership(
+            [v for v in validations if v.stop_id == stop], tz)
+
+
+def test_route_ridership_refuses_another_routes_validation() -> None:
+    from services.mobility.domain.tickets import RouteRidership, count_route_validation
+
+    with pytest.raises(ValueError, match="BK-2"):
+        count_route_validation(RouteRidership("BK-1"), _v("a", "BK-E02", 0, 0, 1, route="BK-2"), ZoneInfo("UTC"))
 
 
 def test_car_park_whose_counts_stop_raises_data_gap_once_and_its_next_count_clears_it() -> None:
