@@ -2,17 +2,18 @@
 containers by fill level, the latest planned collection route, street lamps by their circuit's
 open alerts, and each domain's open alerts and KPIs (issues 12, 13 and 14, "In the living city").
 
-Every record is built by the domain's own code, as its processor and API build it: each domain's
-processor step (``mobility_processor``, ``waste_processor``, ``circuit_processor``) is fed input
-records made the way its ingest makes them, and what each step publishes (alerts, statuses, KPIs)
-goes on the real topics of a broker of the test's own; the waste plan is made as the waste API's
-``plan`` makes it. The operations service follows them with the map layers every installed
+Every record is built by the domain's own code, as its processor and API build it: the step each
+domain's processor runs (``mobility_processor``'s, ``container_step``, ``circuit_stepper``) is fed
+input records made the way its ingest or simulator makes them, and what each step publishes
+(alerts, statuses, KPIs) goes on the real topics of a broker of the test's own; the waste plan is
+made as the waste API's ``plan`` makes it. The operations service follows them with the map layers every installed
 domain declares (``OperationsService`` without ``map_layers``: what ``madina service operations``
 runs), and headless Chromium shows the dashboard of Berkane, where all three domains run.
 
 What an operator sees is read from the page's DOM: the map is SVG, each domain feature an element
 with ``data-feature-id`` and a colour class ``lv-<severity>`` (``mapfeatures.js``), the alert board
 rows carry ``data-alert-id``, the indicator groups ``data-indicator-domain`` and ``data-kpi-id``.
+Energy's KPIs are published but not looked for: operations skips them (see ``KPI_DOMAINS``).
 
 Needs /usr/bin/chromium (``make system-deps``); skips and says so without it.
 """
@@ -197,7 +198,7 @@ def waste_outputs() -> DomainOutputs:
     forecasts = [forecast for container_id, status in statuses.items() if container_id in served
                  if (forecast := forecast_from_status(status.status, served[container_id], plan_time)) is not None]
     plan = plan_to_pb(plan_collection(depot, fleet.trucks_at(depot.id), timedelta(hours=24), forecasts,
-                                      plan_time=plan_time, time_limit=timedelta(seconds=2)))
+                                      plan_time=plan_time, time_limit=timedelta(seconds=2)))  # two stops
     outputs.add_records([(LATEST_COLLECTION_PLANS, depot.id, plan)])
     outputs.features.update((f.feature_id, f) for f in collection_route_features(plan))
     return outputs
@@ -262,8 +263,9 @@ async def served(service: RunningService, features: set[str], alert_ids: set[str
 
 @dataclass
 class Seen:
-    """What the page shows: map features (id -> (element, colour class, computed colour, vertices)),
-    alert rows (id -> domain column text), indicator groups per domain and the strip's alert counts."""
+    """What the page shows: map features (id -> (element, its classes, computed colour, line vertices)),
+    the alert board's rows, the indicator groups (KPI ids) per domain and the strip's active alerts
+    per domain."""
 
     features: dict[str, tuple[str, str, str, int]]
     alert_rows: set[str]
@@ -309,7 +311,7 @@ async def dashboard(url: str, token: str, features: set[str], alert_ids: set[str
                 dict(strip))
 
 
-def test_dashboard_shows_buses_by_delay_containers_by_fill_the_planned_route_lamps_by_alert_and_every_domains_alerts_and_kpis(  # noqa: E501
+def test_dashboard_shows_each_domain_on_the_map_by_level_with_its_alerts_and_kpis(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     if not CHROMIUM.exists():
