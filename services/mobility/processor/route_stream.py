@@ -219,8 +219,10 @@ def _embedded(field_number: int, payload: bytes) -> bytes:
     """A serialized message as a field of an enclosing message (protobuf's length-delimited wire
     form: tag, varint length, bytes). Serialized messages concatenate into one message, so the
     status parses once from joined parts instead of parsing and copying each update."""
-    head = bytearray(((field_number << 3) | 2,))  # field numbers < 16 take one byte
     length = len(payload)
+    if length < 0x80:  # most trip updates: the length takes one byte
+        return bytes(((field_number << 3) | 2, length)) + payload
+    head = bytearray(((field_number << 3) | 2,))  # field numbers < 16 take one byte
     while length >= 0x80:
         head.append((length & 0x7F) | 0x80)
         length >>= 7
