@@ -44,6 +44,7 @@ import yaml
 
 from madina.privatefiles import open_private_append, write_private
 from madina.ratelimit import KeyedBuckets, Rate
+from madina.yamlfile import parse_yaml
 
 if TYPE_CHECKING:
     from madina.settings import ServiceSettings
@@ -271,7 +272,7 @@ def _read_document(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ValueError(f"cannot read credentials file {path}: {error.strerror}") from None
     try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if path.suffix == ".json" else parse_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
     if document is not None and not isinstance(document, dict):

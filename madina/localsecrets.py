@@ -24,6 +24,7 @@ from madina.auth import grant_scopes, write_credentials
 from madina.domains import local_principals
 from madina.privatefiles import private_directory, write_private
 from madina.settings import MadinaSettings
+from madina.yamlfile import parse_yaml
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def ensure_local_secrets(settings: MadinaSettings) -> LocalSecrets:
     credentials_file, tokens_file = directory / "credentials.yaml", directory / "tokens.yaml"
     principals = local_principals()
     if credentials_file.exists() and tokens_file.exists():
-        tokens = yaml.safe_load(tokens_file.read_text()) or {}
+        tokens = parse_yaml(tokens_file.read_text()) or {}
         grant_scopes(credentials_file, principals)
     else:
         tokens = write_credentials(credentials_file, principals)

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from madina.yamlfile import parse_yaml
+
 CITIES_PATH = Path(__file__).resolve().parent / "cities.yaml"
 
 LatLon = tuple[float, float]
@@ -62,7 +64,7 @@ def load_cities(path: Path | None = None) -> dict[str, City]:
     """Cities keyed by id from ``path`` (default: the built-in file); raises :class:`GeoDataError`."""
     source = path or CITIES_PATH
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = parse_yaml(source.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise GeoDataError(f"{source}: cannot read cities: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("cities"), list):

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from madina.yamlfile import parse_yaml
 from services.devices.domain.decoders import BUILT_IN, Decoder, FieldMappingDecoder, field_layouts
 
 _DEV_EUI = re.compile(r"^[0-9a-f]{16}$")
@@ -111,7 +112,7 @@ def load_registry(path: Path, kinds: Mapping[str, Collection[str]]) -> DeviceReg
     except OSError as error:
         raise RegistryError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if path.suffix == ".json" else parse_yaml(text)
     except (ValueError, yaml.YAMLError) as error:
         raise RegistryError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
     try:

@@ -54,6 +54,7 @@ import yaml
 
 from madina.alerts import EpisodePolicy, Severity
 from madina.alerts.episode import DEFAULT_UPDATE_INTERVAL
+from madina.yamlfile import parse_yaml
 from services.environment.domain.durations import parse_duration
 from services.environment.domain.measurands import MEASURANDS
 from services.environment.domain.windows import WindowSpec
@@ -317,7 +318,7 @@ _LEVEL_FIELDS = {"severity", "name", "threshold", "low", "high"}
 
 def _load_file(file: Path) -> list[Profile]:
     try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        document = parse_yaml(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ProfileError(f"{file}: cannot read profiles: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("profiles"), list):

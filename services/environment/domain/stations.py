@@ -18,6 +18,7 @@ import yaml
 
 from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
+from madina.yamlfile import parse_yaml
 from services.environment.domain.durations import parse_duration
 from services.environment.domain.measurands import MEASURANDS, StationKind
 
@@ -61,7 +62,7 @@ def load_stations(
     source = path or STATIONS_PATH
     geography = cities if cities is not None else load_cities()
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = parse_yaml(source.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise StationDataError(f"{source}: cannot read stations: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("stations"), list):
