@@ -15,19 +15,23 @@ import grpc
 import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from madina.bus.topics import KPIS
 from madina_proto.alerts.v1 import alerts_pb2
+from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.mobility.v1 import events_pb2
 from madina_proto.mobility.v1 import mobility_service_pb2 as pb
 from madina_proto.mobility.v1 import mobility_service_pb2_grpc as pb_grpc
 from services.mobility.api.main import build_grpc_server
+from services.mobility.convert import validation_to_wire
 from services.mobility.domain.servicedays import runs_active
-from services.mobility.domain.tickets import hour_bucket
+from services.mobility.domain.tickets import Validation, hour_bucket, ridership
 from services.mobility.simulator import cancellations
+from services.mobility.topics import RIDERSHIP, TICKET_VALIDATIONS
 from services.operations.api.kpis import KpiBoard, follow_kpis
 from services.operations.api.views import rfc3339
 from tests.integration.mobility.api_support import running_mobility_api
 from tests.integration.mobility.morning import KIT, schedule
-from tests.support.processor_kit import wait_for_alerts
+from tests.support.processor_kit import produce, read_all, wait_for_alerts
 
 CARD, OTHER_CARD = "c0ffee" * 8, "beef01" * 8
 
@@ -155,5 +159,67 @@ async def test_validations_and_counts_become_ridership_availability_and_alerts(b
         alerts = await wait_for_alerts(broker, 3)
         raised = sorted(a.rule_id for a in alerts if a.state == alerts_pb2.ALERT_STATE_RAISED)
         assert raised == ["car-park-full", "ticket-fraud", "trip-canceled"], raised
+    finally:
+        processor.stop()
+
+
+def _latest(records: list[Any], message_type: Any) -> dict[str, Any]:
+    """The latest value per key, as compaction keeps it."""
+    return {r.key.decode(): message_type.FromString(r.value) for r in records if r.value is not None}
+
+
+async def test_ridership_per_line_and_stop_is_exact_across_kill_9(broker: str, tmp_path: Path) -> None:
+    # Each validation counted once at its stop and for its line, though the worker dies mid-stream:
+    # its cards' steps re-send what they had forwarded, its routes re-apply what was not committed.
+    plan = schedule()
+    stops = {route: sorted({st.stop_id for t in plan.trips_by_route[route] for st in t.stop_times})[:5]
+             for route in ("BK-1", "BK-2", "CA-T1")}
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
+    sent: list[Validation] = []
+    for n in range(480):
+        route = ("BK-1", "BK-2", "CA-T1")[n % 3]
+        card = f"{n % 40:02x}" * 32  # each card on one vehicle: no fraud, many validations per card
+        sent.append(Validation(f"kill-{n}", card, f"V-{n % 40}", route, 34.93, -2.33,
+                               start + timedelta(seconds=10 * n), stops[route][n % 5]))
+    retries = sent[100:130]  # a validator's retries, in the second half
+    records = [(TICKET_VALIDATIONS, v.card_hash, validation_to_wire(v)) for v in [*sent, *retries]]
+    tz = plan.timezone_of(next(iter(plan.trips.values())))
+    expected_stops = {(v.route_id, v.stop_id, hour_bucket(v.time, tz)): 0 for v in sent}
+    for v in sent:
+        expected_stops[v.route_id, v.stop_id, hour_bucket(v.time, tz)] += 1
+    expected_lines = {route: max((hour, count) for (r, hour), count in ridership(sent, tz).items() if r == route)
+                      for route in stops}
+    await KIT.create_topics(broker)
+
+    async def counted() -> tuple[dict[str, tuple[datetime, int]], dict[tuple[str, str, datetime], int]]:
+        """The lines' KPIs (hour, count) and every stop's hour total, as the compacted topics keep them."""
+        kpis = _latest(await read_all(broker, KPIS.name, timeout_s=0.5), kpis_pb2.KpiObserved)
+        history = _latest(await read_all(broker, RIDERSHIP.name, timeout_s=0.5), events_pb2.RidershipCounted)
+        assert all(key.startswith("ridership/") for key in history)
+        lines = {key.removeprefix("ridership/"): (kpi.observe_time.ToDatetime(UTC), int(kpi.value))
+                 for key, kpi in kpis.items() if kpi.kpi_id == "ridership" and kpi.entity.kind == "route"}
+        return lines, {(e.route_id, e.stop_id, e.hour_start_time.ToDatetime(UTC)): e.validations_count
+                       for e in history.values()}
+
+    async def some_counted() -> bool:
+        return bool((await counted())[1])
+
+    async def all_counted() -> bool:
+        return await counted() == (expected_lines, expected_stops)
+
+    processor = KIT.start(broker, tmp_path, name="first")
+    try:
+        await produce(broker, records[:240])
+        await _until(some_counted, "the first ridership counts")
+        await asyncio.sleep(0.3)
+        processor.kill()  # offsets, changelog and outputs are cut wherever they are
+        await produce(broker, records[240:])
+        processor = KIT.start(broker, tmp_path, name="second")
+        try:
+            await _until(all_counted, "every validation counted", timeout_s=90)
+        except AssertionError:
+            lines, stops_counted = await counted()
+            assert (lines, stops_counted) == (expected_lines, expected_stops)
+            raise
     finally:
         processor.stop()
