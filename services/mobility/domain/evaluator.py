@@ -550,9 +550,15 @@ def _cancel_rule(ctx: _Context, track: TripTrack, canceled: bool, at: datetime) 
 
 def _delay_rule(ctx: _Context, track: TripTrack, delay: int, stop_id: str, at: datetime) -> TripTrack:
     config = ctx.config
-    if track.delay_time is not None and at < track.delay_time:
-        return track
-    recent = (*track.recent_delays_s, delay)[-config.consecutive :]
+    earlier = track.recent_delays_s
+    if track.delay_time is not None and at <= track.delay_time:
+        # "Two consecutive updates" means two observations: the same update again (an HTTP retry,
+        # an unchanged feed pushed again, two API replicas polling one URL) is not a second one,
+        # and a different delay with the same timestamp corrects the last one rather than adding.
+        if at < track.delay_time or delay == track.delay_s:
+            return track
+        earlier = earlier[:-1]
+    recent = (*earlier, delay)[-config.consecutive :]
     late_since = track.late_since if delay >= config.raise_delay_s else None
     if delay >= config.raise_delay_s and late_since is None:
         late_since = at

@@ -210,3 +210,23 @@ def test_step_is_deterministic(schedule) -> None:
     a = apply_route_events(RouteState.new("BK-1"), events, schedule, paths)
     b = apply_route_events(RouteState.new("BK-1"), list(reversed(events)), schedule, paths)
     assert a.state == b.state and a.transitions == b.transitions
+
+
+def test_the_same_late_update_twice_is_one_observation_and_a_same_time_correction_replaces_it(schedule) -> None:
+    # An HTTP retry or a re-pushed unchanged feed delivers an update again: that must not make
+    # "two consecutive late updates".
+    paths = PathIndex(schedule)
+    at = _run(schedule, "3-0815").start + timedelta(minutes=6)
+    late = _late_update("3-0815", 3, 420, at)
+    once = apply_route_events(RouteState.new("BK-3"), [late], schedule, paths)
+    again = apply_route_events(once.state, [late], schedule, paths)
+    assert once.transitions == [] and again.transitions == []
+    # The same timestamp with another delay corrects the last observation: still one, on time now.
+    corrected = apply_route_events(again.state, [_late_update("3-0815", 3, 30, at)], schedule, paths)
+    assert corrected.transitions == []
+    later = apply_route_events(
+        corrected.state, [_late_update("3-0815", 5, 420, at + timedelta(minutes=2))], schedule, paths)
+    assert later.transitions == []  # on time, then late: not two late in a row
+    [raised] = apply_route_events(
+        later.state, [_late_update("3-0815", 6, 420, at + timedelta(minutes=3))], schedule, paths).transitions
+    assert raised.state is AlertState.RAISED
