@@ -29,7 +29,9 @@ DOMAIN = "mobility"
 TICKET_FRAUD_RULE = "ticket-fraud"
 CARD_REMEMBERS_IDS = 16  # a validator's retries arrive within a few of the card's validations
 # A card step replayed after a crash re-sends what it sent since its last commit: at most one
-# batch of its partition (1,000 records, madina.streams.entities), of which one route gets a part.
+# batch of its partition (1,000 records, madina.streams.entities), of which one route gets a part;
+# twice that leaves room for what the route gets from other partitions before the re-send. A
+# re-send older than that counts again (ids of every kept hour would make the state per validation).
 ROUTE_REMEMBERS_IDS = 2048
 
 
