@@ -24,6 +24,7 @@ import yaml
 
 from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
+from madina.yamlfile import parse_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CONTAINERS_PATH = DATA_DIR / "containers.yaml"
@@ -168,7 +169,7 @@ def load_fleet(path: Path | None = None, cities: Mapping[str, City] | None = Non
 
 def _read(source: Path, key: str) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = parse_yaml(source.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise WasteDataError(f"{source}: cannot read: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get(key), list):
