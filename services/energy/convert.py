@@ -167,9 +167,18 @@ def district_pb(city_id: str, district_id: str) -> common_pb2.District:
 
 
 def kpi_to_pb(kpi: EnergyKpi) -> kpis_pb2.KpiObserved:
-    """A ``KpiObserved`` for ``kpis.v1``, keyed ``<kpi_id>/<kpi.scope>``."""
+    """A ``KpiObserved`` for ``energy.consumption-history.v1``, keyed by :func:`history_key`."""
+    return _kpi_message(kpi, kpi.kpi_id, DISPLAY_NAMES[kpi.kpi_id])
+
+
+def indicator_to_pb(kpi: EnergyKpi) -> kpis_pb2.KpiObserved:
+    """A ``KpiObserved`` for ``kpis.v1``, keyed ``kpi.indicator_key``: the period is in its kpi id."""
+    return _kpi_message(kpi, kpi.indicator_id, kpi.indicator_name)
+
+
+def _kpi_message(kpi: EnergyKpi, kpi_id: str, display_name: str) -> kpis_pb2.KpiObserved:
     message = kpis_pb2.KpiObserved(
-        domain="energy", kpi_id=kpi.kpi_id, display_name=DISPLAY_NAMES[kpi.kpi_id],
+        domain="energy", kpi_id=kpi_id, display_name=display_name,
         district=common_pb2.District(city_id=kpi.city, district_id=kpi.district),
         value=kpi.value, unit=kpi.unit, observe_time=timestamp(kpi.period_start),
     )

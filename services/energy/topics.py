@@ -65,7 +65,7 @@ SITE_TICKS = TopicSpec(
 
 CIRCUIT_CONSUMPTION = TopicSpec(
     name="energy.circuit-consumption.v1",
-    message_type=kpis_pb2.KpiObserved,
+    message_type=status_pb2.CircuitConsumptionClosed,
     key="<city>/<district>",
     description="Circuits' closed-period energy KPIs keyed by district: the district stage's input.",
     retention_ms=7 * DAY_MS,

@@ -33,6 +33,7 @@ UNITS = {
 
 HOUR = "hour"
 DAY = "day"
+PERIOD_NAMES = {HOUR: "hourly", DAY: "daily"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,26 @@ class EnergyKpi:
 
     @property
     def scope(self) -> str:
-        """The ``kpis.v1`` key suffix: one compacted latest value per entity and period length."""
+        """The history key's middle (``energy.consumption-history.v1``): one series per entity and
+        period length."""
         return f"{self.entity_kind}:{self.entity_id}:{self.period}"
+
+    @property
+    def indicator_id(self) -> str:
+        """The ``kpis.v1`` indicator: the KPI per period length, because that topic's contract keys
+        by ``<kpi_id>/<entity id>`` (or ``<city>/<district>``), one latest value each, and a lamp's
+        hourly and daily energy are two values (and two tile groups on the dashboard)."""
+        return f"{self.kpi_id}-{self.period}"
+
+    @property
+    def indicator_name(self) -> str:
+        return f"{DISPLAY_NAMES[self.kpi_id]} ({PERIOD_NAMES[self.period]})"
+
+    @property
+    def indicator_key(self) -> str:
+        """The ``kpis.v1`` record key, ``<kpi_id>/<scope_id>``: a district's entity id is already
+        ``<city>/<district>``, the scope operations derives from a KPI without an entity."""
+        return f"{self.indicator_id}/{self.entity_id}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -48,6 +48,7 @@ from services.energy.convert import (
     generation_from_pb,
     generation_to_pb,
     history_key,
+    indicator_to_pb,
     kpi_to_pb,
 )
 from services.energy.domain.circuit import CircuitContext, CircuitState, ClockTick, Event, StepResult, step
@@ -85,9 +86,8 @@ def kpi_records(kpis: list[EnergyKpi]) -> list[tuple[TopicSpec, str, Message]]:
     """Each KPI as the latest of its series (``kpis.v1``) and as a period of its history."""
     records: list[tuple[TopicSpec, str, Message]] = []
     for kpi in kpis:
-        message = kpi_to_pb(kpi)
-        records.append((KPIS, f"{kpi.kpi_id}/{kpi.scope}", message))
-        records.append((CONSUMPTION_HISTORY, history_key(kpi), message))
+        records.append((KPIS, kpi.indicator_key, indicator_to_pb(kpi)))
+        records.append((CONSUMPTION_HISTORY, history_key(kpi), kpi_to_pb(kpi)))
     return records
 
 

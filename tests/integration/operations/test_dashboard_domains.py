@@ -13,7 +13,6 @@ runs), and headless Chromium shows the dashboard of Berkane, where all three dom
 What an operator sees is read from the page's DOM: the map is SVG, each domain feature an element
 with ``data-feature-id`` and a colour class ``lv-<severity>`` (``mapfeatures.js``), the alert board
 rows carry ``data-alert-id``, the indicator groups ``data-indicator-domain`` and ``data-kpi-id``.
-Energy's KPIs are published but not looked for: operations skips them (see ``KPI_DOMAINS``).
 
 Needs /usr/bin/chromium (``make system-deps``); skips and says so without it.
 """
@@ -36,7 +35,6 @@ from madina.bus.topics import ALERTS, KPIS, TopicSpec
 from madina.maplayers import Level, MapFeature
 from madina.streams.entities import EntityRecord, Step
 from madina_proto.alerts.v1 import alerts_pb2
-from madina_proto.kpis.v1 import kpis_pb2
 from madina_proto.waste.v1 import container_pb2
 from services.energy.convert import batch_to_pb
 from services.energy.domain.circuit import CircuitState
@@ -75,11 +73,9 @@ SETTLE_S = 20.0
 COLOUR_CLASS = {Level.CRITICAL: "lv-critical", Level.WARNING: "lv-major", Level.WATCH: "lv-warning",
                 Level.OK: "lv-info", Level.UNKNOWN: "lv-none"}
 
-# Whose KPIs the indicators pane is checked for. Energy's are left out: the energy processor keys
-# them "<kpi_id>/<kind>:<entity>:<period>" on kpis.v1 (services/energy/processor/app.py, kpi_records),
-# operations reads only "<kpi_id>/<entity_id>" (services/operations/api/kpis.py, check_kpi) and skips
-# every one as unreadable, so no energy KPI reaches the dashboard.
-KPI_DOMAINS = ("mobility", "waste")
+# Whose KPIs the indicators pane is checked for: every domain's (energy's keyed
+# "<kpi_id>-<period>/<entity id>" since its kpis.v1 keys were fixed to the topic's contract).
+KPI_DOMAINS = ("mobility", "waste", "energy")
 
 pytestmark = pytest.mark.browser
 
@@ -113,7 +109,7 @@ class DomainOutputs:
     def add_records(self, records: Iterable[Record]) -> None:
         for spec, key, message in records:
             self.records.append((spec, key, message))
-            if isinstance(message, kpis_pb2.KpiObserved):
+            if spec is KPIS:  # not a KpiObserved of a domain's own topic (energy's history)
                 self.kpi_ids.add(message.kpi_id)
 
     def latest(self, spec: TopicSpec) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from services.energy.processor.app import circuit_processor, district_step, kpi_
 from services.energy.settings import EnergyProcessorSettings, EnergySettings
 from services.energy.simulator import LightingWorld
 from services.energy.topics import CIRCUIT_CONSUMPTION, CONSUMPTION_HISTORY, STREETLIGHT_TELEMETRY
+from services.operations.api.kpis import check_kpi
 
 CIRCUITS = ("cas-cab-01-c1", "cas-cab-01-c2")  # both in casablanca/casa-port
 DISTRICT = "casablanca/casa-port"
@@ -65,9 +66,23 @@ def test_each_lamp_publishes_its_hourly_energy_on_kpis_and_in_the_history(night,
     latest = {key for spec, key in lamp_kpis if spec is KPIS}
     history = {key for spec, key in lamp_kpis if spec is CONSUMPTION_HISTORY}
     lamps = {lamp for c in CIRCUITS for lamp in network.circuits[c].lamp_ids}
-    assert latest == {f"lighting-energy-kwh/lamp:{lamp}:hour" for lamp in lamps}
+    assert latest == {f"lighting-energy-kwh-hour/{lamp}" for lamp in lamps}
     # History has one key per lamp and hour (several hours closed), so compaction keeps them all.
     assert len(history) > len(latest) and all(key.startswith("lighting-energy-kwh/lamp:") for key in history)
+
+
+def test_every_kpi_on_kpis_is_keyed_as_its_contract_says(night) -> None:
+    """``<kpi_id>/<entity id>`` (or ``<city>/<district>``), as the operations board checks it, and the
+    period in the kpi id, so a series' hourly and daily values never share a key."""
+    on_board = [(key, m) for spec, key, m in night if spec is KPIS]
+    assert {m.entity.kind for _, m in on_board} == {"lamp", "circuit"}
+    for key, message in on_board:
+        assert check_kpi(key, message) is message
+        assert message.kpi_id.endswith("-hour") and message.display_name.endswith("(hourly)")
+    daily = EnergyKpi("lighting-energy-kwh", "district", DISTRICT, "casablanca", "casa-port", "day", EVENING, 1.0)
+    [(_, key, message)] = [r for r in kpi_records([daily]) if r[0] is KPIS]
+    assert key == f"lighting-energy-kwh-day/{DISTRICT}" and check_kpi(key, message) is message
+    assert not message.HasField("entity")
 
 
 def test_district_stage_sums_its_circuits_and_a_replayed_circuit_hour_does_not_double_count(night) -> None:
