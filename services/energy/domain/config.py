@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from madina.yamlfile import parse_yaml
+
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "energy.yaml"
 
 
@@ -92,7 +94,7 @@ def load_config(path: Path | None = None, base: EnergyConfig | None = None) -> E
     """Settings from ``path`` (default: the shipped file) over ``base`` (default: the dataclass defaults)."""
     source = path or CONFIG_PATH
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        document = parse_yaml(source.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{source}: cannot read energy settings: {exc}") from exc
     if not isinstance(document, dict):

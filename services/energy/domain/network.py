@@ -24,6 +24,7 @@ import yaml
 
 from madina.alerts import AlertDetails
 from madina.geo import City, load_cities
+from madina.yamlfile import parse_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 NETWORK_PATH = DATA_DIR / "network.yaml"
@@ -152,7 +153,7 @@ def load_network(
     source = path or NETWORK_PATH
     geography = cities if cities is not None else load_cities()
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = parse_yaml(source.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise NetworkDataError(f"{source}: cannot read network: {exc}") from exc
     if not isinstance(document, dict):
