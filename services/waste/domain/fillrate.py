@@ -17,10 +17,11 @@ pairwise slopes ``(f_j - f_i) / (t_j - t_i)``, the level at the newest reading t
   trade-off made blind.
 
 Cost is ``O(n²)`` in the history, computed once per batch (the status sent per record carries the
-rate), so the history is a window: the newest :data:`MAX_HISTORY` readings of the segment (276
-pairs). A day at the seed's hourly reports; more readings than that add little to a slope the
-median already protects from outliers, and at 48 (1,128 pairs) the fit was a fifth of the
-worker's domain time and the history most of its stored state. A negative slope (waste settling, compaction) is
+rate), so the history is a window: the newest :data:`MAX_HISTORY` readings of the segment (1,128
+pairs), two days at the seed's hourly reports. A window of 24 was tried and given up: at 15-min
+reports, a 0.4 %/h fill with 2 % quantisation and noise of 0.01 gave a rate of 0 ("never full")
+in 65 % of fits against 1.7 % with 48, and a rate of 0 flips a container's needs-collection flag.
+A negative slope (waste settling, compaction) is
 reported as 0: containers do not empty themselves, and a negative rate would predict "never
 full" with false precision. Too little history (fewer than :data:`MIN_POINTS` readings or a
 span under :data:`MIN_SPAN`) gives no estimate rather than a guess.
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-MAX_HISTORY = 24
+MAX_HISTORY = 48
 MIN_POINTS = 3
 MIN_SPAN = timedelta(minutes=30)
 FULL_FILL_RATIO = 0.8

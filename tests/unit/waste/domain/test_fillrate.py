@@ -72,3 +72,24 @@ def test_predicted_full_time_follows_the_fit() -> None:
     assert estimate.fill_at(T0 + timedelta(hours=5)) == pytest.approx(0.65)
     assert estimate.fill_at(T0 + timedelta(days=5)) == 1.0
     assert FillEstimate(T0, 0.85, 0.01, 5).time_to_reach(0.8) == T0
+
+
+def test_a_slow_fill_reported_every_15_minutes_through_a_coarse_noisy_sensor_keeps_a_rate() -> None:
+    # 0.4 %/h, levels quantised to 2 %, noise sigma 0.01, one reading per 15 min: the detector keeps
+    # the newest MAX_HISTORY readings. With a 24-reading window about two fits in three gave a rate
+    # of 0 ("never full"), which flips the container's needs-collection flag.
+    from services.waste.domain.fillrate import MAX_HISTORY
+
+    rng = random.Random(7)
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    zero = 0
+    for _ in range(200):
+        level = rng.uniform(0.2, 0.5)
+        readings = []
+        for n in range(MAX_HISTORY):
+            true = level + 0.004 * n / 4
+            readings.append((start + timedelta(minutes=15 * n), round((true + rng.gauss(0, 0.01)) / 0.02) * 0.02))
+        estimate = estimate_fill(readings)
+        assert estimate is not None
+        zero += estimate.rate_per_hour == 0
+    assert zero / 200 < 0.10
