@@ -85,6 +85,9 @@ class StoredState:
     summary: ContainerSummary | None = None
     # The fill KPI last sent, as [observe time in µs since the epoch, value, band level].
     fill_kpi: list[Any] | None = None
+    # A fill KPI or summary changed but was held back by FILL_OUTPUT_INTERVAL: a tick sends it once
+    # the interval has passed, so a sensor going silent right after does not leave it stale for good.
+    held_back: bool = False
     # alert id -> the AlertEvent of its row: built once per revision, not per status; not stored.
     events: dict[str, alerts_pb2.AlertEvent] = field(default_factory=dict, compare=False, repr=False)
 
@@ -97,7 +100,7 @@ class StoredState:
         raw = data.get("summary")
         summary = _summary_from(container_id, raw) if raw is not None else None
         stored = cls(ContainerState.from_dict(data["detector"]), {row[0]: row for row in data.get("alerts", ())},
-                     summary, data.get("fill_kpi"))
+                     summary, data.get("fill_kpi"), bool(data.get("held_back")))
         # States written before the compact rows hold each alert's AlertEvent in base64.
         for alert_id, encoded in data.get("active_alerts", {}).items():
             event = alerts_pb2.AlertEvent.FromString(base64.b64decode(encoded))
@@ -106,11 +109,13 @@ class StoredState:
         return stored
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"detector": self.detector.to_dict(), "alerts": list(self.active_alerts.values())}
+        data: dict[str, Any] = {"detector": self.detector.to_dict(), "alerts": list(self.active_alerts.values())}
         if self.summary is not None:
             data["summary"] = _summary_to(self.summary)
         if self.fill_kpi is not None:
             data["fill_kpi"] = self.fill_kpi
+        if self.held_back:
+            data["held_back"] = True
         return data
 
 
@@ -166,21 +171,34 @@ def apply_batch(
     ]
     if result.status is not None:
         records.append((CONTAINER_STATUS, container.id, status_event(stored, container, result.status)))
-        emptied = bool(result.collections)  # an emptying is news at once, whatever the band or flags
-        for kpi in container_kpis(result.status, container):
-            if emptied or _fill_kpi_due(stored.fill_kpi, kpi):
-                stored.fill_kpi = [micros_of(kpi.observe_time), kpi.value, kpi.band_level]
-                records.append((KPIS, kpi.key, kpi_to_pb(kpi)))
-        summary = summarise(result.status, container)
-        if summary is not None and (emptied or _summary_due(stored.summary, summary)):
-            stored.summary = summary
-            records.append((CONTAINER_SUMMARIES, summary.district_key, summary_to_pb(summary)))
+        # An emptying is news at once, whatever the band or flags.
+        _fill_outputs(stored, container, result.status, bool(result.collections), records)
     rejected = [
         (f"{rejection.code}: {rejection.detail}",
          spec.message_type(container_id=container.id, readings=[reading_to_pb(rejection.reading)]))
         for rejection in result.rejected
     ]
     return Step(stored, alerts, records, rejected)
+
+
+def _fill_outputs(stored: StoredState, container: Container, status: ContainerStatus, force: bool,
+                  records: list[tuple[TopicSpec, str, Message]]) -> None:
+    """The fill KPI and district summary of ``status`` that are due (all of them with ``force``)."""
+    held_back = False
+    for kpi in container_kpis(status, container):
+        if force or _fill_kpi_due(stored.fill_kpi, kpi):
+            stored.fill_kpi = [micros_of(kpi.observe_time), kpi.value, kpi.band_level]
+            records.append((KPIS, kpi.key, kpi_to_pb(kpi)))
+        elif stored.fill_kpi is not None and stored.fill_kpi[1] != kpi.value:
+            held_back = True
+    summary = summarise(status, container)
+    if summary is not None:
+        if force or _summary_due(stored.summary, summary):
+            stored.summary = summary
+            records.append((CONTAINER_SUMMARIES, summary.district_key, summary_to_pb(summary)))
+        elif summary_changed(stored.summary, summary):
+            held_back = True
+    stored.held_back = held_back
 
 
 def _fill_kpi_due(last: list[Any] | None, kpi: KpiValue) -> bool:
@@ -220,10 +238,14 @@ def apply_tick(
     if clock is not None and (problem := event_time_problem(moment, clock, config.event_time_bounds)):
         raise InvalidRecord(f"{RejectCode.OUT_OF_BOUNDS}: tick_time: {problem}")
     stored.detector, transition = check_data_gap(stored.detector, moment, container, config)
+    records: list[tuple[TopicSpec, str, Message]] = []
+    if stored.held_back and stored.fill_kpi is not None and (
+            micros_of(moment) - stored.fill_kpi[0] >= _FILL_OUTPUT_INTERVAL_US):
+        _fill_outputs(stored, container, container_status(stored.detector), True, records)
     if transition is None:
-        return Step(stored)
+        return Step(stored, (), records)
     alerts = _track_alerts(stored, [transition], container)
-    return Step(stored, alerts, [(CONTAINER_STATUS, container.id, status_event(stored, container))])
+    return Step(stored, alerts, [(CONTAINER_STATUS, container.id, status_event(stored, container)), *records])
 
 
 def status_event(

@@ -120,3 +120,34 @@ def test_a_summary_stored_with_an_iso_time_still_loads() -> None:
     assert isinstance(data["summary"]["time"], int)
     data["summary"] = summary_to_dict(stored.summary)  # the form states were written in before
     assert StoredState.from_dict(data, CONTAINER.id).summary == stored.summary
+
+
+def test_a_fill_kpi_held_back_goes_out_with_a_tick_once_the_interval_has_passed_if_the_sensor_falls_silent() -> None:
+    from madina.bus.alert_events import timestamp
+    from madina_proto.waste.v1 import container_pb2
+    from services.waste.processor.container_stream import apply_tick
+    from services.waste.topics import CONTAINER_SUMMARIES
+
+    # Judged fills .10 .10 .10 .16 .22: the KPI at .16 went out, the step to .22 an hour later was
+    # held back; then the sensor says nothing more.
+    stored, config = StoredState.new(CONTAINER.id), DetectionConfig()
+    for index, fill in enumerate([0.10, 0.10, 0.16, 0.22, 0.28]):
+        (batch,) = batches_by_container([Reading(CONTAINER.id, T0 + index * timedelta(hours=1), fill, 21.0)])
+        step = apply_batch(stored, batch, CONTAINER, config, None, CONTAINER_LEVELS)
+        stored = StoredState.from_dict(json.loads(json.dumps(step.state.to_dict())), CONTAINER.id)
+    assert KPIS.name not in [spec.name for spec, _, _ in step.records] and stored.held_back
+
+    def tick(at: datetime) -> list[tuple[str, object]]:
+        nonlocal stored
+        message = container_pb2.ContainerClockTick(container_id=CONTAINER.id, tick_time=timestamp(at))
+        result = apply_tick(stored, message, CONTAINER, config)
+        stored = StoredState.from_dict(json.loads(json.dumps(result.state.to_dict())), CONTAINER.id)
+        return [(spec.name, value) for spec, _, value in result.records]
+
+    assert tick(T0 + timedelta(hours=4, minutes=30)) == []  # 1.5 h after the KPI last sent (hour 3)
+    sent = tick(T0 + timedelta(hours=5, minutes=1))
+    kpis = [value for name, value in sent if name == KPIS.name]
+    assert kpis and abs(kpis[0].value - 0.22) < 1e-9  # the held-back step, not the .16 shown so far
+    assert CONTAINER_SUMMARIES.name in [name for name, _ in sent] and not stored.held_back
+    later = [name for name, _ in tick(T0 + timedelta(hours=8))]  # a data gap by then: its status only
+    assert KPIS.name not in later and CONTAINER_SUMMARIES.name not in later  # sent once
