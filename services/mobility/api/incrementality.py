@@ -25,9 +25,10 @@ What a pushing producer said is shared: a push also writes to the compacted
 ``mobility.pushed-entities.v1`` (key :func:`pushed_entity_key`) each entity whose trip or vehicle
 is new under its id, and each deletion, and every API replica reads that topic from the start and
 follows it (:meth:`FeedEntities.learn`). So an API that restarted, or a replica behind the same
-load balancer as the one that accepted the entity, resolves an id-only deletion too; only a
-deletion that reaches a replica in the milliseconds before it has read the entity's record misses
-it. What is shared is the entity as first sent for its trip and vehicle, not every position: a
+load balancer as the one that accepted the entity, resolves an id-only deletion too. A deletion
+misses when it reaches a replica before that replica has read the entity's record: in the
+milliseconds after another replica accepted it, and, after a start, until the start-up read of the
+topic is done (``/healthz`` says 503 until then; pushes are not refused meanwhile). What is shared is the entity as first sent for its trip and vehicle, not every position: a
 withdrawal needs only what it names (the processor keys it by trip run or vehicle and times it by
 the deleting message), and a bus reporting every 10 s would otherwise double the ingest's broker
 writes. An entity still pushed is written again after ``SHARE_AGAIN_AFTER_S``, so the topic's
