@@ -214,11 +214,20 @@ def mobility_step(
         if bounds is not None and (problem := event_time_problem(moment, record.now, bounds)):
             raise InvalidRecord(f"{field}: {problem}")
 
+    def check_stop(stop_id: str) -> None:
+        # Every stop of a route is counted in the route's one state: stop ids that are in no
+        # schedule (up to 200 characters each) would grow it past the producer's request size,
+        # and a state that cannot be written stops the processor. An empty stop id is a
+        # validation on board.
+        if stop_id and stop_id not in schedule.stops:
+            raise InvalidRecord(f"stop_id: unknown stop {stop_id[:200]!r}")
+
     def card_step(stored: MobilityEntity, record: EntityRecord) -> Step[CardState]:
         validation = validation_from_wire(record.value)
         check_time(record, validation.time, "validate_time")
         if validation.route_id not in schedule.routes:
             raise InvalidRecord(f"route_id: unknown route {validation.route_id[:200]!r}")
+        check_stop(validation.stop_id)
         if isinstance(stored, Unseen):
             stored = CardState.new(record.entity_id)
         if not isinstance(stored, CardState):
@@ -235,6 +244,7 @@ def mobility_step(
         route = schedule.routes.get(validation.route_id)
         if route is None:
             raise InvalidRecord(f"route_id: unknown route {validation.route_id[:200]!r}")
+        check_stop(validation.stop_id)
         if isinstance(stored, Unseen):
             stored = RouteRidership(validation.route_id)
         if not isinstance(stored, RouteRidership):

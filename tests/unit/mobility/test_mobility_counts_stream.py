@@ -290,3 +290,18 @@ async def test_get_ridership_per_route_is_the_sum_of_its_stops_under_both_histor
     assert runtime.ridership_counts("BK-1", "", first_hour, first_hour + 1, now=later) == [
         ("BK-1", "", first_hour, route_kpis[first_hour] + 5)]
     await runtime.producer.stop()  # never started: no broker needed
+
+
+def test_a_validation_at_a_stop_no_schedule_knows_is_refused_by_the_card_and_the_route_steps(
+    schedule: Schedule,
+) -> None:
+    # One route's state counts all its stops: unknown stop ids would grow it without bound.
+    step = _step(schedule)
+    unknown = validation_to_wire(_validation("v9", "BK-E01", "BK-1", "X" * 200, 34.9335, -2.3360, 0))
+    with pytest.raises(InvalidRecord, match="stop_id: unknown stop 'XXX"):
+        _run(step, None, TICKET_VALIDATIONS, unknown)
+    with pytest.raises(InvalidRecord, match="stop_id: unknown stop"):
+        _run(step, None, RIDERSHIP_VALIDATIONS, unknown)
+    on_board = validation_to_wire(_validation("v10", "BK-E01", "BK-1", "", 34.9335, -2.3360, 0))
+    _, counted = _run(step, None, RIDERSHIP_VALIDATIONS, on_board)
+    assert counted.records  # an empty stop id is a validation on board, counted

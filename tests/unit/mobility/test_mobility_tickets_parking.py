@@ -92,7 +92,7 @@ def test_fraud_alert_raises_on_the_clone_and_clears_after_an_hour_of_plausible_v
 
 
 def test_route_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() -> None:
-    from services.mobility.domain.tickets import RouteRidership, count_route_validation
+    from services.mobility.domain.tickets import RouteRidership, count_route_validation, remembered_id
 
     tz = ZoneInfo("UTC")
     state = RouteRidership("BK-1")
@@ -104,8 +104,22 @@ def test_route_ridership_counts_once_per_id_and_forgets_hours_older_than_kept() 
     assert hours == [T0, None, T0 + timedelta(hours=1), T0 + timedelta(hours=30), None]  # "d" is too old now
     assert state.totals == {T0 + timedelta(hours=30): 1}
     assert state.stops == {"S1": {T0 + timedelta(hours=30): 1}}  # S2's hour left with the hour: S2 too
-    assert list(state.recent_ids) == ["a", "b", "c"]
+    assert list(state.recent_ids) == [remembered_id("a"), remembered_id("b"), remembered_id("c")]
     assert RouteRidership.from_dict(state.to_dict()) == state
+
+
+def test_a_route_remembers_a_fixed_size_of_each_validation_id() -> None:
+    from services.mobility.domain.tickets import ROUTE_REMEMBERS_IDS, RouteRidership, count_route_validation
+
+    # Ids of up to 200 characters from validators: the route's state must stay small, since one
+    # state holds every stop of the route and a state too large to write stops the processor.
+    state = RouteRidership("BK-1")
+    for n in range(ROUTE_REMEMBERS_IDS + 10):
+        validation = replace(_v(f"{n:0>200}", "BK-E01", 0, 0, 5), stop_id="S1")
+        assert count_route_validation(state, validation, ZoneInfo("UTC")) == T0
+    assert len(state.recent_ids) == ROUTE_REMEMBERS_IDS and {len(i) for i in state.recent_ids} == {16}
+    assert count_route_validation(state, replace(_v(f"{ROUTE_REMEMBERS_IDS + 9:0>200}", "BK-E01", 0, 0, 5),
+                                                 stop_id="S1"), ZoneInfo("UTC")) is None  # still a repeat
 
 
 def test_route_ridership_totals_are_the_sum_of_its_stops_every_hour() -> None:
