@@ -28,9 +28,10 @@ follows it (:meth:`FeedEntities.learn`). So an API that restarted, or a replica 
 load balancer as the one that accepted the entity, resolves an id-only deletion too. A deletion
 misses when it reaches a replica before that replica has read the entity's record: in the
 milliseconds after another replica accepted it, and, after a start, until the start-up read of the
-topic is done (``/healthz`` says 503 until then; pushes are not refused meanwhile). What is shared is the entity as first sent for its trip and vehicle, not every position: a
-withdrawal needs only what it names (the processor keys it by trip run or vehicle and times it by
-the deleting message), and a bus reporting every 10 s would otherwise double the ingest's broker
+topic is done (``/healthz`` says 503 until then; pushes are not refused meanwhile). What is
+shared is the entity as first sent for its trip and vehicle, not every position: a withdrawal
+needs only what it names (the processor keys it by trip run or vehicle and times it by the
+deleting message), and a bus reporting every 10 s would otherwise double the ingest's broker
 writes. An entity still pushed is written again after ``SHARE_AGAIN_AFTER_S``, so the topic's
 retention forgets only entities no longer pushed. Pull mode keeps its poller's view in memory
 only (a poll carries the whole feed; the first poll after a restart is the baseline). A producer
