@@ -7,7 +7,9 @@ a district. Coordinates are WGS 84 ``(lat, lon)`` pairs throughout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,13 @@ def load_cities(path: Path | None = None) -> dict[str, City]:
             raise GeoDataError(f"{source}: city {city.id!r} is defined twice")
         cities[city.id] = city
     return cities
+
+
+@cache
+def shared_cities() -> Mapping[str, City]:
+    """The built-in cities, parsed once per process for the code that reads them per record or per
+    request (parsing takes ~0.2 s); shared, so not to be changed."""
+    return load_cities()
 
 
 def district_at(city: City, lat: float, lon: float) -> District | None:

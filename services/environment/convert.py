@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -17,7 +16,7 @@ from google.protobuf.message import Message
 from madina.alerts import AlertState, AlertTransition
 from madina.bus.alert_events import timestamp, to_alert_event
 from madina.contract import InvalidRecord, optional_time
-from madina.geo import load_cities
+from madina.geo import shared_cities
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.environment.v1 import observations_pb2, station_pb2
@@ -92,13 +91,8 @@ def batches_by_station(observations: Iterable[Observation]) -> list[tuple[Statio
     ]
 
 
-@cache
-def _cities():  # type: ignore[no-untyped-def]
-    return load_cities()
-
-
 def district_of(station: Station) -> common_pb2.District:
-    city = _cities()[station.city]
+    city = shared_cities()[station.city]
     return common_pb2.District(
         city_id=station.city, district_id=station.district, display_name=city.district(station.district).name
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from madina.contract import optional_time
+from madina.geo import shared_cities
 from madina.maplayers import Level, MapFeature
 from madina_proto.mobility.v1 import mobility_service_pb2, status_pb2
 from services.mobility.domain import cities as places
@@ -95,4 +96,4 @@ def _silent_text(report_time: datetime | None, now: datetime | None) -> str:
 
 def city_at(lat: float, lon: float) -> str:
     """The city of a bus's position (:func:`services.mobility.domain.cities.city_at`): a bus has no city on the wire."""
-    return places.city_at(places.shared_cities(), lat, lon)
+    return places.city_at(shared_cities(), lat, lon)

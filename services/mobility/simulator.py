@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from madina.geo import shared_cities
 from madina.simulation import Delivery, HttpPost, SimulationContext
-from services.mobility.domain.cities import route_cities, shared_cities
+from services.mobility.domain.cities import route_cities
 from services.mobility.domain.geometry import distance_m
 from services.mobility.domain.gtfs import Schedule, Trip, load_feeds
 from services.mobility.domain.parking import CarPark, load_car_parks

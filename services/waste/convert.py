@@ -19,7 +19,7 @@ from madina.alerts import AlertTransition
 from madina.alerts.timeutil import time_to_text
 from madina.bus.alert_events import timestamp, to_alert_event
 from madina.contract import InvalidRecord, finite, optional_time, required_time
-from madina.geo import load_cities
+from madina.geo import shared_cities
 from madina_proto.alerts.v1 import alerts_pb2
 from madina_proto.common.v1 import common_pb2
 from madina_proto.kpis.v1 import kpis_pb2
@@ -110,13 +110,8 @@ def batches_by_container(readings: Iterable[Reading]) -> list[container_pb2.Cont
     ]
 
 
-@cache
-def _cities():  # type: ignore[no-untyped-def]
-    return load_cities()
-
-
 def district_of(container: Container) -> common_pb2.District:
-    city = _cities()[container.city]
+    city = shared_cities()[container.city]
     return common_pb2.District(
         city_id=container.city, district_id=container.district, display_name=city.district(container.district).name
     )
@@ -205,7 +200,8 @@ def alert_event(transition: AlertTransition, container: Container) -> alerts_pb2
 @cache
 def _named_district(city: str, district: str) -> common_pb2.District:
     # Looked up once per district: the processor sends a container's fill KPI per record.
-    return common_pb2.District(city_id=city, district_id=district, display_name=_cities()[city].district(district).name)
+    name = shared_cities()[city].district(district).name
+    return common_pb2.District(city_id=city, district_id=district, display_name=name)
 
 
 def kpi_to_pb(kpi: KpiValue) -> kpis_pb2.KpiObserved:

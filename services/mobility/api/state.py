@@ -37,11 +37,12 @@ from madina.bus import EventProducer
 from madina.bus.latest import LatestByKey
 from madina.bus.reader import read_topic
 from madina.contract import InvalidRecord
+from madina.geo import shared_cities
 from madina_proto.mobility.v1 import events_pb2, status_pb2
 from services.mobility.api.incrementality import FeedEntities, pushed_entity_key_parts
 from services.mobility.api.pull import FeedPoller, poll_feeds
 from services.mobility.domain.avl import PathIndex
-from services.mobility.domain.cities import route_cities, shared_cities
+from services.mobility.domain.cities import route_cities
 from services.mobility.domain.gtfs import Schedule
 from services.mobility.domain.parking import CarPark
 from services.mobility.settings import MobilitySettings

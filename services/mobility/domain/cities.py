@@ -11,16 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from functools import cache
 
-from madina.geo import City, district_at, load_cities
+from madina.geo import City, district_at
 from services.mobility.domain.gtfs import Feed, Schedule
-
-
-@cache
-def shared_cities() -> Mapping[str, City]:
-    """``madina/geo/cities.yaml``, read once per process (parsing it takes ~0.2 s)."""
-    return load_cities()
 
 
 def city_at(cities: Mapping[str, City], lat: float, lon: float) -> str:
